@@ -1,0 +1,1 @@
+"""Benchmark scenarios: each prints `bench <name>: <figure> <unit> (target <t>)`."""

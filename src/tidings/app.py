@@ -1,0 +1,34 @@
+"""The FastAPI application: mounts every domain's router under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy import Engine
+
+from tidings import __version__
+from tidings.http import install_problem_handlers, require_api_key
+from tidings.members.api import router as members_router
+from tidings.migrate import ready_engine
+from tidings.orders.api import router as orders_router
+
+
+def create_app(engine: Engine | None = None) -> FastAPI:
+    """Builds the application on `engine` (default: the configured store, migrated)."""
+    app = FastAPI(title="tidings", version=__version__, docs_url="/docs")
+    app.state.engine = engine or ready_engine()
+    install_problem_handlers(app)
+
+    public = APIRouter(prefix="/api/v1")
+
+    @public.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        """Answers when the service is up; needs no key."""
+        return {"status": "ok", "version": __version__}
+
+    protected = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)])
+    protected.include_router(members_router)
+    protected.include_router(orders_router)
+
+    app.include_router(public)
+    app.include_router(protected)
+    return app

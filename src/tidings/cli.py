@@ -1,0 +1,57 @@
+"""The `tidings` command: mounts every domain's command group."""
+
+from __future__ import annotations
+
+import typer
+
+from tidings import migrate
+from tidings.accounts.cli import apikey_app
+from tidings.config import get_settings
+from tidings.db import make_engine
+from tidings.demo.cli import demo_app
+from tidings.members.cli import import_members, import_stores, member_app
+from tidings.orders.cli import import_orders, import_products
+
+app = typer.Typer(
+    name="tidings",
+    help="Self-hosted SMS member engagement for retailers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The store: create and migrate its tables.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import CSV files (UTF-8 or GBK, English or Chinese headers).", no_args_is_help=True
+)
+import_app.command("members")(import_members)
+import_app.command("orders")(import_orders)
+import_app.command("stores")(import_stores)
+import_app.command("products")(import_products)
+
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(member_app, name="member")
+app.add_typer(demo_app, name="demo")
+app.add_typer(apikey_app, name="apikey")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Migration to reach.")) -> None:
+    """Creates or migrates the tables of the configured store (TIDINGS_DATABASE_URL)."""
+    engine = make_engine()
+    migrate.upgrade(engine, revision)
+    typer.echo(f"store {engine.url.render_as_string()} is at revision {revision}")
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option(None, help="Address to bind (default from settings: 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port to bind (default from settings: 8000)."),
+) -> None:
+    """Runs the HTTP API (and, later, the console and the dispatcher) in one process."""
+    import uvicorn
+
+    from tidings.app import create_app
+
+    settings = get_settings()
+    migrate.upgrade(make_engine())
+    uvicorn.run(create_app(), host=host or settings.api_host, port=port or settings.api_port)

@@ -1,0 +1,229 @@
+"""The store: engine and session factory, the declarative Base, and Arrow bulk helpers.
+
+Rows move in bulk as Polars frames: reads go through ADBC straight into Arrow, writes go
+through the session's own connection (executemany on SQLite, COPY on PostgreSQL) so that
+they join the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from tidings.config import get_settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp stored in UTC on every engine (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: times must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Base of every table; constraint names are stable so migrations can refer to them."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str | None = None, *, schema: str | None = None) -> Engine:
+    """Creates an engine for `url` (default: settings); `schema` sets PostgreSQL's search_path."""
+    url = url or get_settings().database_url
+    if url.startswith("sqlite"):
+        _prepare_sqlite_file(url)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that
+        # SAVEPOINTs and bulk writes stay inside the session's transaction.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        return engine
+    if schema:
+        url = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Returns the session factory for `engine`; sessions never commit by themselves."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """Opens a session, commits when the block succeeds and rolls back when it raises."""
+    with session_factory(engine)() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def is_sqlite(bind: Engine | Connection | Session) -> bool:
+    """Tells whether `bind` talks to SQLite."""
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    return engine.dialect.name == "sqlite"
+
+
+def read_frame(engine: Engine, sql: str, *, schema: dict[str, Any] | None = None) -> pl.DataFrame:
+    """Runs `sql` through ADBC and returns the result as a frame, cast to `schema` if given.
+
+    It reads committed data on a connection of its own (WAL lets it run beside writers).
+    Timestamp columns named in `schema` as `pl.Datetime` are parsed from SQLite's text.
+    """
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        import adbc_driver_sqlite.dbapi as adbc
+
+        connection = adbc.connect(str(Path(url.database or "").resolve()))
+    else:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        connection = adbc.connect(_libpq_uri(engine))
+    with connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+        table = cursor.fetch_arrow_table()
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return _cast_frame(frame, schema) if schema else frame
+
+
+def _libpq_uri(engine: Engine) -> str:
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _cast_frame(frame: pl.DataFrame, schema: dict[str, Any]) -> pl.DataFrame:
+    if frame.height == 0 and frame.width == 0:
+        return pl.DataFrame(schema=schema)
+    casts = []
+    for name, dtype in schema.items():
+        column = pl.col(name)
+        current = frame.schema[name]
+        if isinstance(dtype, pl.Datetime) and current == pl.String:
+            casts.append(
+                column.str.to_datetime(time_zone="UTC", strict=False, time_unit="us").alias(name)
+            )
+        elif isinstance(dtype, pl.Datetime) and isinstance(current, pl.Datetime):
+            casts.append(column.dt.convert_time_zone("UTC").alias(name))
+        elif dtype == pl.Date and current == pl.String:
+            casts.append(column.str.to_date(strict=False).alias(name))
+        elif dtype == pl.Boolean and current != pl.Boolean:
+            casts.append(column.cast(pl.Int64).cast(pl.Boolean).alias(name))
+        else:
+            casts.append(column.cast(dtype).alias(name))
+    return frame.with_columns(casts)
+
+
+def bulk_insert(session: Session, table: str, frame: pl.DataFrame) -> int:
+    """Inserts every row of `frame` into `table` inside the session's transaction."""
+    if frame.height == 0:
+        return 0
+    columns = frame.columns
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    if is_sqlite(session):
+        placeholders = ", ".join("?" for _ in columns)
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
+        raw.executemany(sql, _sqlite_rows(frame))
+    else:
+        _copy_into(raw, table, frame)
+    return frame.height
+
+
+def execute_many(session: Session, sql: str, frame: pl.DataFrame) -> None:
+    """Runs a DBAPI statement with qmark (SQLite) or %s (PostgreSQL) markers for each row."""
+    if frame.height == 0:
+        return
+    raw = session.connection().connection.driver_connection
+    if is_sqlite(session):
+        raw.executemany(sql, _sqlite_rows(frame))
+    else:
+        with raw.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), frame.rows())
+
+
+def _sqlite_rows(frame: pl.DataFrame) -> Sequence[tuple[Any, ...]]:
+    """SQLite has no time types: timestamps go in as UTC text, the way UtcDateTime writes them."""
+    converted = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if isinstance(dtype, pl.Datetime):
+            if dtype.time_zone is not None:
+                column = column.dt.convert_time_zone("UTC")
+            converted.append(column.dt.strftime(SQLITE_TIME_FORMAT).alias(name))
+        elif dtype == pl.Date:
+            converted.append(column.dt.strftime("%Y-%m-%d").alias(name))
+        elif dtype in (pl.List, pl.Struct) or isinstance(dtype, pl.List | pl.Struct):
+            converted.append(column.map_elements(_json_text, return_dtype=pl.String).alias(name))
+    if converted:
+        frame = frame.with_columns(converted)
+    return frame.rows()
+
+
+def _json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _copy_into(raw: Any, table: str, frame: pl.DataFrame) -> None:
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, include_header=False, null_value="\\N", datetime_format=None)
+    with raw.cursor() as cursor:
+        columns = ", ".join(frame.columns)
+        sql = f"COPY {table} ({columns}) FROM STDIN (FORMAT csv, NULL '\\N')"
+        with cursor.copy(sql) as copy:
+            copy.write(buffer.getvalue())
+
+
+def utc_text(moment: datetime) -> str:
+    """Formats an aware time as SQLite stores it (UTC text)."""
+    return moment.astimezone(UTC).strftime(SQLITE_TIME_FORMAT)

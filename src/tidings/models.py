@@ -1,0 +1,8 @@
+"""Imports every domain's tables so that `Base.metadata` knows them all (Alembic, tests)."""
+
+from tidings.accounts import models as accounts_models
+from tidings.audit import models as audit_models
+from tidings.members import models as members_models
+from tidings.orders import models as orders_models
+
+__all__ = ["accounts_models", "audit_models", "members_models", "orders_models"]

@@ -1,0 +1,72 @@
+"""Tables of products, orders and their lines, and behaviour events (cart, page view, ...)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings import clock
+from tidings.db import Base, UtcDateTime
+
+
+class Product(Base):
+    """An item of the catalogue; consumables carry the days one pack lasts."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str | None] = mapped_column(String(100), index=True)
+    pack_size_days: Mapped[int | None] = mapped_column(Integer)
+    price_cents: Mapped[int | None] = mapped_column(Integer)
+
+
+class Order(Base):
+    """A purchase, identified by the retailer's own order id. Money in integer cents."""
+
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_member_id_ordered_at", "member_id", "ordered_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    ordered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    discount_cents: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
+
+
+class OrderItem(Base):
+    """One line of an order."""
+
+    __tablename__ = "order_items"
+    __table_args__ = (Index("ix_order_items_order_id", "order_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str | None] = mapped_column(String(100))
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    discounted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Event(Base):
+    """Something a member did or that happened around them: cart, page view, location, weather."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_member_id_kind_occurred_at", "member_id", "kind", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(50))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
