@@ -7,10 +7,14 @@ import typer
 from tidings import migrate
 from tidings.accounts.cli import apikey_app
 from tidings.config import get_settings
+from tidings.content.cli import message_app
 from tidings.db import make_engine
 from tidings.demo.cli import demo_app
 from tidings.members.cli import import_members, import_stores, member_app
 from tidings.orders.cli import import_orders, import_products
+from tidings.policy.cli import policy_app
+from tidings.profiles.cli import model_app, profiles_app
+from tidings.segments.cli import segment_app
 
 app = typer.Typer(
     name="tidings",
@@ -32,6 +36,11 @@ app.add_typer(import_app, name="import")
 app.add_typer(member_app, name="member")
 app.add_typer(demo_app, name="demo")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(profiles_app, name="profiles")
+app.add_typer(model_app, name="model")
+app.add_typer(segment_app, name="segment")
+app.add_typer(message_app, name="message")
+app.add_typer(policy_app, name="policy")
 
 
 @db_app.command("upgrade")

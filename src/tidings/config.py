@@ -21,7 +21,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the store; SQLite by default, PostgreSQL in production.",
     )
     var_dir: Path = Field(Path("./var"), description="Where local files (SQLite, inboxes) live.")
-    default_region: str = Field("CN", description="Region for phone numbers without a country code.")
+    default_region: str = Field(
+        "CN", description="Region for phone numbers without a country code."
+    )
     default_timezone: str = Field("Asia/Shanghai", description="Timezone of members without one.")
     brand_name: str = Field("tidings", description="Brand signature shown as 【品牌】.")
     import_batch_rows: int = Field(200_000, description="Rows read per batch when importing.")

@@ -77,12 +77,15 @@ def require_api_key(request: Request, db_session: DbSession) -> ApiKey:
     if scheme.lower() != "bearer" or not key.strip():
         raise HTTPException(
             401,
-            "send an API key as 'Authorization: Bearer <key>' (create one: tidings apikey create NAME)",
+            "send an API key as 'Authorization: Bearer <key>'"
+            " (create one with: tidings apikey create NAME)",
             headers={"WWW-Authenticate": "Bearer"},
         )
     api_key = accounts.authenticate(db_session=db_session, key=key.strip())
     if api_key is None:
-        raise HTTPException(401, "this API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "this API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"}
+        )
     return api_key
 
 

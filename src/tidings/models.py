@@ -4,5 +4,14 @@ from tidings.accounts import models as accounts_models
 from tidings.audit import models as audit_models
 from tidings.members import models as members_models
 from tidings.orders import models as orders_models
+from tidings.profiles import models as profiles_models
+from tidings.segments import models as segments_models
 
-__all__ = ["accounts_models", "audit_models", "members_models", "orders_models"]
+__all__ = [
+    "accounts_models",
+    "audit_models",
+    "members_models",
+    "orders_models",
+    "profiles_models",
+    "segments_models",
+]

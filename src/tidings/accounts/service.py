@@ -23,7 +23,9 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create(*, db_session: Session, name: str, scopes: list[str] | None = None) -> tuple[ApiKey, str]:
+def create(
+    *, db_session: Session, name: str, scopes: list[str] | None = None
+) -> tuple[ApiKey, str]:
     """Creates a key named `name`; returns the row and the key itself, which is never stored."""
     if db_session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
         raise ApiKeyError(f"an API key named '{name}' exists already; choose another name")

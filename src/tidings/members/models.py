@@ -75,7 +75,12 @@ class Member(Base):
     code: Mapped[str | None] = mapped_column(String(64), unique=True)
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)
     phone_status: Mapped[PhoneStatus] = mapped_column(
-        Enum(PhoneStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        Enum(
+            PhoneStatus,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        ),
         default=PhoneStatus.OK,
     )
     name: Mapped[str | None] = mapped_column(String(100))
@@ -103,7 +108,12 @@ class ConsentEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
     kind: Mapped[ConsentKind] = mapped_column(
-        Enum(ConsentKind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+        Enum(
+            ConsentKind,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        )
     )
     topic: Mapped[str] = mapped_column(String(32), default="marketing")
     source: Mapped[str] = mapped_column(String(200))
@@ -121,7 +131,12 @@ class Suppression(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     phone_hash: Mapped[str] = mapped_column(String(64), index=True)
     reason: Mapped[SuppressionReason] = mapped_column(
-        Enum(SuppressionReason, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+        Enum(
+            SuppressionReason,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        )
     )
     source: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)

@@ -1,4 +1,4 @@
-"""Alembic environment: migrates the connection `tidings.migrate` hands over, or the settings URL."""
+"""Alembic environment: migrates the connection handed over by `tidings.migrate`."""
 
 from __future__ import annotations
 

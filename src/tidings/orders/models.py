@@ -61,7 +61,9 @@ class Event(Base):
     """Something a member did or that happened around them: cart, page view, location, weather."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_member_id_kind_occurred_at", "member_id", "kind", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_events_member_id_kind_occurred_at", "member_id", "kind", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
