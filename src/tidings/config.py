@@ -26,6 +26,20 @@ class Settings(BaseSettings):
     )
     default_timezone: str = Field("Asia/Shanghai", description="Timezone of members without one.")
     brand_name: str = Field("tidings", description="Brand signature shown as 【品牌】.")
+    opt_out_text: str = Field("拒收请回复R", description="Ends every marketing message.")
+    short_link_domain: str = Field("t.example.cn", description="Domain of the brand's short links.")
+    max_message_parts: int = Field(3, description="Most parts a message may take before a finding.")
+    price_per_part_cents: int = Field(5, description="Price of one SMS part (分).")
+    sensitive_words_file: Path | None = Field(
+        None, description="A UTF-8 file of blocked terms, one per line, added to the shipped list."
+    )
+    send_window: str = Field("08:00-20:00", description="Local hours marketing may be sent.")
+    quiet_hours: str = Field("22:00-08:00", description="Local hours nothing but replies is sent.")
+    caps: str = Field(
+        "default=4/30d;active=1/7d;gold=2/7d",
+        description="Marketing messages per member by tier or activity, over rolling windows.",
+    )
+    offer_cooldown_days: int = Field(30, description="Days before an offer type recurs.")
     import_batch_rows: int = Field(200_000, description="Rows read per batch when importing.")
     api_host: str = Field("127.0.0.1", description="Address `tidings serve` binds to.")
     api_port: int = Field(8000, description="Port `tidings serve` binds to.")
