@@ -1,0 +1,72 @@
+"""The store helpers: times stay timezone-aware, bulk writes join the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+from sqlalchemy import Engine, func, select
+
+from tidings import clock
+from tidings.db import bulk_insert, read_frame, session_scope
+from tidings.members.models import Member, Store
+
+
+def test_times_come_back_aware_and_in_utc(engine: Engine) -> None:
+    shanghai = timezone(timedelta(hours=8))
+    with session_scope(engine) as db_session:
+        db_session.add(
+            Member(code="M1", registered_at=datetime(2025, 3, 1, 9, 30, tzinfo=shanghai))
+        )
+    with session_scope(engine) as db_session:
+        member = db_session.scalars(select(Member)).one()
+    assert member.registered_at == datetime(2025, 3, 1, 1, 30, tzinfo=UTC)
+    assert member.registered_at is not None and member.registered_at.utcoffset() == timedelta(0)
+
+
+def test_naive_times_are_refused(engine: Engine) -> None:
+    with pytest.raises(Exception, match="timezone-aware"), session_scope(engine) as db_session:
+        db_session.add(Member(code="M1", registered_at=datetime(2025, 3, 1, 9, 30)))
+        db_session.flush()
+
+
+def test_bulk_insert_then_read_frame_round_trips(engine: Engine) -> None:
+    stores = pl.DataFrame(
+        {
+            "code": ["SH01", "BJ01"],
+            "name": ["上海徐汇店", "北京朝阳店"],
+            "city": ["上海", "北京"],
+            "latitude": [31.19, 39.92],
+            "created_at": [datetime(2025, 1, 1, tzinfo=UTC)] * 2,
+        }
+    )
+    with session_scope(engine) as db_session:
+        assert bulk_insert(db_session, "stores", stores) == 2
+    frame = read_frame(
+        engine,
+        "SELECT code, name, city, latitude, created_at FROM stores ORDER BY code",
+        schema={"created_at": pl.Datetime("us", "UTC"), "latitude": pl.Float64},
+    )
+    assert frame["code"].to_list() == ["BJ01", "SH01"]
+    assert frame["name"].to_list() == ["北京朝阳店", "上海徐汇店"]
+    assert frame["created_at"].to_list() == [datetime(2025, 1, 1, tzinfo=UTC)] * 2
+
+
+def test_bulk_insert_rolls_back_with_the_transaction(engine: Engine) -> None:
+    stores = pl.DataFrame({"code": ["SH01"], "name": ["上海徐汇店"]}).with_columns(
+        created_at=pl.lit(clock.now())
+    )
+    with pytest.raises(RuntimeError), session_scope(engine) as db_session:
+        bulk_insert(db_session, "stores", stores)
+        raise RuntimeError("the import failed half-way")
+    with session_scope(engine) as db_session:
+        assert db_session.scalar(select(func.count()).select_from(Store)) == 0
+
+
+def test_frozen_clock_is_what_now_returns() -> None:
+    moment = datetime(2026, 1, 28, 19, 59, tzinfo=timezone(timedelta(hours=8)))
+    with clock.frozen(moment):
+        assert clock.now() == moment
+        assert clock.now().tzinfo == UTC
+    assert clock.now() != moment
