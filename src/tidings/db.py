@@ -75,9 +75,10 @@ def make_engine(url: str | None = None, *, schema: str | None = None) -> Engine:
         # SAVEPOINTs and bulk writes stay inside the session's transaction.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
+    parsed = make_url(url)
     if schema:
-        url = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    return create_engine(url, pool_pre_ping=True)
+        parsed = parsed.update_query_dict({"options": f"-csearch_path={schema}"})
+    return create_engine(parsed, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -121,13 +122,13 @@ def read_frame(engine: Engine, sql: str, *, schema: dict[str, Any] | None = None
     """
     url = engine.url
     if url.get_backend_name() == "sqlite":
-        import adbc_driver_sqlite.dbapi as adbc
+        import adbc_driver_sqlite.dbapi as adbc_sqlite
 
-        connection = adbc.connect(str(Path(url.database or "").resolve()))
+        connection = adbc_sqlite.connect(str(Path(url.database or "").resolve()))
     else:
-        import adbc_driver_postgresql.dbapi as adbc
+        import adbc_driver_postgresql.dbapi as adbc_postgresql
 
-        connection = adbc.connect(_libpq_uri(engine))
+        connection = adbc_postgresql.connect(_libpq_uri(engine))
     with connection, connection.cursor() as cursor:
         cursor.execute(sql)
         table = cursor.fetch_arrow_table()
@@ -167,8 +168,7 @@ def bulk_insert(session: Session, table: str, frame: pl.DataFrame) -> int:
     if frame.height == 0:
         return 0
     columns = frame.columns
-    connection = session.connection()
-    raw = connection.connection.driver_connection
+    raw = _driver_connection(session)
     if is_sqlite(session):
         placeholders = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
@@ -182,12 +182,19 @@ def execute_many(session: Session, sql: str, frame: pl.DataFrame) -> None:
     """Runs a DBAPI statement with qmark (SQLite) or %s (PostgreSQL) markers for each row."""
     if frame.height == 0:
         return
-    raw = session.connection().connection.driver_connection
+    raw = _driver_connection(session)
     if is_sqlite(session):
         raw.executemany(sql, _sqlite_rows(frame))
     else:
         with raw.cursor() as cursor:
             cursor.executemany(sql.replace("?", "%s"), frame.rows())
+
+
+def _driver_connection(session: Session) -> Any:
+    """The DBAPI connection under the session's current transaction."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    return raw
 
 
 def _sqlite_rows(frame: pl.DataFrame) -> Sequence[tuple[Any, ...]]:
