@@ -2,6 +2,8 @@
 
 from tidings.accounts import models as accounts_models
 from tidings.audit import models as audit_models
+from tidings.campaigns import models as campaigns_models
+from tidings.dispatch import models as dispatch_models
 from tidings.members import models as members_models
 from tidings.orders import models as orders_models
 from tidings.profiles import models as profiles_models
@@ -10,6 +12,8 @@ from tidings.segments import models as segments_models
 __all__ = [
     "accounts_models",
     "audit_models",
+    "campaigns_models",
+    "dispatch_models",
     "members_models",
     "orders_models",
     "profiles_models",

@@ -1,0 +1,1 @@
+"""Campaigns: audiences, variants, holdout, schedules and staged rollout."""

@@ -1,0 +1,1 @@
+"""The outbox and the dispatcher: claims, worker, rate limits, delivery receipts."""

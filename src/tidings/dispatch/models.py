@@ -1,0 +1,156 @@
+"""Tables of the outbox (one Message row per send, the truth about it) and delivery receipts."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings import clock
+from tidings.db import Base, UtcDateTime
+
+
+def _enum(kind: type[enum.Enum]) -> Enum:
+    return Enum(kind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+class MessageState(enum.StrEnum):
+    """Where a message is on its way to a handset. States only move forward."""
+
+    PLANNED = "planned"
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    # Handed to a provider that cannot say whether it took it: never resent.
+    UNKNOWN = "unknown"
+
+
+S = MessageState
+
+# The one place that says which moves are allowed. Every UPDATE of a message's state is
+# guarded by `state IN sources(target)`, so a late or repeated event never moves it back.
+# submitting -> queued is the only step back, and only for a message the provider never
+# took (a throttled or refused call, or one the provider's query does not know).
+TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
+    S.PLANNED: frozenset({S.QUEUED, S.CANCELLED, S.SKIPPED}),
+    S.QUEUED: frozenset({S.SUBMITTING, S.CANCELLED, S.SKIPPED, S.EXPIRED}),
+    S.SUBMITTING: frozenset({S.SUBMITTED, S.QUEUED, S.FAILED, S.UNKNOWN}),
+    S.SUBMITTED: frozenset({S.DELIVERED, S.FAILED, S.EXPIRED}),
+    # A late receipt settles what a crash left uncertain; it never causes a resend.
+    S.UNKNOWN: frozenset({S.DELIVERED, S.FAILED, S.EXPIRED}),
+    S.DELIVERED: frozenset(),
+    S.FAILED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.SKIPPED: frozenset(),
+}
+FINAL_STATES = frozenset(state for state, targets in TRANSITIONS.items() if not targets)
+SETTLED_STATES = FINAL_STATES | {S.UNKNOWN}
+
+
+def sources(target: MessageState) -> list[str]:
+    """Returns the states a message may be in to move to `target`, sorted."""
+    return sorted(state.value for state, targets in TRANSITIONS.items() if target in targets)
+
+
+def state_guard(target: MessageState, column: str = "state") -> str:
+    """Returns the SQL condition `column IN (...)` that allows a move to `target`."""
+    allowed = ", ".join(f"'{state}'" for state in sources(target))
+    return f"{column} IN ({allowed})"
+
+
+class MessageKind(enum.StrEnum):
+    """Why a message is sent; it decides the send window and the priority."""
+
+    MARKETING = "marketing"
+    TRIGGER = "trigger"
+    TRANSACTIONAL = "transactional"
+    REPLY = "reply"
+
+
+# Lower goes first: a reply to a member outranks a receipt, which outranks a promotion.
+PRIORITY: dict[MessageKind, int] = {
+    MessageKind.REPLY: 0,
+    MessageKind.TRANSACTIONAL: 1,
+    MessageKind.TRIGGER: 5,
+    MessageKind.MARKETING: 9,
+}
+
+
+class Message(Base):
+    """One member's message of one campaign or trigger firing: the outbox and the ledger."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_state_priority_send_at", "state", "priority", "send_at"),
+        Index("ix_messages_campaign_id_state", "campaign_id", "state"),
+        Index("ix_messages_provider_provider_message_id", "provider", "provider_message_id"),
+        Index("ix_messages_member_id_created_at", "member_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(100), unique=True)
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE")
+    )
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"))
+    trigger_id: Mapped[int | None] = mapped_column(Integer)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    phone: Mapped[str] = mapped_column(String(20))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[MessageKind] = mapped_column(_enum(MessageKind), default=MessageKind.MARKETING)
+    offer_type: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer, default=PRIORITY[MessageKind.MARKETING])
+    text: Mapped[str] = mapped_column(Text)
+    parts: Mapped[int] = mapped_column(Integer, default=1)
+    cost_cents: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[MessageState] = mapped_column(_enum(MessageState), default=MessageState.PLANNED)
+    skip_reason: Mapped[str | None] = mapped_column(String(64))
+    rollout_stage: Mapped[int] = mapped_column(Integer, default=0)
+    send_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    provider: Mapped[str] = mapped_column(String(32), default="simulator")
+    provider_message_id: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    final_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now, onupdate=clock.now)
+
+
+class ReceiptStatus(enum.StrEnum):
+    """What a provider reports about a message it took."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class DeliveryReceipt(Base):
+    """A provider's report, kept as received; `message_id` is empty when no message matched."""
+
+    __tablename__ = "delivery_receipts"
+    __table_args__ = (
+        Index("ix_delivery_receipts_provider_provider_message_id", "provider", "provider_message_id"),
+        Index("ix_delivery_receipts_message_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[ReceiptStatus] = mapped_column(_enum(ReceiptStatus))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
