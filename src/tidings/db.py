@@ -199,6 +199,11 @@ def _driver_connection(session: Session) -> Any:
 
 def _sqlite_rows(frame: pl.DataFrame) -> Sequence[tuple[Any, ...]]:
     """SQLite has no time types: timestamps go in as UTC text, the way UtcDateTime writes them."""
+    return _sqlite_ready(frame).rows()
+
+
+def _sqlite_ready(frame: pl.DataFrame) -> pl.DataFrame:
+    """Turns times, dates and nested values into the text SQLite keeps for them."""
     converted = []
     for name, dtype in frame.schema.items():
         column = pl.col(name)
@@ -212,7 +217,7 @@ def _sqlite_rows(frame: pl.DataFrame) -> Sequence[tuple[Any, ...]]:
             converted.append(column.map_elements(_json_text, return_dtype=pl.String).alias(name))
     if converted:
         frame = frame.with_columns(converted)
-    return frame.rows()
+    return frame
 
 
 def _json_text(value: Any) -> str:
@@ -234,3 +239,141 @@ def _copy_into(raw: Any, table: str, frame: pl.DataFrame) -> None:
 def utc_text(moment: datetime) -> str:
     """Formats an aware time as SQLite stores it (UTC text)."""
     return moment.astimezone(UTC).strftime(SQLITE_TIME_FORMAT)
+
+
+class BulkStore:
+    """A store connection that moves Polars frames in and out in bulk, one transaction at a time.
+
+    SQL is written with `?` markers; temporary tables are created with `create_temp` and live
+    until the transaction ends or the table is created again.
+    """
+
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Runs one statement and returns the number of rows it changed."""
+        raise NotImplementedError
+
+    def frame(
+        self, sql: str, params: Sequence[Any] = (), *, schema: dict[str, Any]
+    ) -> pl.DataFrame:
+        """Runs a query and returns its rows as a frame cast to `schema`."""
+        raise NotImplementedError
+
+    def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool = False) -> int:
+        """Appends every row of `frame` to `table` (its columns named as the frame's)."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        """Ends the current transaction, keeping its changes."""
+        raise NotImplementedError
+
+    def create_temp(self, table: str, columns: dict[str, str]) -> None:
+        """Creates (or recreates, empty) a temporary table of the given SQL column types."""
+        body = ", ".join(f"{name} {sql_type}" for name, sql_type in columns.items())
+        if self.dialect == "sqlite":
+            self.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            self.execute(f"CREATE TEMP TABLE {table} ({body})")
+        else:
+            self.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
+            self.execute(f"CREATE TEMP TABLE {table} ({body}) ON COMMIT DROP")
+
+
+class SessionBulkStore(BulkStore):
+    """Bulk moves inside a SQLAlchemy session's transaction; `commit` commits the session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = "sqlite" if is_sqlite(session) else "postgresql"
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        raw = _driver_connection(self.session)
+        if self.dialect == "sqlite":
+            return int(raw.execute(sql, tuple(params)).rowcount)
+        with raw.cursor() as cursor:
+            cursor.execute(sql.replace("?", "%s"), tuple(params))
+            return int(cursor.rowcount)
+
+    def frame(
+        self, sql: str, params: Sequence[Any] = (), *, schema: dict[str, Any]
+    ) -> pl.DataFrame:
+        raw = _driver_connection(self.session)
+        if self.dialect == "sqlite":
+            cursor = raw.execute(sql, tuple(params))
+            rows = cursor.fetchall()
+        else:
+            with raw.cursor() as cursor:
+                cursor.execute(sql.replace("?", "%s"), tuple(params))
+                rows = cursor.fetchall()
+        frame = pl.DataFrame(rows, schema=list(schema), orient="row", infer_schema_length=None)
+        return _cast_frame(frame, schema)
+
+    def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool = False) -> int:
+        return bulk_insert(self.session, table, frame)
+
+    def commit(self) -> None:
+        self.session.commit()
+
+
+class ArrowSqliteStore(BulkStore):
+    """Bulk moves on SQLite through ADBC: frames go in and come out as Arrow, no Python rows."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+        self.connection = adbc_sqlite.connect(path)
+        self.cursor = self.connection.cursor()
+        self.cursor.execute("PRAGMA busy_timeout=30000")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.cursor.execute(sql, tuple(params) if params else None)
+        return int(self.cursor.rowcount)
+
+    def frame(
+        self, sql: str, params: Sequence[Any] = (), *, schema: dict[str, Any]
+    ) -> pl.DataFrame:
+        self.cursor.execute(sql, tuple(params) if params else None)
+        result = pl.from_arrow(self.cursor.fetch_arrow_table())
+        assert isinstance(result, pl.DataFrame)
+        if result.width == 0:
+            return pl.DataFrame(schema=schema)
+        return _cast_frame(result, schema)
+
+    def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool = False) -> int:
+        if frame.height == 0:
+            return 0
+        ready = _sqlite_ready(frame).with_columns(pl.col(pl.Boolean).cast(pl.Int8))
+        self.cursor.adbc_ingest(table, ready.to_arrow(), mode="append", temporary=temporary)
+        return frame.height
+
+    def commit(self) -> None:
+        self.connection.commit()
+
+    def close(self) -> None:
+        """Rolls back what was not committed and closes the connection."""
+        self.connection.rollback()
+        self.cursor.close()
+        self.connection.close()
+
+
+@contextmanager
+def bulk_store(engine: Engine) -> Iterator[BulkStore]:
+    """Opens a bulk connection to the store: ADBC on a SQLite file, a session on PostgreSQL.
+
+    Nothing is committed unless the caller calls `commit`; what is left open is rolled back.
+    """
+    database = engine.url.database or ""
+    if engine.dialect.name == "sqlite" and database not in ("", ":memory:"):
+        store = ArrowSqliteStore(str(Path(database).resolve()))
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    with session_factory(engine)() as session:
+        try:
+            yield SessionBulkStore(session)
+        finally:
+            session.rollback()
