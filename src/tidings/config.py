@@ -41,6 +41,48 @@ class Settings(BaseSettings):
     )
     offer_cooldown_days: int = Field(30, description="Days before an offer type recurs.")
     import_batch_rows: int = Field(200_000, description="Rows read per batch when importing.")
+    redis_url: str | None = Field(
+        None, description="Redis URL; when set, workers share provider rate limits through it."
+    )
+    default_provider: str = Field("simulator", description="Provider of messages naming none.")
+    dispatch_batch_size: int = Field(500, description="Messages a worker claims at a time.")
+    dispatch_lease_seconds: float = Field(
+        30.0, description="Seconds a claim is held before another worker may take it over."
+    )
+    dispatch_receipt_timeout: float = Field(
+        3600.0, description="Seconds to wait for a receipt before asking the provider."
+    )
+    dispatch_max_attempts: int = Field(
+        8, description="Tries of a throttled or refused message before it fails."
+    )
+    simulator_inbox: Path = Field(
+        Path("./var/simulator-inbox.jsonl"),
+        description="JSON-lines file of what each simulated handset received.",
+    )
+    simulator_seed: int = Field(7, description="Seed of the simulator's outcomes.")
+    simulator_latency_ms: float = Field(0.0, description="Simulated time of one request (ms).")
+    simulator_throughput: int = Field(
+        0, description="Messages per second the simulated SMSC takes before it throttles (0: any)."
+    )
+    simulator_rate_per_second: int = Field(
+        0, description="Messages per second tidings sends to the simulator (0: no limit)."
+    )
+    simulator_concurrency: int = Field(4, description="Requests in flight to the simulator.")
+    simulator_max_batch: int = Field(500, description="Messages in one simulated request.")
+    simulator_delivery_rate: float = Field(
+        0.97, description="Share of accepted messages reported delivered."
+    )
+    simulator_failure_rate: float = Field(
+        0.005, description="Share of messages refused at once (an invalid number)."
+    )
+    simulator_throttle_share: float = Field(
+        0.0, description="Share of requests answered 'throttled, try later'."
+    )
+    simulator_receipt_delay: str = Field(
+        "1-20", description="Seconds between acceptance and receipt, as MIN-MAX."
+    )
+    simulator_reply_rate: float = Field(0.002, description="Share of delivered messages answered.")
+    simulator_click_rate: float = Field(0.02, description="Share of delivered messages clicked.")
     api_host: str = Field("127.0.0.1", description="Address `tidings serve` binds to.")
     api_port: int = Field(8000, description="Port `tidings serve` binds to.")
 
