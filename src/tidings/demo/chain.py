@@ -48,6 +48,9 @@ class Catalogue:
     category_count: np.ndarray
     popularity: np.ndarray  # share of each category among lines bought outside favourites
     replenishable: np.ndarray  # product numbers re-bought on a schedule
+    casual: np.ndarray  # the other product numbers, grouped by category
+    casual_first: np.ndarray  # index into `casual` of each category's first casual product
+    casual_count: np.ndarray
 
 
 def build_stores(*, rng: np.random.Generator) -> Stores:
@@ -115,6 +118,8 @@ def build_catalogue() -> Catalogue:
         }
     )
     popularity = np.array([category.popularity for category in CATEGORIES])
+    casual = np.flatnonzero(pack < REPLENISH_MIN_PACK_DAYS)
+    casual_count = np.bincount(category[casual], minlength=len(CATEGORIES))
     return Catalogue(
         frame=frame,
         category=category,
@@ -125,4 +130,7 @@ def build_catalogue() -> Catalogue:
         category_count=counts,
         popularity=popularity / popularity.sum(),
         replenishable=np.flatnonzero(pack >= REPLENISH_MIN_PACK_DAYS),
+        casual=casual,
+        casual_first=np.concatenate([[0], np.cumsum(casual_count)[:-1]]),
+        casual_count=casual_count,
     )

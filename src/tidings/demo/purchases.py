@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from tidings.demo.catalogue import REPLENISH_MIN_PACK_DAYS, STORE_TYPES
 from tidings.demo.chain import Catalogue, Stores
 from tidings.demo.people import SECONDS_PER_DAY, Shoppers, shopping_seconds
 
@@ -27,6 +28,7 @@ FAVOURITE_LINE_SHARE = 0.75  # lines from the member's favourite categories
 FAVOURITE_WEIGHTS = (0.55, 0.30, 0.15)  # most liked favourite first
 EXTRA_LINES_MEAN = {"visit": 1.1, "signup": 1.5, "replenish": 0.4}  # lines beyond the first
 MAX_LINES = 6  # lines per order
+CASUAL_SHARE = 0.8  # of unscheduled lines that fall on a consumable, bought as something else
 DISCOUNT_SHARE = 0.18  # lines sold at a discount
 DISCOUNT_FACTORS = np.array([0.95, 0.90, 0.85, 0.80, 0.70])  # 95折 ... 7折
 
@@ -198,6 +200,11 @@ def _lines(
     city = stores.city[home]
     elsewhere = stores.city_first[city] + (rng.random(size) * stores.city_count[city]).astype(int)
     store = np.where(rng.random(size) < HOME_STORE_SHARE, home, elsewhere)
+    # A visit timed for the home store's hours stays home when the other store is closed.
+    hour = orders.second / 3600
+    opens = np.array([kind.opens_hour for kind in STORE_TYPES])[stores.type[store]]
+    closes = np.array([kind.closes_hour for kind in STORE_TYPES])[stores.type[store]]
+    store = np.where((hour >= opens) & (hour < closes), store, home)
     extra = rng.poisson(np.array(list(EXTRA_LINES_MEAN.values()))[orders.kind])
     count = 1 + np.minimum(extra, MAX_LINES - 1)
     order = np.repeat(np.arange(size), count)
@@ -209,6 +216,17 @@ def _lines(
     product = catalogue.category_first[category] + (
         rng.random(order.size) * catalogue.category_count[category]
     ).astype(np.int64)
+    # Members who re-buy a consumable on schedule seldom buy it (or its like) in between.
+    casual = catalogue.casual[
+        np.minimum(
+            catalogue.casual_first[category]
+            + (rng.random(order.size) * catalogue.casual_count[category]).astype(np.int64),
+            catalogue.casual.size - 1,
+        )
+    ]
+    switch = (catalogue.casual_count[category] > 0) & (rng.random(order.size) < CASUAL_SHARE)
+    scheduled = catalogue.pack_size_days[product] >= REPLENISH_MIN_PACK_DAYS
+    product = np.where(switch & scheduled, casual, product)
     forced = (line_no == 0) & (orders.product[order] >= 0)
     product = np.where(forced, orders.product[order], product)
     several = rng.choice([1, 2, 3], size=order.size, p=[0.70, 0.22, 0.08])
