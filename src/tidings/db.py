@@ -30,6 +30,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+# Polars' %f writes nanoseconds; SQLAlchemy reads SQLite times with microseconds.
+POLARS_SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%6f"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -210,7 +212,7 @@ def _sqlite_ready(frame: pl.DataFrame) -> pl.DataFrame:
         if isinstance(dtype, pl.Datetime):
             if dtype.time_zone is not None:
                 column = column.dt.convert_time_zone("UTC")
-            converted.append(column.dt.strftime(SQLITE_TIME_FORMAT).alias(name))
+            converted.append(column.dt.strftime(POLARS_SQLITE_TIME_FORMAT).alias(name))
         elif dtype == pl.Date:
             converted.append(column.dt.strftime("%Y-%m-%d").alias(name))
         elif dtype in (pl.List, pl.Struct) or isinstance(dtype, pl.List | pl.Struct):
@@ -339,6 +341,7 @@ class ArrowSqliteStore(BulkStore):
         assert isinstance(result, pl.DataFrame)
         if result.width == 0:
             return pl.DataFrame(schema=schema)
+        result.columns = list(schema)
         return _cast_frame(result, schema)
 
     def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool = False) -> int:

@@ -1,0 +1,211 @@
+"""Member operations on the store: set-based upserts for imports, lookups for people.
+
+The bulk functions take a `BulkStore` (one connection, one transaction) and never commit;
+the import or the request that called them does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from tidings.db import BulkStore
+from tidings.members.models import ConsentEvent, ConsentKind, Member, Store
+
+UTC_TIME = pl.Datetime("us", "UTC")
+MEMBER_COLUMNS: dict[str, Any] = {
+    "id": pl.Int64,
+    "code": pl.String,
+    "phone": pl.String,
+    "phone_status": pl.String,
+    "name": pl.String,
+    "gender": pl.String,
+    "birthday": pl.Date,
+    "birthday_is_lunar": pl.Boolean,
+    "store_id": pl.Int64,
+    "tier": pl.String,
+    "points": pl.Int64,
+    "registered_at": UTC_TIME,
+}
+SQL_TYPES = {
+    "id": "BIGINT",
+    "grp": "BIGINT",
+    "member_id": "BIGINT",
+    "code": "VARCHAR(64)",
+    "phone": "VARCHAR(20)",
+    "phone_status": "VARCHAR(16)",
+    "name": "VARCHAR(200)",
+    "gender": "VARCHAR(1)",
+    "birthday": "DATE",
+    "birthday_is_lunar": "BOOLEAN",
+    "store_id": "BIGINT",
+    "tier": "VARCHAR(32)",
+    "points": "BIGINT",
+    "kind": "VARCHAR(16)",
+    "source": "VARCHAR(200)",
+    "city": "VARCHAR(100)",
+    "type": "VARCHAR(50)",
+    "latitude": "FLOAT",
+    "longitude": "FLOAT",
+}
+TIME_COLUMNS = ("registered_at", "updated_at", "created_at", "occurred_at")
+
+
+def temp_columns(store: BulkStore, names: list[str]) -> dict[str, str]:
+    """SQL types of a staging table's columns; times are text on SQLite, as UtcDateTime keeps."""
+    time_type = "TEXT" if store.dialect == "sqlite" else "TIMESTAMP WITH TIME ZONE"
+    return {name: time_type if name in TIME_COLUMNS else SQL_TYPES[name] for name in names}
+
+
+def stage(store: BulkStore, table: str, frame: pl.DataFrame) -> None:
+    """Puts `frame` in a fresh temporary table of the same column names."""
+    store.create_temp(table, temp_columns(store, frame.columns))
+    store.ingest(table, frame, temporary=True)
+
+
+def store_refs(*, store: BulkStore) -> pl.DataFrame:
+    """Every store's id under its code and under its name (codes first), as `ref`, `store_id`."""
+    stores = store.frame(
+        "SELECT id, code, name FROM stores ORDER BY id",
+        schema={"id": pl.Int64, "code": pl.String, "name": pl.String},
+    )
+    refs = pl.concat(
+        [
+            stores.select(pl.col("code").alias("ref"), pl.col("id").alias("store_id")),
+            stores.select(pl.col("name").alias("ref"), pl.col("id").alias("store_id")),
+        ]
+    )
+    return refs.unique("ref", keep="first", maintain_order=True)
+
+
+def match_members(*, store: BulkStore, keys: pl.DataFrame) -> pl.DataFrame:
+    """Stored members sharing a phone or a code with `keys` (`grp`, `phone`, `code`)."""
+    stage(store, "import_member_keys", keys.select("grp", "phone", "code"))
+    columns = ", ".join(f"m.{name}" for name in MEMBER_COLUMNS)
+    sql = " UNION ".join(
+        f"SELECT k.grp, {columns} FROM import_member_keys k JOIN members m ON m.{key} = k.{key}"
+        for key in ("phone", "code")
+    )
+    return store.frame(sql, schema={"grp": pl.Int64, **MEMBER_COLUMNS})
+
+
+def member_ids(*, store: BulkStore) -> pl.DataFrame:
+    """The id of each staged key group (`grp`, `member_id`), after inserts and updates."""
+    sql = " UNION ".join(
+        f"SELECT k.grp, m.id FROM import_member_keys k JOIN members m ON m.{key} = k.{key}"
+        for key in ("code", "phone")
+    )
+    ids = store.frame(sql, schema={"grp": pl.Int64, "member_id": pl.Int64})
+    return ids.unique("grp", keep="first")
+
+
+def insert_members(*, store: BulkStore, members: pl.DataFrame) -> int:
+    """Inserts new members (columns named as the table's)."""
+    return store.ingest("members", members)
+
+
+def update_members(*, store: BulkStore, members: pl.DataFrame) -> int:
+    """Writes changed members (an `id` column and the columns to set) in one statement."""
+    if members.height == 0:
+        return 0
+    stage(store, "import_member_updates", members)
+    assignments = ", ".join(f"{name} = u.{name}" for name in members.columns if name != "id")
+    return store.execute(
+        f"UPDATE members SET {assignments} FROM import_member_updates u WHERE members.id = u.id"
+    )
+
+
+def record_consent(*, store: BulkStore, events: pl.DataFrame) -> int:
+    """Appends marketing consent events that change a member's latest consent.
+
+    An event older than the member's latest one is not recorded: the ledger knows better
+    (an opt-out by SMS reply outranks an old registration form).
+    """
+    if events.height == 0:
+        return 0
+    stage(store, "import_consent", events)
+    return store.execute(
+        "INSERT INTO consent_events (member_id, kind, topic, source, occurred_at, created_at)"
+        " SELECT c.member_id, c.kind, 'marketing', c.source, c.occurred_at, c.created_at"
+        " FROM import_consent c"
+        " WHERE NOT EXISTS (SELECT 1 FROM consent_events e WHERE e.member_id = c.member_id"
+        "   AND e.topic = 'marketing' AND e.occurred_at > c.occurred_at)"
+        " AND COALESCE((SELECT e.kind FROM consent_events e WHERE e.member_id = c.member_id"
+        "   AND e.topic = 'marketing' ORDER BY e.occurred_at DESC, e.id DESC LIMIT 1), '')"
+        "   <> c.kind"
+    )
+
+
+def upsert_stores(*, store: BulkStore, stores: pl.DataFrame) -> tuple[int, int]:
+    """Inserts new stores and updates changed ones by code; returns (inserted, updated)."""
+    columns = ["code", "name", "city", "type", "latitude", "longitude"]
+    current = store.frame(
+        f"SELECT id, {', '.join(columns)} FROM stores",
+        schema={"id": pl.Int64, **{name: stores.schema[name] for name in columns}},
+    )
+    joined = stores.join(current, on="code", how="left", suffix="_old")
+    new = joined.filter(pl.col("id").is_null()).select(columns)
+    differs = pl.any_horizontal(pl.col(name).ne_missing(pl.col(f"{name}_old")) for name in columns)
+    changed = joined.filter(pl.col("id").is_not_null() & differs).select("id", *columns[1:])
+    store.ingest("stores", new.with_columns(created_at=pl.lit(_now(), dtype=UTC_TIME)))
+    if changed.height:
+        stage(store, "import_store_updates", changed)
+        assignments = ", ".join(f"{name} = u.{name}" for name in columns[1:])
+        store.execute(
+            f"UPDATE stores SET {assignments} FROM import_store_updates u WHERE stores.id = u.id"
+        )
+    return new.height, changed.height
+
+
+def _now() -> Any:
+    from tidings import clock
+
+    return clock.now()
+
+
+def find_member(*, db_session: Session, key: str, region: str) -> Member | None:
+    """Finds a member by phone (any common dressing) or by member code."""
+    from tidings.members.phone import classify
+
+    phone, _status, _reason = classify(key, region=region)
+    condition = (
+        Member.code == key if phone is None else or_(Member.phone == phone, Member.code == key)
+    )
+    return db_session.scalars(select(Member).where(condition).limit(1)).first()
+
+
+def latest_consent(*, db_session: Session, member_id: int) -> ConsentKind | None:
+    """The member's latest marketing consent, or None when the ledger has nothing."""
+    event = db_session.scalars(
+        select(ConsentEvent)
+        .where(ConsentEvent.member_id == member_id, ConsentEvent.topic == "marketing")
+        .order_by(ConsentEvent.occurred_at.desc(), ConsentEvent.id.desc())
+        .limit(1)
+    ).first()
+    return event.kind if event else None
+
+
+def member_view(*, db_session: Session, member: Member) -> dict[str, Any]:
+    """The member as `tidings member show` prints it."""
+    store_code = db_session.get(Store, member.store_id).code if member.store_id else None  # type: ignore[union-attr]
+    consent = latest_consent(db_session=db_session, member_id=member.id)
+    return {
+        "member_code": member.code,
+        "phone": member.phone,
+        "phone_status": str(member.phone_status),
+        "name": member.name,
+        "gender": member.gender,
+        "birthday": member.birthday.isoformat() if member.birthday else None,
+        "birthday_is_lunar": member.birthday_is_lunar,
+        "store_code": store_code,
+        "tier": member.tier,
+        "points": member.points,
+        "consent": None
+        if consent is None
+        else ("opted_in" if consent == ConsentKind.OPT_IN else "opted_out"),
+        "registered_at": member.registered_at.isoformat() if member.registered_at else None,
+        "tags": member.tags or [],
+    }
