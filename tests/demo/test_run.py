@@ -1,0 +1,95 @@
+"""`tidings demo run`: generate once, import into the store, sum up; twice changes nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import Engine
+
+from tidings.demo.generate import RetailerSpec
+from tidings.demo.run import DemoRun, Step, generate_files, run_demo
+
+FILES = {"stores.csv", "products.csv", "members.csv", "orders.csv"}
+
+
+def _run_arguments(directory: Path, *extra: str) -> list[str]:
+    return ["demo", "run", "--members", "300", "--months", "3", "--dir", str(directory), *extra]
+
+
+def test_demo_run_imports_a_small_retailer_without_rejects_and_again_changes_nothing(
+    cli, tmp_path: Path
+) -> None:
+    directory = tmp_path / "demo"
+    first = cli(*_run_arguments(directory))
+    assert first.exit_code == 0, first.output
+    assert "Top categories by revenue" in first.output
+    assert "orders.csv" in first.output
+
+    again = cli(*_run_arguments(directory, "--json"))
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.output)
+    assert report["reused_files"] is True
+    assert set(report["imports"]) == FILES
+    for name, result in report["imports"].items():
+        assert result["rejected"] == 0, (name, result)
+        assert result["inserted"] == 0, (name, result)
+    orders = pl.read_csv(directory / "orders.csv", infer_schema=False)
+    store = report["store"]
+    assert store["members"] == 300
+    assert store["stores"] == pl.read_csv(directory / "stores.csv").height
+    assert store["products"] == pl.read_csv(directory / "products.csv").height
+    assert store["orders"] == orders["order_id"].n_unique()
+    assert store["order_lines"] == orders.height
+    cents = (orders["amount"].cast(pl.Float64) * 100).round().cast(pl.Int64)
+    assert store["revenue_cents"] == cents.sum()
+    by_category = (
+        orders.with_columns(cents=cents).group_by("category").agg(pl.col("cents").sum())
+    ).sort("cents", descending=True)
+    assert store["top_categories"][0]["category"] == by_category["category"][0]
+    assert store["top_categories"][0]["revenue_cents"] == by_category["cents"][0]
+
+
+def test_demo_run_on_a_dirty_retailer_keeps_the_good_rows_and_reports_the_bad(
+    cli, tmp_path: Path
+) -> None:
+    directory = tmp_path / "dirty"
+    result = cli(*_run_arguments(directory, "--dirty", "0.05", "--json"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    members, orders = report["imports"]["members.csv"], report["imports"]["orders.csv"]
+    assert members["rejected"] > 0
+    assert Path(members["rejects_file"]).exists()
+    assert orders["rejected"] > 0
+    assert report["store"]["members"] >= 300 - members["rejected"]
+    assert report["store"]["orders"] > 0
+
+
+def test_generation_is_skipped_only_for_the_same_parameters(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    def generate(seed: int) -> DemoRun:
+        spec = RetailerSpec(members=50, months=1, seed=seed, end=date(2025, 6, 30))
+        demo = DemoRun(spec=spec, directory=tmp_path, engine=sqlite_engine)
+        heard: list[tuple[str, str]] = []
+
+        def count_files(run: DemoRun) -> str:
+            return f"{len(list(run.directory.glob('*.csv')))} files"
+
+        steps = (Step("generate", generate_files), Step("count", count_files))
+        run_demo(run=demo, steps=steps, on_end=lambda name, line: heard.append((name, line)))
+        assert [name for name, _ in heard] == ["generate", "count"]
+        assert heard[1][1] == "4 files"
+        return demo
+
+    written = generate(1)
+    before = (tmp_path / "orders.csv").stat().st_mtime_ns
+    reused = generate(1)
+    assert (written.reused_files, reused.reused_files) == (False, True)
+    assert reused.generated is not None and written.generated is not None
+    assert reused.generated.rows == written.generated.rows
+    assert (tmp_path / "orders.csv").stat().st_mtime_ns == before
+    other = generate(2)
+    assert other.reused_files is False
