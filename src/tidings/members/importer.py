@@ -266,6 +266,8 @@ class MemberBatches:
 
     def add(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Cleans, merges and upserts one batch; returns its problems (`line`, `reason`, ...)."""
+        if frame.height == 0:
+            return NO_PROBLEMS
         good, problems = clean_members(frame, region=self.region, timezone=self.timezone)
         merged, merged_rows = merge_duplicates(good)
         merged = merged.rename({"group": "grp"}).with_columns(
@@ -339,6 +341,7 @@ class MemberBatches:
         )
 
 
+NO_PROBLEMS = pl.DataFrame(schema={"line": pl.Int64, "reason": pl.String, "rejected": pl.Boolean})
 STORED_FIELDS = (
     "code", "phone", "phone_status", "name", "gender", "birthday", "birthday_is_lunar",
     "store_id", "tier", "points", "registered_at",
@@ -401,3 +404,74 @@ def members_from_records(records: list[dict[str, object]]) -> pl.DataFrame:
     ]
     frame = pl.DataFrame(rows, schema=dict.fromkeys(MEMBER_FIELDS, pl.String))
     return frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("line"))
+
+
+STORE_ALIASES: dict[str, tuple[str, ...]] = {
+    "code": ("code", "store_code", "门店编码", "门店代码", "编码", "门店编号", "编号"),
+    "name": ("name", "store_name", "门店名称", "门店", "名称"),
+    "city": ("city", "城市"),
+    "type": ("type", "store_type", "门店类型", "类型"),
+    "latitude": ("latitude", "lat", "纬度"),
+    "longitude": ("longitude", "lng", "lon", "经度"),
+}
+
+
+def clean_stores(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cleans store rows; returns (one row per code, the last one winning; problems)."""
+    frame = with_all_fields(frame, tuple(STORE_ALIASES)).with_columns(
+        text(name).alias(name) for name in STORE_ALIASES
+    )
+    position = {
+        name: pl.col(name).cast(pl.Float64, strict=False).alias(f"_{name}")
+        for name in ("latitude", "longitude")
+    }
+    frame = frame.with_columns(position.values())
+    problem = reasons(
+        pl.when(pl.col("code").is_null()).then(pl.lit("no store code")),
+        pl.when(pl.col("name").is_null()).then(pl.lit("no store name")),
+        *(
+            pl.when(pl.col(name).is_not_null() & pl.col(f"_{name}").is_null()).then(
+                pl.format(f"{name} '{{}}' is not a number", name)
+            )
+            for name in position
+        ),
+    )
+    frame = frame.with_columns(problem.alias("reason"))
+    rejected = frame.filter(pl.col("reason").is_not_null()).select("line", "reason")
+    good = frame.filter(pl.col("reason").is_null()).select(
+        "code", "name", "city", "type", pl.col("_latitude").alias("latitude"),
+        pl.col("_longitude").alias("longitude"),
+    )  # fmt: skip
+    return good.unique("code", keep="last", maintain_order=True), rejected
+
+
+def import_stores(
+    *,
+    engine: Engine,
+    path: Path,
+    mapping: Path | None = None,
+    rejects_path: Path | None = None,
+    progress: bool = False,
+) -> ImportResult:
+    """Imports a store CSV (code, name, city, type, latitude, longitude), upserting by code."""
+    settings = get_settings()
+    path = Path(path)
+    result = ImportResult()
+    with CsvSource(path, aliases=STORE_ALIASES, mapping_path=mapping) as csv:
+        csv.require(all_of=("code", "name"))
+        rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
+        with bulk_store(engine) as store:
+            try:
+                for raw in csv.batches(settings.import_batch_rows, progress=progress):
+                    good, problems = clean_stores(csv.canonical(raw))
+                    inserted, updated = service.upsert_stores(store=store, stores=good)
+                    store.commit()
+                    rejects.write(raw, problems)
+                    result.rows += raw.height
+                    result.inserted += inserted
+                    result.updated += updated
+                    result.rejected += problems.height
+                    result.merged_duplicates += raw.height - problems.height - good.height
+            finally:
+                result.rejects_file = rejects.close()
+    return result

@@ -148,7 +148,9 @@ def upsert_stores(*, store: BulkStore, stores: pl.DataFrame) -> tuple[int, int]:
     )
     joined = stores.join(current, on="code", how="left", suffix="_old")
     new = joined.filter(pl.col("id").is_null()).select(columns)
-    differs = pl.any_horizontal(pl.col(name).ne_missing(pl.col(f"{name}_old")) for name in columns)
+    differs = pl.any_horizontal(
+        pl.col(name).ne_missing(pl.col(f"{name}_old")) for name in columns[1:]
+    )
     changed = joined.filter(pl.col("id").is_not_null() & differs).select("id", *columns[1:])
     store.ingest("stores", new.with_columns(created_at=pl.lit(_now(), dtype=UTC_TIME)))
     if changed.height:

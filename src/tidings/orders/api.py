@@ -1,7 +1,31 @@
-"""REST endpoints of this domain."""
+"""REST endpoints of this domain: the order-line batch import."""
 
 from __future__ import annotations
 
+import polars as pl
 from fastapi import APIRouter
 
-router = APIRouter()
+from tidings.db import SessionBulkStore
+from tidings.http import DbSession
+from tidings.members.api import batch_result, check_batch_size
+from tidings.members.schemas import BatchResult
+from tidings.orders.importer import ORDER_FIELDS, OrderBatches
+from tidings.orders.schemas import OrdersBatch
+
+router = APIRouter(tags=["orders"])
+
+
+@router.post("/orders:batch", response_model=BatchResult)
+def orders_batch(body: OrdersBatch, db_session: DbSession) -> BatchResult:
+    """Imports up to 10,000 order lines with the cleaning of the CSV import; idempotent."""
+    check_batch_size(len(body.orders), "order lines")
+    rows = [
+        {name: None if value is None else str(value) for name, value in line.model_dump().items()}
+        for line in body.orders
+    ]
+    frame = pl.DataFrame(rows, schema=dict.fromkeys(ORDER_FIELDS, pl.String)).with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("line")
+    )
+    batches = OrderBatches(store=SessionBulkStore(db_session), create_members=body.create_members)
+    problems = batches.add(frame, last=True)
+    return batch_result(batches.result, problems)

@@ -1,0 +1,404 @@
+"""Cleaning and importing order lines and products, shared by the CSV import and the batch API.
+
+One row is one order line. Rows with the same `order_id` are lines of one order; the order's
+member, time and store come from its first line, and a later line that says otherwise is
+rejected. The order's amount is the sum of its lines. Orders are immutable by `order_id`:
+re-importing a file skips the orders the store already has, so nothing is inserted twice and
+nothing changes. Lines of one order that arrive in different batches of the same import are
+all kept (the order is held back until its last line, or appended to when it is scattered).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import Engine
+
+from tidings import clock
+from tidings.config import get_settings
+from tidings.db import BulkStore, bulk_store
+from tidings.imports import (
+    PERSON_ALIASES,
+    CsvSource,
+    ImportResult,
+    RejectsWriter,
+    cents,
+    local_time,
+    reasons,
+    text,
+    whole_number,
+    yes_no,
+)
+from tidings.members.importer import NO_PROBLEMS, with_all_fields
+from tidings.members.phone import normalise_phones
+from tidings.members.service import store_refs
+from tidings.orders import service
+
+ORDER_ALIASES: dict[str, tuple[str, ...]] = {
+    "order_id": ("order_id", "order_no", "order_number", "订单号", "订单编号", "单号", "小票号"),
+    "ordered_at": ("ordered_at", "order_time", "purchased_at", "下单时间", "订单时间", "交易时间",
+                   "购买时间"),
+    **PERSON_ALIASES,
+    "amount": ("amount", "paid", "total", "金额", "实付金额", "支付金额", "实付", "销售金额"),
+    "sku": ("sku", "product_code", "item_code", "商品编码", "商品编号", "货号", "商品条码"),
+    "category": ("category", "品类", "类别", "商品品类", "分类"),
+    "quantity": ("quantity", "qty", "数量", "件数"),
+    "discount": ("discount", "折扣", "是否折扣", "优惠", "优惠金额", "折扣金额"),
+}  # fmt: skip
+ORDER_FIELDS = tuple(ORDER_ALIASES)
+PRODUCT_ALIASES: dict[str, tuple[str, ...]] = {
+    "sku": ORDER_ALIASES["sku"],
+    "name": ("name", "product_name", "商品名称", "名称", "品名"),
+    "category": ORDER_ALIASES["category"],
+    "pack_size_days": ("pack_size_days", "pack_days", "使用天数", "周期天数", "包装天数"),
+    "price": ("price", "单价", "价格", "售价"),
+}
+MAX_ORDER_ID_CHARS = 100
+ITEM_COLUMNS = ("order_id", "line_no", "sku", "category", "quantity", "amount_cents", "discounted")
+
+
+def clean_orders(
+    frame: pl.DataFrame, *, region: str, timezone: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cleans order lines; returns (good lines, problems as `line`, `reason`, `rejected`)."""
+    frame = with_all_fields(frame, ORDER_FIELDS).with_columns(
+        text(name).alias(name) for name in ORDER_FIELDS
+    )
+    frame = normalise_phones(frame, "phone", region=region).with_columns(
+        local_time(pl.col("ordered_at"), timezone).alias("_ordered_at"),
+        cents(pl.col("amount")).alias("amount_cents"),
+        whole_number(pl.col("quantity")).alias("_quantity"),
+        yes_no(pl.col("discount")).alias("_discounted"),
+        cents(pl.col("discount")).alias("_discount_cents"),
+    )
+    bad_discount = pl.col("discount").is_not_null() & pl.col("_discounted").is_null()
+    problem = reasons(
+        pl.when(pl.col("order_id").is_null()).then(pl.lit("no order_id")),
+        pl.when(pl.col("order_id").str.len_chars() > MAX_ORDER_ID_CHARS).then(
+            pl.lit(f"order_id is longer than {MAX_ORDER_ID_CHARS} characters")
+        ),
+        pl.when(pl.col("ordered_at").is_null()).then(pl.lit("no ordered_at")),
+        pl.when(pl.col("ordered_at").is_not_null() & pl.col("_ordered_at").is_null()).then(
+            pl.format("ordered_at '{}' is not a date and time", "ordered_at")
+        ),
+        pl.when(pl.col("amount").is_null()).then(pl.lit("no amount")),
+        pl.when(pl.col("amount").is_not_null() & pl.col("amount_cents").is_null()).then(
+            pl.format("amount '{}' is not an amount in yuan (like 12.50)", "amount")
+        ),
+        pl.when(pl.col("member_code").is_null() & pl.col("phone_e164").is_null()).then(
+            pl.coalesce("phone_problem", pl.lit("no phone and no member code"))
+        ),
+        pl.when(pl.col("quantity").is_not_null() & pl.col("_quantity").is_null()).then(
+            pl.format("quantity '{}' is not a whole number", "quantity")
+        ),
+        pl.when(bad_discount & pl.col("_discount_cents").is_null()).then(
+            pl.format("discount '{}' is neither yes/no nor an amount in yuan", "discount")
+        ),
+    )
+    frame = frame.with_columns(problem.alias("_reason"))
+    rejected = frame.filter(pl.col("_reason").is_not_null()).select(
+        "line", pl.col("_reason").alias("reason"), pl.lit(True).alias("rejected")
+    )
+    discount_cents = pl.when(bad_discount).then("_discount_cents").otherwise(0)
+    good = frame.filter(pl.col("_reason").is_null()).select(
+        "line",
+        pl.col("order_id").alias("external_id"),
+        pl.col("_ordered_at").alias("ordered_at"),
+        "amount_cents",
+        discount_cents.fill_null(0).alias("discount_cents"),
+        pl.coalesce("_discounted", discount_cents > 0).fill_null(False).alias("discounted"),
+        pl.col("member_code").alias("code"),
+        pl.col("phone_e164").alias("phone"),
+        pl.col("phone_status"),
+        pl.col("store_code").alias("store_ref"),
+        "sku",
+        "category",
+        pl.col("_quantity").fill_null(1).alias("quantity"),
+    )
+    return good, rejected
+
+
+class OrderBatches:
+    """Applies order-line batches to the store and counts what happened across all of them."""
+
+    def __init__(self, *, store: BulkStore, create_members: bool) -> None:
+        settings = get_settings()
+        self.store, self.create_members = store, create_members
+        self.region, self.timezone = settings.default_region, settings.default_timezone
+        self.result = ImportResult()
+        self.members = service.member_keys(store=store)
+        self.stores = store_refs(store=store)
+        self.products = service.product_categories(store=store)
+        self.first_new_order = service.last_order_id(store=store) + 1
+        self.waiting = pl.DataFrame()
+
+    def add(self, frame: pl.DataFrame, *, last: bool) -> pl.DataFrame:
+        """Cleans and stores one batch; returns its problems. The last order waits for more."""
+        if frame.height == 0 and self.waiting.height == 0:
+            return NO_PROBLEMS
+        good, problems = clean_orders(frame, region=self.region, timezone=self.timezone)
+        self.result.rows += frame.height
+        if self.waiting.height:
+            good = pl.concat([self.waiting, good])
+        if not last and good.height:
+            final_order = good.sort("line")["external_id"][-1]
+            self.waiting = good.filter(pl.col("external_id") == final_order)
+            good = good.filter(pl.col("external_id") != final_order)
+        good, unresolved = self._resolve(good)
+        good, inconsistent = _consistent_orders(good)
+        self._store(good)
+        problems = pl.concat([problems, unresolved, inconsistent])
+        self.result.rejected += problems.height
+        return problems.sort("line")
+
+    def _resolve(self, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Finds each line's member, store and category; rejects what cannot be found."""
+        good = self._with_members(good)
+        unknown = pl.col("member_id").is_null()
+        if self.create_members and good.filter(unknown).height:
+            self._create_members(good.filter(unknown))
+            good = self._with_members(good.drop("member_id"))
+        refs, products = self.stores, self.products
+        good = good.with_columns(
+            pl.col("store_ref")
+            .replace_strict(refs["ref"], refs["store_id"], default=None)
+            .cast(pl.Int64)
+            .alias("store_id"),
+            pl.coalesce(
+                "category",
+                pl.col("sku").replace_strict(
+                    products["sku"], products["category"], default=None, return_dtype=pl.String
+                ),
+            ).alias("category"),
+        )
+        unknown_store = pl.col("store_ref").is_not_null() & pl.col("store_id").is_null()
+        who = pl.coalesce("code", "phone")
+        problem = reasons(
+            pl.when(unknown).then(
+                pl.format(
+                    "member '{}' is not known; import members first or use --create-members", who
+                )
+            ),
+            pl.when(unknown_store).then(
+                pl.format("store '{}' is not known; import stores first", "store_ref")
+            ),
+        )
+        good = good.with_columns(problem.alias("reason"))
+        rejected = good.filter(pl.col("reason").is_not_null()).select(
+            "line", "reason", pl.lit(True).alias("rejected")
+        )
+        return good.filter(pl.col("reason").is_null()).drop("reason"), rejected
+
+    def _with_members(self, good: pl.DataFrame) -> pl.DataFrame:
+        members = self.members
+        by_code = members.filter(pl.col("code").is_not_null())
+        by_phone = members.filter(pl.col("phone").is_not_null())
+        return good.with_columns(
+            pl.coalesce(
+                pl.col("code").replace_strict(by_code["code"], by_code["member_id"], default=None),
+                pl.col("phone").replace_strict(
+                    by_phone["phone"], by_phone["member_id"], default=None
+                ),
+            )
+            .cast(pl.Int64)
+            .alias("member_id")
+        )
+
+    def _create_members(self, lines: pl.DataFrame) -> None:
+        newest = int(self.members["member_id"].max() or 0)
+        people = lines.sort("line").unique(["code", "phone"], keep="first", maintain_order=True)
+        # One member per code; a line without a code makes one per phone.
+        people = (
+            pl.concat(
+                [
+                    people.filter(pl.col("code").is_not_null()).unique("code", keep="first"),
+                    people.filter(pl.col("code").is_null()).unique("phone", keep="first"),
+                ]
+            )
+            .unique("phone", keep="first")
+            .with_columns(
+                pl.when(pl.col("phone").is_null())
+                .then(pl.lit("missing"))
+                .otherwise(pl.lit("ok"))
+                .alias("phone_status")
+            )
+        )
+        service.create_members(store=self.store, members=people, now=clock.now())
+        self.members = pl.concat(
+            [self.members, service.member_keys(store=self.store, after_id=newest)]
+        )
+
+    def _store(self, good: pl.DataFrame) -> None:
+        """Writes new orders and their lines; lines of orders imported before are skipped."""
+        if good.height == 0:
+            return
+        orders = (
+            good.sort("line")
+            .group_by("external_id", maintain_order=True)
+            .agg(
+                pl.col("member_id").first(),
+                pl.col("store_id").first(),
+                pl.col("ordered_at").first(),
+                pl.col("amount_cents").sum(),
+                pl.col("discount_cents").sum(),
+            )
+        )
+        before = service.last_order_id(store=self.store)
+        created = pl.lit(clock.now(), dtype=UTC).alias("created_at")
+        ids = service.insert_orders(store=self.store, orders=orders.with_columns(created))
+        good = (
+            good.join(ids, on="external_id", how="left")
+            .filter(pl.col("order_id") >= self.first_new_order)
+            .sort("line")
+            .with_columns(
+                pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("order_id").alias("line_no")
+            )
+        )
+        # Lines of an order that an earlier batch of this import created: append to it.
+        earlier = good.filter(pl.col("order_id") <= before)
+        if earlier.height:
+            counts = service.line_counts(store=self.store, order_ids=earlier["order_id"].unique())
+            good = good.join(counts, on="order_id", how="left").with_columns(
+                (pl.col("line_no") + pl.col("lines_before").fill_null(0)).alias("line_no")
+            )
+            totals = earlier.group_by("order_id").agg(
+                pl.col("amount_cents").sum(), pl.col("discount_cents").sum()
+            )
+            service.add_to_orders(store=self.store, totals=totals)
+        service.insert_items(store=self.store, items=good.select(ITEM_COLUMNS))
+        self.result.inserted += good.height
+
+
+UTC = pl.Datetime("us", "UTC")
+
+
+def _consistent_orders(good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rejects lines whose member or time differ from their order's first line."""
+    reference = (
+        good.sort("line")
+        .group_by("external_id")
+        .agg(
+            pl.col("member_id").first().alias("_member"),
+            pl.col("ordered_at").first().alias("_at"),
+            pl.col("line").first().alias("_first"),
+        )
+    )
+    checked = good.join(reference, on="external_id", how="left")
+    odd = (pl.col("member_id") != pl.col("_member")) | (pl.col("ordered_at") != pl.col("_at"))
+    rejected = checked.filter(odd).select(
+        "line",
+        pl.format(
+            "order '{}' has another member or time on its first line ({})", "external_id", "_first"
+        ).alias("reason"),
+        pl.lit(True).alias("rejected"),
+    )
+    return checked.filter(~odd).drop("_member", "_at", "_first"), rejected
+
+
+def import_orders(
+    *,
+    engine: Engine,
+    path: Path,
+    create_members: bool = False,
+    mapping: Path | None = None,
+    rejects_path: Path | None = None,
+    progress: bool = False,
+) -> ImportResult:
+    """Imports an order-line CSV in batches; unknown members are rejected unless created."""
+    settings = get_settings()
+    path = Path(path)
+    with CsvSource(path, aliases=ORDER_ALIASES, mapping_path=mapping) as csv:
+        csv.require(all_of=("order_id", "ordered_at", "amount"), any_of=("phone", "member_code"))
+        rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
+        with bulk_store(engine) as store:
+            batches = OrderBatches(store=store, create_members=create_members)
+            try:
+                # A batch is applied once the next one is read, so the last one is known;
+                # rejects of held-back lines are found in the batch before.
+                previous, pending = pl.DataFrame(), None
+                for raw in csv.batches(settings.import_batch_rows, progress=progress):
+                    if pending is not None:
+                        _apply(batches, csv, rejects, store, previous, pending, last=False)
+                        previous = pending
+                    pending = raw
+                if pending is not None:
+                    _apply(batches, csv, rejects, store, previous, pending, last=True)
+            finally:
+                batches.result.rejects_file = rejects.close()
+    return batches.result
+
+
+def _apply(
+    batches: OrderBatches,
+    csv: CsvSource,
+    rejects: RejectsWriter,
+    store: BulkStore,
+    previous: pl.DataFrame,
+    raw: pl.DataFrame,
+    *,
+    last: bool,
+) -> None:
+    problems = batches.add(csv.canonical(raw), last=last)
+    store.commit()
+    both = pl.concat([previous, raw]) if previous.height else raw
+    rejects.write(both, problems.select("line", "reason"))
+
+
+def clean_products(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cleans product rows; returns (one row per sku, the last one winning; problems)."""
+    frame = with_all_fields(frame, tuple(PRODUCT_ALIASES)).with_columns(
+        text(name).alias(name) for name in PRODUCT_ALIASES
+    )
+    frame = frame.with_columns(
+        whole_number(pl.col("pack_size_days")).alias("_days"),
+        cents(pl.col("price")).alias("price_cents"),
+    )
+    problem = reasons(
+        pl.when(pl.col("sku").is_null()).then(pl.lit("no sku")),
+        pl.when(pl.col("name").is_null()).then(pl.lit("no name")),
+        pl.when(pl.col("pack_size_days").is_not_null() & pl.col("_days").is_null()).then(
+            pl.format("pack_size_days '{}' is not a whole number of days", "pack_size_days")
+        ),
+        pl.when(pl.col("price").is_not_null() & pl.col("price_cents").is_null()).then(
+            pl.format("price '{}' is not an amount in yuan (like 12.50)", "price")
+        ),
+    )
+    frame = frame.with_columns(problem.alias("reason"))
+    rejected = frame.filter(pl.col("reason").is_not_null()).select("line", "reason")
+    good = frame.filter(pl.col("reason").is_null()).select(
+        "sku", "name", "category", pl.col("_days").alias("pack_size_days"), "price_cents"
+    )
+    return good.unique("sku", keep="last", maintain_order=True), rejected
+
+
+def import_products(
+    *,
+    engine: Engine,
+    path: Path,
+    mapping: Path | None = None,
+    rejects_path: Path | None = None,
+    progress: bool = False,
+) -> ImportResult:
+    """Imports a product CSV (sku, name, category, pack_size_days, price), upserting by sku."""
+    settings = get_settings()
+    path = Path(path)
+    result = ImportResult()
+    with CsvSource(path, aliases=PRODUCT_ALIASES, mapping_path=mapping) as csv:
+        csv.require(all_of=("sku", "name"))
+        rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
+        with bulk_store(engine) as store:
+            try:
+                for raw in csv.batches(settings.import_batch_rows, progress=progress):
+                    good, problems = clean_products(csv.canonical(raw))
+                    inserted, updated = service.upsert_products(store=store, products=good)
+                    store.commit()
+                    rejects.write(raw, problems)
+                    result.rows += raw.height
+                    result.inserted += inserted
+                    result.updated += updated
+                    result.rejected += problems.height
+                    result.merged_duplicates += raw.height - problems.height - good.height
+            finally:
+                result.rejects_file = rejects.close()
+    return result
