@@ -14,13 +14,15 @@ from rich.table import Table
 from tidings.config import get_settings
 from tidings.demo.generate import DemoError, RetailerSpec, generate_retailer, yesterday
 from tidings.demo.run import DemoRun, run_demo
+from tidings.imports import ImportFileError
+from tidings.migrate import ready_engine
 
 demo_app = typer.Typer(
     help="The demo retailer: generate it, import it, run the main job.", no_args_is_help=True
 )
 
 MEMBERS = typer.Option(20_000, "--members", help="How many members the chain has.")
-MONTHS = typer.Option(12, "--months", help="Months of orders, ending yesterday (or --end).")
+MONTHS = typer.Option(12, "--months", help="Months of orders, up to yesterday.")
 SEED = typer.Option(7, "--seed", help="The same seed writes byte-identical files.")
 DIRTY = typer.Option(
     0.0, "--dirty", help="Share of rows to mess up as a POS export would (e.g. 0.03)."
@@ -48,7 +50,9 @@ def generate(
     seed: int = SEED,
     out: Path | None = typer.Option(None, "--out", help="Directory to write (default var/demo)."),
     dirty: float = DIRTY,
-    end: str | None = typer.Option(None, "--end", help="Last day of orders, YYYY-MM-DD."),
+    end: str | None = typer.Option(
+        None, "--end", help="Last day of orders, YYYY-MM-DD (default yesterday)."
+    ),
     as_json: bool = AS_JSON,
 ) -> None:
     """Writes stores.csv, products.csv, members.csv and orders.csv of a demo retail chain."""
@@ -78,9 +82,6 @@ def run(
     as_json: bool = AS_JSON,
 ) -> None:
     """Generates the demo retailer (once per parameters), imports it and sums up the store."""
-    from tidings.imports import ImportFileError
-    from tidings.migrate import ready_engine
-
     console = Console(quiet=as_json)
     try:
         spec = RetailerSpec(members=members, months=months, seed=seed, dirty=dirty, end=_end(None))

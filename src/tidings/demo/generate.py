@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -26,7 +26,7 @@ from tidings.demo.people import draw_shoppers, identities, local_epoch
 from tidings.demo.purchases import simulate_lines
 
 GENERATOR_VERSION = 1  # bump when the same parameters would produce different files
-BLOCK_MEMBERS = 100_000  # members simulated at once; bounds memory
+BLOCK_MEMBERS = 25_000  # members simulated at once; bounds memory (about 200 MB)
 MAX_MEMBERS = 5_000_000
 MAX_MONTHS = 120
 MAX_DIRTY = 0.5  # share of rows
@@ -160,9 +160,7 @@ def generate_retailer(*, spec: RetailerSpec, directory: Path) -> GeneratedRetail
                 catalogue=catalogue,
             )
             first_order += lines["order"].n_unique()
-            text, written = _dirty_orders(rows=rows, spec=spec, block=block)
-            order_rows += written
-            out.write(text)
+            order_rows += _write_orders(rows=rows, spec=spec, block=block, out=out)
     member_rows = _write_members(
         people=people.with_columns(
             store_code=stores.frame["code"].gather(shoppers.home_store),
@@ -215,14 +213,16 @@ def _yuan(cents: pl.Expr) -> pl.Expr:
     return (cents // 100).cast(pl.String) + "." + (cents % 100).cast(pl.String).str.zfill(2)
 
 
-def _dirty_orders(*, rows: pl.DataFrame, spec: RetailerSpec, block: int) -> tuple[bytes, int]:
-    """The CSV text of one block of order rows with the mess `spec.dirty` asks for, and its rows."""
+def _write_orders(*, rows: pl.DataFrame, spec: RetailerSpec, block: int, out: BinaryIO) -> int:
+    """Appends one block of order rows with the mess `spec.dirty` asks for; returns its rows."""
     if spec.dirty == 0:
-        return rows.write_csv(include_header=False).encode(), rows.height
+        rows.write_csv(out, include_header=False)
+        return rows.height
     rng = np.random.default_rng([spec.seed, 2, block])
     messy = mess.messy_orders(rng=rng, frame=rows, share=spec.dirty, tag=f"{block:03d}")
     text = messy.write_csv(include_header=False).encode()
-    return mess.with_blank_lines(rng=rng, text=text, share=spec.dirty / 4), messy.height
+    out.write(mess.with_blank_lines(rng=rng, text=text, share=spec.dirty / 4))
+    return messy.height
 
 
 def _tiers_and_points(
