@@ -1,0 +1,362 @@
+"""The audience frame: one row per member with every field a rule can use, and its snapshot.
+
+`audience_frame` joins members, stores, profiles and the consent ledger (pure);
+`load_audience` reads those tables in bulk and calls it; `snapshot` keeps the frame in
+memory per store and reloads it when members or profiles change, so that a count on
+every keystroke only filters columns already in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from sqlalchemy import Engine, text
+
+from tidings import clock
+from tidings.config import get_settings
+from tidings.db import read_frame
+from tidings.profiles.models import Profile
+from tidings.segments.fields import FIELD_LIST, FRAME_DTYPES, PROFILE_COLUMNS, FieldType
+
+RECHECK_INTERVAL = 1.0  # seconds a snapshot is trusted before the store is asked again
+UTC_TIME = pl.Datetime("us", "UTC")
+_EMPTY_TAGS = pl.lit([], dtype=pl.List(pl.String))
+
+# Columns read from each table, with their types (SQLite keeps times as text).
+MEMBER_COLUMNS: dict[str, Any] = {
+    "id": pl.Int64,
+    "code": pl.String,
+    "phone": pl.String,
+    "phone_status": pl.String,
+    "name": pl.String,
+    "gender": pl.String,
+    "birthday": pl.Date,
+    "birthday_is_lunar": pl.Boolean,
+    "store_id": pl.Int64,
+    "tier": pl.String,
+    "points": pl.Int64,
+    "registered_at": UTC_TIME,
+    "tags": pl.String,
+    "erased_at": UTC_TIME,
+}
+STORE_COLUMNS: dict[str, Any] = {
+    "id": pl.Int64,
+    "code": pl.String,
+    "name": pl.String,
+    "city": pl.String,
+    "type": pl.String,
+}
+CONSENT_COLUMNS: dict[str, Any] = {
+    "id": pl.Int64,
+    "member_id": pl.Int64,
+    "kind": pl.String,
+    "occurred_at": UTC_TIME,
+}
+# Profile fields that mean "nothing yet" rather than "unknown" for a member without a profile.
+PROFILE_DEFAULTS: dict[str, Any] = {
+    "orders_total": 0,
+    "spend_total": 0,
+    "orders_90d": 0,
+    "spend_90d": 0,
+    "orders_365d": 0,
+    "spend_365d": 0,
+    "churn_risk": False,
+    "lifecycle_stage": "never",
+}
+
+
+def local_today(timezone: str | None = None) -> date:
+    """Returns today's date in the brand's timezone."""
+    zone = ZoneInfo(timezone or get_settings().default_timezone)
+    return clock.now().astimezone(zone).date()
+
+
+def audience_frame(
+    *,
+    members: pl.DataFrame,
+    stores: pl.DataFrame,
+    profiles: pl.DataFrame,
+    consent: pl.DataFrame,
+    today: date | None = None,
+) -> pl.DataFrame:
+    """Joins the tables into one row per member holding every field, ordered by member_id.
+
+    Members without a profile get zero orders and spend and lifecycle 'never'; erased
+    members are left out. Tags may come as lists or as JSON text.
+    """
+    today = today or local_today()
+    people = _members(members, today)
+    store_rows = _with_columns(stores, STORE_COLUMNS).select(
+        pl.col("id").alias("store_id"),
+        pl.col("code").alias("store_code"),
+        pl.col("name").alias("store_name"),
+        "city",
+        pl.col("type").alias("store_type"),
+    )
+    main_stores = store_rows.select(
+        pl.col("store_id").alias("main_store_id"), pl.col("store_code").alias("main_store_code")
+    )
+    frame = (
+        people.lazy()
+        .join(store_rows.lazy(), on="store_id", how="left")
+        .join(_profiles(profiles).lazy(), on="member_id", how="left")
+        .join(main_stores.lazy(), on="main_store_id", how="left")
+        .join(_consent(consent).lazy(), on="member_id", how="left")
+        .with_columns(
+            pl.coalesce("profile_tier", "member_tier").alias("tier"),
+            pl.concat_list(
+                pl.col("member_tags").fill_null(_EMPTY_TAGS),
+                pl.col("profile_tags").fill_null(_EMPTY_TAGS),
+            )
+            .list.unique(maintain_order=True)
+            .alias("tags"),
+            pl.col("consent").fill_null(False),
+            *(pl.col(name).fill_null(value) for name, value in PROFILE_DEFAULTS.items()),
+        )
+        .select(pl.col(field.name).cast(FRAME_DTYPES[field.type]) for field in FIELD_LIST)
+        .sort("member_id")
+    )
+    return frame.collect()
+
+
+def _with_columns(frame: pl.DataFrame, columns: dict[str, Any]) -> pl.DataFrame:
+    """Adds the expected columns a frame lacks, as nulls, and brings the rest to their type."""
+    exprs = []
+    for name, dtype in columns.items():
+        if name not in frame.columns:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+        elif frame.schema[name] == pl.String and dtype != pl.String:
+            exprs.append(_from_text(pl.col(name), dtype).alias(name))
+        elif isinstance(frame.schema[name], pl.Datetime) and dtype == UTC_TIME:
+            column = pl.col(name)
+            if frame.schema[name].time_zone is None:  # type: ignore[attr-defined]
+                column = column.dt.replace_time_zone("UTC")
+            exprs.append(column.dt.convert_time_zone("UTC").dt.cast_time_unit("us").alias(name))
+        else:
+            exprs.append(pl.col(name).cast(dtype).alias(name))
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def _from_text(column: pl.Expr, dtype: Any) -> pl.Expr:
+    if dtype == UTC_TIME:
+        return column.str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
+    if dtype == pl.Date:
+        return column.str.to_date(strict=False)
+    if dtype == pl.List(pl.String):
+        return column.str.json_decode(pl.List(pl.String))
+    return column.cast(dtype)
+
+
+def _tags(frame: pl.DataFrame, name: str) -> pl.Expr:
+    if name not in frame.columns or frame.schema[name] == pl.Null:
+        return pl.lit(None, dtype=pl.List(pl.String))
+    if frame.schema[name] == pl.String:
+        return pl.col(name).str.json_decode(pl.List(pl.String))
+    return pl.col(name).cast(pl.List(pl.String))
+
+
+def _members(members: pl.DataFrame, today: date) -> pl.DataFrame:
+    if "member_id" in members.columns and "id" not in members.columns:
+        members = members.rename({"member_id": "id"})
+    members = members.with_columns(_tags(members, "tags").alias("member_tags"))
+    columns = {name: dtype for name, dtype in MEMBER_COLUMNS.items() if name != "tags"}
+    rows = _with_columns(members.drop("tags", strict=False), columns)
+    birthday = pl.col("birthday")
+    before_birthday = (birthday.dt.month().cast(pl.Int32) * 100 + birthday.dt.day()) > (
+        today.month * 100 + today.day
+    )
+    return rows.filter(pl.col("erased_at").is_null()).select(
+        pl.col("id").alias("member_id"),
+        "code",
+        "phone",
+        "phone_status",
+        "name",
+        "gender",
+        "birthday",
+        pl.col("birthday_is_lunar").fill_null(False),
+        (today.year - birthday.dt.year() - before_birthday.cast(pl.Int32)).alias("age"),
+        "store_id",
+        pl.col("tier").alias("member_tier"),
+        pl.col("points").fill_null(0),
+        "registered_at",
+        "member_tags",
+    )
+
+
+def _profiles(profiles: pl.DataFrame) -> pl.DataFrame:
+    wanted = {
+        field.name: FRAME_DTYPES[field.type]
+        for field in FIELD_LIST
+        if field.source == "profiles" and field.name != "main_store_code"
+    }
+    renamed = {
+        column: name for name, column in PROFILE_COLUMNS.items() if column in profiles.columns
+    }
+    frame = profiles.rename(renamed)
+    frame = frame.with_columns(_tags(frame, "tags").alias("profile_tags"))
+    frame = _with_columns(
+        frame.drop("tags", strict=False),
+        {"member_id": pl.Int64, "main_store_id": pl.Int64, **wanted, "tier": pl.String},
+    )
+    names = ["member_id", "main_store_id", *(n for n in wanted if n != "tier")]
+    return frame.select(*names, pl.col("tier").alias("profile_tier"), "profile_tags")
+
+
+def _consent(consent: pl.DataFrame) -> pl.DataFrame:
+    """Each member's latest marketing consent event decides: opt-in is true."""
+    frame = _with_columns(consent, CONSENT_COLUMNS | {"topic": pl.String})
+    frame = frame.filter(pl.col("topic").fill_null("marketing") == "marketing")
+    return (
+        frame.sort(["member_id", "occurred_at", "id"], nulls_last=False)
+        .unique(subset="member_id", keep="last", maintain_order=True)
+        .select("member_id", (pl.col("kind") == "opt_in").alias("consent"))
+    )
+
+
+def load_audience(engine: Engine, *, today: date | None = None) -> pl.DataFrame:
+    """Reads members, stores, profiles and consent from the store (one query each)."""
+    profile_columns = _profile_columns()
+    profile_sql = ", ".join(
+        "CAST(tags AS TEXT) AS tags" if name == "tags" else name for name in profile_columns
+    )
+    member_sql = ", ".join(
+        "CAST(tags AS TEXT) AS tags" if name == "tags" else name for name in MEMBER_COLUMNS
+    )
+    members = read_frame(
+        engine,
+        f"SELECT {member_sql} FROM members WHERE erased_at IS NULL",
+        schema=MEMBER_COLUMNS,
+    )
+    stores = read_frame(
+        engine, f"SELECT {', '.join(STORE_COLUMNS)} FROM stores", schema=STORE_COLUMNS
+    )
+    profiles = read_frame(engine, f"SELECT {profile_sql} FROM profiles", schema=profile_columns)
+    consent = read_frame(
+        engine,
+        f"SELECT {', '.join(CONSENT_COLUMNS)} FROM consent_events WHERE topic = 'marketing'",
+        schema=CONSENT_COLUMNS,
+    )
+    return audience_frame(
+        members=members, stores=stores, profiles=profiles, consent=consent, today=today
+    )
+
+
+def _profile_columns() -> dict[str, Any]:
+    """The profile table's columns a field needs, as the model declares them today."""
+    declared = set(Profile.__table__.columns.keys())
+    wanted: dict[str, Any] = {"member_id": pl.Int64, "main_store_id": pl.Int64, "tags": pl.String}
+    for field in FIELD_LIST:
+        column = PROFILE_COLUMNS.get(field.name, field.name)
+        if field.source == "profiles" and field.type is not FieldType.LIST:
+            wanted[column] = FRAME_DTYPES[field.type]
+    return {name: dtype for name, dtype in wanted.items() if name in declared}
+
+
+@dataclass
+class _Snapshot:
+    """A frame read from one store, with what the store looked like when it was read."""
+
+    fingerprint: tuple[Any, ...]
+    day: date | None
+    frame: pl.DataFrame
+    checked_at: float  # time.monotonic() of the last check against the store
+
+
+_AUDIENCE_FINGERPRINT = text(
+    "SELECT (SELECT count(*) FROM members), (SELECT max(updated_at) FROM members),"
+    " (SELECT count(*) FROM profiles), (SELECT max(computed_at) FROM profiles),"
+    " (SELECT count(*) FROM consent_events), (SELECT max(id) FROM consent_events),"
+    " (SELECT count(*) FROM stores), (SELECT max(id) FROM stores)"
+)
+_ORDER_LINES_FINGERPRINT = text(
+    "SELECT (SELECT count(*) FROM order_items), (SELECT max(id) FROM order_items),"
+    " (SELECT count(*) FROM orders), (SELECT max(id) FROM orders)"
+)
+_audiences: dict[str, _Snapshot] = {}
+_order_lines: dict[str, _Snapshot] = {}
+_lock = threading.Lock()
+
+
+def snapshot(engine: Engine, *, today: date | None = None) -> pl.DataFrame:
+    """Returns the store's audience frame from memory, reading it again if the store changed."""
+    day = today or local_today()
+    return _cached(
+        _audiences, engine, day, _AUDIENCE_FINGERPRINT, lambda: load_audience(engine, today=day)
+    )
+
+
+def order_lines_snapshot(engine: Engine) -> pl.DataFrame:
+    """Returns the store's order lines from memory, reading them again if orders changed."""
+    return _cached(
+        _order_lines, engine, None, _ORDER_LINES_FINGERPRINT, lambda: load_order_lines(engine)
+    )
+
+
+def invalidate(engine: Engine | None = None) -> None:
+    """Forgets the snapshots of one store (or of every store), so the next count reads afresh."""
+    with _lock:
+        for cache in (_audiences, _order_lines):
+            if engine is None:
+                cache.clear()
+            else:
+                cache.pop(_key(engine), None)
+
+
+def _key(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _cached(
+    cache: dict[str, _Snapshot],
+    engine: Engine,
+    day: date | None,
+    fingerprint_sql: Any,
+    load: Any,
+) -> pl.DataFrame:
+    key = _key(engine)
+    with _lock:
+        current = cache.get(key)
+    now = time.monotonic()
+    fresh = current is not None and now - current.checked_at < RECHECK_INTERVAL
+    if current is not None and current.day == day and fresh:
+        return current.frame
+    # Read the fingerprint before the data: a change made while loading shows next time.
+    with engine.connect() as connection:
+        fingerprint = tuple(connection.execute(fingerprint_sql).one())
+    if current is not None and current.day == day and current.fingerprint == fingerprint:
+        current.checked_at = now
+        return current.frame
+    frame: pl.DataFrame = load()
+    with _lock:
+        cache[key] = _Snapshot(fingerprint, day, frame, now)
+    return frame
+
+
+def load_order_lines(engine: Engine) -> pl.DataFrame:
+    """Reads every order line with its order's member and time (amounts in cents)."""
+    return read_frame(
+        engine,
+        "SELECT o.member_id, o.id AS order_id, o.ordered_at, o.store_id, i.amount_cents,"
+        " i.quantity, i.category, i.sku, i.discounted"
+        " FROM order_items i JOIN orders o ON o.id = i.order_id",
+        schema=ORDER_LINE_COLUMNS,
+    )
+
+
+ORDER_LINE_COLUMNS: dict[str, Any] = {
+    "member_id": pl.Int64,
+    "order_id": pl.Int64,
+    "ordered_at": UTC_TIME,
+    "store_id": pl.Int64,
+    "amount_cents": pl.Int64,
+    "quantity": pl.Int64,
+    "category": pl.String,
+    "sku": pl.String,
+    "discounted": pl.Boolean,
+}
