@@ -19,6 +19,7 @@ from tidings.demo.generate import (
     GeneratedRetailer,
     RetailerSpec,
     generate_retailer,
+    period_start,
     read_manifest,
 )
 from tidings.members.models import Member, Store
@@ -77,9 +78,11 @@ def generate_files(run: DemoRun) -> str:
         run.generated = generate_retailer(spec=run.spec, directory=run.directory)
     rows = run.generated.rows
     verb = "reused" if run.reused_files else "wrote"
+    end = run.generated.spec.end
+    start = period_start(end=end, months=run.spec.months)
     return (
         f"{verb} {rows['members.csv']:,} members and {rows['orders.csv']:,} order lines"
-        f" ({run.generated.spec.end:%Y-%m-%d} back {run.spec.months} months) in {run.directory}"
+        f" ({start:%Y-%m-%d} to {end:%Y-%m-%d}) in {run.directory}"
     )
 
 
@@ -99,10 +102,14 @@ def _importers() -> tuple[tuple[str, Callable[..., Any]], ...]:
 
 def import_files(run: DemoRun) -> str:
     """Imports the files into the store; importing them again changes nothing."""
+    # On SQLite the importers write through ADBC, which links a SQLite library of its own;
+    # a pooled connection of the other library left open meanwhile would see a stale file.
+    run.engine.dispose()
     for name, importer in _importers():
         path = run.directory / name
         if path.exists():
             run.imports[name] = importer(engine=run.engine, path=path).as_dict()
+    run.engine.dispose()
     rejected = sum(result["rejected"] for result in run.imports.values())
     inserted = sum(result["inserted"] for result in run.imports.values())
     return f"imported {len(run.imports)} files: {inserted:,} rows new, {rejected:,} rejected"
