@@ -1,0 +1,89 @@
+"""Purchase history read in bulk as Polars frames: one row per order line, or per order.
+
+Both loaders scan a table once through ADBC and join in Polars, which is far quicker than a
+SQL join on SQLite. Text columns that may be empty are read through COALESCE because the
+SQLite ADBC driver guesses a column's type from its first rows and fails on a text value
+after a run of NULLs; the empty text is turned back into null here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine
+
+from tidings.db import read_frame
+
+UTC_TIME = pl.Datetime("us", "UTC")
+
+ORDER_SCHEMA: dict[str, Any] = {
+    "order_id": pl.Int64,
+    "member_id": pl.Int64,
+    "store_id": pl.Int64,
+    "ordered_at": UTC_TIME,
+    "amount_cents": pl.Int64,
+    "discount_cents": pl.Int64,
+}
+LINE_SCHEMA: dict[str, Any] = {
+    "order_id": pl.Int64,
+    "sku": pl.String,
+    "category": pl.String,
+    "quantity": pl.Int64,
+    "amount_cents": pl.Int64,
+    "discounted": pl.Boolean,
+}
+ORDER_LINE_COLUMNS = (
+    "member_id",
+    "order_id",
+    "ordered_at",
+    "store_id",
+    "amount_cents",
+    "quantity",
+    "category",
+    "sku",
+    "discounted",
+)
+
+
+def orders(engine: Engine) -> pl.DataFrame:
+    """Every order: `order_id, member_id, store_id, ordered_at, amount_cents, discount_cents`."""
+    frame = read_frame(
+        engine,
+        "SELECT id AS order_id, member_id, store_id, ordered_at, amount_cents,"
+        " COALESCE(discount_cents, 0) AS discount_cents FROM orders",
+        schema=ORDER_SCHEMA,
+    )
+    return frame.select(list(ORDER_SCHEMA))
+
+
+def order_lines(engine: Engine, *, orders_frame: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every order line with its order's member, store and time (amount is the line's).
+
+    Columns: `member_id, order_id, ordered_at (UTC), store_id, amount_cents, quantity,
+    category, sku, discounted`. Pass `orders_frame` (from `orders`) to skip a second scan.
+    """
+    if orders_frame is None:
+        orders_frame = orders(engine)
+    lines = read_frame(
+        engine,
+        "SELECT order_id, COALESCE(sku, '') AS sku, COALESCE(category, '') AS category,"
+        " COALESCE(quantity, 1) AS quantity, amount_cents,"
+        " COALESCE(discounted, FALSE) AS discounted FROM order_items",
+        schema=LINE_SCHEMA,
+    ).with_columns(
+        pl.col("sku").replace("", None),
+        pl.col("category").replace("", None),
+    )
+    heads = orders_frame.select("order_id", "member_id", "ordered_at", "store_id")
+    return lines.join(heads, on="order_id", how="inner").select(ORDER_LINE_COLUMNS)
+
+
+def products(engine: Engine) -> pl.DataFrame:
+    """Every product's `sku, category, pack_size_days` (days one pack lasts, or null)."""
+    frame = read_frame(
+        engine,
+        "SELECT sku, COALESCE(category, '') AS category, pack_size_days FROM products",
+        schema={"sku": pl.String, "category": pl.String, "pack_size_days": pl.Int64},
+    )
+    return frame.with_columns(pl.col("category").replace("", None))
