@@ -10,6 +10,7 @@ from tidings.http import install_problem_handlers, require_api_key
 from tidings.members.api import router as members_router
 from tidings.migrate import ready_engine
 from tidings.orders.api import router as orders_router
+from tidings.segments.api import router as segments_router
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
@@ -28,6 +29,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     protected = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)])
     protected.include_router(members_router)
     protected.include_router(orders_router)
+    protected.include_router(segments_router)
 
     app.include_router(public)
     app.include_router(protected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from datetime import date
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -98,7 +99,7 @@ def _prepare(
     return frame, condition
 
 
-def count(*, engine: Engine, rule: str | Rule, today: date | None = None) -> dict[str, object]:
+def count(*, engine: Engine, rule: str | Rule, today: date | None = None) -> dict[str, Any]:
     """Counts the members a rule matches in the store: {"count", "sample": first member ids}."""
     day = today or local_today()
     tree = parse(rule) if isinstance(rule, str) else rule
