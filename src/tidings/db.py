@@ -317,64 +317,14 @@ class SessionBulkStore(BulkStore):
         self.session.commit()
 
 
-class ArrowSqliteStore(BulkStore):
-    """Bulk moves on SQLite through ADBC: frames go in and come out as Arrow, no Python rows."""
-
-    dialect = "sqlite"
-
-    def __init__(self, path: str) -> None:
-        import adbc_driver_sqlite.dbapi as adbc_sqlite
-
-        self.connection = adbc_sqlite.connect(path)
-        self.cursor = self.connection.cursor()
-        self.cursor.execute("PRAGMA busy_timeout=30000")
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self.cursor.execute(sql, tuple(params) if params else None)
-        return int(self.cursor.rowcount)
-
-    def frame(
-        self, sql: str, params: Sequence[Any] = (), *, schema: dict[str, Any]
-    ) -> pl.DataFrame:
-        self.cursor.execute(sql, tuple(params) if params else None)
-        result = pl.from_arrow(self.cursor.fetch_arrow_table())
-        assert isinstance(result, pl.DataFrame)
-        if result.width == 0:
-            return pl.DataFrame(schema=schema)
-        result.columns = list(schema)
-        return _cast_frame(result, schema)
-
-    def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool = False) -> int:
-        if frame.height == 0:
-            return 0
-        ready = _sqlite_ready(frame).with_columns(pl.col(pl.Boolean).cast(pl.Int8))
-        self.cursor.adbc_ingest(table, ready.to_arrow(), mode="append", temporary=temporary)
-        return frame.height
-
-    def commit(self) -> None:
-        self.connection.commit()
-
-    def close(self) -> None:
-        """Rolls back what was not committed and closes the connection."""
-        self.connection.rollback()
-        self.cursor.close()
-        self.connection.close()
-
-
 @contextmanager
 def bulk_store(engine: Engine) -> Iterator[BulkStore]:
-    """Opens a bulk connection to the store: ADBC on a SQLite file, a session on PostgreSQL.
+    """Opens a bulk connection to the store (a session of its own, on either engine).
 
     Nothing is committed unless the caller calls `commit`; what is left open is rolled back.
+    SQLite goes through the same pysqlite connection as everything else on purpose: a second
+    SQLite library in the process (ADBC's) would drop this process's file locks when it closes.
     """
-    database = engine.url.database or ""
-    if engine.dialect.name == "sqlite" and database not in ("", ":memory:"):
-        store = ArrowSqliteStore(str(Path(database).resolve()))
-        try:
-            yield store
-        finally:
-            store.close()
-        return
     with session_factory(engine)() as session:
         try:
             yield SessionBulkStore(session)

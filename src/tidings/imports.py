@@ -25,6 +25,7 @@ import polars as pl
 READ_BLOCK_BYTES = 16 * 1024 * 1024  # bytes read from the file at a time
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # bytes one row may take before we call its quote unclosed
 SNIFF_BYTES = 64 * 1024  # bytes looked at to guess an encoding
+MIXED_CJK_CHARS = 2  # UTF-8 Chinese characters before a bad byte that prove a mixed file
 BLANK = " \t\r\n\u3000\xa0\ufeff"
 NEWLINE, QUOTE = 10, 34  # byte values
 
@@ -180,6 +181,20 @@ def _guess_encodings(head: bytes) -> list[str]:
     return ["gb18030"] + ([guess] if guess and guess not in chinese else [])
 
 
+def _refuse_mixed(path: Path, utf8_prefix: bytes) -> None:
+    """Chinese text in UTF-8 before the first non-UTF-8 byte means the file mixes encodings.
+
+    Two CJK characters are asked for: a GBK pair may pass for one UTF-8 character by chance.
+    """
+    decoded = utf8_prefix.decode("utf-8", errors="ignore")
+    if sum("\u4e00" <= char <= "\u9fff" for char in decoded) >= MIXED_CJK_CHARS:
+        line = utf8_prefix.count(b"\n") + 1
+        raise ImportFileError(
+            f"line {line} of '{path.name}' is not UTF-8 while the lines before it are:"
+            " the file mixes encodings; save it again as UTF-8 CSV"
+        )
+
+
 def open_utf8(path: Path) -> tuple[Path, int, Path | None]:
     """Returns a UTF-8 file to read, the byte offset of its text, and a temporary file to remove."""
     try:
@@ -200,7 +215,8 @@ def open_utf8(path: Path) -> tuple[Path, int, Path | None]:
     else:
         try:
             codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as error:
+            _refuse_mixed(path, head[: error.start])
             candidates = _guess_encodings(head)
         else:
             _validate_utf8(path, 0)
@@ -345,6 +361,7 @@ class CsvSource:
             schema=schema,
             truncate_ragged_lines=True,
             extra_columns="ignore",
+            missing_columns="insert",
             empty_string_is_null=True,
         )
         lines = records.lines[first : last + 1]

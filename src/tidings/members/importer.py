@@ -80,7 +80,8 @@ def gender(expr: pl.Expr) -> pl.Expr:
     mapping = {**dict.fromkeys(MALE, "M"), **dict.fromkeys(FEMALE, "F")}
     mapping.update(dict.fromkeys(UNKNOWN_GENDER, ""))
     folded = expr.str.strip_chars(BLANK).str.to_lowercase()
-    return folded.replace_strict(mapping, default="?", return_dtype=pl.String)
+    mapped = folded.replace_strict(mapping, default="?", return_dtype=pl.String)
+    return pl.when(folded.is_not_null()).then(mapped)
 
 
 def birthday(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:

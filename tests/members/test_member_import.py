@@ -1,0 +1,184 @@
+"""Importing members as a new user would: dirty files, duplicates, consent, re-imports."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from tidings.db import session_scope
+from tidings.members.models import ConsentEvent, Member
+
+HEADER = "会员编号,手机号,姓名,性别,生日,会员等级,积分,门店,注册时间,是否同意营销\n"
+DIRTY = (
+    HEADER
+    + "M001,138 0013 8000, 张三　,男,1990-01-02,金卡,100,S01,2023-01-01 10:00,是\n"  # line 2
+    + "\n"  # line 3
+    + "M002,1380013800,李四,女,1990-02-30,,50,,,否\n"  # line 4: bad date, bad phone
+    + 'M003,010-12345678,"王,五",M,农历1985年3月4日,,20,朝阳店,,Y\n'  # line 5: landline kept
+    + "M004,13900abc139,孙七,F,19920304,,,,,\n"  # line 6: letters, kept by code
+    + ",13700137000,赵六,F,1992/3/4,,x,,,\n"  # line 7: points not a number
+    + ",1370013700,,,,,,,,\n"  # line 8: bad phone and no code: rejected
+    + 'M005,+86 136-0013-6000,"周\n八",female,L1988.8.8,,30,,,N\n'  # lines 9-10
+    + "M001,+8613800138000,张三丰,,,,200,,2024-01-01,\n"  # line 11: duplicate of line 2
+    + "M006,13500135000,吴九,X,1990-01-01,,,,,\n"  # line 12: gender unknown
+)
+
+
+def write(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "members.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def import_stores(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    stores = write(tmp_path, "code,name,city,type\nS01,朝阳店,北京,社区店\n", name="stores.csv")
+    assert cli("import", "stores", str(stores), "--json").exit_code == 0
+
+
+def rejects_of(path: str) -> dict[int, str]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return {int(row["line"]): row["reason"] for row in csv.DictReader(handle)}
+
+
+def test_dirty_gbk_file_imports_good_rows_and_reports_bad_ones(cli, tmp_path: Path) -> None:
+    import_stores(cli, tmp_path)
+    path = write(tmp_path, DIRTY, encoding="gbk")
+    result = cli("import", "members", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.output)
+    assert counts["rows"] == 9  # ten lines of data, one of them blank, one row on two lines
+    assert counts["inserted"] == 4  # M001 (two rows), M003, M004, M005
+    assert counts["merged_duplicates"] == 1
+    assert counts["rejected"] == 4
+    rejects = rejects_of(counts["rejects_file"])
+    assert rejects[4] == "birthday '1990-02-30' is not a date"
+    assert rejects[7] == "points 'x' is not a whole number"
+    assert rejects[8] == "phone '1370013700' has 10 digits; a mainland mobile number has 11"
+    assert rejects[12].startswith("gender 'X'")
+    assert rejects[5].startswith("kept without phone: phone '010-12345678' is a landline")
+    assert rejects[6].startswith("kept without phone: phone '13900abc139'")
+    assert counts["rejects_file"] == str(tmp_path / "members.rejects.csv")
+
+
+def test_dirty_file_values_are_cleaned(cli, tmp_path: Path) -> None:
+    import_stores(cli, tmp_path)
+    cli("import", "members", str(write(tmp_path, DIRTY, encoding="utf-8-sig")))
+    shown = json.loads(cli("member", "show", "0086 138 0013 8000", "--json").output)
+    assert shown["phone"] == "+8613800138000"
+    assert shown["name"] == "张三丰"  # the newer row (registered 2024) wins
+    assert shown["points"] == 200  # taken from the newest row, not summed
+    assert shown["gender"] == "M" and shown["birthday"] == "1990-01-02"
+    assert shown["tier"] == "金卡" and shown["store_code"] == "S01"
+    assert shown["consent"] == "opted_in"
+    lunar = json.loads(cli("member", "show", "M005", "--json").output)
+    assert lunar["name"] == "周\n八" and lunar["gender"] == "F"
+    assert lunar["birthday"] == "1988-08-08" and lunar["birthday_is_lunar"] is True
+    assert lunar["consent"] == "opted_out"
+    landline = json.loads(cli("member", "show", "M003", "--json").output)
+    assert landline["phone"] is None and landline["phone_status"] == "landline"
+    assert landline["name"] == "王,五" and landline["store_code"] == "S01"  # matched by name
+    assert landline["birthday_is_lunar"] is True
+
+
+def test_reimporting_the_same_file_changes_nothing(cli, engine: Engine, tmp_path: Path) -> None:
+    import_stores(cli, tmp_path)
+    path = write(tmp_path, DIRTY)
+    first = json.loads(cli("import", "members", str(path), "--json").output)
+    with session_scope(engine) as db_session:
+        events = db_session.scalar(select(func.count()).select_from(ConsentEvent))
+    second = json.loads(cli("import", "members", str(path), "--json").output)
+    assert first["inserted"] > 0
+    assert (second["inserted"], second["updated"]) == (0, 0)
+    with session_scope(engine) as db_session:
+        assert db_session.scalar(select(func.count()).select_from(ConsentEvent)) == events
+
+
+def test_a_changed_file_updates_only_the_members_that_changed(cli, tmp_path: Path) -> None:
+    header = "member_code,phone,name,points\n"
+    path = write(tmp_path, header + "A1,13800138000,甲,10\nA2,13800138001,乙,20\n")
+    cli("import", "members", str(path))
+    path = write(tmp_path, header + "A1,13800138000,甲,10\nA2,13800138001,,25\n")
+    counts = json.loads(cli("import", "members", str(path), "--json").output)
+    assert (counts["inserted"], counts["updated"]) == (0, 1)
+    shown = json.loads(cli("member", "show", "A2", "--json").output)
+    assert shown["points"] == 25 and shown["name"] == "乙"  # an empty cell erases nothing
+
+
+def test_duplicates_merge_through_phone_and_code(cli, tmp_path: Path) -> None:
+    text = (
+        "member_code,phone,name,tier,registered_at\n"
+        "C1,13800138000,旧名,银卡,2020-01-01\n"
+        ",+86 138 0013 8000,新名,,2022-01-01\n"  # same phone as line 2
+        "C1,13900139000,,金卡,2021-01-01\n"  # same code as line 2: one member of three rows
+    )
+    counts = json.loads(cli("import", "members", str(write(tmp_path, text)), "--json").output)
+    assert (counts["inserted"], counts["merged_duplicates"]) == (1, 2)
+    shown = json.loads(cli("member", "show", "C1", "--json").output)
+    assert shown["name"] == "新名"  # newest by registered_at
+    assert shown["tier"] == "金卡"  # newest non-empty
+    assert shown["phone"] == "+8613800138000"  # the 2022 row's phone
+
+
+def test_an_older_file_does_not_overwrite_newer_values(cli, tmp_path: Path) -> None:
+    header = "member_code,name,registered_at\n"
+    cli("import", "members", str(write(tmp_path, header + "C1,新名,2024-01-01\n")))
+    old = write(tmp_path, "member_code,name,registered_at,tier\nC1,旧名,2020-01-01,银卡\n")
+    counts = json.loads(cli("import", "members", str(old), "--json").output)
+    shown = json.loads(cli("member", "show", "C1", "--json").output)
+    assert shown["name"] == "新名" and shown["tier"] == "银卡"
+    assert counts["updated"] == 1
+
+
+def test_a_row_naming_two_stored_members_is_rejected(cli, tmp_path: Path) -> None:
+    header = "member_code,phone\n"
+    cli("import", "members", str(write(tmp_path, header + "C1,13800138000\nC2,13900139000\n")))
+    path = write(tmp_path, header + "C2,13800138000\n", name="again.csv")
+    counts = json.loads(cli("import", "members", str(path), "--json").output)
+    assert counts["rejected"] == 1
+    assert "two different members" in rejects_of(counts["rejects_file"])[2]
+
+
+def test_consent_is_recorded_only_when_it_changes(cli, engine: Engine, tmp_path: Path) -> None:
+    header = "member_code,phone,consent\n"
+    cli("import", "members", str(write(tmp_path, header + "C1,13800138000,是\n")))
+    cli("import", "members", str(write(tmp_path, header + "C1,13800138000,Y\n")))
+    cli("import", "members", str(write(tmp_path, header + "C1,13800138000,否\n", name="b.csv")))
+    with session_scope(engine) as db_session:
+        member = db_session.scalars(select(Member)).one()
+        events = db_session.scalars(select(ConsentEvent).order_by(ConsentEvent.id)).all()
+        assert [(e.kind.value, e.source) for e in events] == [
+            ("opt_in", "members.csv"),
+            ("opt_out", "b.csv"),
+        ]
+        assert all(e.member_id == member.id for e in events)
+
+
+def test_unreadable_file_stops_with_one_line_and_imports_nothing(
+    cli, engine: Engine, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "姓名,积分\n张三,10\n")
+    result = cli("import", "members", str(path), "--json")
+    assert result.exit_code == 2
+    assert "no phone or member_code column" in result.output
+    with session_scope(engine) as db_session:
+        assert db_session.scalar(select(func.count()).select_from(Member)) == 0
+
+
+def test_human_summary_and_rejects_path(cli, tmp_path: Path) -> None:
+    path = write(tmp_path, "phone\n13800138000\n123\n")
+    chosen = tmp_path / "out" / "bad.csv"
+    chosen.parent.mkdir()
+    result = cli("import", "members", str(path), "--rejects", str(chosen))
+    assert result.exit_code == 0
+    assert "2 rows: 1 inserted" in result.output and "1 rejected" in result.output
+    assert str(chosen) in result.output
+    assert rejects_of(str(chosen))[3].startswith("phone '123'")
+
+
+def test_member_show_says_when_nobody_matches(cli) -> None:
+    result = cli("member", "show", "13800138000", "--json")
+    assert result.exit_code == 1
+    assert "no member" in result.output

@@ -1,0 +1,136 @@
+"""Reading CSV imports: encodings, header aliases, mapping files and real line numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tidings.imports import (
+    PERSON_ALIASES,
+    CsvSource,
+    ImportFileError,
+    ImportResult,
+    cents,
+    local_time,
+    read_mapping,
+)
+
+HEADER = "手机号,姓名,备注\n"
+
+
+def rows_of(path: Path, batch_rows: int = 1000, **kwargs: object) -> pl.DataFrame:
+    aliases = {**PERSON_ALIASES, "name": ("name", "姓名")}
+    with CsvSource(path, aliases=aliases, **kwargs) as source:  # type: ignore[arg-type]
+        frames = list(source.batches(batch_rows))
+        return source.canonical(pl.concat(frames))
+
+
+def test_blank_lines_and_quoted_newlines_keep_real_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "members.csv"
+    body = '13800138000,张三,a\n\n13800138001,"李\n四",b\r\n\r\n13800138002,"王,五",c\n13800138003,赵六,d'
+    path.write_text(HEADER + body, encoding="utf-8")
+    frame = rows_of(path)
+    assert frame["line"].to_list() == [2, 4, 7, 8]
+    assert frame["name"].to_list() == ["张三", "李\n四", "王,五", "赵六"]
+
+
+def test_batches_split_anywhere_keep_the_same_lines(tmp_path: Path) -> None:
+    path = tmp_path / "members.csv"
+    lines = [f'1380013{n:04d},"名\n{n}",x' if n % 3 == 0 else f"1380013{n:04d},名{n},x" for n in range(50)]
+    path.write_text(HEADER + "\n\n".join(lines) + "\n", encoding="utf-8")
+    whole = rows_of(path, batch_rows=1000)
+    split = rows_of(path, batch_rows=7)
+    assert whole.equals(split)
+    assert whole.height == 50
+    assert whole["line"][0] == 2 and whole["line"][1] == 5
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-8-sig", "utf-8", "utf-16"])
+def test_common_encodings_are_read(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "members.csv"
+    path.write_bytes((HEADER + "13800138000,张三,会员\n").encode(encoding))
+    frame = rows_of(path)
+    assert frame["name"].to_list() == ["张三"]
+    assert frame["phone"].to_list() == ["13800138000"]
+
+
+def test_gbk_copy_is_removed_after_reading(tmp_path: Path) -> None:
+    path = tmp_path / "members.csv"
+    path.write_bytes((HEADER + "13800138000,张三,x\n").encode("gbk"))
+    with CsvSource(path, aliases=PERSON_ALIASES) as source:
+        copy = source.temporary
+        assert copy is not None and copy.exists()
+    assert not copy.exists()
+
+
+def test_a_file_that_mixes_encodings_stops_with_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "members.csv"
+    path.write_bytes(HEADER.encode() + "13800138000,张三,x\n".encode() + "13800138001,李四,y\n".encode("gbk"))
+    with pytest.raises(ImportFileError, match="line 3 .* mixes encodings"):
+        rows_of(path)
+
+
+def test_an_excel_workbook_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "members.xlsx"
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    with pytest.raises(ImportFileError, match="save it as CSV"):
+        rows_of(path)
+
+
+def test_missing_required_column_names_the_columns_found(tmp_path: Path) -> None:
+    path = tmp_path / "members.csv"
+    path.write_text("姓名,积分\n张三,10\n", encoding="utf-8")
+    with CsvSource(path, aliases=PERSON_ALIASES) as source, pytest.raises(ImportFileError) as error:
+        source.require(any_of=("phone", "member_code"))
+    assert "phone or member_code" in str(error.value)
+    assert "姓名, 积分" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "content", ['{"客户手机": "phone", "顾客": "name"}', "# ours\n客户手机 = phone\n顾客=name\n"]
+)
+def test_mapping_file_names_columns(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "members.csv"
+    path.write_text("客户手机,顾客\n13800138000,张三\n", encoding="utf-8")
+    mapping = tmp_path / "mapping.txt"
+    mapping.write_text(content, encoding="utf-8")
+    assert read_mapping(mapping) == {"客户手机": "phone", "顾客": "name"}
+    frame = rows_of(path, mapping_path=mapping)
+    assert frame.select("phone", "name").row(0) == ("13800138000", "张三")
+
+
+def test_mapping_to_an_unknown_field_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "members.csv"
+    path.write_text("客户手机\n13800138000\n", encoding="utf-8")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text('{"客户手机": "mobile_phone"}', encoding="utf-8")
+    with pytest.raises(ImportFileError, match="field 'mobile_phone'"):
+        rows_of(path, mapping_path=mapping)
+
+
+def test_headers_with_units_and_spaces_match() -> None:
+    from tidings.imports import match_columns
+
+    aliases = {"phone": ("手机号",), "amount": ("金额",), "member_code": ("member_code",)}
+    fields = match_columns([" 手机号 ", "金额（元）", "Member Code"], aliases, {})
+    assert fields == {"phone": 0, "amount": 1, "member_code": 2}
+
+
+def test_amounts_in_yuan_become_exact_cents() -> None:
+    frame = pl.DataFrame({"a": ["0.1", "19.99", "¥1,299.00", "-3.5", "12.345", "abc", "100"]})
+    result = frame.select(cents(pl.col("a")).alias("a"))["a"].to_list()
+    assert result == [10, 1999, 129900, -350, None, None, 10000]
+
+
+def test_times_without_offset_are_local_and_stored_utc() -> None:
+    frame = pl.DataFrame({"t": ["2024-05-01 10:00:00", "2024/5/1 10:00", "2024-05-01T10:00:00+00:00"]})
+    result = frame.select(local_time(pl.col("t"), "Asia/Shanghai").alias("t"))["t"].dt.hour().to_list()
+    assert result == [2, 2, 10]
+
+
+def test_import_result_has_exactly_the_contract_keys() -> None:
+    assert set(ImportResult().as_dict()) == {
+        "rows", "inserted", "updated", "merged_duplicates", "rejected", "rejects_file",
+    }  # fmt: skip
