@@ -10,6 +10,7 @@ from tidings.config import get_settings
 from tidings.content.cli import message_app
 from tidings.db import make_engine
 from tidings.demo.cli import demo_app
+from tidings.dispatch.cli import worker_command
 from tidings.members.cli import import_members, import_stores, member_app
 from tidings.orders.cli import import_orders, import_products
 from tidings.policy.cli import policy_app
@@ -41,6 +42,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(segment_app, name="segment")
 app.add_typer(message_app, name="message")
 app.add_typer(policy_app, name="policy")
+app.command("worker")(worker_command)
 
 
 @db_app.command("upgrade")
@@ -55,12 +57,22 @@ def db_upgrade(revision: str = typer.Argument("head", help="Migration to reach."
 def serve(
     host: str = typer.Option(None, help="Address to bind (default from settings: 127.0.0.1)."),
     port: int = typer.Option(None, help="Port to bind (default from settings: 8000)."),
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="Serve only; leave sending to `tidings worker` processes."
+    ),
 ) -> None:
-    """Runs the HTTP API (and, later, the console and the dispatcher) in one process."""
+    """Runs the HTTP API and, unless --no-worker, the dispatcher in one process."""
     import uvicorn
 
     from tidings.app import create_app
+    from tidings.dispatch.background import BackgroundWorker
 
     settings = get_settings()
     migrate.upgrade(make_engine())
-    uvicorn.run(create_app(), host=host or settings.api_host, port=port or settings.api_port)
+    application = create_app()
+    background = None if no_worker else BackgroundWorker.start(application.state.engine, settings)
+    try:
+        uvicorn.run(application, host=host or settings.api_host, port=port or settings.api_port)
+    finally:
+        if background is not None:
+            background.stop()

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         None, description="Redis URL; when set, workers share provider rate limits through it."
     )
     default_provider: str = Field("simulator", description="Provider of messages naming none.")
-    dispatch_batch_size: int = Field(500, description="Messages a worker claims at a time.")
+    dispatch_batch_size: int = Field(1000, description="Messages a worker claims at a time.")
     dispatch_lease_seconds: float = Field(
         30.0, description="Seconds a claim is held before another worker may take it over."
     )

@@ -97,9 +97,7 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(100), unique=True)
-    campaign_id: Mapped[int | None] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="CASCADE")
-    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"))
     trigger_id: Mapped[int | None] = mapped_column(Integer)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
@@ -142,7 +140,9 @@ class DeliveryReceipt(Base):
 
     __tablename__ = "delivery_receipts"
     __table_args__ = (
-        Index("ix_delivery_receipts_provider_provider_message_id", "provider", "provider_message_id"),
+        Index(
+            "ix_delivery_receipts_provider_provider_message_id", "provider", "provider_message_id"
+        ),
         Index("ix_delivery_receipts_message_id", "message_id"),
     )
 

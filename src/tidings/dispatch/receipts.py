@@ -1,0 +1,180 @@
+"""Delivery receipts, applied in bulk, idempotently and in any order.
+
+Every receipt is stored as received. One that names a message settles it (delivered, failed,
+expired) only if the message may still move there, so a repeat or a late arrival changes
+nothing. One that names no known message is kept unmatched, never dropped: it may have come
+before the provider's answer was recorded, and is matched again when that answer is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Table, select, update
+from sqlalchemy.orm import Session
+
+from tidings.db import bulk_insert
+from tidings.dispatch.ledger import move
+from tidings.dispatch.models import DeliveryReceipt, Message, MessageState, ReceiptStatus, sources
+from tidings.providers.base import Receipt
+
+messages: Table = Message.__table__  # type: ignore[assignment]
+receipts_table: Table = DeliveryReceipt.__table__  # type: ignore[assignment]
+# A receipt reports on a message the provider took: one submitted, or one a crash left unknown.
+RECEIPT_SOURCES = frozenset({MessageState.SUBMITTED, MessageState.UNKNOWN})
+TARGETS = {
+    ReceiptStatus.DELIVERED: MessageState.DELIVERED,
+    ReceiptStatus.FAILED: MessageState.FAILED,
+    ReceiptStatus.EXPIRED: MessageState.EXPIRED,
+}
+assert all(set(sources(target)) >= RECEIPT_SOURCES for target in TARGETS.values())
+
+
+class ReceiptError(ValueError):
+    """A receipt cannot be read (an unknown status)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptReport:
+    """What applying a batch of receipts did."""
+
+    stored: int
+    matched: int
+    unmatched: int
+
+
+def _status(receipt: Receipt) -> ReceiptStatus:
+    try:
+        return ReceiptStatus(receipt.status)
+    except ValueError:
+        known = ", ".join(status.value for status in ReceiptStatus)
+        raise ReceiptError(
+            f"receipt for {receipt.provider_message_id!r} has status {receipt.status!r};"
+            f" expected one of {known}"
+        ) from None
+
+
+def _match(session: Session, receipts: Sequence[Receipt]) -> dict[tuple[str, str], int]:
+    """Maps (provider, provider message id) to the message id, for the receipts given."""
+    found: dict[tuple[str, str], int] = {}
+    by_provider: dict[str, set[str]] = {}
+    for receipt in receipts:
+        by_provider.setdefault(receipt.provider, set()).add(receipt.provider_message_id)
+    for provider, provider_ids in by_provider.items():
+        ordered = sorted(provider_ids)
+        for start in range(0, len(ordered), 5000):
+            rows = session.execute(
+                select(messages.c.provider_message_id, messages.c.id).where(
+                    messages.c.provider == provider,
+                    messages.c.provider_message_id.in_(ordered[start : start + 5000]),
+                )
+            )
+            found.update(((provider, pmid), message_id) for pmid, message_id in rows)
+    return found
+
+
+def _settle(
+    session: Session, rows: Sequence[tuple[int, ReceiptStatus, str | None, datetime]], now: datetime
+) -> None:
+    """Moves messages to the state their receipts report, earliest report first."""
+    guard = " AND state IN (" + ", ".join(f"'{s}'" for s in sorted(RECEIPT_SOURCES)) + ")"
+    earliest: dict[int, tuple[int, ReceiptStatus, str | None, datetime]] = {}
+    for row in rows:
+        if row[0] not in earliest or row[3] < earliest[row[0]][3]:
+            earliest[row[0]] = row
+    for status, target in TARGETS.items():
+        chosen = [row for row in earliest.values() if row[1] is status]
+        data: list[tuple[Any, ...]]
+        if status is ReceiptStatus.DELIVERED:
+            data = [
+                (occurred, occurred, code, message_id) for message_id, _, code, occurred in chosen
+            ]
+            columns = ["delivered_at", "final_at", "error_code"]
+        else:
+            data = [(occurred, code, message_id) for message_id, _, code, occurred in chosen]
+            columns = ["final_at", "error_code"]
+        move(
+            session,
+            target=target,
+            columns=columns,
+            rows=data,
+            now=now,
+            where=guard,
+            clear_lease=True,
+        )
+
+
+def apply_receipts(
+    *, db_session: Session, receipts: Sequence[Receipt], now: datetime
+) -> ReceiptReport:
+    """Stores `receipts` and settles the messages they name."""
+    if not receipts:
+        return ReceiptReport(0, 0, 0)
+    statuses = [_status(receipt) for receipt in receipts]
+    matches = _match(db_session, receipts)
+    message_ids = [matches.get((r.provider, r.provider_message_id)) for r in receipts]
+    frame = pl.DataFrame(
+        {
+            "provider": [r.provider for r in receipts],
+            "provider_message_id": [r.provider_message_id for r in receipts],
+            "status": [status.value for status in statuses],
+            "error_code": [r.error_code for r in receipts],
+            "occurred_at": [r.occurred_at for r in receipts],
+            "received_at": [now] * len(receipts),
+            "message_id": message_ids,
+        },
+        schema_overrides={"error_code": pl.String, "message_id": pl.Int64},
+    )
+    bulk_insert(db_session, "delivery_receipts", frame)
+    rows = [
+        (message_id, status, receipt.error_code, receipt.occurred_at)
+        for message_id, status, receipt in zip(message_ids, statuses, receipts, strict=True)
+        if message_id is not None
+    ]
+    _settle(db_session, rows, now)
+    return ReceiptReport(len(receipts), len(rows), len(receipts) - len(rows))
+
+
+def attach_early_receipts(
+    *, db_session: Session, provider: str, provider_message_ids: Sequence[str], now: datetime
+) -> int:
+    """Matches receipts that came before their message's provider id was recorded."""
+    if not provider_message_ids:
+        return 0
+    # Receipts rarely beat the provider's answer: look for them only when some are unmatched.
+    unmatched = select(receipts_table.c.id).where(receipts_table.c.message_id.is_(None)).limit(1)
+    if db_session.execute(unmatched).first() is None:
+        return 0
+    early = db_session.execute(
+        select(
+            receipts_table.c.id,
+            receipts_table.c.provider_message_id,
+            receipts_table.c.status,
+            receipts_table.c.error_code,
+            receipts_table.c.occurred_at,
+        ).where(
+            receipts_table.c.message_id.is_(None),
+            receipts_table.c.provider == provider,
+            receipts_table.c.provider_message_id.in_(list(provider_message_ids)),
+        )
+    ).all()
+    if not early:
+        return 0
+    matches = _match(db_session, [Receipt(provider, row[1], row[2], row[4]) for row in early])
+    rows = []
+    for receipt_id, pmid, status, code, occurred in early:
+        message_id = matches.get((provider, pmid))
+        if message_id is None:
+            continue
+        db_session.execute(
+            update(receipts_table)
+            .where(receipts_table.c.id == receipt_id)
+            .values(message_id=message_id)
+        )
+        rows.append((message_id, ReceiptStatus(status), code, occurred))
+    _settle(db_session, rows, now)
+    return len(rows)

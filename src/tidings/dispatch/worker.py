@@ -1,0 +1,334 @@
+"""The dispatcher: an asyncio loop that claims due messages and hands them to providers.
+
+Each sender claims a batch with a lease, re-checks the send window (a message that would now
+land at night waits for morning, or expires), marks what it will send `submitting` in a
+committed transaction of its own, calls the provider under its rate limits, and records the
+answers in bulk. A housekeeper polls receipts, reconciles what crashes left behind, and in
+`once` mode ends the run when nothing is left to send or to hear about. Store calls are
+synchronous and short; provider calls are what overlaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import stamina
+from sqlalchemy import Engine, and_, func, or_, select
+
+from tidings import clock
+from tidings.config import Settings
+from tidings.db import session_scope
+from tidings.dispatch import claims, outcomes, receipts, service
+from tidings.dispatch.claims import ClaimedMessage
+from tidings.dispatch.models import Message, MessageKind, MessageState
+from tidings.dispatch.reconcile import reconcile
+from tidings.dispatch.sendwindow import DailyWindow, next_allowed
+from tidings.dispatch.throttle import ProviderThrottle
+from tidings.providers.base import (
+    OutgoingMessage,
+    ProviderUnavailable,
+    ReceiptSource,
+    SendResult,
+    SmsProvider,
+    UnknownProvider,
+    get_provider,
+)
+
+log = logging.getLogger(__name__)
+IDLE_POLL = 0.2  # seconds between claims when nothing is due
+HOUSEKEEPING_INTERVAL = 0.2  # seconds between receipt polls
+UNKNOWN_PROVIDER_CODE = "unknown_provider"
+
+
+@dataclass(slots=True)
+class WorkerReport:
+    """What one run of the worker did, by the state messages reached."""
+
+    tally: outcomes.Tally = field(default_factory=outcomes.Tally)
+    receipts: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts as JSON-ready numbers."""
+        return {**self.tally.counts, "receipts": self.receipts}
+
+
+def worker_name() -> str:
+    """A name that tells which process holds a lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """One dispatcher process (or thread): its senders share its providers and limits."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        settings: Settings,
+        concurrency: int = 1,
+        providers: dict[str, SmsProvider] | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.concurrency = max(1, concurrency)
+        self.owner = owner or worker_name()
+        self.providers: dict[str, SmsProvider] = dict(providers or {})
+        self.throttles: dict[str, ProviderThrottle] = {}
+        self.report = WorkerReport()
+        self.send_window = DailyWindow.parse(settings.send_window)
+        self.quiet_hours = DailyWindow.parse_optional(settings.quiet_hours)
+        self.lease = settings.dispatch_lease_seconds
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Asks the worker to finish the batches in hand and return."""
+        self._stop.set()
+
+    async def run(self, *, once: bool = False) -> WorkerReport:
+        """Sends until stopped, or in `once` mode until nothing is left to send or hear about."""
+        self._provider(self.settings.default_provider)
+        await self._reconcile()
+        senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
+        try:
+            await self._housekeeper(once=once)
+        finally:
+            self._stop.set()
+            await asyncio.gather(*senders)
+            await self._poll_receipts()
+            for throttle in self.throttles.values():
+                await throttle.close()
+        return self.report
+
+    def _provider(self, name: str) -> SmsProvider:
+        if name not in self.providers:
+            self.providers[name] = get_provider(name, self.settings)
+        provider = self.providers[name]
+        if name not in self.throttles:
+            self.throttles[name] = ProviderThrottle(
+                name,
+                rate_per_second=provider.rate_per_second,
+                max_concurrency=provider.max_concurrency,
+                redis_url=self.settings.redis_url,
+            )
+        return provider
+
+    async def _sender(self) -> None:
+        while not self._stop.is_set():
+            now = clock.now()
+            with session_scope(self.engine) as session:
+                claimed = claims.claim_due(
+                    db_session=session,
+                    owner=self.owner,
+                    limit=self.settings.dispatch_batch_size,
+                    lease=self.lease,
+                    now=now,
+                )
+            if not claimed:
+                await self._pause(IDLE_POLL)
+                continue
+            await self._send(claimed)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    def _sort_by_time(
+        self, claimed: Sequence[ClaimedMessage], now: datetime
+    ) -> tuple[list[ClaimedMessage], list[tuple[int, datetime]], list[int]]:
+        """Splits a claim into messages to send now, to defer to a later time, and to expire."""
+        ready, deferred, expired = [], [], []
+        allowed: dict[tuple[MessageKind, str], datetime] = {}
+        for message in claimed:
+            zone_name = message.timezone or self.settings.default_timezone
+            key = (MessageKind(message.kind), zone_name)
+            if key not in allowed:
+                allowed[key] = next_allowed(
+                    kind=key[0],
+                    timezone=zone_name,
+                    now=now,
+                    send_window=self.send_window,
+                    quiet_hours=self.quiet_hours,
+                )
+            when = allowed[key]
+            if message.expires_at is not None and message.expires_at <= max(when, now):
+                expired.append(message.id)
+            elif when > now:
+                deferred.append((message.id, when))
+            else:
+                ready.append(message)
+        return ready, deferred, expired
+
+    async def _send(self, claimed: list[ClaimedMessage]) -> None:
+        now = clock.now()
+        ready, deferred, expired = self._sort_by_time(claimed, now)
+        if deferred or expired:
+            with session_scope(self.engine) as session:
+                outcomes.defer(db_session=session, owner=self.owner, moves=deferred, now=now)
+                outcomes.expire(db_session=session, ids=expired, now=now)
+            self.report.tally.add("deferred", len(deferred))
+            self.report.tally.add(MessageState.EXPIRED, len(expired))
+        by_provider: dict[str, list[ClaimedMessage]] = {}
+        for message in ready:
+            by_provider.setdefault(message.provider, []).append(message)
+        for name, batch in by_provider.items():
+            try:
+                provider = self._provider(name)
+            except UnknownProvider as error:
+                self._fail_unknown_provider(batch, str(error))
+                continue
+            size = self.throttles[name].chunk_size(provider.max_batch)
+            for start in range(0, len(batch), size):
+                if self._stop.is_set():
+                    self._release(batch[start:])
+                    break
+                await self._send_chunk(provider, batch[start : start + size])
+
+    def _release(self, batch: Sequence[ClaimedMessage]) -> None:
+        with session_scope(self.engine) as session:
+            ids = [message.id for message in batch]
+            claims.release(db_session=session, owner=self.owner, ids=ids, now=clock.now())
+
+    def _fail_unknown_provider(self, batch: Sequence[ClaimedMessage], reason: str) -> None:
+        log.error("%s: failing %d messages", reason, len(batch))
+        now = clock.now()
+        with session_scope(self.engine) as session:
+            taken = claims.mark_submitting(
+                db_session=session,
+                owner=self.owner,
+                ids=[m.id for m in batch],
+                lease=self.lease,
+                now=now,
+            )
+            results = [SendResult.failed(i, UNKNOWN_PROVIDER_CODE, permanent=True) for i in taken]
+            tally = outcomes.record_results(
+                db_session=session, results=results, attempts={}, max_attempts=1, now=now
+            )
+        self.report.tally.merge(tally)
+
+    async def _send_chunk(self, provider: SmsProvider, chunk: list[ClaimedMessage]) -> None:
+        async with self.throttles[provider.name].request(len(chunk)):
+            now = clock.now()
+            with session_scope(self.engine) as session:
+                taken = claims.mark_submitting(
+                    db_session=session,
+                    owner=self.owner,
+                    ids=[m.id for m in chunk],
+                    lease=self.lease,
+                    now=now,
+                )
+            if len(taken) < len(chunk):
+                self.report.tally.add("held", len(chunk) - len(taken))
+            outgoing = [
+                OutgoingMessage(m.id, m.phone, m.text, m.parts, m.kind, m.campaign_id)
+                for m in chunk
+                if m.id in taken
+            ]
+            if not outgoing:
+                return
+            results = await self._call(provider, outgoing)
+        if results is None:
+            return  # left `submitting`: reconciliation settles them once the lease runs out
+        attempts = {m.id: m.attempts + 1 for m in chunk}
+        now = clock.now()
+        with session_scope(self.engine) as session:
+            tally = outcomes.record_results(
+                db_session=session,
+                results=results,
+                attempts=attempts,
+                max_attempts=self.settings.dispatch_max_attempts,
+                now=now,
+            )
+            accepted = [r.provider_message_id for r in results if r.provider_message_id]
+            receipts.attach_early_receipts(
+                db_session=session,
+                provider=provider.name,
+                provider_message_ids=accepted,
+                now=now,
+            )
+        self.report.tally.merge(tally)
+
+    async def _call(
+        self, provider: SmsProvider, outgoing: list[OutgoingMessage]
+    ) -> list[SendResult] | None:
+        """Calls the provider; None when the outcome cannot be known (the call broke off)."""
+        # The call must end well inside the lease, or a reconciler could ask the provider
+        # about a message still on its way and send it again.
+        timeout = self.lease / 2
+        try:
+            # Three quick tries: a refused connection is usually back within a second, and
+            # nothing was handed over, so trying again cannot send twice. Longer outages go
+            # back to the queue with backoff.
+            async for attempt in stamina.retry_context(
+                on=ProviderUnavailable, attempts=3, wait_initial=0.1, wait_max=1.0
+            ):
+                with attempt:
+                    return await asyncio.wait_for(provider.send_batch(outgoing), timeout)
+        except ProviderUnavailable:
+            return [SendResult.retry(m.id, 0.0, "unavailable") for m in outgoing]
+        except Exception:
+            log.exception(
+                "provider %s: outcome of %d messages unknown", provider.name, len(outgoing)
+            )
+            return None
+        return None
+
+    async def _poll_receipts(self) -> None:
+        for provider in list(self.providers.values()):
+            if not isinstance(provider, ReceiptSource):
+                continue
+            batch = await provider.poll_receipts()
+            if batch:
+                with session_scope(self.engine) as session:
+                    receipts.apply_receipts(db_session=session, receipts=batch, now=clock.now())
+                self.report.receipts += len(batch)
+
+    async def _reconcile(self) -> None:
+        tally = await reconcile(
+            engine=self.engine,
+            providers=self.providers,
+            now=clock.now(),
+            receipt_timeout=self.settings.dispatch_receipt_timeout,
+        )
+        self.report.tally.merge(tally)
+
+    async def _housekeeper(self, *, once: bool) -> None:
+        reconcile_every = max(0.5, self.lease / 2)
+        last_reconcile = clock.now()
+        while not self._stop.is_set():
+            await self._pause(HOUSEKEEPING_INTERVAL)
+            await self._poll_receipts()
+            now = clock.now()
+            if (now - last_reconcile).total_seconds() >= reconcile_every:
+                await self._reconcile()
+                with session_scope(self.engine) as session:
+                    service.complete_finished(db_session=session)
+                last_reconcile = now
+            if once and self._nothing_left(now):
+                return
+
+    def _nothing_left(self, now: datetime) -> bool:
+        """True when no message is due (or retrying soon), in flight, or awaiting a receipt."""
+        m = Message.__table__.c
+        retry_horizon = now + timedelta(seconds=outcomes.BACKOFF_CAP)
+        receipt_horizon = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)
+        due = and_(
+            m.state == MessageState.QUEUED,
+            claims.campaign_running(),
+            or_(m.send_at <= now, and_(m.attempts > 0, m.send_at <= retry_horizon)),
+        )
+        awaiting = and_(m.state == MessageState.SUBMITTED, m.submitted_at > receipt_horizon)
+        pending = or_(due, m.state == MessageState.SUBMITTING, awaiting)
+        with session_scope(self.engine) as session:
+            left = session.execute(
+                select(func.count()).select_from(Message.__table__).where(pending)
+            ).scalar_one()
+        return left == 0
