@@ -119,19 +119,23 @@ def messy_orders(
 ) -> pl.DataFrame:
     """Rewrites a share of order lines and appends orders of members nobody knows.
 
+    Times are rewritten for whole orders (as when two tills' exports are merged), so that
+    the lines of one order still agree; amounts are rewritten line by line.
     `tag` makes the order ids of the appended orders unique across blocks of one file.
     """
     kinds = 3
     per_kind = min(frame.height, max(1, round(share * frame.height / kinds)))
     chosen = rng.permutation(frame.height)
     block = np.full(frame.height, -1)
-    block[chosen[:per_kind]] = 0
-    block[chosen[per_kind : 2 * per_kind]] = 1
+    block[chosen[:per_kind]] = 1
+    orders = frame["order_id"].unique(maintain_order=True)
+    per_order = max(1, round(per_kind * orders.len() / frame.height))
+    retimed = orders.gather(np.sort(rng.choice(orders.len(), size=per_order, replace=False)))
     frame = frame.with_columns(pl.Series("_block", block))
     at = pl.col("ordered_at").str.to_datetime("%Y-%m-%d %H:%M:%S")
     messy = frame.with_columns(
-        ordered_at=pl.when(pl.col("_block") == 0)
-        .then(at.dt.strftime("%Y/%m/%d %H:%M"))
+        ordered_at=pl.when(pl.col("order_id").is_in(retimed.implode()))
+        .then(at.dt.strftime("%Y/%m/%d %H:%M:%S"))
         .otherwise("ordered_at"),
         amount=pl.when(pl.col("_block") == 1).then(_digits("amount")).otherwise("amount"),
     )

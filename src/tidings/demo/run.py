@@ -22,7 +22,10 @@ from tidings.demo.generate import (
     period_start,
     read_manifest,
 )
+from tidings.imports import ImportResult
+from tidings.members.importer import import_members, import_stores
 from tidings.members.models import Member, Store
+from tidings.orders.importer import import_orders, import_products
 from tidings.orders.models import Order, OrderItem, Product
 
 TOP_CATEGORIES = 5  # categories listed in the summary
@@ -86,18 +89,14 @@ def generate_files(run: DemoRun) -> str:
     )
 
 
-def _importers() -> tuple[tuple[str, Callable[..., Any]], ...]:
-    """The files in the order they must be imported (orders refer to the rest)."""
-    from tidings.members.importer import import_members, import_stores
-    from tidings.orders.importer import import_orders, import_products
-
-    return (
-        ("stores.csv", import_stores),
-        ("products.csv", import_products),
-        ("members.csv", import_members),
-        (GBK_FILE, import_members),
-        ("orders.csv", import_orders),
-    )
+# The files in the order they must be imported: orders refer to all the rest.
+IMPORTS: tuple[tuple[str, Callable[..., ImportResult]], ...] = (
+    ("stores.csv", import_stores),
+    ("products.csv", import_products),
+    ("members.csv", import_members),
+    (GBK_FILE, import_members),
+    ("orders.csv", import_orders),
+)
 
 
 def import_files(run: DemoRun) -> str:
@@ -105,7 +104,7 @@ def import_files(run: DemoRun) -> str:
     # On SQLite the importers write through ADBC, which links a SQLite library of its own;
     # a pooled connection of the other library left open meanwhile would see a stale file.
     run.engine.dispose()
-    for name, importer in _importers():
+    for name, importer in IMPORTS:
         path = run.directory / name
         if path.exists():
             run.imports[name] = importer(engine=run.engine, path=path).as_dict()
