@@ -36,6 +36,11 @@ def test_created_key_opens_the_api_and_only_its_hash_is_stored(cli, engine: Engi
         "/api/v1/members:batch", json=body, headers={"Authorization": "Bearer tid_wrong"}
     )
     assert wrong.status_code == 401
+    accepted = client.post(
+        "/api/v1/members:batch", json=body, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert accepted.status_code == 200
+    assert accepted.json()["rows"] == 0
 
 
 def test_revoked_key_is_refused(cli, engine: Engine) -> None:

@@ -24,7 +24,9 @@ def dress(digits: str, prefix: str, style: int) -> str:
 
 
 def normalised(values: list[str | None]) -> pl.DataFrame:
-    return normalise_phones(pl.DataFrame({"phone": values}, schema={"phone": pl.String}), region="CN")
+    return normalise_phones(
+        pl.DataFrame({"phone": values}, schema={"phone": pl.String}), region="CN"
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -38,7 +40,10 @@ def test_any_dressing_of_a_mainland_mobile_gives_the_same_e164(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="0123456789", min_size=0, max_size=15), st.sampled_from(["", "+86", "0086", "86", "+"]))
+@given(
+    st.text(alphabet="0123456789", min_size=0, max_size=15),
+    st.sampled_from(["", "+86", "0086", "86", "+"]),
+)
 def test_fast_path_agrees_with_phonenumbers_on_any_digits(digits: str, prefix: str) -> None:
     value = prefix + digits
     fast = pl.DataFrame({"p": [value]}).select(fast_e164(pl.col("p")).alias("p"))["p"][0]
@@ -69,7 +74,10 @@ def test_every_valid_mainland_mobile_takes_the_fast_path(digits: str) -> None:
 def test_broken_phones_get_a_reason_a_person_can_act_on() -> None:
     frame = normalised(["1380013800", "138abc00000", "010-12345678", "14012345678", "", None])
     rows = frame.rows(named=True)
-    assert rows[0]["phone_problem"] == "phone '1380013800' has 10 digits; a mainland mobile number has 11"
+    assert (
+        rows[0]["phone_problem"]
+        == "phone '1380013800' has 10 digits; a mainland mobile number has 11"
+    )
     assert "other than digits" in rows[1]["phone_problem"]
     assert rows[2]["phone_status"] == "landline"
     assert "landline" in rows[2]["phone_problem"]

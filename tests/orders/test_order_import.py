@@ -1,0 +1,171 @@
+"""Importing order lines and products: cents, local times, order grouping, idempotence."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from tidings.config import get_settings
+from tidings.db import session_scope
+from tidings.members.models import Member
+from tidings.orders.importer import import_orders
+from tidings.orders.models import Order, OrderItem, Product
+
+ORDERS = (
+    "订单号,下单时间,会员编号,手机号,门店编码,商品编码,品类,数量,实付金额,折扣\n"
+    "SO1,2024-05-01 10:00:00,M1,,S01,P1,,1,299.00,否\n"  # line 2
+    "SO1,2024-05-01 10:00:00,M1,,S01,P2,,3,0.10,1.50\n"  # line 3: second line of SO1
+    "\n"
+    'SO2,2024-05-02T09:30:00+00:00,,"+86 139-0013-9000",朝阳店,P2,,1,"1,005.5",\n'  # line 5
+    "SO3,2024-05-02 11:00,M404,,,P2,,1,5.50,\n"  # line 6: unknown member
+    "SO4,2024-13-02 11:00,M1,,,P2,,1,5.5.0,\n"  # line 7: bad time and amount
+    "SO1,2024-05-03 11:00,M1,,,P2,,1,5.50,\n"  # line 8: SO1 but another time
+    "SO5,2024-05-04 12:00,M1,,S99,P2,,1,5.50,\n"  # line 9: unknown store
+)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def catalogue(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    stores = write(tmp_path, "stores.csv", "code,name,city\nS01,朝阳店,北京\n")
+    products = write(
+        tmp_path,
+        "products.csv",
+        "sku,name,category,pack_size_days,price\nP1,奶粉,母婴,30,299\nP2,苹果,水果,,5.5\n",
+    )
+    members = write(tmp_path, "members.csv", "member_code,phone\nM1,13800138000\nM2,13900139000\n")
+    for kind, path in (("stores", stores), ("products", products), ("members", members)):
+        assert cli("import", kind, str(path)).exit_code == 0
+
+
+def rejects_of(path: str) -> dict[int, str]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return {int(row["line"]): row["reason"] for row in csv.DictReader(handle)}
+
+
+def test_order_lines_become_orders_with_exact_cents(
+    cli, engine: Engine, catalogue, tmp_path: Path
+) -> None:
+    result = cli("import", "orders", str(write(tmp_path, "orders.csv", ORDERS)), "--json")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.output)
+    assert counts["rows"] == 7 and counts["inserted"] == 3 and counts["rejected"] == 4
+    with session_scope(engine) as db_session:
+        orders = {o.external_id: o for o in db_session.scalars(select(Order))}
+        assert set(orders) == {"SO1", "SO2"}
+        assert orders["SO1"].amount_cents == 29910 and orders["SO1"].discount_cents == 150
+        assert orders["SO1"].ordered_at == datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
+        assert orders["SO2"].amount_cents == 100550
+        assert orders["SO2"].ordered_at == datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
+        items = db_session.scalars(
+            select(OrderItem)
+            .where(OrderItem.order_id == orders["SO1"].id)
+            .order_by(OrderItem.line_no)
+        ).all()
+        assert [(i.line_no, i.sku, i.category, i.quantity, i.discounted) for i in items] == [
+            (1, "P1", "母婴", 1, False),
+            (2, "P2", "水果", 3, True),
+        ]
+    rejects = rejects_of(counts["rejects_file"])
+    assert "member 'M404' is not known" in rejects[6]
+    assert "ordered_at '2024-13-02 11:00' is not a date and time" in rejects[7]
+    assert "amount '5.5.0' is not an amount in yuan" in rejects[7]
+    assert rejects[8].startswith("order 'SO1' has another member or time")
+    assert rejects[9] == "store 'S99' is not known; import stores first"
+
+
+def test_reimporting_orders_inserts_and_changes_nothing(
+    cli, engine: Engine, catalogue, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "orders.csv", ORDERS)
+    cli("import", "orders", str(path))
+    with session_scope(engine) as db_session:
+        before = [
+            (o.external_id, o.amount_cents)
+            for o in db_session.scalars(select(Order).order_by(Order.id))
+        ]
+    counts = json.loads(cli("import", "orders", str(path), "--json").output)
+    assert (counts["inserted"], counts["updated"]) == (0, 0)
+    with session_scope(engine) as db_session:
+        after = [
+            (o.external_id, o.amount_cents)
+            for o in db_session.scalars(select(Order).order_by(Order.id))
+        ]
+        assert db_session.scalar(select(func.count()).select_from(OrderItem)) == 3
+    assert after == before
+
+
+def test_create_members_makes_the_unknown_ones(
+    cli, engine: Engine, catalogue, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "orders.csv", ORDERS)
+    counts = json.loads(cli("import", "orders", str(path), "--create-members", "--json").output)
+    assert counts["inserted"] == 4
+    with session_scope(engine) as db_session:
+        created = db_session.scalars(select(Member).where(Member.code == "M404")).one()
+        assert created.phone is None and created.phone_status.value == "missing"
+
+
+def test_lines_of_one_order_split_across_batches_stay_one_order(
+    engine: Engine, catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_IMPORT_BATCH_ROWS", "2")
+    get_settings.cache_clear()
+    lines = "".join(f"SO{n // 3},2024-05-01 10:00,M1,,,P2,,1,1.{n:02d},\n" for n in range(9))
+    scattered = "SO0,2024-05-01 10:00,M1,,,P1,,1,2.00,\n"  # one more line of SO0, far away
+    path = write(tmp_path, "orders.csv", ORDERS.splitlines()[0] + "\n" + lines + scattered)
+    result = import_orders(engine=engine, path=path)
+    get_settings.cache_clear()
+    assert result.inserted == 10 and result.rejected == 0
+    with session_scope(engine) as db_session:
+        orders = {o.external_id: o for o in db_session.scalars(select(Order))}
+        assert {name: o.amount_cents for name, o in orders.items()} == {
+            "SO0": 100 + 101 + 102 + 200, "SO1": 103 + 104 + 105, "SO2": 106 + 107 + 108,
+        }  # fmt: skip
+        numbers = db_session.scalars(
+            select(OrderItem.line_no)
+            .where(OrderItem.order_id == orders["SO0"].id)
+            .order_by(OrderItem.line_no)
+        ).all()
+        assert numbers == [1, 2, 3, 4]
+
+
+def test_orders_file_without_amount_stops(cli, tmp_path: Path) -> None:
+    result = cli(
+        "import",
+        "orders",
+        str(write(tmp_path, "o.csv", "order_id,ordered_at,phone\n1,2024-01-01,13800138000\n")),
+    )
+    assert result.exit_code == 2
+    assert "no amount column" in result.output
+
+
+def test_products_upsert_by_sku(cli, engine: Engine, tmp_path: Path) -> None:
+    header = "sku,name,category,pack_size_days,price\n"
+    cli(
+        "import",
+        "products",
+        str(write(tmp_path, "p.csv", header + "P1,奶粉,母婴,30,299\nP2,苹果,水果,,x\n")),
+    )
+    counts = json.loads(
+        cli(
+            "import",
+            "products",
+            str(write(tmp_path, "p.csv", header + "P1,奶粉,母婴,28,289.5\n")),
+            "--json",
+        ).output
+    )
+    assert (counts["inserted"], counts["updated"], counts["rejected"]) == (0, 1, 0)
+    with session_scope(engine) as db_session:
+        product = db_session.scalars(select(Product)).one()
+        assert (product.pack_size_days, product.price_cents) == (28, 28950)
