@@ -22,7 +22,7 @@ from tidings import clock
 from tidings.config import get_settings
 from tidings.demo import mess
 from tidings.demo.chain import Catalogue, Stores, build_catalogue, build_stores
-from tidings.demo.people import draw_shoppers, identities, local_epoch
+from tidings.demo.people import Shoppers, draw_shoppers, identities, local_epoch
 from tidings.demo.purchases import simulate_lines
 
 GENERATOR_VERSION = 1  # bump when the same parameters would produce different files
@@ -132,6 +132,45 @@ def generate_retailer(*, spec: RetailerSpec, directory: Path) -> GeneratedRetail
     stores, catalogue = build_stores(rng=rng), build_catalogue()
     shoppers = draw_shoppers(rng=rng, count=spec.members, stores=stores, period_days=period_days)
     people = identities(rng=rng, shoppers=shoppers, end=spec.end, period_start=start)
+    order_rows, spend = _write_order_file(
+        spec=spec,
+        directory=directory,
+        shoppers=shoppers,
+        people=people,
+        stores=stores,
+        catalogue=catalogue,
+        start=start,
+    )
+    member_rows = _write_members(
+        people=people.with_columns(
+            store_code=stores.frame["code"].gather(shoppers.home_store),
+            **_tiers_and_points(spec=spec, spend=spend, before=shoppers.registered_day < 0),
+        ).select(HEADERS["members.csv"]),
+        spec=spec,
+        directory=directory,
+    )
+    stores.frame.write_csv(directory / "stores.csv")
+    catalogue.frame.write_csv(directory / "products.csv")
+    counts = {"stores.csv": stores.frame.height, "products.csv": catalogue.frame.height}
+    counts |= {"members.csv": member_rows, "orders.csv": order_rows}
+    generated = GeneratedRetailer(directory=directory, spec=spec, rows=counts)
+    manifest = json.dumps(generated.as_dict(), ensure_ascii=False, indent=2) + "\n"
+    (directory / MANIFEST).write_text(manifest, encoding="utf-8")
+    return generated
+
+
+def _write_order_file(
+    *,
+    spec: RetailerSpec,
+    directory: Path,
+    shoppers: Shoppers,
+    people: pl.DataFrame,
+    stores: Stores,
+    catalogue: Catalogue,
+    start: date,
+) -> tuple[int, np.ndarray]:
+    """Simulates the members block by block into orders.csv; returns its rows and each spend."""
+    period_days = (spec.end - start).days + 1
     spend = np.zeros(spec.members)
     first_order, order_rows = 0, 0
     with (directory / "orders.csv").open("wb") as out:
@@ -161,22 +200,7 @@ def generate_retailer(*, spec: RetailerSpec, directory: Path) -> GeneratedRetail
             )
             first_order += lines["order"].n_unique()
             order_rows += _write_orders(rows=rows, spec=spec, block=block, out=out)
-    member_rows = _write_members(
-        people=people.with_columns(
-            store_code=stores.frame["code"].gather(shoppers.home_store),
-            **_tiers_and_points(spec=spec, spend=spend, before=shoppers.registered_day < 0),
-        ).select(HEADERS["members.csv"]),
-        spec=spec,
-        directory=directory,
-    )
-    stores.frame.write_csv(directory / "stores.csv")
-    catalogue.frame.write_csv(directory / "products.csv")
-    counts = {"stores.csv": stores.frame.height, "products.csv": catalogue.frame.height}
-    counts |= {"members.csv": member_rows, "orders.csv": order_rows}
-    generated = GeneratedRetailer(directory=directory, spec=spec, rows=counts)
-    manifest = json.dumps(generated.as_dict(), ensure_ascii=False, indent=2) + "\n"
-    (directory / MANIFEST).write_text(manifest, encoding="utf-8")
-    return generated
+    return order_rows, spend
 
 
 def _order_rows(

@@ -196,15 +196,7 @@ def _lines(
 ) -> pl.DataFrame:
     """Gives every order its store and lines: products, quantities, amounts and discounts."""
     size = orders.member.size
-    home = shoppers.home_store[members][orders.member]
-    city = stores.city[home]
-    elsewhere = stores.city_first[city] + (rng.random(size) * stores.city_count[city]).astype(int)
-    store = np.where(rng.random(size) < HOME_STORE_SHARE, home, elsewhere)
-    # A visit timed for the home store's hours stays home when the other store is closed.
-    hour = orders.second / 3600
-    opens = np.array([kind.opens_hour for kind in STORE_TYPES])[stores.type[store]]
-    closes = np.array([kind.closes_hour for kind in STORE_TYPES])[stores.type[store]]
-    store = np.where((hour >= opens) & (hour < closes), store, home)
+    store = _order_stores(rng=rng, orders=orders, home=shoppers.home_store[members], stores=stores)
     extra = rng.poisson(np.array(list(EXTRA_LINES_MEAN.values()))[orders.kind])
     count = 1 + np.minimum(extra, MAX_LINES - 1)
     order = np.repeat(np.arange(size), count)
@@ -213,20 +205,7 @@ def _lines(
     favourite = shoppers.favourites[members][orders.member[order], slot]
     anywhere = rng.choice(catalogue.popularity.size, size=order.size, p=catalogue.popularity)
     category = np.where(rng.random(order.size) < FAVOURITE_LINE_SHARE, favourite, anywhere)
-    product = catalogue.category_first[category] + (
-        rng.random(order.size) * catalogue.category_count[category]
-    ).astype(np.int64)
-    # Members who re-buy a consumable on schedule seldom buy it (or its like) in between.
-    casual = catalogue.casual[
-        np.minimum(
-            catalogue.casual_first[category]
-            + (rng.random(order.size) * catalogue.casual_count[category]).astype(np.int64),
-            catalogue.casual.size - 1,
-        )
-    ]
-    switch = (catalogue.casual_count[category] > 0) & (rng.random(order.size) < CASUAL_SHARE)
-    scheduled = catalogue.pack_size_days[product] >= REPLENISH_MIN_PACK_DAYS
-    product = np.where(switch & scheduled, casual, product)
+    product = _products_of(rng=rng, category=category, catalogue=catalogue)
     forced = (line_no == 0) & (orders.product[order] >= 0)
     product = np.where(forced, orders.product[order], product)
     several = rng.choice([1, 2, 3], size=order.size, p=[0.70, 0.22, 0.08])
@@ -251,3 +230,40 @@ def _lines(
             "with_phone": (rng.random(size) < PHONE_ON_ORDER_SHARE)[order],
         }
     ).sort("at", "order", "line_no")
+
+
+def _order_stores(
+    *, rng: np.random.Generator, orders: Visits, home: np.ndarray, stores: Stores
+) -> np.ndarray:
+    """Mostly the home store; otherwise a store of the same city that is open at that hour."""
+    home = home[orders.member]
+    city = stores.city[home]
+    size = orders.member.size
+    elsewhere = stores.city_first[city] + (rng.random(size) * stores.city_count[city]).astype(int)
+    store = np.where(rng.random(size) < HOME_STORE_SHARE, home, elsewhere)
+    # A visit timed for the home store's hours stays home when the other store is closed.
+    hour = orders.second / 3600
+    opens = np.array([kind.opens_hour for kind in STORE_TYPES])[stores.type[store]]
+    closes = np.array([kind.closes_hour for kind in STORE_TYPES])[stores.type[store]]
+    return np.where((hour >= opens) & (hour < closes), store, home)
+
+
+def _products_of(
+    *, rng: np.random.Generator, category: np.ndarray, catalogue: Catalogue
+) -> np.ndarray:
+    """A product of each line's category, seldom a consumable bought on a schedule."""
+    size = category.size
+    product = catalogue.category_first[category] + (
+        rng.random(size) * catalogue.category_count[category]
+    ).astype(np.int64)
+    # Members who re-buy a consumable on schedule seldom buy it (or its like) in between.
+    casual = catalogue.casual[
+        np.minimum(
+            catalogue.casual_first[category]
+            + (rng.random(size) * catalogue.casual_count[category]).astype(np.int64),
+            catalogue.casual.size - 1,
+        )
+    ]
+    switch = (catalogue.casual_count[category] > 0) & (rng.random(size) < CASUAL_SHARE)
+    scheduled = catalogue.pack_size_days[product] >= REPLENISH_MIN_PACK_DAYS
+    return np.where(switch & scheduled, casual, product)
