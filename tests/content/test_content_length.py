@@ -140,7 +140,7 @@ def test_bulk_measure_agrees_with_the_scalar_measure(texts: list[str], scheme) -
 @settings(max_examples=150, deadline=None)
 @given(
     prefix=st.integers(min_value=140, max_value=320),
-    doubled=st.sampled_from(list(GSM_EXTENSION) + ["😀", "𠀋"]),
+    doubled=st.sampled_from([*GSM_EXTENSION, "😀", "𠀋"]),
     suffix=st.integers(min_value=0, max_value=160),
 )
 def test_bulk_measure_agrees_when_a_two_unit_character_sits_near_a_boundary(

@@ -125,7 +125,9 @@ def test_template_findings_point_into_the_template_source(rules) -> None:
     )
     findings = lint_template(template, rules=rules)
     assert [template.source[f.start : f.end] for f in findings] == ["最佳", "www.example.com"]
-    no_match_across = prepare_template("最{name}佳", kind=MessageKind.MARKETING, brand_name="好邻居")
+    no_match_across = prepare_template(
+        "最{name}佳", kind=MessageKind.MARKETING, brand_name="好邻居"
+    )
     assert lint_template(no_match_across, rules=rules) == []
 
 

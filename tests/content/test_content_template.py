@@ -97,15 +97,17 @@ def test_tier_points_and_dates_are_shown_the_chinese_way() -> None:
 
 def test_a_format_that_does_not_fit_the_column_is_an_error_with_its_position() -> None:
     template = parse_template("生日{birthday:,}")
-    with pytest.raises(TemplateError, match="column 3: .*cannot format dates"):
+    with pytest.raises(TemplateError, match=r"column 3: .*cannot format dates"):
         render(template, audience(birthday=[date(1990, 1, 1)]))
-    with pytest.raises(TemplateError, match="column 3: .*cannot format dates"):
+    with pytest.raises(TemplateError, match=r"column 3: .*cannot format dates"):
         render_one(template, {"birthday": date(1990, 1, 1)})
 
 
 def test_a_member_with_an_empty_required_field_is_skipped_with_the_reason() -> None:
     template = parse_template("{name}您好，{store}欢迎您")
-    frame = audience(name=["李雷", "  ", "韩梅梅", None], store_name=["五角场店", "徐汇店", None, None])
+    frame = audience(
+        name=["李雷", "  ", "韩梅梅", None], store_name=["五角场店", "徐汇店", None, None]
+    )
     out = render(template, frame)
     assert out["text"].to_list() == ["李雷您好，五角场店欢迎您", None, None, None]
     assert out["skip_reason"].to_list() == [
@@ -120,13 +122,18 @@ def test_marketing_is_framed_with_signature_and_opt_out_transactional_with_signa
     body = parse_template("{name}，您的积分即将到期")
     marketing = frame_template(body, kind=MessageKind.MARKETING, brand_name="好邻居")
     receipt = frame_template(body, kind=MessageKind.TRANSACTIONAL, brand_name="好邻居")
-    assert render_one(marketing, {"name": "李雷"}).text == "【好邻居】李雷，您的积分即将到期 拒收请回复R"
+    assert (
+        render_one(marketing, {"name": "李雷"}).text
+        == "【好邻居】李雷，您的积分即将到期 拒收请回复R"
+    )
     assert render_one(receipt, {"name": "李雷"}).text == "【好邻居】李雷，您的积分即将到期"
 
 
 def test_framing_adds_nothing_the_template_already_has() -> None:
     template = prepare_template(
-        "【好邻居】{name}，新品到店。回TD退订", kind=MessageKind.MARKETING, brand_name="好邻居",
+        "【好邻居】{name}，新品到店。回TD退订",
+        kind=MessageKind.MARKETING,
+        brand_name="好邻居",
         opt_out_text="回TD退订",
     )
     assert render_one(template, {"name": "李雷"}).text == "【好邻居】李雷，新品到店。回TD退订"

@@ -15,7 +15,6 @@ no-split rule could change.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -189,11 +188,12 @@ def measure(
     text = pl.col("text")
     chars = text.str.len_chars().cast(pl.Int64)
     is_gsm = ~text.str.contains(NOT_GSM_PATTERN)
-    doubled = pl.when(is_gsm).then(text.str.count_matches(EXTENSION_PATTERN))
-    doubled = doubled.otherwise(text.str.count_matches(ASTRAL_PATTERN)).cast(pl.Int64)
+    extension = text.str.count_matches(EXTENSION_PATTERN)
+    astral = text.str.count_matches(ASTRAL_PATTERN)
+    doubled = pl.when(is_gsm).then(extension).otherwise(astral).cast(pl.Int64)
     units = chars if scheme.per_character else chars + doubled
-    naive = pl.when(is_gsm).then(_naive_segments(units, scheme.gsm))
-    naive = naive.otherwise(_naive_segments(units, scheme.ucs2))
+    gsm_segments, ucs2_segments = (_naive_segments(units, lim) for lim in (scheme.gsm, scheme.ucs2))
+    naive = pl.when(is_gsm).then(gsm_segments).otherwise(ucs2_segments)
     multi = pl.when(is_gsm).then(scheme.gsm.multi).otherwise(scheme.ucs2.multi)
     # Greedy parts hold at least `multi - 1` units each but the last, so the no-split rule can
     # add a part only when the units exceed `naive * (multi - 1)` and a two-unit character exists.
@@ -215,6 +215,4 @@ def measure(
     if len(rows):
         exact = [len(split_parts(t, scheme=scheme)) for t in texts.gather(rows).to_list()]
         segments = segments.scatter(rows, exact)
-    return frame.select(
-        "encoding", "units", segments=segments, cost_cents=segments * price
-    )
+    return frame.select("encoding", "units", segments=segments, cost_cents=segments * price)

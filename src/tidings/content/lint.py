@@ -73,8 +73,39 @@ LINK_PATTERN = (
 SCHEME_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://"
 # A dotted word is a link when it has a scheme, a path, starts with www. or ends in one of these.
 LINK_TLDS = frozenset(
-    "com cn net org cc co io me top vip xyz shop info biz link club site online store tv hk "
-    "tw app wang ink fun icu live xin mobi asia".split()
+    [
+        "com",
+        "cn",
+        "net",
+        "org",
+        "cc",
+        "co",
+        "io",
+        "me",
+        "top",
+        "vip",
+        "xyz",
+        "shop",
+        "info",
+        "biz",
+        "link",
+        "club",
+        "site",
+        "online",
+        "store",
+        "tv",
+        "hk",
+        "tw",
+        "app",
+        "wang",
+        "ink",
+        "fun",
+        "icu",
+        "live",
+        "xin",
+        "mobi",
+        "asia",
+    ]
 )
 _PLACEHOLDER = re.compile(PLACEHOLDER_PATTERN)
 _LINK = re.compile(LINK_PATTERN)
@@ -151,7 +182,9 @@ def _length_findings(text: str, *, scheme: CountingScheme, max_parts: int) -> li
     if scheme.max_units is not None and measured.units > scheme.max_units:
         term = f"{measured.units} characters"
         hint = f"{scheme.max_units} characters"
-        findings.append(_finding(FindingCode.TOO_LONG, start=0, end=len(text), term=term, hint=hint))
+        findings.append(
+            _finding(FindingCode.TOO_LONG, start=0, end=len(text), term=term, hint=hint)
+        )
     if measured.segments > max_parts:
         term = f"{measured.segments} parts"
         findings.append(
@@ -199,7 +232,9 @@ def lint_rules(
 def _presence_findings(text: str, rules: LintRules) -> list[Finding]:
     findings = []
     if rules.signature not in text:
-        findings.append(_finding(FindingCode.MISSING_SIGNATURE, start=0, end=0, term=rules.signature))
+        findings.append(
+            _finding(FindingCode.MISSING_SIGNATURE, start=0, end=0, term=rules.signature)
+        )
     if rules.kind is MessageKind.MARKETING and rules.opt_out_text not in text:
         end = len(text)
         term = rules.opt_out_text

@@ -102,8 +102,10 @@ def _surname_expr() -> pl.Expr:
         .when(name.str.contains(_HAN_START))
         .then(name.str.head(1))
     )
-    salutation = pl.col("gender").cast(pl.String).replace_strict(
-        SALUTATIONS, default=None, return_dtype=pl.String
+    salutation = (
+        pl.col("gender")
+        .cast(pl.String)
+        .replace_strict(SALUTATIONS, default=None, return_dtype=pl.String)
     )
     return pl.concat_str(surname, salutation)
 

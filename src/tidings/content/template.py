@@ -63,10 +63,71 @@ TIER_NAMES = {
 }
 SALUTATIONS = {"F": "女士", "女": "女士", "M": "先生", "男": "先生"}
 COMPOUND_SURNAMES = frozenset(
-    "欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 司空 夏侯 轩辕 令狐 钟离 "
-    "闾丘 端木 独孤 南宫 西门 百里 呼延 赫连 澹台 公冶 宗政 濮阳 太叔 申屠 仲孙 鲜于 淳于 "
-    "单于 万俟 司寇 亓官 羊舌 微生 梁丘 左丘 东郭 第五 拓跋 乐正 壤驷 公良 漆雕 巫马 谷梁 "
-    "段干 东门 公西 南门 公羊 颛孙 子车 闻人 公输 梁丘 哥舒 完颜".split()
+    [
+        "欧阳",
+        "司马",
+        "诸葛",
+        "上官",
+        "东方",
+        "皇甫",
+        "尉迟",
+        "公孙",
+        "慕容",
+        "长孙",
+        "宇文",
+        "司徒",
+        "司空",
+        "夏侯",
+        "轩辕",
+        "令狐",
+        "钟离",
+        "闾丘",
+        "端木",
+        "独孤",
+        "南宫",
+        "西门",
+        "百里",
+        "呼延",
+        "赫连",
+        "澹台",
+        "公冶",
+        "宗政",
+        "濮阳",
+        "太叔",
+        "申屠",
+        "仲孙",
+        "鲜于",
+        "淳于",
+        "单于",
+        "万俟",
+        "司寇",
+        "亓官",
+        "羊舌",
+        "微生",
+        "梁丘",
+        "左丘",
+        "东郭",
+        "第五",
+        "拓跋",
+        "乐正",
+        "壤驷",
+        "公良",
+        "漆雕",
+        "巫马",
+        "谷梁",
+        "段干",
+        "东门",
+        "公西",
+        "南门",
+        "公羊",
+        "颛孙",
+        "子车",
+        "闻人",
+        "公输",
+        "梁丘",
+        "哥舒",
+        "完颜",
+    ]
 )
 # Characters a name may start with for a surname to be read from it (CJK ideographs).
 HAN_CLASS = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"
@@ -159,7 +220,9 @@ def _parse_placeholder(body: str, *, position: int) -> Placeholder:
             position=position,
         )
     return Placeholder(
-        field=field, format=fmt if colon else None, fallback=fallback if bar else None,
+        field=field,
+        format=fmt if colon else None,
+        fallback=fallback if bar else None,
         position=position,
     )
 

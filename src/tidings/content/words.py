@@ -54,10 +54,24 @@ SKIPPED_RANGES = (
 SKIPPED = frozenset(chr(c) for low, high in SKIPPED_RANGES for c in range(low, high + 1))
 SKIPPED_CLASS = "[" + "".join(f"\\x{{{lo:x}}}-\\x{{{hi:x}}}" for lo, hi in SKIPPED_RANGES) + "]"
 # Ordinal phrases that contain an absolute term but make no claim ("第一次", "第一天").
-ORDINAL_PHRASES = (
-    "第一次 第一天 第一步 第一件 第一单 第一批 第一期 第一周 第一轮 第一波 第一个月 第一杯 "
-    "第一份 第一名额 唯一码 唯一编号"
-).split()
+ORDINAL_PHRASES = [
+    "第一次",
+    "第一天",
+    "第一步",
+    "第一件",
+    "第一单",
+    "第一批",
+    "第一期",
+    "第一周",
+    "第一轮",
+    "第一波",
+    "第一个月",
+    "第一杯",
+    "第一份",
+    "第一名额",
+    "唯一码",
+    "唯一编号",
+]
 
 
 class WordKind(StrEnum):
@@ -154,13 +168,14 @@ class WordMatcher:
         matches = [
             WordMatch(term=term, start=kept[first], end=kept[last] + 1)
             for first, last, term in found
-            if term.kind is not WordKind.ORDINAL
-            and not _covered(first, last, term.kind, covers)
+            if term.kind is not WordKind.ORDINAL and not _covered(first, last, term.kind, covers)
         ]
         return sorted(matches, key=lambda m: (m.start, -m.end, m.term.term))
 
 
-def _covered(first: int, last: int, kind: WordKind, covers: list[tuple[int, int, WordKind]]) -> bool:
+def _covered(
+    first: int, last: int, kind: WordKind, covers: list[tuple[int, int, WordKind]]
+) -> bool:
     """Whether a longer term of the same kind, or an ordinal phrase, holds [first, last]."""
     for f, la, k in covers:
         holds = f <= first and last <= la and (f, la) != (first, last)
