@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 from tidings import clock
 from tidings.config import get_settings
 from tidings.db import read_frame
+from tidings.orders.frames import order_lines
 from tidings.profiles.models import Profile
 from tidings.segments.fields import FIELD_LIST, FRAME_DTYPES, PROFILE_COLUMNS, FieldType
 
@@ -131,8 +132,8 @@ def _with_columns(frame: pl.DataFrame, columns: dict[str, Any]) -> pl.DataFrame:
     for name, dtype in columns.items():
         if name not in frame.columns:
             exprs.append(pl.lit(None, dtype=dtype).alias(name))
-        elif frame.schema[name] == pl.String and dtype != pl.String:
-            exprs.append(_from_text(pl.col(name), dtype).alias(name))
+        elif frame.schema[name] == pl.String:
+            exprs.append(_from_text(pl.col(name).replace("", None), dtype).alias(name))
         elif isinstance(frame.schema[name], pl.Datetime) and dtype == UTC_TIME:
             column = pl.col(name)
             if frame.schema[name].time_zone is None:  # type: ignore[attr-defined]
@@ -150,6 +151,8 @@ def _from_text(column: pl.Expr, dtype: Any) -> pl.Expr:
         return column.str.to_date(strict=False)
     if dtype == pl.List(pl.String):
         return column.str.json_decode(pl.List(pl.String))
+    if dtype == pl.Boolean:
+        return column.cast(pl.Int64).cast(pl.Boolean)
     return column.cast(dtype)
 
 
@@ -157,7 +160,7 @@ def _tags(frame: pl.DataFrame, name: str) -> pl.Expr:
     if name not in frame.columns or frame.schema[name] == pl.Null:
         return pl.lit(None, dtype=pl.List(pl.String))
     if frame.schema[name] == pl.String:
-        return pl.col(name).str.json_decode(pl.List(pl.String))
+        return pl.col(name).replace("", None).str.json_decode(pl.List(pl.String))
     return pl.col(name).cast(pl.List(pl.String))
 
 
@@ -221,30 +224,32 @@ def _consent(consent: pl.DataFrame) -> pl.DataFrame:
 
 def load_audience(engine: Engine, *, today: date | None = None) -> pl.DataFrame:
     """Reads members, stores, profiles and consent from the store (one query each)."""
-    profile_columns = _profile_columns()
-    profile_sql = ", ".join(
-        "CAST(tags AS TEXT) AS tags" if name == "tags" else name for name in profile_columns
-    )
-    member_sql = ", ".join(
-        "CAST(tags AS TEXT) AS tags" if name == "tags" else name for name in MEMBER_COLUMNS
-    )
-    members = read_frame(
-        engine,
-        f"SELECT {member_sql} FROM members WHERE erased_at IS NULL",
-        schema=MEMBER_COLUMNS,
-    )
-    stores = read_frame(
-        engine, f"SELECT {', '.join(STORE_COLUMNS)} FROM stores", schema=STORE_COLUMNS
-    )
-    profiles = read_frame(engine, f"SELECT {profile_sql} FROM profiles", schema=profile_columns)
-    consent = read_frame(
-        engine,
-        f"SELECT {', '.join(CONSENT_COLUMNS)} FROM consent_events WHERE topic = 'marketing'",
-        schema=CONSENT_COLUMNS,
-    )
+    members = _read_table(engine, "members", MEMBER_COLUMNS, where="erased_at IS NULL")
+    stores = _read_table(engine, "stores", STORE_COLUMNS)
+    profiles = _read_table(engine, "profiles", _profile_columns())
+    consent = _read_table(engine, "consent_events", CONSENT_COLUMNS, where="topic = 'marketing'")
     return audience_frame(
         members=members, stores=stores, profiles=profiles, consent=consent, today=today
     )
+
+
+def _read_table(
+    engine: Engine, table: str, columns: dict[str, Any], *, where: str | None = None
+) -> pl.DataFrame:
+    """Reads the named columns of a table and brings them to their types.
+
+    SQLite's ADBC driver guesses a column's type from its first rows and fails when a
+    run of NULLs is followed by text or a fraction, so on SQLite every column that is not
+    an integer is read as text, with NULL as '' (turned back into null by `_with_columns`).
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    parts = []
+    for name, dtype in columns.items():
+        as_text = name == "tags" or (sqlite and dtype not in (pl.Int64, pl.Boolean))
+        parts.append(f"COALESCE(CAST({name} AS TEXT), '') AS {name}" if as_text else name)
+    condition = f" WHERE {where}" if where else ""
+    frame = read_frame(engine, f"SELECT {', '.join(parts)} FROM {table}{condition}")
+    return _with_columns(frame, columns)
 
 
 def _profile_columns() -> dict[str, Any]:
@@ -340,23 +345,4 @@ def _cached(
 
 def load_order_lines(engine: Engine) -> pl.DataFrame:
     """Reads every order line with its order's member and time (amounts in cents)."""
-    return read_frame(
-        engine,
-        "SELECT o.member_id, o.id AS order_id, o.ordered_at, o.store_id, i.amount_cents,"
-        " i.quantity, i.category, i.sku, i.discounted"
-        " FROM order_items i JOIN orders o ON o.id = i.order_id",
-        schema=ORDER_LINE_COLUMNS,
-    )
-
-
-ORDER_LINE_COLUMNS: dict[str, Any] = {
-    "member_id": pl.Int64,
-    "order_id": pl.Int64,
-    "ordered_at": UTC_TIME,
-    "store_id": pl.Int64,
-    "amount_cents": pl.Int64,
-    "quantity": pl.Int64,
-    "category": pl.String,
-    "sku": pl.String,
-    "discounted": pl.Boolean,
-}
+    return order_lines(engine)

@@ -150,7 +150,7 @@ def _in_list(node: InList, context: Context) -> pl.Expr:
     if family(node.left) == "date":
         column = _local_day(node.left, context)
         listed: list[Any] = [_constant(item) for item in values]
-        found = column.is_in(pl.Series(listed, dtype=pl.Date))
+        found = column.is_in(pl.Series(listed, dtype=pl.Date).implode())
     elif family(node.left) == "number":
         numbers = [
             yuan_to_cents(item.value) if kind == FieldType.MONEY else item.value
@@ -159,11 +159,13 @@ def _in_list(node: InList, context: Context) -> pl.Expr:
         ]
         exact = all(isinstance(n, int) for n in numbers)
         dtype: pl.DataType = pl.Int64() if exact else pl.Float64()
-        found = _expr(node.left, context).cast(dtype).is_in(pl.Series(numbers, dtype=dtype))
+        found = (
+            _expr(node.left, context).cast(dtype).is_in(pl.Series(numbers, dtype=dtype).implode())
+        )
     else:
         dtype = pl.Boolean() if kind == FieldType.BOOL else pl.String()
         found = _expr(node.left, context).is_in(
-            pl.Series([_constant(i) for i in values], dtype=dtype)
+            pl.Series([_constant(i) for i in values], dtype=dtype).implode()
         )
     found = found.fill_null(False)
     if has_null:

@@ -119,6 +119,8 @@ def from_json(data: object) -> Rule:
 def _rule(data: object, path: str) -> Rule:
     node = _object(data, path)
     op = node.get("op")
+    if not isinstance(op, str):
+        raise RuleError(f'{path}.op: give the operator as a text, such as "and" or "=="', None)
     if op in {"and", "or"}:
         items = tuple(
             _rule(item, f"{path}.items[{i}]") for i, item in enumerate(_list(node, "items", path))
@@ -200,7 +202,7 @@ def _value(data: object, path: str) -> Value:
         return _duration(node["duration"], f"{path}.duration")
     if "shift" in node:
         sign = node.get("sign")
-        if sign not in {"+", "-"}:
+        if sign not in ("+", "-"):
             raise RuleError(f"{path}.sign: write '+' or '-'", None)
         return Shift(
             _value(node["shift"], f"{path}.shift"),

@@ -282,7 +282,8 @@ class _Parser:
         category: str | None = None
         if self.token.kind == "text":
             category = str(self.advance().value)
-            self.expect(",", "',' and a window such as 30d")
+            if self.token.kind == ",":
+                self.advance()
         window = self.token
         if window.kind != "duration":
             raise RuleError(
