@@ -1,0 +1,249 @@
+"""The profile of every member, computed from frames alone: members, orders, lines, products,
+the previous profiles and the fitted purchase models in; one profile row per member out.
+
+Nothing here touches the store, so it is quick to test with hand-made frames. Every step is a
+Polars expression or a numpy array operation over all members at once.
+
+Tiers: the tier written to profiles is the one computed from trailing-quarter spend, so that
+`tier` always means bronze/silver/gold by the same rule in segments and messages. The POS's
+own tier stays on members.tier, untouched. A brand whose POS runs the tiers sets
+`tier_from_pos`; then a POS tier that names one of bronze/silver/gold wins, and the computed
+tier fills in for members without one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+
+from tidings.profiles import bgnbd, preferences, replenish, rfm, sendtime, tags
+from tidings.profiles.bgnbd import BgNbdParams, GammaGammaParams
+from tidings.profiles.thresholds import ProfileThresholds
+
+WEEKS_PER_YEAR = 52.0  # CLV horizon: 12 months, undiscounted (a year is too short to matter)
+DAYS_PER_WEEK = 7.0
+CENTS_PER_YUAN = 100.0
+
+PROFILE_COLUMNS = (
+    "member_id",
+    "as_of",
+    "first_order_at",
+    "last_order_at",
+    "days_since_last_order",
+    "orders_total",
+    "spend_total_cents",
+    "orders_90d",
+    "spend_90d_cents",
+    "orders_365d",
+    "spend_365d_cents",
+    "avg_order_cents",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_segment",
+    "value_group",
+    "tier",
+    "previous_tier",
+    "tier_changed_at",
+    "lifecycle_stage",
+    "top_category",
+    "top_categories",
+    "discount_share",
+    "main_store_id",
+    "main_store_share",
+    "best_hour",
+    "next_run_out_on",
+    "replenishment",
+    "p_alive",
+    "expected_orders_90d",
+    "expected_aov_cents",
+    "clv_12m_cents",
+    "churn_risk",
+    "tags",
+)
+
+
+@dataclass(frozen=True)
+class PurchaseModels:
+    """The fitted models a refresh predicts with (None: not fitted, predictions left empty)."""
+
+    bgnbd: BgNbdParams | None = None
+    gamma_gamma: GammaGammaParams | None = None
+
+
+def end_of_day(as_of: date, timezone: str) -> datetime:
+    """The UTC instant the as-of day ends in `timezone` (orders before it count)."""
+    midnight = datetime.combine(as_of + timedelta(days=1), time(), tzinfo=ZoneInfo(timezone))
+    return midnight.astimezone(UTC)
+
+
+def compute_profiles(
+    *,
+    members: pl.DataFrame,
+    orders: pl.DataFrame,
+    lines: pl.DataFrame,
+    products: pl.DataFrame,
+    previous: pl.DataFrame,
+    models: PurchaseModels,
+    as_of: date,
+    thresholds: ProfileThresholds,
+    timezone: str,
+    send_window: str,
+) -> pl.DataFrame:
+    """One profile per member of `members`, sorted by member id, with manual and computed tags.
+
+    members: member_id, store_id, tier (the POS's), timezone, tags (list of text);
+    orders and lines: as `tidings.orders.frames` loads them; products: sku, pack_size_days;
+    previous: member_id, tier, previous_tier, tier_changed_at (the last refresh's profiles).
+    """
+    t = thresholds
+    dated = rfm.dated_orders(orders, as_of=as_of, timezone=timezone)
+    summary = rfm.rfm_scores(rfm.order_summary(dated, thresholds=t))
+    dated_lines = lines.filter(pl.col("ordered_at") < end_of_day(as_of, timezone)).with_columns(
+        day=pl.col("ordered_at").dt.convert_time_zone(timezone).dt.date()
+    )
+    parts = [
+        summary,
+        preferences.category_preferences(dated_lines, top=t.top_categories),
+        preferences.discount_shares(dated_lines),
+        preferences.main_stores(dated),
+        _replenishment(dated_lines, products, as_of=as_of, thresholds=t),
+        predictions(dated, models=models, as_of=as_of, thresholds=t),
+        _previous(previous),
+    ]
+    joined = members.select("member_id", "store_id", pos_tier="tier", manual_tags="tags")
+    for part in parts:
+        joined = joined.join(part, on="member_id", how="left")
+    joined = joined.sort("member_id")
+    hours = sendtime.local_hours(
+        dated.select("member_id", "store_id", "ordered_at"),
+        timezones=members.select("member_id", "timezone"),
+        default=timezone,
+    )
+    leaning = joined.select("member_id", store_id=pl.coalesce("main_store_id", "store_id"))
+    best_hour = sendtime.best_hours(
+        members=leaning,
+        orders=hours.select("member_id", "store_id", "hour"),
+        send_window=send_window,
+        member_pseudo_orders=t.member_pseudo_orders,
+        store_pseudo_orders=t.store_pseudo_orders,
+        fallback_hour=t.fallback_send_hour,
+    )
+    profiles = _finish(joined.with_columns(best_hour), as_of=as_of, thresholds=t)
+    return profiles.with_columns(
+        tags=tags.merged_tags(pl.col("manual_tags"), tags.computed_tags_expr(t, as_of=as_of))
+    ).select(PROFILE_COLUMNS)
+
+
+def _replenishment(
+    dated_lines: pl.DataFrame, products: pl.DataFrame, *, as_of: date, thresholds: ProfileThresholds
+) -> pl.DataFrame:
+    return replenish.replenishment(
+        dated_lines,
+        products,
+        as_of=as_of,
+        min_purchases=thresholds.cadence_min_purchases,
+        forget_after_days=thresholds.replenish_forget_after_days,
+        max_items=thresholds.replenish_items,
+    )
+
+
+def _previous(previous: pl.DataFrame) -> pl.DataFrame:
+    return previous.select(
+        "member_id",
+        old_tier="tier",
+        old_previous_tier="previous_tier",
+        old_tier_changed_at="tier_changed_at",
+    )
+
+
+def _finish(joined: pl.DataFrame, *, as_of: date, thresholds: ProfileThresholds) -> pl.DataFrame:
+    """Fills never-buyers' counts and adds value group, tier and its history, lifecycle stage."""
+    counts = [
+        "orders_total",
+        "spend_total_cents",
+        "orders_90d",
+        "spend_90d_cents",
+        "orders_365d",
+        "spend_365d_cents",
+        "lines",
+    ]
+    filled = joined.with_columns(pl.col(counts).fill_null(0), as_of=pl.lit(as_of))
+    tier = rfm.computed_tier_expr(thresholds)
+    if thresholds.tier_from_pos:
+        pos = pl.col("pos_tier").str.to_lowercase()
+        tier = pl.when(pos.is_in(rfm.TIERS)).then(pos).otherwise(tier)
+    staged = filled.with_columns(
+        value_group=rfm.value_group_expr(thresholds),
+        tier=tier,
+        lifecycle_stage=rfm.lifecycle_stage_expr(thresholds),
+        avg_order_cents=pl.when(pl.col("orders_total") > 0).then(
+            (pl.col("spend_total_cents") / pl.col("orders_total")).round(0).cast(pl.Int64)
+        ),
+        churn_risk=pl.col("churn_risk").fill_null(False),
+    )
+    changed = pl.col("old_tier").is_not_null() & (pl.col("old_tier") != pl.col("tier"))
+    return staged.with_columns(
+        previous_tier=pl.when(changed)
+        .then(pl.col("old_tier"))
+        .otherwise(pl.col("old_previous_tier")),
+        tier_changed_at=pl.when(changed)
+        .then(pl.lit(as_of))
+        .otherwise(pl.col("old_tier_changed_at")),
+    )
+
+
+def predictions(
+    dated: pl.DataFrame, *, models: PurchaseModels, as_of: date, thresholds: ProfileThresholds
+) -> pl.DataFrame:
+    """Per purchaser: P(alive), expected orders in 90 days, expected AOV, 12-month CLV, churn.
+
+    Predictions are per purchase day (several orders on one day count once), as the models
+    are fitted. CLV = expected purchase days in 52 weeks x expected spend per day, not
+    discounted. Without a fitted BG/NBD the columns stay empty.
+    """
+    summary = bgnbd.purchase_day_summary(dated, calibration_end=as_of)
+    if models.bgnbd is None or summary.height == 0:
+        return summary.select(
+            "member_id",
+            p_alive=pl.lit(None, dtype=pl.Float64),
+            expected_orders_90d=pl.lit(None, dtype=pl.Float64),
+            expected_aov_cents=pl.lit(None, dtype=pl.Int64),
+            clv_12m_cents=pl.lit(None, dtype=pl.Int64),
+            churn_risk=pl.lit(None, dtype=pl.Boolean),
+        )
+    distinct = summary.select("x", "t_x", "T").unique()
+    x, t_x, T = (distinct[name].to_numpy() for name in ("x", "t_x", "T"))
+    params = models.bgnbd
+    distinct = distinct.with_columns(
+        p_alive=pl.Series(bgnbd.p_alive(params, x, t_x, T)),
+        expected_orders_90d=pl.Series(
+            bgnbd.expected_purchases(params, 90 / DAYS_PER_WEEK, x, t_x, T)
+        ),
+        expected_year=pl.Series(bgnbd.expected_purchases(params, WEEKS_PER_YEAR, x, t_x, T)),
+    )
+    scored = summary.join(distinct, on=["x", "t_x", "T"], how="left").sort("member_id")
+    aov = _expected_spend_cents(scored, models.gamma_gamma)
+    return scored.select(
+        "member_id",
+        "p_alive",
+        "expected_orders_90d",
+        expected_aov_cents=pl.Series(np.round(aov)).cast(pl.Int64),
+        clv_12m_cents=pl.Series(np.round(aov * scored["expected_year"].to_numpy())).cast(pl.Int64),
+        churn_risk=pl.col("p_alive") < thresholds.churn_below_p_alive,
+    )
+
+
+def _expected_spend_cents(scored: pl.DataFrame, gamma_gamma: GammaGammaParams | None) -> np.ndarray:
+    """Gamma-Gamma's expected spend per purchase day (fitted in yuan), else the member's mean."""
+    observed = (scored["total"] / scored["days"]).to_numpy()
+    if gamma_gamma is None:
+        return observed
+    x = scored["x"].to_numpy()
+    m = scored["m"].fill_null(0.0).to_numpy() / CENTS_PER_YUAN
+    spend = bgnbd.expected_spend(gamma_gamma, x, m) * CENTS_PER_YUAN
+    return np.where(np.isfinite(spend), spend, observed)

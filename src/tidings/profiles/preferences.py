@@ -1,0 +1,67 @@
+"""What a member likes: top categories by share of spend, price sensitivity, main store.
+
+Shares are of the member's line spend (negative lines, such as returns, count as zero);
+ties between categories or stores go to the alphabetically first category and the lowest
+store id, so a refresh always gives the same answer.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+CATEGORY_SHARE = pl.Struct({"category": pl.String, "share": pl.Float64})
+SHARE_DIGITS = 4
+
+
+def category_preferences(lines: pl.DataFrame, *, top: int) -> pl.DataFrame:
+    """Per member: `top_categories` [{category, share}], `top_category`, `top_share`."""
+    spend = pl.col("amount_cents").clip(0, None)
+    per_category = (
+        lines.lazy()
+        .filter(pl.col("category").is_not_null())
+        .group_by("member_id", "category")
+        .agg(spend.sum().alias("spend"))
+        .with_columns(total=pl.col("spend").sum().over("member_id"))
+        .filter(pl.col("total") > 0)
+        .with_columns(share=(pl.col("spend") / pl.col("total")).round(SHARE_DIGITS))
+        .sort(["member_id", "spend", "category"], descending=[False, True, False])
+        .group_by("member_id", maintain_order=True)
+        .head(top)
+    )
+    return (
+        per_category.group_by("member_id", maintain_order=True)
+        .agg(
+            pl.struct("category", "share").alias("top_categories"),
+            pl.col("category").first().alias("top_category"),
+            pl.col("share").first().alias("top_share"),
+        )
+        .collect()
+    )
+
+
+def discount_shares(lines: pl.DataFrame) -> pl.DataFrame:
+    """Per member: `discount_share`, the share of their lines bought on discount, and `lines`."""
+    return lines.group_by("member_id").agg(
+        pl.col("discounted").cast(pl.Float64).mean().alias("discount_share"),
+        pl.len().alias("lines"),
+    )
+
+
+def main_stores(dated: pl.DataFrame) -> pl.DataFrame:
+    """Per member: the store of most of their orders (`main_store_id`) and its share."""
+    return (
+        dated.lazy()
+        .filter(pl.col("store_id").is_not_null())
+        .group_by("member_id", "store_id")
+        .agg(pl.len().alias("orders"))
+        .with_columns(total=pl.col("orders").sum().over("member_id"))
+        .sort(["member_id", "orders", "store_id"], descending=[False, True, False])
+        .group_by("member_id", maintain_order=True)
+        .first()
+        .select(
+            "member_id",
+            pl.col("store_id").alias("main_store_id"),
+            (pl.col("orders") / pl.col("total")).round(SHARE_DIGITS).alias("main_store_share"),
+        )
+        .collect()
+    )

@@ -1,0 +1,86 @@
+"""When each member will run out of the consumables they buy.
+
+A product is a consumable when it has a pack size in days, or when the data shows a repeat
+cadence: the median gap in days between successive purchase days of the same sku, over
+members who bought it on at least `min_purchases` days. A member runs out of a consumable
+`quantity x pack_size_days` after their last purchase day of it (quantity bought that day),
+or one cadence after it. Run-outs more than `forget_after_days` before the as-of day are
+dropped: the member has plainly moved on, and reminding them would be noise.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+
+RUN_OUT = pl.Struct({"sku": pl.String, "category": pl.String, "run_out_on": pl.Date})
+
+
+def learned_cadences(purchase_days: pl.DataFrame, *, min_purchases: int) -> pl.DataFrame:
+    """Per sku: `cadence_days`, the median gap between a repeat buyer's purchase days."""
+    return (
+        purchase_days.lazy()
+        .filter(pl.len().over("member_id", "sku") >= min_purchases)
+        .sort("member_id", "sku", "day")
+        .with_columns(gap=pl.col("day").diff().over("member_id", "sku").dt.total_days())
+        .filter(pl.col("gap").is_not_null())
+        .group_by("sku")
+        .agg(pl.col("gap").median().round(0).cast(pl.Int64).alias("cadence_days"))
+        .collect()
+    )
+
+
+def replenishment(
+    lines: pl.DataFrame,
+    products: pl.DataFrame,
+    *,
+    as_of: date,
+    min_purchases: int,
+    forget_after_days: int,
+    max_items: int,
+) -> pl.DataFrame:
+    """Per member: `replenishment` [{sku, category, run_out_on}] soonest first, `next_run_out_on`.
+
+    `lines` has `member_id, sku, category, quantity, day` (local purchase day, up to as-of);
+    `products` has `sku, pack_size_days`.
+    """
+    purchase_days = (
+        lines.lazy()
+        .filter(pl.col("sku").is_not_null())
+        .group_by("member_id", "sku", "day")
+        .agg(pl.col("quantity").sum(), pl.col("category").first())
+        .collect()
+    )
+    cadences = learned_cadences(purchase_days, min_purchases=min_purchases)
+    packs = products.filter(pl.col("pack_size_days") > 0).select("sku", "pack_size_days")
+    latest = (
+        purchase_days.lazy()
+        .group_by("member_id", "sku")
+        .agg(
+            pl.col("day").max().alias("last_day"),
+            pl.col("quantity").get(pl.col("day").arg_max()).alias("quantity"),
+            pl.col("category").get(pl.col("day").arg_max()).alias("category"),
+        )
+        .join(packs.lazy(), on="sku", how="left")
+        .join(cadences.lazy(), on="sku", how="left")
+        .with_columns(
+            lasts=pl.coalesce(
+                pl.col("quantity").clip(1, None) * pl.col("pack_size_days"), pl.col("cadence_days")
+            )
+        )
+        .filter(pl.col("lasts").is_not_null())
+        .with_columns(run_out_on=pl.col("last_day") + pl.duration(days=pl.col("lasts")))
+        .filter(pl.col("run_out_on") >= as_of - timedelta(days=forget_after_days))
+        .sort(["member_id", "run_out_on", "sku"])
+        .group_by("member_id", maintain_order=True)
+        .head(max_items)
+    )
+    return (
+        latest.group_by("member_id", maintain_order=True)
+        .agg(
+            pl.struct("sku", "category", "run_out_on").alias("replenishment"),
+            pl.col("run_out_on").first().alias("next_run_out_on"),
+        )
+        .collect()
+    )
