@@ -29,7 +29,10 @@ def rows_of(path: Path, batch_rows: int = 1000, **kwargs: object) -> pl.DataFram
 
 def test_blank_lines_and_quoted_newlines_keep_real_line_numbers(tmp_path: Path) -> None:
     path = tmp_path / "members.csv"
-    body = '13800138000,张三,a\n\n13800138001,"李\n四",b\r\n\r\n13800138002,"王,五",c\n13800138003,赵六,d'
+    body = (
+        '13800138000,张三,a\n\n13800138001,"李\n四",b\r\n\r\n'
+        '13800138002,"王,五",c\n13800138003,赵六,d'
+    )
     path.write_text(HEADER + body, encoding="utf-8")
     frame = rows_of(path)
     assert frame["line"].to_list() == [2, 4, 7, 8]
@@ -38,7 +41,10 @@ def test_blank_lines_and_quoted_newlines_keep_real_line_numbers(tmp_path: Path) 
 
 def test_batches_split_anywhere_keep_the_same_lines(tmp_path: Path) -> None:
     path = tmp_path / "members.csv"
-    lines = [f'1380013{n:04d},"名\n{n}",x' if n % 3 == 0 else f"1380013{n:04d},名{n},x" for n in range(50)]
+    lines = [
+        f'1380013{n:04d},"名\n{n}",x' if n % 3 == 0 else f"1380013{n:04d},名{n},x"
+        for n in range(50)
+    ]
     path.write_text(HEADER + "\n\n".join(lines) + "\n", encoding="utf-8")
     whole = rows_of(path, batch_rows=1000)
     split = rows_of(path, batch_rows=7)
@@ -67,8 +73,10 @@ def test_gbk_copy_is_removed_after_reading(tmp_path: Path) -> None:
 
 def test_a_file_that_mixes_encodings_stops_with_the_line(tmp_path: Path) -> None:
     path = tmp_path / "members.csv"
-    path.write_bytes(HEADER.encode() + "13800138000,张三,x\n".encode() + "13800138001,李四,y\n".encode("gbk"))
-    with pytest.raises(ImportFileError, match="line 3 .* mixes encodings"):
+    path.write_bytes(
+        HEADER.encode() + "13800138000,张三,x\n".encode() + "13800138001,李四,y\n".encode("gbk")
+    )
+    with pytest.raises(ImportFileError, match=r"line 3 .* mixes encodings"):
         rows_of(path)
 
 
@@ -125,8 +133,12 @@ def test_amounts_in_yuan_become_exact_cents() -> None:
 
 
 def test_times_without_offset_are_local_and_stored_utc() -> None:
-    frame = pl.DataFrame({"t": ["2024-05-01 10:00:00", "2024/5/1 10:00", "2024-05-01T10:00:00+00:00"]})
-    result = frame.select(local_time(pl.col("t"), "Asia/Shanghai").alias("t"))["t"].dt.hour().to_list()
+    frame = pl.DataFrame(
+        {"t": ["2024-05-01 10:00:00", "2024/5/1 10:00", "2024-05-01T10:00:00+00:00"]}
+    )
+    result = (
+        frame.select(local_time(pl.col("t"), "Asia/Shanghai").alias("t"))["t"].dt.hour().to_list()
+    )
     assert result == [2, 2, 10]
 
 

@@ -37,7 +37,8 @@ def folded(expr: pl.Expr) -> pl.Expr:
 
 def fast_e164(expr: pl.Expr, *, region: str = "CN") -> pl.Expr:
     """E.164 for a mainland mobile recognised without the phone library, else null."""
-    prefixes = r"\+86|0086|86" if region == "CN" else r"\+86|0086"
+    # A leading 0 is the trunk prefix some people dial before a mobile from a landline.
+    prefixes = r"\+86|0086|86|0" if region == "CN" else r"\+86|0086"
     bare = "?" if region == "CN" else ""
     national = folded(expr).str.replace(rf"^(?:{prefixes}){bare}(1\d{{10}})$", "$1")
     return pl.when(national.str.contains(MAINLAND_MOBILE)).then(pl.lit("+86") + national)

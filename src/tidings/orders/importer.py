@@ -206,7 +206,7 @@ class OrderBatches:
         )
 
     def _create_members(self, lines: pl.DataFrame) -> None:
-        newest = int(self.members["member_id"].max() or 0)
+        newest = int(self.members.select(pl.col("member_id").max().fill_null(0)).item())
         people = lines.sort("line").unique(["code", "phone"], keep="first", maintain_order=True)
         # One member per code; a line without a code makes one per phone.
         people = (
