@@ -1,4 +1,5 @@
-"""Tables of per-member profiles (recomputed in bulk) and operator-defined tag rules."""
+"""Tables of per-member profiles (recomputed in bulk), operator-defined tag rules, and the
+fits of the purchase models that refreshes predict with."""
 
 from __future__ import annotations
 
@@ -78,4 +79,28 @@ class TagRule(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     rule: Mapped[str] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
+
+
+class ModelFit(Base):
+    """One fit of BG/NBD and Gamma-Gamma; a refresh predicts with the latest one.
+
+    BG/NBD time is in weeks; Gamma-Gamma's spend (and so `v`) is in yuan.
+    """
+
+    __tablename__ = "model_fits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calibration_end: Mapped[date] = mapped_column(Date)
+    members: Mapped[int] = mapped_column(Integer)
+    r: Mapped[float] = mapped_column(Float)
+    alpha: Mapped[float] = mapped_column(Float)
+    a: Mapped[float] = mapped_column(Float)
+    b: Mapped[float] = mapped_column(Float)
+    bgnbd_log_likelihood: Mapped[float] = mapped_column(Float)
+    gamma_gamma_members: Mapped[int] = mapped_column(Integer, default=0)
+    p: Mapped[float | None] = mapped_column(Float)
+    q: Mapped[float | None] = mapped_column(Float)
+    v: Mapped[float | None] = mapped_column(Float)
+    gamma_gamma_log_likelihood: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
