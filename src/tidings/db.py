@@ -270,6 +270,10 @@ class BulkStore:
         """Ends the current transaction, keeping its changes."""
         raise NotImplementedError
 
+    def execute_rows(self, sql: str, frame: pl.DataFrame) -> None:
+        """Runs one statement (with `?` markers) for every row of `frame`."""
+        raise NotImplementedError
+
     def create_temp(self, table: str, columns: dict[str, str]) -> None:
         """Creates (or recreates, empty) a temporary table of the given SQL column types."""
         body = ", ".join(f"{name} {sql_type}" for name, sql_type in columns.items())
@@ -312,6 +316,9 @@ class SessionBulkStore(BulkStore):
 
     def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool = False) -> int:
         return bulk_insert(self.session, table, frame)
+
+    def execute_rows(self, sql: str, frame: pl.DataFrame) -> None:
+        execute_many(self.session, sql, frame)
 
     def commit(self) -> None:
         self.session.commit()

@@ -126,16 +126,38 @@ def record_consent(*, store: BulkStore, events: pl.DataFrame) -> int:
     """
     if events.height == 0:
         return 0
-    stage(store, "import_consent", events)
-    return store.execute(
-        "INSERT INTO consent_events (member_id, kind, topic, source, occurred_at, created_at)"
-        " SELECT c.member_id, c.kind, 'marketing', c.source, c.occurred_at, c.created_at"
-        " FROM import_consent c"
-        " WHERE NOT EXISTS (SELECT 1 FROM consent_events e WHERE e.member_id = c.member_id"
-        "   AND e.topic = 'marketing' AND e.occurred_at > c.occurred_at)"
-        " AND COALESCE((SELECT e.kind FROM consent_events e WHERE e.member_id = c.member_id"
-        "   AND e.topic = 'marketing' ORDER BY e.occurred_at DESC, e.id DESC LIMIT 1), '')"
-        "   <> c.kind"
+    stage(store, "import_consent", events.select("member_id"))
+    ledger = store.frame(
+        "SELECT e.member_id, e.kind, e.occurred_at, e.id FROM import_consent c"
+        " JOIN consent_events e ON e.member_id = c.member_id AND e.topic = 'marketing'",
+        schema={"member_id": pl.Int64, "kind": pl.String, "occurred_at": UTC_TIME, "id": pl.Int64},
+    )
+    latest = (
+        ledger.sort("occurred_at", "id")
+        .group_by("member_id")
+        .agg(
+            pl.col("kind").last().alias("latest_kind"),
+            pl.col("occurred_at").last().alias("latest_at"),
+        )
+    )
+    joined = events.join(latest, on="member_id", how="left")
+    changes = joined.filter(
+        pl.col("latest_kind").is_null()
+        | (
+            (pl.col("latest_kind") != pl.col("kind"))
+            & (pl.col("occurred_at") >= pl.col("latest_at"))
+        )
+    )
+    return store.ingest(
+        "consent_events",
+        changes.select(
+            "member_id",
+            "kind",
+            pl.lit("marketing").alias("topic"),
+            "source",
+            "occurred_at",
+            "created_at",
+        ),
     )
 
 

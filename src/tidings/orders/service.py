@@ -46,17 +46,37 @@ def last_order_id(*, store: BulkStore) -> int:
 
 def insert_orders(*, store: BulkStore, orders: pl.DataFrame) -> pl.DataFrame:
     """Inserts the orders whose `external_id` is new; returns every one's `external_id`, `id`."""
-    _stage(store, "import_orders", orders)
+    schema = {"external_id": pl.String, "order_id": pl.Int64}
     columns = ", ".join(orders.columns)
-    store.execute(
-        f"INSERT INTO orders ({columns}) SELECT {columns} FROM import_orders s"
-        " WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.external_id = s.external_id)"
+    if store.dialect != "sqlite":
+        _stage(store, "import_orders", orders)
+        store.execute(
+            f"INSERT INTO orders ({columns}) SELECT {columns} FROM import_orders s"
+            " WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.external_id = s.external_id)"
+        )
+        return store.frame(
+            "SELECT s.external_id, o.id FROM import_orders s JOIN orders o"
+            " ON o.external_id = s.external_id",
+            schema=schema,
+        )
+    # SQLite writes one at a time, so the new orders are exactly those above the last id.
+    before = last_order_id(store=store)
+    markers = ", ".join("?" for _ in orders.columns)
+    store.execute_rows(
+        f"INSERT INTO orders ({columns}) VALUES ({markers}) ON CONFLICT (external_id) DO NOTHING",
+        orders,
     )
-    return store.frame(
+    new = store.frame("SELECT external_id, id FROM orders WHERE id > ?", (before,), schema=schema)
+    known = orders.filter(~pl.col("external_id").is_in(new["external_id"].implode()))
+    if known.height == 0:
+        return new
+    _stage(store, "import_orders", known.select("external_id"))
+    found = store.frame(
         "SELECT s.external_id, o.id FROM import_orders s JOIN orders o"
         " ON o.external_id = s.external_id",
-        schema={"external_id": pl.String, "order_id": pl.Int64},
+        schema=schema,
     )
+    return pl.concat([new, found])
 
 
 def line_counts(*, store: BulkStore, order_ids: pl.Series) -> pl.DataFrame:
