@@ -140,6 +140,8 @@ def test_bulk_reasons_name_what_blocks_each_message(rules) -> None:
             "新品到店",
             SIGNED.format("最佳"),
             None,
+            SIGNED.format("见 t.example.cn/a t.example.cn/b"),
+            SIGNED.format("见 abct.example.cn/a"),
         ]
     )
     assert lint_messages(texts, rules=rules).to_list() == [
@@ -149,6 +151,8 @@ def test_bulk_reasons_name_what_blocks_each_message(rules) -> None:
         "missing_signature",
         None,
         None,
+        None,
+        "foreign_link:abct.example.cn/a",
     ]
 
 

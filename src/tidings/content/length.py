@@ -200,15 +200,20 @@ def measure(
     near_boundary = (doubled > 0) & (naive > 1) & (units > naive * (multi - 1))
     if scheme.per_character:
         near_boundary = pl.lit(False)
-    frame = pl.DataFrame({"text": texts.cast(pl.String)}).select(
-        encoding=pl.when(text.is_null())
-        .then(None)
-        .when(is_gsm)
-        .then(pl.lit(Encoding.GSM7.value))
-        .otherwise(pl.lit(Encoding.UCS2.value)),
-        units=units,
-        segments=naive,
-        near=near_boundary.fill_null(False),
+    # Lazily, so that units and part counts are computed once however often they are used.
+    frame = (
+        pl.LazyFrame({"text": texts.cast(pl.String)})
+        .select(
+            encoding=pl.when(text.is_null())
+            .then(None)
+            .when(is_gsm)
+            .then(pl.lit(Encoding.GSM7.value))
+            .otherwise(pl.lit(Encoding.UCS2.value)),
+            units=units,
+            segments=naive,
+            near=near_boundary.fill_null(False),
+        )
+        .collect()
     )
     segments = frame["segments"]
     rows = frame.with_row_index().filter(pl.col("near"))["index"]

@@ -316,6 +316,13 @@ def _foreign_link_expr(text: pl.Expr, *, domain: str) -> pl.Expr:
     return text.str.extract_all(LINK_PATTERN).list.eval(link.filter(is_link & foreign)).list.first()
 
 
+def _dotted_beyond_brand(text: pl.Expr, *, domain: str) -> pl.Expr:
+    """Whether a text has a dotted word besides links on the brand's domain (a cheap filter)."""
+    host_char = "A-Za-z0-9.-"
+    brand = f"(?:^|[^{host_char}])(?:[A-Za-z0-9-]+\\.)*{re.escape(domain)}(?:[^{host_char}]|$)"
+    return text.str.replace_all(brand, " ").str.contains(r"[A-Za-z0-9-]\.[A-Za-z]")
+
+
 def _sensitive_terms(normal: pl.Series, matcher: WordMatcher) -> pl.Series:
     """The longest sensitive term in each text (then the first in code-point order), as listed."""
     term = pl.element()
@@ -349,11 +356,18 @@ def lint_messages(
     marketing = rules.kind is MessageKind.MARKETING
     max_units = rules.scheme.max_units
     placeholder = text.str.extract(f"({PLACEHOLDER_PATTERN})", 1)
-    link = _foreign_link_expr(text, domain=rules.short_link_domain)
+    # Only texts with a dotted word left once the brand's own links are blanked can hold a
+    # foreign link; the exact check runs on those alone.
+    frame = frame.with_columns(dotted=_dotted_beyond_brand(text, domain=rules.short_link_domain))
+    suspects = frame.filter(pl.col("dotted"))
+    link = pl.Series("link", [None] * len(frame), dtype=pl.String).scatter(
+        suspects["index"],
+        suspects.select(_foreign_link_expr(text, domain=rules.short_link_domain)).to_series(),
+    )
     reasons = [
         pl.concat_str(pl.lit(f"{FindingCode.SENSITIVE_WORD}:"), pl.lit(sensitive)),
         pl.concat_str(pl.lit(f"{FindingCode.UNRESOLVED_PLACEHOLDER}:"), placeholder),
-        pl.concat_str(pl.lit(f"{FindingCode.FOREIGN_LINK}:"), link),
+        pl.concat_str(pl.lit(f"{FindingCode.FOREIGN_LINK}:"), pl.lit(link)),
         pl.when(~text.str.contains(rules.signature, literal=True)).then(
             pl.lit(str(FindingCode.MISSING_SIGNATURE))
         ),

@@ -32,6 +32,7 @@ from tidings.content.template import (
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 SKIP_PREFIX = "missing_field:"
+INT64_GROUPS = 7  # groups of three digits in the longest 64-bit integer
 _HAN_START = f"^{HAN_CLASS}"
 _HAN_PATTERN = re.compile(_HAN_START)
 
@@ -59,8 +60,15 @@ def _type_error(placeholder: Placeholder, kind: str) -> TemplateError:
 
 def _thousands(digits: pl.Expr) -> pl.Expr:
     negative = digits.str.starts_with("-")
-    body = digits.str.strip_prefix("-").str.reverse().str.replace_all(r"(\d{3})", "${1},")
-    grouped = body.str.strip_suffix(",").str.reverse()
+    body = digits.str.strip_prefix("-")
+    size = body.str.len_bytes().cast(pl.Int64)
+    lead = (size - 1) % 3 + 1  # digits before the first comma
+    pieces = [body.str.slice(0, lead)]
+    for group in range(INT64_GROUPS - 1):
+        start = lead + 3 * group
+        comma_group = pl.concat_str(pl.lit(","), body.str.slice(start, 3))
+        pieces.append(pl.when(size > start).then(comma_group).otherwise(pl.lit("")))
+    grouped = pl.concat_str(pieces)
     return pl.when(negative).then(pl.concat_str(pl.lit("-"), grouped)).otherwise(grouped)
 
 
@@ -160,7 +168,9 @@ def render(template: Template, frame: Frame) -> Frame:
     """Adds `text` (null when skipped) and `skip_reason` to an audience frame."""
     schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
     text, reason = render_expressions(template, schema=schema)
-    return frame.with_columns(text=text, skip_reason=reason)
+    # Lazily, so that each field is formatted once however often the expressions use it.
+    rendered = frame.lazy().with_columns(text=text, skip_reason=reason)
+    return rendered if isinstance(frame, pl.LazyFrame) else rendered.collect()
 
 
 # One member: plain Python with the same rules.
