@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 from tidings import clock
 from tidings.config import get_settings
 from tidings.db import read_frame
-from tidings.orders.frames import order_lines
+from tidings.orders.frames import ORDER_LINE_COLUMNS, order_lines
 from tidings.profiles.models import Profile
 from tidings.segments.fields import FIELD_LIST, FRAME_DTYPES, PROFILE_COLUMNS, FieldType
 
@@ -238,17 +238,25 @@ def _read_table(
 ) -> pl.DataFrame:
     """Reads the named columns of a table and brings them to their types.
 
-    SQLite's ADBC driver guesses a column's type from its first rows and fails when a
-    run of NULLs is followed by text or a fraction, so on SQLite every column that is not
-    an integer is read as text, with NULL as '' (turned back into null by `_with_columns`).
+    PostgreSQL is read through ADBC (`tidings.db.read_frame`). SQLite is read through the
+    engine's own pysqlite connection: ADBC would load a second SQLite library into the
+    process, whose connections, on closing, drop the file locks of the first and delete
+    the WAL under its open connections ('disk I/O error', stale reads, 'database is
+    locked'). Columns that are not integers are read as text there, NULL as ''.
     """
     sqlite = engine.dialect.name == "sqlite"
-    parts = []
+    parts, read_as = [], {}
     for name, dtype in columns.items():
         as_text = name == "tags" or (sqlite and dtype not in (pl.Int64, pl.Boolean))
         parts.append(f"COALESCE(CAST({name} AS TEXT), '') AS {name}" if as_text else name)
-    condition = f" WHERE {where}" if where else ""
-    frame = read_frame(engine, f"SELECT {', '.join(parts)} FROM {table}{condition}")
+        read_as[name] = pl.String if as_text else pl.Int64
+    sql = f"SELECT {', '.join(parts)} FROM {table}" + (f" WHERE {where}" if where else "")
+    if sqlite:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(sql).all()
+        frame = pl.DataFrame(rows, schema=read_as, orient="row")
+    else:
+        frame = read_frame(engine, sql)
     return _with_columns(frame, columns)
 
 
@@ -344,5 +352,29 @@ def _cached(
 
 
 def load_order_lines(engine: Engine) -> pl.DataFrame:
-    """Reads every order line with its order's member and time (amounts in cents)."""
-    return order_lines(engine)
+    """Reads every order line with its order's member and time (amounts in cents).
+
+    PostgreSQL uses the shared loader `tidings.orders.frames.order_lines`; on SQLite the two
+    tables are read through pysqlite (see `_read_table`) and joined here the same way.
+    """
+    if engine.dialect.name != "sqlite":
+        return order_lines(engine)
+    heads = _read_table(engine, "orders", ORDER_HEAD_COLUMNS).rename({"id": "order_id"})
+    lines = _read_table(engine, "order_items", ORDER_ITEM_COLUMNS)
+    return lines.join(heads, on="order_id", how="inner").select(ORDER_LINE_COLUMNS)
+
+
+ORDER_HEAD_COLUMNS: dict[str, Any] = {
+    "id": pl.Int64,
+    "member_id": pl.Int64,
+    "store_id": pl.Int64,
+    "ordered_at": UTC_TIME,
+}
+ORDER_ITEM_COLUMNS: dict[str, Any] = {
+    "order_id": pl.Int64,
+    "sku": pl.String,
+    "category": pl.String,
+    "quantity": pl.Int64,
+    "amount_cents": pl.Int64,
+    "discounted": pl.Boolean,
+}
