@@ -112,7 +112,20 @@ def count(*, engine: Engine, rule: str | Rule, today: date | None = None) -> dic
 def _matching_ids(engine: Engine, tree: Rule, saved: Mapping[str, Rule], day: date) -> pl.Series:
     audience = snapshot(engine, today=day)
     lines = order_lines_snapshot(engine) if aggregates_used(tree, saved) else None
-    frame, condition = _prepare(tree, audience, lines, day, saved, None)
+    return matching_ids(rule=tree, audience=audience, order_lines=lines, today=day, saved=saved)
+
+
+def matching_ids(
+    *,
+    rule: str | Rule,
+    audience: pl.DataFrame,
+    order_lines: pl.DataFrame | None,
+    today: date,
+    saved: Mapping[str, Rule],
+    timezone: str | None = None,
+) -> pl.Series:
+    """Returns the member ids a rule matches, in audience order (pure; reads only member_id)."""
+    frame, condition = _prepare(rule, audience, order_lines, today, saved, timezone)
     return frame.lazy().filter(condition).select("member_id").collect().to_series()
 
 
