@@ -8,6 +8,10 @@ prior_store(h) = (n_store(h) + K_store * base(h)) / (n_store + K_store). With th
 K_member = 4 orders and K_store = 50 orders, a member with one order mostly follows their
 store; a member with twenty orders mostly follows themselves. The store is the member's main
 store (most orders), else their home store; a member with neither follows the base.
+
+Orders outside the send window count at the nearest allowed hour (on the clock face, the
+earlier one on a tie): a member who shops at nine at night is best reached at the end of an
+08:00-20:00 window, not at whatever hour the store's crowd prefers.
 """
 
 from __future__ import annotations
@@ -38,6 +42,15 @@ def allowed_hours(send_window: str) -> list[int]:
     if not hours:
         raise SendWindowError(f"send window {send_window!r} holds no whole hour to send at")
     return hours
+
+
+def nearest_allowed(window: list[int]) -> np.ndarray:
+    """For each hour 0..23, the allowed hour nearest to it on the clock face."""
+    hours = np.arange(HOURS)[:, None]
+    allowed = np.asarray(sorted(window))[None, :]
+    gap = np.abs(hours - allowed)
+    distance = np.minimum(gap, HOURS - gap)
+    return allowed[0, np.argmin(distance, axis=1)]
 
 
 def _minutes(text: str) -> int:
@@ -82,6 +95,9 @@ def best_hours(
     if orders.height == 0:
         hour = fallback_hour if fallback_hour in window else window[0]
         return pl.Series("best_hour", [hour] * members.height, dtype=pl.Int64)
+    orders = orders.with_columns(
+        hour=pl.Series(nearest_allowed(window)[orders["hour"].to_numpy()], dtype=pl.Int64)
+    )
     index = members.select("member_id").with_row_index("row")
     rows = orders.join(index, on="member_id", how="inner")
     member_counts = _counts(rows["row"].to_numpy(), rows["hour"].to_numpy(), members.height)
