@@ -1,8 +1,9 @@
 """Profile refresh and model fits against the store: read in bulk, compute, write back.
 
-On SQLite every read and write here goes through ADBC, which links a SQLite library of its
-own; the engine's pooled connections (the other library) are closed first, because a
-connection of one library left open while the other closes the file sees a stale file.
+Reads go through ADBC (`read_frame`), which links a SQLite library of its own, and writes
+through the engine's own connection (`bulk_store`). A connection of one library left open
+while the other closes the file sees a stale file, so the engine's pooled connections are
+closed before the reads and again once the writes are committed.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ def fit(*, engine: Engine, calibration_end: date) -> FitResult:
     with bulk_store(engine) as store:
         _save_fit(store, result)
         store.commit()
+    engine.dispose()
     return result
 
 
@@ -226,6 +228,7 @@ def refresh(
             _save_fit(store, new_fit)
         written = _replace_profiles(store, profiles)
         store.commit()
+    engine.dispose()
     _invalidate_audiences(engine)
     return RefreshResult(
         as_of=as_of,
