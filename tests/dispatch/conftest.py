@@ -18,7 +18,6 @@ from tidings.db import bulk_insert, session_scope
 from tidings.providers.simulator import SimulatorProvider
 
 
-
 def add_campaign(engine: Engine, *, status: CampaignStatus = CampaignStatus.RUNNING) -> int:
     """Creates a campaign and returns its id."""
     with session_scope(engine) as session:

@@ -62,9 +62,15 @@ def claim_due(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    sqlite = is_sqlite(db_session)
+    # PostgreSQL may run an IN (subquery) more than once, and each run would lock another
+    # LIMIT of rows; a CTE runs once. SQLite runs the subquery once and has no row locks.
+    picked = (
+        messages.c.id.in_(due.scalar_subquery()) if sqlite else messages.c.id == due.cte("due").c.id
+    )
     statement = (
         update(messages)
-        .where(messages.c.id.in_(due.scalar_subquery()), messages.c.state == MessageState.QUEUED)
+        .where(picked, messages.c.state == MessageState.QUEUED)
         .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease), updated_at=now)
         .returning(
             messages.c.id,
@@ -79,7 +85,7 @@ def claim_due(
             messages.c.attempts,
         )
     )
-    if is_sqlite(db_session):
+    if sqlite:
         with _sqlite_claimer:
             rows = db_session.execute(statement).all()
     else:
