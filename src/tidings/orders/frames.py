@@ -57,15 +57,9 @@ def orders(engine: Engine) -> pl.DataFrame:
     return frame.select(list(ORDER_SCHEMA))
 
 
-def order_lines(engine: Engine, *, orders_frame: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Every order line with its order's member, store and time (amount is the line's).
-
-    Columns: `member_id, order_id, ordered_at (UTC), store_id, amount_cents, quantity,
-    category, sku, discounted`. Pass `orders_frame` (from `orders`) to skip a second scan.
-    """
-    if orders_frame is None:
-        orders_frame = orders(engine)
-    lines = read_frame(
+def order_items(engine: Engine) -> pl.DataFrame:
+    """Every order line as stored: `order_id, sku, category, quantity, amount_cents, discounted`."""
+    return read_frame(
         engine,
         "SELECT order_id, COALESCE(sku, '') AS sku, COALESCE(category, '') AS category,"
         " COALESCE(quantity, 1) AS quantity, amount_cents,"
@@ -75,8 +69,23 @@ def order_lines(engine: Engine, *, orders_frame: pl.DataFrame | None = None) -> 
         pl.col("sku").replace("", None),
         pl.col("category").replace("", None),
     )
+
+
+def join_lines(items: pl.DataFrame, orders_frame: pl.DataFrame) -> pl.DataFrame:
+    """Order lines (`order_items`) with their order's member, time and store."""
     heads = orders_frame.select("order_id", "member_id", "ordered_at", "store_id")
-    return lines.join(heads, on="order_id", how="inner").select(ORDER_LINE_COLUMNS)
+    return items.join(heads, on="order_id", how="inner").select(ORDER_LINE_COLUMNS)
+
+
+def order_lines(engine: Engine, *, orders_frame: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every order line with its order's member, store and time (amount is the line's).
+
+    Columns: `member_id, order_id, ordered_at (UTC), store_id, amount_cents, quantity,
+    category, sku, discounted`. Pass `orders_frame` (from `orders`) to skip a second scan.
+    """
+    if orders_frame is None:
+        orders_frame = orders(engine)
+    return join_lines(order_items(engine), orders_frame)
 
 
 def products(engine: Engine) -> pl.DataFrame:

@@ -103,8 +103,11 @@ def compute_profiles(
     t = thresholds
     dated = rfm.dated_orders(orders, as_of=as_of, timezone=timezone)
     summary = rfm.rfm_scores(rfm.order_summary(dated, thresholds=t))
+    # Categorical sku and category: the groupings below then hash small integers.
     dated_lines = lines.filter(pl.col("ordered_at") < end_of_day(as_of, timezone)).with_columns(
-        day=pl.col("ordered_at").dt.convert_time_zone(timezone).dt.date()
+        day=pl.col("ordered_at").dt.convert_time_zone(timezone).dt.date(),
+        sku=pl.col("sku").cast(pl.Categorical),
+        category=pl.col("category").cast(pl.Categorical),
     )
     parts = [
         summary,

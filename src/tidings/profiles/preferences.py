@@ -29,7 +29,8 @@ def category_preferences(lines: pl.DataFrame, *, top: int) -> pl.DataFrame:
         .head(top)
     )
     return (
-        per_category.group_by("member_id", maintain_order=True)
+        per_category.with_columns(pl.col("category").cast(pl.String))
+        .group_by("member_id", maintain_order=True)
         .agg(
             pl.struct("category", "share").alias("top_categories"),
             pl.col("category").first().alias("top_category"),

@@ -53,7 +53,9 @@ def replenishment(
         .collect()
     )
     cadences = learned_cadences(purchase_days, min_purchases=min_purchases)
-    packs = products.filter(pl.col("pack_size_days") > 0).select("sku", "pack_size_days")
+    packs = products.filter(pl.col("pack_size_days") > 0).select(
+        pl.col("sku").cast(purchase_days.schema["sku"]), "pack_size_days"
+    )
     latest = (
         purchase_days.lazy()
         .group_by("member_id", "sku")
@@ -77,7 +79,8 @@ def replenishment(
         .head(max_items)
     )
     return (
-        latest.group_by("member_id", maintain_order=True)
+        latest.with_columns(pl.col("sku", "category").cast(pl.String))
+        .group_by("member_id", maintain_order=True)
         .agg(
             pl.struct("sku", "category", "run_out_on").alias("replenishment"),
             pl.col("run_out_on").first().alias("next_run_out_on"),

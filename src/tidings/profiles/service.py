@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import time as timer
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,14 +26,15 @@ from tidings import clock
 from tidings.config import get_settings
 from tidings.db import BulkStore, bulk_store, read_frame
 from tidings.orders import frames
-from tidings.profiles import bgnbd, tagrules
+from tidings.profiles import bgnbd, tagrules, writeback
 from tidings.profiles.bgnbd import BgNbdParams, GammaGammaParams
-from tidings.profiles.compute import CENTS_PER_YUAN, PROFILE_COLUMNS, PurchaseModels
+from tidings.profiles.compute import CENTS_PER_YUAN, PurchaseModels
 from tidings.profiles.compute import compute_profiles as compute
 from tidings.profiles.thresholds import ProfileThresholds, from_settings
 
 UTC_TIME = pl.Datetime("us", "UTC")
-JSON_COLUMNS = ("top_categories", "replenishment", "tags")
+READ_THREADS = 3
+FIT_SAMPLE_MEMBERS = 200_000  # more purchasers than this: fit on a fixed random sample
 FIT_COLUMNS: dict[str, Any] = {
     "calibration_end": pl.Date,
     "members": pl.Int64,
@@ -96,13 +101,21 @@ def local_today() -> date:
 
 
 def fit_models(*, orders: pl.DataFrame, calibration_end: date, timezone: str) -> FitResult:
-    """Fits BG/NBD and Gamma-Gamma to orders (pure); raises ModelFitError without purchasers."""
+    """Fits BG/NBD and Gamma-Gamma to orders (pure); raises ModelFitError without purchasers.
+
+    Beyond FIT_SAMPLE_MEMBERS purchasers the fit uses a fixed random sample of them.
+    """
     summary = bgnbd.calibration_summary(orders, calibration_end=calibration_end, timezone=timezone)
     if summary.height == 0:
         raise bgnbd.ModelFitError(
             f"no member bought on or before {calibration_end.isoformat()}; import orders"
             " or choose a later --calibration-end"
         )
+    members = summary.height
+    if members > FIT_SAMPLE_MEMBERS:
+        # Sampling error at 200,000 members is far below the spread of a year's change;
+        # a fixed seed over member-sorted rows keeps refits of the same data identical.
+        summary = summary.sample(FIT_SAMPLE_MEMBERS, seed=0)
     x, t_x, T = (summary[name].to_numpy() for name in ("x", "t_x", "T"))
     fitted = bgnbd.fit_bgnbd(x=x, t_x=t_x, T=T)
     spend = summary["m"].fill_null(0.0).to_numpy() / CENTS_PER_YUAN
@@ -113,7 +126,7 @@ def fit_models(*, orders: pl.DataFrame, calibration_end: date, timezone: str) ->
         gamma_gamma = None
     return FitResult(
         calibration_end=calibration_end,
-        members=summary.height,
+        members=members,
         bgnbd=fitted,
         gamma_gamma=gamma_gamma,
         gamma_gamma_members=repeaters,
@@ -135,6 +148,14 @@ def fit(*, engine: Engine, calibration_end: date) -> FitResult:
 
 
 def _save_fit(store: BulkStore, result: FitResult) -> None:
+    store.ingest(
+        "model_fits",
+        _fit_frame(result).with_columns(created_at=pl.lit(clock.now(), dtype=UTC_TIME)),
+    )
+
+
+def _fit_frame(result: FitResult) -> pl.DataFrame:
+    """One model_fits row (without created_at)."""
     gg = result.gamma_gamma
     row = {
         "calibration_end": result.calibration_end,
@@ -150,10 +171,7 @@ def _save_fit(store: BulkStore, result: FitResult) -> None:
         "v": gg.v if gg else None,
         "gamma_gamma_log_likelihood": gg.log_likelihood if gg else None,
     }
-    frame = pl.DataFrame([row], schema=FIT_COLUMNS).with_columns(
-        created_at=pl.lit(clock.now(), dtype=UTC_TIME)
-    )
-    store.ingest("model_fits", frame)
+    return pl.DataFrame([row], schema=FIT_COLUMNS)
 
 
 def latest_fit(engine: Engine) -> tuple[date, PurchaseModels] | None:
@@ -192,10 +210,21 @@ def refresh(
     thresholds = thresholds or from_settings(settings)
     timezone = settings.default_timezone
     engine.dispose()
-    members = _members(engine)
-    orders = frames.orders(engine)
-    lines = frames.order_lines(engine, orders_frame=orders)
-    stored = latest_fit(engine)
+    # The reads wait on SQLite or the network, not on Python: run them side by side.
+    with _held_open(engine), ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        members_read = pool.submit(_members, engine)
+        orders_read = pool.submit(frames.orders, engine)
+        items_read = pool.submit(frames.order_items, engine)
+        products_read = pool.submit(frames.products, engine)
+        previous_read = pool.submit(_previous, engine)
+        fit_read = pool.submit(latest_fit, engine)
+        members, orders = members_read.result(), orders_read.result()
+        lines = frames.join_lines(items_read.result(), orders)
+        products, previous, stored = (
+            products_read.result(),
+            previous_read.result(),
+            fit_read.result(),
+        )
     new_fit: FitResult | None = None
     if _needs_fit(stored, as_of, thresholds):
         try:
@@ -212,8 +241,8 @@ def refresh(
         members=members,
         orders=orders,
         lines=lines,
-        products=frames.products(engine),
-        previous=_previous(engine),
+        products=products,
+        previous=previous,
         models=models,
         as_of=as_of,
         thresholds=thresholds,
@@ -223,11 +252,9 @@ def refresh(
     profiles, errors = tagrules.apply_tag_rules(
         engine=engine, profiles=profiles, members=members, lines=lines, as_of=as_of
     )
-    with bulk_store(engine) as store:
-        if new_fit is not None:
-            _save_fit(store, new_fit)
-        written = _replace_profiles(store, profiles)
-        store.commit()
+    engine.dispose()
+    fit_row = _fit_frame(new_fit) if new_fit is not None else None
+    written = writeback.write_back(engine=engine, profiles=profiles, fit_row=fit_row)
     engine.dispose()
     _invalidate_audiences(engine)
     return RefreshResult(
@@ -241,6 +268,29 @@ def refresh(
         lifecycle_stage=_counts(profiles["lifecycle_stage"]),
         tag_rule_errors=errors,
     )
+
+
+@contextmanager
+def _held_open(engine: Engine) -> Iterator[None]:
+    """On a SQLite file, keeps one ADBC connection open while parallel reads come and go.
+
+    The first connection of ADBC's SQLite library to a WAL file rebuilds its index under a
+    lock, and the last one to close checkpoints it; with one held open, readers started
+    side by side neither wait on the rebuild nor race to it.
+    """
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+        yield
+        return
+    import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+    with adbc_sqlite.connect(str(Path(database).resolve())) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("SELECT COUNT(*) FROM model_fits")
+            cursor.fetchall()
+        connection.commit()
+        yield
 
 
 def _needs_fit(
@@ -300,25 +350,6 @@ def _previous(engine: Engine) -> pl.DataFrame:
         pl.col("tier", "previous_tier").replace("", None),
         pl.col("tier_changed_at").replace("", None).str.slice(0, 10).str.to_date(strict=False),
     )
-
-
-def _replace_profiles(store: BulkStore, profiles: pl.DataFrame) -> int:
-    """Deletes every profile and inserts the new ones, JSON columns as JSON text."""
-    encoded = profiles.select(PROFILE_COLUMNS).with_columns(
-        *(_json_text(name) for name in JSON_COLUMNS),
-        pl.col(pl.Float64).fill_nan(None),
-        computed_at=pl.lit(clock.now(), dtype=UTC_TIME),
-    )
-    store.execute("DELETE FROM profiles")
-    return store.ingest("profiles", encoded)
-
-
-def _json_text(name: str) -> pl.Expr:
-    """A list column as JSON text (null stays null), escaping done by Polars' JSON writer."""
-    prefix = len(f'{{"{name}":')
-    wrapped = pl.struct(pl.col(name)).struct.json_encode()
-    text = wrapped.str.slice(prefix, wrapped.str.len_chars() - prefix - 1)
-    return pl.when(pl.col(name).is_null()).then(None).otherwise(text).alias(name)
 
 
 def _invalidate_audiences(engine: Engine) -> None:

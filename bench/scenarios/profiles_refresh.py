@@ -1,0 +1,217 @@
+"""Bench: profile refresh for 1,000,000 members and 10,000,000 order lines on SQLite.
+
+Target (issue 3): at most 20 s end to end (read, compute, write back) and at most 4 GiB
+peak memory. The store is generated once with numpy and written with ADBC bulk ingest into
+bench/data/ (git-ignored); the refresh runs in a child process so that its peak memory
+(ru_maxrss of the child) is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from bench.harness import report
+
+MEMBERS = 1_000_000
+LINES = 10_000_000
+LINES_PER_ORDER = 3.0  # on average
+STORES = 200
+PRODUCTS = 2_000
+CATEGORIES = [
+    "水果",
+    "热带水果",
+    "蔬菜",
+    "生鲜",
+    "乳品",
+    "母婴",
+    "个护",
+    "美妆",
+    "酒水",
+    "零食",
+    "粮油",
+    "日用",
+    "宠物",
+    "数码",
+    "服饰",
+    "烘焙",
+    "冷冻",
+    "饮料",
+    "茶叶",
+    "家居",
+]
+AS_OF = date(2025, 6, 30)
+HISTORY_DAYS = 730
+TARGET_SECONDS = 20.0
+TARGET_GIB = 4.0
+DATA = Path(__file__).resolve().parents[1] / "data"
+STORE_FILE = DATA / f"profiles_refresh_{MEMBERS}_{LINES}.db"
+TIME_TEXT = "%Y-%m-%d %H:%M:%S.%6f"
+
+
+def _ingest(path: Path, table: str, frame: pl.DataFrame) -> None:
+    import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+    with adbc_sqlite.connect(str(path)) as connection, connection.cursor() as cursor:
+        for start in range(0, frame.height, 2_000_000):
+            cursor.adbc_ingest(table, frame.slice(start, 2_000_000).to_arrow(), mode="append")
+        connection.commit()
+
+
+def generate(path: Path) -> None:
+    """Writes a migrated SQLite store with the members, stores, products, orders and lines."""
+    from tidings import migrate
+    from tidings.db import make_engine
+
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    rng = np.random.default_rng(3)
+    now = datetime(2025, 7, 1, tzinfo=UTC).strftime(TIME_TEXT)
+    _ingest(
+        path,
+        "stores",
+        pl.DataFrame(
+            {
+                "id": np.arange(1, STORES + 1),
+                "code": [f"S{i:04d}" for i in range(1, STORES + 1)],
+                "name": [f"门店{i}" for i in range(1, STORES + 1)],
+                "created_at": now,
+            }
+        ),
+    )
+    category_of = rng.integers(0, len(CATEGORIES), PRODUCTS)
+    packs = pl.Series(rng.choice([7, 14, 30, 60], PRODUCTS)).set(
+        pl.Series(rng.random(PRODUCTS) >= 0.3), None
+    )
+    _ingest(
+        path,
+        "products",
+        pl.DataFrame(
+            {
+                "sku": [f"P{i:05d}" for i in range(PRODUCTS)],
+                "name": [f"商品{i}" for i in range(PRODUCTS)],
+                "category": np.array(CATEGORIES)[category_of],
+                "pack_size_days": packs,
+            },
+            schema_overrides={"pack_size_days": pl.Int64},
+        ),
+    )
+    ids = np.arange(1, MEMBERS + 1)
+    home = rng.integers(1, STORES + 1, MEMBERS)
+    _ingest(
+        path,
+        "members",
+        pl.DataFrame(
+            {
+                "id": ids,
+                "code": pl.Series(ids).cast(pl.String),
+                "phone": [f"+86138{i:08d}" for i in ids],
+                "phone_status": "ok",
+                "store_id": home,
+                "birthday_is_lunar": 0,
+                "points": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ),
+    )
+    orders = int(LINES / LINES_PER_ORDER)
+    # Some members buy far more than others; a fifth never buy.
+    weight = rng.gamma(0.6, 1.0, MEMBERS) * (rng.random(MEMBERS) > 0.2)
+    buyer = rng.choice(ids, orders, p=weight / weight.sum())
+    seconds = rng.integers(0, HISTORY_DAYS * 86_400, orders)
+    start = datetime(2023, 7, 1, tzinfo=UTC).timestamp()
+    ordered_at = pl.from_epoch(pl.Series(start + seconds, dtype=pl.Int64), time_unit="s")
+    line_count = np.maximum(1, rng.poisson(LINES_PER_ORDER - 1, orders) + 1)
+    line_order = np.repeat(np.arange(1, orders + 1), line_count)[:LINES]
+    line_count = np.bincount(line_order, minlength=orders + 1)[1:]
+    sku = rng.integers(0, PRODUCTS, line_order.size)
+    amount = rng.gamma(2.0, 2_500, line_order.size).astype(np.int64) + 100
+    totals = np.bincount(line_order, weights=amount, minlength=orders + 1)[1:].astype(np.int64)
+    _ingest(
+        path,
+        "orders",
+        pl.DataFrame(
+            {
+                "id": np.arange(1, orders + 1),
+                "external_id": pl.Series(np.arange(1, orders + 1)).cast(pl.String),
+                "member_id": buyer,
+                "store_id": np.where(
+                    rng.random(orders) < 0.8, home[buyer - 1], rng.integers(1, STORES + 1, orders)
+                ),
+                "ordered_at": ordered_at.dt.strftime(TIME_TEXT),
+                "amount_cents": totals,
+                "discount_cents": 0,
+                "created_at": now,
+            }
+        ).filter(pl.Series(line_count > 0)),
+    )
+    first_line = np.concatenate([[0], np.cumsum(line_count)[:-1]])
+    _ingest(
+        path,
+        "order_items",
+        pl.DataFrame(
+            {
+                "order_id": line_order,
+                "line_no": np.arange(line_order.size) - first_line[line_order - 1],
+                "sku": np.array([f"P{i:05d}" for i in range(PRODUCTS)])[sku],
+                "category": np.array(CATEGORIES)[category_of[sku]],
+                "quantity": rng.integers(1, 4, line_order.size),
+                "amount_cents": amount,
+                "discounted": (rng.random(line_order.size) < 0.2).astype(np.int8),
+            }
+        ),
+    )
+
+
+REFRESH = """
+import json, sys
+from datetime import date
+from tidings.db import make_engine
+from tidings.profiles.service import refresh
+result = refresh(engine=make_engine(sys.argv[1]), as_of=date.fromisoformat(sys.argv[2]))
+print(json.dumps(result.as_dict(), ensure_ascii=False))
+"""
+
+
+def run() -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    if not STORE_FILE.exists():
+        partial = STORE_FILE.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        generate(partial)
+        partial.rename(STORE_FILE)
+    done = subprocess.run(
+        [sys.executable, "-c", REFRESH, f"sqlite:///{STORE_FILE}", AS_OF.isoformat()],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    print(
+        f"{result['profiles_written']:,} profiles; model: {result['model']}; tiers {result['tier']}"
+    )
+    seconds = float(result["seconds"])
+    report(
+        "profiles_refresh (1M members, 10M lines)",
+        seconds,
+        "s",
+        f"<= {TARGET_SECONDS:.0f} s",
+        met=seconds <= TARGET_SECONDS,
+    )
+    report(
+        "profiles_refresh peak memory",
+        peak_gib,
+        "GiB",
+        f"<= {TARGET_GIB:.0f} GiB",
+        met=peak_gib <= TARGET_GIB,
+    )
