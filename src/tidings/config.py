@@ -55,9 +55,10 @@ class Settings(BaseSettings):
     dispatch_max_attempts: int = Field(
         8, description="Tries of a throttled or refused message before it fails."
     )
-    simulator_inbox: Path = Field(
-        Path("./var/simulator-inbox.jsonl"),
-        description="JSON-lines file of what each simulated handset received.",
+    simulator_inbox: Path | None = Field(
+        None,
+        description="JSON-lines file of what each simulated handset received"
+        " (default: simulator-inbox.jsonl under var_dir, i.e. ./var/simulator-inbox.jsonl).",
     )
     simulator_seed: int = Field(7, description="Seed of the simulator's outcomes.")
     simulator_latency_ms: float = Field(0.0, description="Simulated time of one request (ms).")

@@ -65,17 +65,25 @@ class ProviderThrottle:
         return max(1, min(max_batch, self.rate_per_second // 10 or 1))
 
     @asynccontextmanager
-    async def request(self, cost: int) -> AsyncIterator[None]:
-        """Waits for a request slot and for `cost` messages of the rate, then holds the slot."""
+    async def slot(self) -> AsyncIterator[None]:
+        """Waits for a request slot (of this worker, and of all workers with Redis) and holds it."""
         async with self._semaphore:
             token = await self._take_shared_slot()
             try:
-                await self._take_rate(cost)
                 yield
             finally:
                 await self._give_shared_slot(token)
 
-    async def _take_rate(self, cost: int) -> None:
+    @asynccontextmanager
+    async def request(self, cost: int) -> AsyncIterator[None]:
+        """Waits for a request slot and for `cost` messages of the rate, then holds the slot."""
+        async with self.slot():
+            await self.take_rate(cost)
+            yield
+
+    async def take_rate(self, cost: int) -> None:
+        """Waits until `cost` more messages fit in the last second's rate; call it right before
+        the request, so that the provider sees the rate the window allows."""
         if self._limiter is None:
             return
         while not await self._limiter.hit(self._item, "sms", self.name, cost=cost):

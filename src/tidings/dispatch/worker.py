@@ -215,7 +215,8 @@ class Worker:
         self.report.tally.merge(tally)
 
     async def _send_chunk(self, provider: SmsProvider, chunk: list[ClaimedMessage]) -> None:
-        async with self.throttles[provider.name].request(len(chunk)):
+        throttle = self.throttles[provider.name]
+        async with throttle.slot():
             now = clock.now()
             with session_scope(self.engine) as session:
                 taken = claims.mark_submitting(
@@ -234,6 +235,7 @@ class Worker:
             ]
             if not outgoing:
                 return
+            await throttle.take_rate(len(outgoing))
             results = await self._call(provider, outgoing)
         if results is None:
             return  # left `submitting`: reconciliation settles them once the lease runs out

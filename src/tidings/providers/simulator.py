@@ -13,7 +13,7 @@ import heapq
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,11 +56,11 @@ class SimulatedEvent:
     text: str | None = None
 
 
-@dataclass(order=True, slots=True)
+@dataclass(slots=True)
 class _Pending:
     due: datetime
-    message_id: int = field(compare=False)
-    phone: str = field(compare=False)
+    message_id: int
+    phone: str
 
 
 def parse_delay_range(text: str) -> tuple[float, float]:
@@ -115,7 +115,7 @@ class SimulatorProvider:
         self.max_batch = max_batch
         self.rate_per_second = rate_per_second
         self.max_concurrency = max_concurrency
-        self._pending: list[_Pending] = []
+        self._pending: list[tuple[datetime, int, str]] = []  # (due, message id, phone)
         self._events: list[SimulatedEvent] = []
         self._tries: dict[int, int] = {}
         self._second = 0
@@ -128,7 +128,7 @@ class SimulatorProvider:
     def from_settings(cls, settings: Settings) -> SimulatorProvider:
         """Builds the simulator from the TIDINGS_SIMULATOR_* settings."""
         return cls(
-            inbox=settings.simulator_inbox,
+            inbox=settings.simulator_inbox or settings.var_dir / "simulator-inbox.jsonl",
             seed=settings.simulator_seed,
             latency=settings.simulator_latency_ms / 1000,
             throughput=settings.simulator_throughput,
@@ -165,21 +165,22 @@ class SimulatorProvider:
         if self.latency:
             await asyncio.sleep(self.latency)
         now = clock.now()
+        stamp = json.dumps(now.isoformat())
+        low, high = self.receipt_delay
         results: list[SendResult] = []
         lines: list[str] = []
         for message in messages:
+            refuse, delay, _, _ = self._draws(message.id, "outcome")
             if self._throttled(message.id, now):
                 results.append(SendResult.retry(message.id, THROTTLE_RETRY_AFTER, THROTTLE_CODE))
-            elif self._draws(message.id, "outcome")[0] < self.failure_rate:
+            elif refuse < self.failure_rate:
                 results.append(SendResult.failed(message.id, INVALID_NUMBER_CODE, permanent=True))
             else:
                 provider_id = self.provider_message_id(message.id)
-                lines.append(self._inbox_line(message, provider_id, now))
+                lines.append(self._inbox_line(message, provider_id, stamp))
                 results.append(SendResult.accepted(message.id, provider_id))
-                heapq.heappush(
-                    self._pending,
-                    _Pending(self._receipt_due(message.id, now), message.id, message.phone),
-                )
+                due = now + timedelta(seconds=low + (high - low) * delay)
+                heapq.heappush(self._pending, (due, message.id, message.phone))
         self._append_to_inbox(lines)
         return results
 
@@ -199,16 +200,15 @@ class SimulatorProvider:
         self._taken_this_second += 1
         return False
 
-    def _inbox_line(self, message: OutgoingMessage, provider_id: str, now: datetime) -> str:
-        record = {
-            "message_id": message.id,
-            "provider_message_id": provider_id,
-            "phone": message.phone,
-            "text": message.text,
-            "campaign_id": message.campaign_id,
-            "received_at": now.isoformat(),
-        }
-        return json.dumps(record, ensure_ascii=False) + "\n"
+    def _inbox_line(self, message: OutgoingMessage, provider_id: str, stamp: str) -> str:
+        """One JSON line; written by hand because it is the simulator's hot path."""
+        text = json.dumps(message.text, ensure_ascii=False)
+        campaign = "null" if message.campaign_id is None else int(message.campaign_id)
+        return (
+            f'{{"message_id": {int(message.id)}, "provider_message_id": "{provider_id}",'
+            f' "phone": {json.dumps(message.phone)}, "text": {text},'
+            f' "campaign_id": {campaign}, "received_at": {stamp}}}\n'
+        )
 
     def _append_to_inbox(self, lines: list[str]) -> None:
         """Appends in one write to an O_APPEND file: the kernel has it before we acknowledge,
@@ -243,13 +243,13 @@ class SimulatorProvider:
         """Returns the receipts that have come due, and notes the replies and clicks."""
         now = clock.now()
         receipts: list[Receipt] = []
-        while self._pending and self._pending[0].due <= now:
-            pending = heapq.heappop(self._pending)
-            status, code = self.fate(pending.message_id)
-            provider_id = self.provider_message_id(pending.message_id)
-            receipts.append(Receipt(NAME, provider_id, status.value, pending.due, code))
+        while self._pending and self._pending[0][0] <= now:
+            due, message_id, phone = heapq.heappop(self._pending)
+            status, code = self.fate(message_id)
+            provider_id = self.provider_message_id(message_id)
+            receipts.append(Receipt(NAME, provider_id, status.value, due, code))
             if status is QueryStatus.DELIVERED:
-                self._member_reacts(pending, provider_id)
+                self._member_reacts(_Pending(due, message_id, phone), provider_id)
         return receipts
 
     def _member_reacts(self, pending: _Pending, provider_id: str) -> None:
