@@ -104,7 +104,11 @@ def compute_profiles(
     dated = rfm.dated_orders(orders, as_of=as_of, timezone=timezone)
     summary = rfm.rfm_scores(rfm.order_summary(dated, thresholds=t))
     # Categorical sku and category: the groupings below then hash small integers.
-    dated_lines = lines.filter(pl.col("ordered_at") < end_of_day(as_of, timezone)).with_columns(
+    dated_lines = lines.filter(pl.col("ordered_at") < end_of_day(as_of, timezone)).select(
+        "member_id",
+        "amount_cents",
+        "quantity",
+        "discounted",
         day=pl.col("ordered_at").dt.convert_time_zone(timezone).dt.date(),
         sku=pl.col("sku").cast(pl.Categorical),
         category=pl.col("category").cast(pl.Categorical),

@@ -17,13 +17,34 @@ import polars as pl
 RUN_OUT = pl.Struct({"sku": pl.String, "category": pl.String, "run_out_on": pl.Date})
 
 
-def learned_cadences(purchase_days: pl.DataFrame, *, min_purchases: int) -> pl.DataFrame:
-    """Per sku: `cadence_days`, the median gap between a repeat buyer's purchase days."""
+def purchase_days(lines: pl.DataFrame) -> pl.DataFrame:
+    """Each member's purchase days of each sku, sorted, with `run` numbering (member, sku)."""
+    changed = (pl.col("member_id") != pl.col("member_id").shift()) | (
+        pl.col("sku") != pl.col("sku").shift()
+    )
     return (
-        purchase_days.lazy()
-        .filter(pl.len().over("member_id", "sku") >= min_purchases)
+        lines.lazy()
+        .filter(pl.col("sku").is_not_null())
+        .group_by("member_id", "sku", "day")
+        .agg(pl.col("quantity").sum(), pl.col("category").first())
         .sort("member_id", "sku", "day")
-        .with_columns(gap=pl.col("day").diff().over("member_id", "sku").dt.total_days())
+        .with_columns(run=changed.fill_null(True).cum_sum())
+        .collect()
+    )
+
+
+def learned_cadences(days: pl.DataFrame, *, min_purchases: int) -> pl.DataFrame:
+    """Per sku: `cadence_days`, the median gap between a repeat buyer's purchase days.
+
+    `days` comes from `purchase_days` (sorted, with `run`).
+    """
+    same_run = pl.col("run") == pl.col("run").shift()
+    return (
+        days.lazy()
+        .with_columns(
+            gap=pl.when(same_run).then((pl.col("day") - pl.col("day").shift()).dt.total_days())
+        )
+        .filter(pl.len().over("run") >= min_purchases)
         .filter(pl.col("gap").is_not_null())
         .group_by("sku")
         .agg(pl.col("gap").median().round(0).cast(pl.Int64).alias("cadence_days"))
@@ -45,25 +66,16 @@ def replenishment(
     `lines` has `member_id, sku, category, quantity, day` (local purchase day, up to as-of);
     `products` has `sku, pack_size_days`.
     """
-    purchase_days = (
-        lines.lazy()
-        .filter(pl.col("sku").is_not_null())
-        .group_by("member_id", "sku", "day")
-        .agg(pl.col("quantity").sum(), pl.col("category").first())
-        .collect()
-    )
-    cadences = learned_cadences(purchase_days, min_purchases=min_purchases)
+    days = purchase_days(lines)
+    cadences = learned_cadences(days, min_purchases=min_purchases)
     packs = products.filter(pl.col("pack_size_days") > 0).select(
-        pl.col("sku").cast(purchase_days.schema["sku"]), "pack_size_days"
+        pl.col("sku").cast(days.schema["sku"]), "pack_size_days"
     )
+    last_of_run = (pl.col("run") != pl.col("run").shift(-1)).fill_null(True)
     latest = (
-        purchase_days.lazy()
-        .group_by("member_id", "sku")
-        .agg(
-            pl.col("day").max().alias("last_day"),
-            pl.col("quantity").get(pl.col("day").arg_max()).alias("quantity"),
-            pl.col("category").get(pl.col("day").arg_max()).alias("category"),
-        )
+        days.lazy()
+        .filter(last_of_run)
+        .select("member_id", "sku", "category", "quantity", last_day="day")
         .join(packs.lazy(), on="sku", how="left")
         .join(cadences.lazy(), on="sku", how="left")
         .with_columns(
