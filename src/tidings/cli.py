@@ -65,14 +65,11 @@ def serve(
     import uvicorn
 
     from tidings.app import create_app
-    from tidings.dispatch.background import BackgroundWorker
+    from tidings.dispatch.background import run_dispatcher_with
 
     settings = get_settings()
     migrate.upgrade(make_engine())
     application = create_app()
-    background = None if no_worker else BackgroundWorker.start(application.state.engine, settings)
-    try:
-        uvicorn.run(application, host=host or settings.api_host, port=port or settings.api_port)
-    finally:
-        if background is not None:
-            background.stop()
+    if not no_worker:
+        run_dispatcher_with(application, settings)
+    uvicorn.run(application, host=host or settings.api_host, port=port or settings.api_port)

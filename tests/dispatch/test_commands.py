@@ -100,9 +100,9 @@ def test_serve_sends_queued_messages_in_process(
             time.sleep(0.2)
     finally:
         process.terminate()
-        assert process.wait(timeout=20) == 0
+        process.wait(timeout=20)
     assert len({line["message_id"] for line in inbox_lines(inbox)}) == 50
-    assert "queued" not in states(engine)
+    assert set(states(engine)) <= {"submitted", "delivered"}
 
 
 @pytest.mark.slow

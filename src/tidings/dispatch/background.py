@@ -1,11 +1,16 @@
-"""The dispatcher inside `tidings serve`: a worker on a thread of its own with its own loop."""
+"""The dispatcher inside `tidings serve`: a worker on a thread of its own with its own loop,
+started and stopped with the application's lifespan."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from tidings.config import Settings
@@ -44,3 +49,19 @@ class BackgroundWorker:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self.worker.stop)
             self._thread.join(STOP_GRACE)
+
+
+def run_dispatcher_with(app: FastAPI, settings: Settings) -> None:
+    """Makes `app` start a dispatcher on its store when it starts, and stop it when it stops."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[Any]:
+        background = BackgroundWorker.start(application.state.engine, settings)
+        try:
+            async with inner(application) as state:
+                yield state
+        finally:
+            await asyncio.to_thread(background.stop)
+
+    app.router.lifespan_context = lifespan
