@@ -209,40 +209,15 @@ def refresh(
     as_of = as_of or local_today()
     thresholds = thresholds or from_settings(settings)
     timezone = settings.default_timezone
-    engine.dispose()
-    # The reads wait on SQLite or the network, not on Python: run them side by side.
-    with _held_open(engine), ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        members_read = pool.submit(_members, engine)
-        orders_read = pool.submit(frames.orders, engine)
-        items_read = pool.submit(frames.order_items, engine)
-        products_read = pool.submit(frames.products, engine)
-        previous_read = pool.submit(_previous, engine)
-        fit_read = pool.submit(latest_fit, engine)
-        members, orders = members_read.result(), orders_read.result()
-        lines = frames.join_lines(items_read.result(), orders)
-        products, previous, stored = (
-            products_read.result(),
-            previous_read.result(),
-            fit_read.result(),
-        )
-    new_fit: FitResult | None = None
-    if _needs_fit(stored, as_of, thresholds):
-        try:
-            new_fit = fit_models(orders=orders, calibration_end=as_of, timezone=timezone)
-        except bgnbd.ModelFitError:
-            new_fit = None
-    if new_fit is not None:
-        models, model_note = PurchaseModels(new_fit.bgnbd, new_fit.gamma_gamma), "fitted"
-    elif stored is not None:
-        models, model_note = stored[1], f"reused fit of {stored[0].isoformat()}"
-    else:
-        models, model_note = PurchaseModels(), "none: no purchases to fit"
+    inputs = _read_inputs(engine)
+    members, orders, lines = inputs.members, inputs.orders, inputs.lines
+    new_fit, models, model_note = _choose_models(inputs.fit, orders, as_of, thresholds, timezone)
     profiles = compute(
         members=members,
         orders=orders,
         lines=lines,
-        products=products,
-        previous=previous,
+        products=inputs.products,
+        previous=inputs.previous,
         models=models,
         as_of=as_of,
         thresholds=thresholds,
@@ -268,6 +243,57 @@ def refresh(
         lifecycle_stage=_counts(profiles["lifecycle_stage"]),
         tag_rule_errors=errors,
     )
+
+
+@dataclass
+class _Inputs:
+    members: pl.DataFrame
+    orders: pl.DataFrame
+    lines: pl.DataFrame
+    products: pl.DataFrame
+    previous: pl.DataFrame
+    fit: tuple[date, PurchaseModels] | None
+
+
+def _read_inputs(engine: Engine) -> _Inputs:
+    """Reads everything a refresh needs; the reads wait on the store, so they run side by side."""
+    engine.dispose()
+    with _held_open(engine), ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        members = pool.submit(_members, engine)
+        orders = pool.submit(frames.orders, engine)
+        items = pool.submit(frames.order_items, engine)
+        products = pool.submit(frames.products, engine)
+        previous = pool.submit(_previous, engine)
+        fit = pool.submit(latest_fit, engine)
+        return _Inputs(
+            members=members.result(),
+            orders=orders.result(),
+            lines=frames.join_lines(items.result(), orders.result()),
+            products=products.result(),
+            previous=previous.result(),
+            fit=fit.result(),
+        )
+
+
+def _choose_models(
+    stored: tuple[date, PurchaseModels] | None,
+    orders: pl.DataFrame,
+    as_of: date,
+    thresholds: ProfileThresholds,
+    timezone: str,
+) -> tuple[FitResult | None, PurchaseModels, str]:
+    """The new fit (if one was due), the models to predict with, and a note saying which."""
+    new_fit: FitResult | None = None
+    if _needs_fit(stored, as_of, thresholds):
+        try:
+            new_fit = fit_models(orders=orders, calibration_end=as_of, timezone=timezone)
+        except bgnbd.ModelFitError:
+            new_fit = None
+    if new_fit is not None:
+        return new_fit, PurchaseModels(new_fit.bgnbd, new_fit.gamma_gamma), "fitted"
+    if stored is not None:
+        return None, stored[1], f"reused fit of {stored[0].isoformat()}"
+    return None, PurchaseModels(), "none: no purchases to fit"
 
 
 @contextmanager
