@@ -78,5 +78,35 @@ def _execute_many(session: Session, sql: str, rows: Sequence[Row]) -> None:
 
         raw.executemany(sql, [tuple(value(v) for v in row) for row in rows])
     else:
+        statement, arrays = _as_one_update(sql, rows)
         with raw.cursor() as cursor:
-            cursor.executemany(sql.replace("?", "%s"), rows)
+            cursor.execute(statement, arrays)
+
+
+def _array_type(column: Sequence[Any]) -> str:
+    sample = next((value for value in column if value is not None), None)
+    if isinstance(sample, datetime):
+        return "timestamptz[]"
+    if isinstance(sample, bool):
+        return "boolean[]"
+    if isinstance(sample, int):
+        return "bigint[]"
+    return "text[]"
+
+
+def _as_one_update(sql: str, rows: Sequence[Row]) -> tuple[str, list[list[Any]]]:
+    """Turns a per-row `UPDATE messages SET ... WHERE ...` with ? markers into one PostgreSQL
+    statement over unnest()ed arrays: one round trip for the batch instead of one per row."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    pieces = sql.split("?")
+    assert len(pieces) == len(columns) + 1, "one value per ? marker"
+    text = pieces[0] + "".join(f"v.c{i}{piece}" for i, piece in enumerate(pieces[1:]))
+    names = ", ".join(f"c{i}" for i in range(len(columns)))
+    arrays = ", ".join(f"%s::{_array_type(column)}" for column in columns)
+    head, _, tail = text.partition(" WHERE ")
+    # Join by primary key, never by the state index: with many messages awaiting receipts,
+    # a plan that starts from "every submitted message" reads them all for each batch.
+    tail = tail.replace(" state IN (", " (state || '') IN (").replace(
+        " state = '", " (state || '') = '"
+    )
+    return f"{head} FROM unnest({arrays}) AS v({names}) WHERE {tail}", columns

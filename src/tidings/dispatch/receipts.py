@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from tidings.db import bulk_insert
+from tidings.db import bulk_insert, is_sqlite
 from tidings.dispatch.ledger import move
 from tidings.dispatch.models import DeliveryReceipt, Message, MessageState, ReceiptStatus, sources
 from tidings.providers.base import Receipt
@@ -32,6 +32,18 @@ TARGETS = {
     ReceiptStatus.EXPIRED: MessageState.EXPIRED,
 }
 assert all(set(sources(target)) >= RECEIPT_SOURCES for target in TARGETS.values())
+
+
+_MATCH_SQLITE = select(messages.c.provider_message_id, messages.c.id).where(
+    messages.c.provider == bindparam("provider"),
+    messages.c.provider_message_id.in_(bindparam("pmids", expanding=True)),
+)
+# One array parameter, joined through the index: a prepared statement's generic plan for a
+# long IN list may scan the whole table instead.
+_MATCH_POSTGRES = text(
+    "SELECT v.pmid, m.id FROM unnest(CAST(:pmids AS text[])) AS v(pmid)"
+    " JOIN messages m ON m.provider = :provider AND m.provider_message_id = v.pmid"
+)
 
 
 class ReceiptError(ValueError):
@@ -68,10 +80,8 @@ def _match(session: Session, receipts: Sequence[Receipt]) -> dict[tuple[str, str
         ordered = sorted(provider_ids)
         for start in range(0, len(ordered), 5000):
             rows = session.execute(
-                select(messages.c.provider_message_id, messages.c.id).where(
-                    messages.c.provider == provider,
-                    messages.c.provider_message_id.in_(ordered[start : start + 5000]),
-                )
+                _MATCH_SQLITE if is_sqlite(session) else _MATCH_POSTGRES,
+                {"provider": provider, "pmids": ordered[start : start + 5000]},
             )
             found.update(((provider, pmid), message_id) for pmid, message_id in rows)
     return found
