@@ -133,12 +133,16 @@ def _two_workers(engine: Engine, work: Path) -> None:
         thread.join()
     counts = Counter(message_id for message_id, _ in _received(inbox))
     duplicates = sum(n - 1 for n in counts.values())
-    complete = len(counts) == TWO_WORKER_MESSAGES
+    with engine.connect() as connection:
+        taken = connection.execute(
+            text("SELECT COUNT(*) FROM messages WHERE provider_message_id IS NOT NULL")
+        ).scalar_one()
+    complete = len(counts) == taken  # refused numbers never reach a handset
     report(
         "dispatch two workers, postgresql: duplicates",
         duplicates,
         "messages",
-        f"0 (all {TWO_WORKER_MESSAGES:,} sent: {complete})",
+        f"0 (every accepted message in the inbox: {complete})",
         met=duplicates == 0 and complete,
     )
 

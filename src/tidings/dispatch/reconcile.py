@@ -28,10 +28,17 @@ LOST_BY_CRASH = "lost_by_crash"
 
 
 def _stale(
-    engine: Engine, state: MessageState, before: datetime, column: str, only: list[str] | None
+    engine: Engine,
+    state: MessageState,
+    before: datetime,
+    column: str,
+    only: list[str] | None,
+    not_owner: str | None = None,
 ) -> dict[str, list[int]]:
     """Ids of messages in `state` whose `column` is before `before`, by provider."""
     conditions = [messages.c.state == state, messages.c[column] < before]
+    if not_owner is not None:
+        conditions.append(messages.c.lease_owner != not_owner)
     if only is not None:
         conditions.append(messages.c.provider.in_(only))
     with session_scope(engine) as session:
@@ -67,10 +74,14 @@ async def reconcile(
     providers: Mapping[str, SmsProvider],
     now: datetime,
     receipt_timeout: float,
+    owner: str | None = None,
 ) -> Tally:
-    """Settles messages left `submitting` by a dead worker, and asks after old `submitted`."""
+    """Settles messages left `submitting` by a dead worker, and asks after old `submitted`.
+
+    `owner`, the calling worker, is alive: its own messages in flight are never touched.
+    """
     tally = Tally()
-    stuck = _stale(engine, MessageState.SUBMITTING, now, "lease_until", None)
+    stuck = _stale(engine, MessageState.SUBMITTING, now, "lease_until", None, owner)
     for name, ids in stuck.items():
         provider = providers.get(name)
         guard = " AND lease_until < ?"

@@ -236,7 +236,16 @@ class Worker:
             if not outgoing:
                 return
             await throttle.take_rate(len(outgoing))
-            results = await self._call(provider, outgoing)
+            # The call must end well inside the lease, or a reconciler could ask the provider
+            # about a message still on its way and send it again; when the store or the rate
+            # took too much of the lease already, the chunk goes back unsent.
+            budget = self.lease / 2 - (clock.now() - now).total_seconds()
+            if budget <= 0:
+                results: list[SendResult] | None = [
+                    SendResult.retry(m.id, 0.0, "lease_too_short") for m in outgoing
+                ]
+            else:
+                results = await self._call(provider, outgoing, timeout=budget)
         if results is None:
             return  # left `submitting`: reconciliation settles them once the lease runs out
         attempts = {m.id: m.attempts + 1 for m in chunk}
@@ -259,12 +268,9 @@ class Worker:
         self.report.tally.merge(tally)
 
     async def _call(
-        self, provider: SmsProvider, outgoing: list[OutgoingMessage]
+        self, provider: SmsProvider, outgoing: list[OutgoingMessage], *, timeout: float
     ) -> list[SendResult] | None:
         """Calls the provider; None when the outcome cannot be known (the call broke off)."""
-        # The call must end well inside the lease, or a reconciler could ask the provider
-        # about a message still on its way and send it again.
-        timeout = self.lease / 2
         try:
             # Three quick tries: a refused connection is usually back within a second, and
             # nothing was handed over, so trying again cannot send twice. Longer outages go
@@ -272,8 +278,11 @@ class Worker:
             async for attempt in stamina.retry_context(
                 on=ProviderUnavailable, attempts=3, wait_initial=0.1, wait_max=1.0
             ):
+                # In this task, not a new one: nothing else runs between the rate's grant
+                # and the request, so the provider sees the rate the window allowed.
                 with attempt:
-                    return await asyncio.wait_for(provider.send_batch(outgoing), timeout)
+                    async with asyncio.timeout(timeout):
+                        return await provider.send_batch(outgoing)
         except ProviderUnavailable:
             return [SendResult.retry(m.id, 0.0, "unavailable") for m in outgoing]
         except Exception:
@@ -299,6 +308,7 @@ class Worker:
             providers=self.providers,
             now=clock.now(),
             receipt_timeout=self.settings.dispatch_receipt_timeout,
+            owner=self.owner,
         )
         self.report.tally.merge(tally)
 
