@@ -15,6 +15,7 @@ always the opening of the send window at or after some counted message leaves a 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,39 +38,77 @@ LOSS_CODES = (SkipReason.FREQUENCY_CAP, SkipReason.LOST_TO_PRIORITY, SkipReason.
 
 @dataclass(frozen=True)
 class Timeline:
-    """Message times (microseconds) grouped by an integer id, answering range counts in bulk."""
+    """Message times (microseconds) grouped by an integer id, answering range counts in bulk.
 
-    groups: np.ndarray
+    Each (group, time) is encoded as one sortable integer, group * stride + time offset, so that
+    a single `searchsorted` answers "how many messages of this group before this time" for a
+    whole array of queries. Per-group counts and latest times let most queries skip the search.
+    """
+
     times: np.ndarray
     keys: np.ndarray
+    counts: np.ndarray  # messages per group
+    latest: np.ndarray  # latest time per group (the int64 minimum when none)
     base: int
     top: int
     unit: int
-    stride: int
 
     @classmethod
-    def build(cls, groups: np.ndarray, times: np.ndarray) -> Timeline:
-        """Sorts (group, time) pairs into a searchable timeline."""
+    def build(
+        cls, groups: np.ndarray, times: np.ndarray, *, group_count: int, extent: tuple[int, int]
+    ) -> Timeline:
+        """Sorts (group, time) pairs; `extent` is the range of times expected to be added later."""
         groups = groups.astype(np.int64, copy=False)
         times = times.astype(np.int64, copy=False)
-        base = int(times.min()) - 1 if times.size else 0
-        top = int(times.max()) + 1 if times.size else 1
-        group_count = int(groups.max()) + 1 if groups.size else 1
+        low = min(int(times.min()), extent[0]) if times.size else extent[0]
+        high = max(int(times.max()), extent[1]) if times.size else extent[1]
+        group_count = max(group_count, int(groups.max()) + 1 if groups.size else 1)
         unit = next(
-            (u for u in KEY_UNITS if group_count * ((top - base) // u + 1) < KEY_LIMIT),
+            (u for u in KEY_UNITS if group_count * ((high - low) // u + 3) < KEY_LIMIT),
             KEY_UNITS[-1],
         )
-        stride = (top - base) // unit + 1
-        keys = groups * stride + (times - base) // unit
+        latest = np.full(group_count, np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(latest, groups, times)
+        counts = np.bincount(groups, minlength=group_count)
+        # A unit of margin either side keeps clipped queries in buckets of their own.
+        empty = cls(times, times, counts, latest, low - unit, high + unit, unit)
+        keys = empty._key(groups, times)
         order = np.argsort(keys, kind="stable")
-        return cls(groups[order], times[order], keys[order], base, top, unit, stride)
+        return cls(times[order], keys[order], counts, latest, empty.base, empty.top, unit)
+
+    @property
+    def stride(self) -> int:
+        """Key distance between one group and the next."""
+        return (self.top - self.base) // self.unit + 1
 
     def add(self, groups: np.ndarray, times: np.ndarray) -> Timeline:
-        """A timeline holding these times as well."""
+        """A timeline holding these times as well (merged in place of a full re-sort)."""
         if groups.size == 0:
             return self
-        return Timeline.build(
-            np.concatenate([self.groups, groups]), np.concatenate([self.times, times])
+        inside = (
+            int(times.min()) >= self.base + self.unit and int(times.max()) <= self.top - self.unit
+        )
+        if not inside:
+            return Timeline.build(
+                np.concatenate([self.keys // self.stride, groups]),
+                np.concatenate([self.times, times]),
+                group_count=self.counts.size,
+                extent=(self.base + self.unit, self.top - self.unit),
+            )
+        keys = self._key(groups, times)
+        order = np.argsort(keys, kind="stable")
+        at = np.searchsorted(self.keys, keys[order], side="right")
+        counts, latest = self.counts.copy(), self.latest.copy()
+        np.add.at(counts, groups, 1)
+        np.maximum.at(latest, groups, times)
+        return Timeline(
+            np.insert(self.times, at, times[order]),
+            np.insert(self.keys, at, keys[order]),
+            counts,
+            latest,
+            self.base,
+            self.top,
+            self.unit,
         )
 
     def _key(self, groups: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -86,6 +125,10 @@ class Timeline:
         """Index just past each group's last message."""
         return self.position(groups, np.full(groups.shape, self.top), after=True)
 
+    def count_of(self, groups: np.ndarray) -> np.ndarray:
+        """Messages per group (0 for a negative group: no group)."""
+        return np.where(groups >= 0, self.counts[np.maximum(groups, 0)], 0)
+
 
 def _expand(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(query, element) index pairs for every element in [low, high) of each query."""
@@ -93,6 +136,23 @@ def _expand(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     query = np.repeat(np.arange(low.size), lengths)
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     return query, np.arange(query.size) - starts + np.repeat(low, lengths)
+
+
+def _busiest_later(
+    timeline: Timeline, *, groups: np.ndarray, times: np.ndarray, windows: np.ndarray
+) -> np.ndarray:
+    """Per query, the most messages any window ending at a later message already holds."""
+    low = timeline.position(groups, times, after=False)
+    high = timeline.position(groups, times + windows, after=False)
+    query, element = _expand(low, high)
+    later = timeline.times[element]
+    element_groups = groups[query]
+    counts = timeline.position(element_groups, later, after=True) - timeline.position(
+        element_groups, later - windows[query], after=True
+    )
+    busiest = np.zeros(groups.shape, dtype=np.int64)
+    np.maximum.at(busiest, query, counts)
+    return busiest
 
 
 def cap_fits(
@@ -104,33 +164,39 @@ def cap_fits(
     limits: np.ndarray,
 ) -> np.ndarray:
     """Tells, per query, whether one more message at `times` keeps every window under its limit."""
-    if timeline.times.size == 0:
-        return limits >= 1
-    now_after = timeline.position(groups, times, after=True)
-    trailing = now_after - timeline.position(groups, times - windows, after=True)
-    low = timeline.position(groups, times, after=False)
-    high = timeline.position(groups, times + windows, after=False)
-    query, element = _expand(low, high)
-    later = timeline.times[element]
-    element_groups = groups[query]
-    counts = timeline.position(element_groups, later, after=True) - timeline.position(
-        element_groups, later - windows[query], after=True
+    fits = timeline.count_of(groups) < limits
+    # Only groups with as many messages as the limit can be full somewhere.
+    rest = np.flatnonzero(~fits & (limits > 0))
+    if rest.size == 0:
+        return fits
+    groups, times, windows = groups[rest], times[rest], windows[rest]
+    busiest = timeline.position(groups, times, after=True) - timeline.position(
+        groups, times - windows, after=True
     )
-    busiest = trailing.copy()
-    np.maximum.at(busiest, query, counts)
-    return busiest < limits
+    ahead = np.flatnonzero(timeline.latest[groups] >= times)
+    if ahead.size:
+        later = _busiest_later(
+            timeline, groups=groups[ahead], times=times[ahead], windows=windows[ahead]
+        )
+        busiest[ahead] = np.maximum(busiest[ahead], later)
+    fits[rest] = busiest < limits[rest]
+    return fits
 
 
 def clear_of(
     timeline: Timeline, *, groups: np.ndarray, times: np.ndarray, cooldown: int
 ) -> np.ndarray:
     """Tells, per query, whether no message of the group lies within `cooldown` either side."""
-    if timeline.times.size == 0 or cooldown == 0:
-        return np.ones(groups.shape, dtype=bool)
+    clear = timeline.count_of(groups) == 0
+    rest = np.flatnonzero(~clear)
+    if rest.size == 0 or cooldown == 0:
+        return np.ones(groups.shape, dtype=bool) if cooldown == 0 else clear
+    groups, times = groups[rest], times[rest]
     within = timeline.position(groups, times + cooldown, after=False) - timeline.position(
         groups, times - cooldown, after=True
     )
-    return (within == 0) | (groups < 0)
+    clear[rest] = within == 0
+    return clear
 
 
 @dataclass
@@ -173,86 +239,121 @@ class _State:
         return (fits_cap | ~capped) & clear
 
 
-def _epoch(column: str) -> pl.Expr:
-    return pl.col(column).dt.epoch("us")
+@dataclass(frozen=True)
+class Scheduled:
+    """What caps and cool-downs make of each pending candidate, in the order given."""
+
+    times: np.ndarray  # microseconds since the epoch, UTC; -1 when skipped
+    reasons: np.ndarray  # index into LOSS_CODES; -1 when it goes as asked
+
+
+def reason_names(codes: np.ndarray) -> pl.Series:
+    """The SkipReason values of loss codes (null for -1)."""
+    return pl.Series(codes, dtype=pl.Int8).replace_strict(
+        list(range(len(LOSS_CODES))),
+        [code.value for code in LOSS_CODES],
+        default=None,
+        return_dtype=pl.String,
+    )
+
+
+def _rule_column(rules: PolicyRules, values: list[object]) -> pl.Expr:
+    return pl.col("_cap").replace_strict(list(range(len(values))), values, default=None)
 
 
 def _prepare(pending: pl.DataFrame, *, rules: PolicyRules) -> pl.DataFrame:
-    """Numbers members and (member, offer type) pairs, attaches each member's cap, orders rounds."""
-    limits = [rule.limit for rule in rules.caps]
-    windows = [rule.window_days * MICROSECONDS_PER_DAY for rule in rules.caps]
-    beyond = [rule.triggers_beyond_cap for rule in rules.caps]
-    cap = pl.col("cap").first().over("member_id", order_by="_row")
+    """Numbers members and (member, offer type) pairs, attaches each member's cap and round.
+
+    `pending` is in queue order, so a member's candidates are together and the first is the
+    member's most urgent: its tier and stage choose the member's cap.
+    """
+    first = pl.col("member_id") != pl.col("member_id").shift(1).fill_null(-1)
+    position = pl.int_range(pl.len(), dtype=pl.Int64)
+    offers = pending["offer_type"].drop_nulls().unique().sort().to_list()
+    offer_code = pl.col("offer_type").replace_strict(
+        offers, list(range(len(offers))), default=None, return_dtype=pl.Int64
+    )
     is_trigger = pl.col("kind") == CandidateKind.TRIGGER.value
-    frame = pending.with_columns(cap=cap).with_columns(
-        _limit=pl.col("cap").replace_strict(list(range(len(limits))), limits, default=None),
-        _window=pl.col("cap").replace_strict(list(range(len(windows))), windows, default=None),
-        _beyond=pl.col("cap").replace_strict(list(range(len(beyond))), beyond, default=None),
+    frame = pending.with_columns(
+        _first=first,
+        _cap_group=first.cum_sum().cast(pl.Int64) - 1,
+        _round=position - pl.when(first).then(position).forward_fill(),
+        _cap=pl.when(first).then(pl.col("cap").fill_null(-1)).forward_fill(),
+        _at=pl.col("send_at").dt.epoch("us"),
+        _expires=pl.col("expires_at").dt.epoch("us").fill_null(NO_EXPIRY),
+    ).with_columns(
+        _offer_group=(pl.col("_cap_group") * max(len(offers), 1) + offer_code).fill_null(-1),
+        _limit=_rule_column(rules, [rule.limit for rule in rules.caps]).fill_null(0),
+        _window=_rule_column(
+            rules, [rule.window_days * MICROSECONDS_PER_DAY for rule in rules.caps]
+        ).fill_null(0),
+        _beyond=_rule_column(rules, [rule.triggers_beyond_cap for rule in rules.caps]),
     )
-    capped = pl.col("_limit").is_not_null() & ~(is_trigger & pl.col("_beyond"))
-    offers = (
-        frame.filter(pl.col("offer_type").is_not_null())
-        .select("member_id", "offer_type")
-        .unique()
-        .with_row_index("_offer_group")
-        .with_columns(pl.col("_offer_group").cast(pl.Int64))
-    )
-    return (
-        frame.join(offers, on=["member_id", "offer_type"], how="left")
-        .with_columns(
-            pl.col("_offer_group").fill_null(-1),
-            _capped=capped.fill_null(False),
-            _cap_group=pl.col("member_id").rank("dense").cast(pl.Int64) - 1,
-            _at=_epoch("send_at"),
-            _expires=_epoch("expires_at").fill_null(NO_EXPIRY),
-        )
-        .sort(["member_id", "priority", "_at", "_row"], descending=[False, True, False, False])
-        .with_columns(_round=pl.int_range(pl.len()).over("member_id"))
-    )
+    capped = (pl.col("_limit") > 0) & ~(is_trigger & pl.col("_beyond").fill_null(False))
+    return frame.with_columns(_capped=capped.fill_null(False), _offer_code=offer_code)
 
 
-def _history_timelines(frame: pl.DataFrame, *, history: pl.DataFrame) -> tuple[Timeline, Timeline]:
+def _history_timelines(
+    frame: pl.DataFrame, *, history: pl.DataFrame, rules: PolicyRules
+) -> tuple[Timeline, Timeline]:
     """The counted history of the members in play: one timeline for caps, one for offers."""
-    members = frame.group_by("member_id").agg(
-        pl.col("_cap_group").first(), pl.col("_beyond").first(), pl.col("_limit").first()
+    members = frame.filter("_first")
+    member_ids = members["member_id"].to_numpy()  # ascending: `frame` is in queue order
+    earliest = int(frame["_at"].min() or 0)
+    longest = max((rule.window_days for rule in rules.caps), default=0)
+    since = earliest - max(longest, rules.offer_cooldown_days) * MICROSECONDS_PER_DAY
+    recent = (
+        history.select("member_id", "kind", "offer_type", "sent_at")
+        .filter(pl.col("sent_at").dt.epoch("us") > since)
+        .filter(pl.col("member_id").is_in(pl.Series(member_ids).implode()))
+        .sort("member_id")  # sorted queries make the search below several times faster
     )
-    promotional = pl.col("kind").is_in(
-        [k.value for k in (CandidateKind.MARKETING, CandidateKind.TRIGGER)]
+    found = np.searchsorted(member_ids, recent["member_id"].to_numpy()).clip(0, member_ids.size - 1)
+    ours = member_ids[found] == recent["member_id"].to_numpy()
+    recent = recent.filter(pl.Series(ours)).with_columns(_cap_group=pl.Series(found[ours]))
+    kinds = recent["kind"].to_numpy()
+    groups = recent["_cap_group"].to_numpy()
+    sent = recent["sent_at"].dt.epoch("us").to_numpy()
+    beyond = members["_beyond"].fill_null(False).to_numpy()[groups]
+    counted = (kinds == CandidateKind.MARKETING.value) | (
+        (kinds == CandidateKind.TRIGGER.value) & ~beyond
     )
-    counted = (pl.col("kind") == CandidateKind.MARKETING.value) | (
-        (pl.col("kind") == CandidateKind.TRIGGER.value) & ~pl.col("_beyond")
+    counted &= members["_limit"].to_numpy()[groups] > 0
+    offers = frame["offer_type"].drop_nulls().unique().sort()
+    offer_code = recent["offer_type"].replace_strict(
+        offers, pl.int_range(offers.len(), eager=True), default=None, return_dtype=pl.Int64
     )
-    caps = (
-        history.join(members, on="member_id", how="inner")
-        .filter(pl.col("_limit").is_not_null() & counted)
-        .select("_cap_group", _epoch("sent_at").alias("_at"))
-    )
-    offer_groups = (
-        frame.filter(pl.col("_offer_group") >= 0)
-        .select("member_id", "offer_type", "_offer_group")
-        .unique()
-    )
-    offers = (
-        history.filter(promotional & pl.col("offer_type").is_not_null())
-        .join(offer_groups, on=["member_id", "offer_type"], how="inner")
-        .select("_offer_group", _epoch("sent_at").alias("_at"))
-    )
+    promotional = (kinds == CandidateKind.MARKETING.value) | (kinds == CandidateKind.TRIGGER.value)
+    offered = promotional & offer_code.is_not_null().to_numpy()
+    offer_groups = groups * max(offers.len(), 1) + offer_code.fill_null(0).to_numpy()
+    finite = frame["_expires"].filter(frame["_expires"] < NO_EXPIRY)
+    latest = max(int(frame["_at"].max() or 0), int(finite.max() or 0)) + MICROSECONDS_PER_DAY
     return (
-        Timeline.build(caps["_cap_group"].to_numpy(), caps["_at"].to_numpy()),
-        Timeline.build(offers["_offer_group"].to_numpy(), offers["_at"].to_numpy()),
+        Timeline.build(
+            groups[counted],
+            sent[counted],
+            group_count=member_ids.size,
+            extent=(since, latest),
+        ),
+        Timeline.build(
+            offer_groups[offered],
+            sent[offered],
+            group_count=member_ids.size * max(offers.len(), 1),
+            extent=(since, latest),
+        ),
     )
 
 
-def _round_of(frame: pl.DataFrame) -> _Round:
+def _round_of(arrays: dict[str, np.ndarray], index: np.ndarray) -> _Round:
     return _Round(
-        rows=frame["_row"].to_numpy(),
-        cap_group=frame["_cap_group"].to_numpy(),
-        offer_group=frame["_offer_group"].to_numpy(),
-        times=frame["_at"].to_numpy(),
-        expires=frame["_expires"].to_numpy(),
-        capped=frame["_capped"].to_numpy(),
-        windows=frame["_window"].fill_null(0).to_numpy(),
-        limits=frame["_limit"].fill_null(0).to_numpy(),
+        rows=index,
+        cap_group=arrays["_cap_group"][index],
+        offer_group=arrays["_offer_group"][index],
+        times=arrays["_at"][index],
+        expires=arrays["_expires"][index],
+        capped=arrays["_capped"][index],
+        windows=arrays["_window"][index],
+        limits=arrays["_limit"][index],
     )
 
 
@@ -278,32 +379,23 @@ def _deferral_points(
 
 
 def _defer(
-    state: _State, each: _Round, losers: np.ndarray, *, frame: pl.DataFrame, rules: PolicyRules
+    state: _State, each: _Round, losers: np.ndarray, *, where: pl.DataFrame, rules: PolicyRules
 ) -> np.ndarray:
-    """The earliest time each loser fits within the send window before expiry, or -1."""
+    """The earliest time each loser fits within its window before expiry, or -1."""
     index, points = _deferral_points(state, each, losers)
-    best = np.full(each.rows.size, -1, dtype=np.int64)
-    if index.size == 0:
-        return best[losers]
-    where = frame.select("kind", "timezone")[index]
-    opened = (
-        open_times(
-            where.with_columns(
-                at=pl.from_epoch(pl.Series(points), time_unit="us").dt.replace_time_zone("UTC")
-            ),
-            rules=rules,
-        )["opens_at"]
-        .dt.epoch("us")
-        .to_numpy()
-    )
-    usable = (opened > each.times[index]) & (opened <= each.expires[index])
-    index, opened = index[usable], opened[usable]
-    fits = state.fits(each, opened, index)
-    index, opened = index[fits], opened[fits]
-    best[:] = NO_EXPIRY
-    np.minimum.at(best, index, opened)
-    best[best == NO_EXPIRY] = -1
-    return best[losers]
+    # A window opens at or after its point, so points past the expiry cannot help.
+    timely = points <= each.expires[index]
+    index, points = index[timely], points[timely]
+    best = np.full(each.rows.size, NO_EXPIRY, dtype=np.int64)
+    if index.size:
+        at = pl.from_epoch(pl.Series(points), time_unit="us").dt.replace_time_zone("UTC")
+        opened = open_times(where[each.rows[index]].with_columns(at=at), rules=rules)
+        opens = opened["opens_at"].dt.epoch("us").to_numpy()
+        usable = (opens > each.times[index]) & (opens <= each.expires[index])
+        index, opens = index[usable], opens[usable]
+        fits = state.fits(each, opens, index)
+        np.minimum.at(best, index[fits], opens[fits])
+    return np.where(best[losers] == NO_EXPIRY, -1, best[losers])
 
 
 def _reasons(state: _State, each: _Round, losers: np.ndarray) -> np.ndarray:
@@ -323,56 +415,38 @@ def _reasons(state: _State, each: _Round, losers: np.ndarray) -> np.ndarray:
     return np.where(clear, codes, LOSS_CODES.index(SkipReason.OFFER_COOLDOWN)).astype(np.int8)
 
 
-def schedule(pending: pl.DataFrame, *, history: pl.DataFrame, rules: PolicyRules) -> pl.DataFrame:
-    """Applies caps and cool-downs to promotional candidates, highest priority first.
+def schedule(pending: pl.DataFrame, *, history: pl.DataFrame, rules: PolicyRules) -> Scheduled:
+    """Applies caps and cool-downs to promotional candidates given in queue order.
 
-    `pending` holds `_row`, `member_id`, `kind`, `priority`, `offer_type`, `send_at`,
-    `expires_at`, `timezone` and `cap` (index into `rules.caps`, or null). Returns `_row`,
-    `send_at` (null when skipped, later when deferred) and `reason` for every row.
+    `pending` holds `member_id`, `kind`, `offer_type`, `send_at` (the window's opening),
+    `expires_at`, `timezone` and `cap` (index into `rules.caps`, or null), sorted by member
+    and, within a member, most urgent first (priority, then time).
     """
+    times = np.full(pending.height, -1, dtype=np.int64)
+    reasons = np.full(pending.height, -1, dtype=np.int8)
+    if pending.height == 0:
+        return Scheduled(times=times, reasons=reasons)
     frame = _prepare(pending, rules=rules)
-    history_caps, offers = _history_timelines(frame, history=history)
+    history_caps, offers = _history_timelines(frame, history=history, rules=rules)
     cooldown = rules.offer_cooldown_days * MICROSECONDS_PER_DAY
     state = _State(caps=history_caps, history_caps=history_caps, offers=offers, cooldown=cooldown)
-    rows, times, reasons = [], [], []
-    parts = frame.partition_by("_round", as_dict=True)
-    for _, part in sorted(parts.items()):
-        each = _round_of(part)
+    names = ["_cap_group", "_offer_group", "_at", "_expires", "_capped", "_window", "_limit"]
+    arrays = {name: frame[name].to_numpy() for name in names}
+    where = frame.select("kind", "timezone")
+    rounds = frame["_round"].to_numpy()
+    by_round = np.argsort(rounds, kind="stable")
+    bounds = np.searchsorted(rounds[by_round], np.arange(int(rounds.max()) + 2))
+    for low, high in itertools.pairwise(bounds):
+        each = _round_of(arrays, by_round[low:high])
         final = np.where(state.fits(each, each.times), each.times, -1)
-        why = np.full(final.shape, -1, dtype=np.int8)
         losers = np.flatnonzero(final < 0)
         if losers.size:
-            why[losers] = _reasons(state, each, losers)
-            final[losers] = _defer(state, each, losers, frame=part, rules=rules)
+            reasons[each.rows[losers]] = _reasons(state, each, losers)
+            final[losers] = _defer(state, each, losers, where=where, rules=rules)
+        times[each.rows] = final
         going = final >= 0
         counted = going & each.capped
         state.caps = state.caps.add(each.cap_group[counted], final[counted])
         offered = going & (each.offer_group >= 0)
         state.offers = state.offers.add(each.offer_group[offered], final[offered])
-        rows.append(each.rows)
-        times.append(final)
-        reasons.append(why)
-    return _result(rows, times, reasons)
-
-
-def _result(
-    rows: list[np.ndarray], times: list[np.ndarray], reasons: list[np.ndarray]
-) -> pl.DataFrame:
-    if not rows:
-        return pl.DataFrame(
-            schema={"_row": pl.UInt32, "send_at": pl.Datetime("us", "UTC"), "reason": pl.String}
-        )
-    final = pl.Series(np.concatenate(times))
-    at = pl.from_epoch(pl.col("_at"), time_unit="us").dt.replace_time_zone("UTC")
-    frame = pl.DataFrame(
-        {
-            "_row": pl.Series(np.concatenate(rows), dtype=pl.UInt32),
-            "_at": final,
-            "_code": pl.Series(np.concatenate(reasons), dtype=pl.Int8),
-        }
-    )
-    codes = list(range(len(LOSS_CODES)))
-    reason = pl.col("_code").replace_strict(
-        codes, [code.value for code in LOSS_CODES], default=None, return_dtype=pl.String
-    )
-    return frame.select("_row", send_at=pl.when(pl.col("_at") >= 0).then(at), reason=reason)
+    return Scheduled(times=times, reasons=reasons)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import polars as pl
 
 from tidings import clock
 from tidings.members.models import SuppressionReason
-from tidings.policy.caps import schedule
+from tidings.policy.caps import reason_names, schedule
 from tidings.policy.reasons import SkipReason
 from tidings.policy.rules import (
     PRIORITY_BY_KIND,
@@ -125,31 +126,45 @@ def _candidates(candidates: pl.DataFrame, *, rules: PolicyRules) -> pl.DataFrame
     )
     for name in frame["timezone"].unique().to_list():
         check_timezone(name, setting="candidates: member timezone")
-    return frame.with_row_index("_row")
+    return frame
 
 
-def _suppression_flags(suppressions: pl.DataFrame) -> pl.DataFrame:
+def _suppressed(suppressions: pl.DataFrame) -> dict[str, pl.Series]:
+    """The suppressed phone hashes, by suppression reason."""
     frame = _conform(suppressions, required=SUPPRESSION_SCHEMA, optional={}, name="suppressions")
     known = {reason.value for reason in SuppressionReason}
     _check_values(frame, column="reason", known=known, name="suppressions")
-    return frame.group_by("phone_hash").agg(
-        [
-            (pl.col("reason") == reason.value).any().alias(f"_{reason.value}")
-            for reason in SuppressionReason
-        ]
+    return {
+        reason.value: frame.filter(pl.col("reason") == reason.value)["phone_hash"]
+        for reason in SuppressionReason
+    }
+
+
+def _queue_order(frame: pl.DataFrame) -> np.ndarray:
+    """Row positions by member, then priority (highest first), then desired time, then input."""
+    order = frame.select(
+        pl.arg_sort_by(
+            ["member_id", "priority", "desired_at"],
+            descending=[False, True, False],
+            maintain_order=True,
+        )
     )
+    return order.to_series().to_numpy()
 
 
-def _first_reason() -> pl.Expr:
+def _pair_keys(work: pl.DataFrame, column: str, *, member: np.ndarray) -> pl.Expr:
+    """One integer per (member, value of `column`): member position times distinct values."""
+    values = work[column].drop_nulls().unique().sort()
+    code = pl.col(column).replace_strict(
+        values, pl.int_range(values.len(), eager=True), default=None, return_dtype=pl.Int64
+    )
+    return pl.lit(pl.Series(member)) * max(values.len(), 1) + code
+
+
+def _first_reason(*, repeated_campaign: pl.Expr, repeated_trigger: pl.Expr) -> pl.Expr:
     """The reason a candidate is stopped before any timing rule, or null."""
     promotional = pl.col("kind").is_in([k.value for k in PROMOTIONAL_KINDS])
-    order = [-pl.col("priority"), pl.col("desired_at"), pl.col("_row")]
-    campaign_rank = pl.int_range(pl.len()).over(["member_id", "campaign_id"], order_by=order)
-    trigger_rank = pl.int_range(pl.len()).over(["member_id", "trigger_id"], order_by=order)
-    has_campaign = pl.col("campaign_id").is_not_null()
-    is_trigger = (pl.col("kind") == CandidateKind.TRIGGER.value) & pl.col(
-        "trigger_id"
-    ).is_not_null()
+    is_trigger = pl.col("kind") == CandidateKind.TRIGGER.value
     return (
         pl.when(pl.col("_erased"))
         .then(pl.lit(SkipReason.ERASED.value))
@@ -161,74 +176,84 @@ def _first_reason() -> pl.Expr:
         .then(pl.lit(SkipReason.OPTED_OUT.value))
         .when(promotional & ~pl.col("consent"))
         .then(pl.lit(SkipReason.NO_CONSENT.value))
-        .when(has_campaign & (pl.col("_sent_before") | (campaign_rank > 0)))
+        .when(pl.col("campaign_id").is_not_null() & repeated_campaign)
         .then(pl.lit(SkipReason.DUPLICATE_IN_CAMPAIGN.value))
-        .when(is_trigger & (trigger_rank > 0))
+        .when(is_trigger & pl.col("trigger_id").is_not_null() & repeated_trigger)
         .then(pl.lit(SkipReason.DUPLICATE_IN_TRIGGER.value))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
 
 
 def _with_gates(
-    frame: pl.DataFrame, *, history: pl.DataFrame, suppressions: pl.DataFrame
+    work: pl.DataFrame, *, history: pl.DataFrame, suppressions: pl.DataFrame
 ) -> pl.DataFrame:
-    """Joins suppressions and earlier campaign messages, then names each gate's reason."""
-    flags = _suppression_flags(suppressions)
-    sent = (
-        history.filter(pl.col("campaign_id").is_not_null())
-        .select("member_id", "campaign_id")
-        .unique()
-        .with_columns(_sent_before=pl.lit(True))
-    )
-    joined = frame.join(flags, on="phone_hash", how="left").join(
-        sent, on=["member_id", "campaign_id"], how="left"
-    )
-    gates = ["_sent_before", *(f"_{reason.value}" for reason in SuppressionReason)]
-    joined = joined.with_columns(pl.col(gates).fill_null(False))
-    return joined.with_columns(_gate=_first_reason()).drop(gates)
+    """Names the first gate that stops each candidate: suppression, consent or a duplicate.
+
+    `work` is in queue order, so a member's rows are together and the first of a member's
+    candidates for one campaign (or trigger) is the one that goes.
+    """
+    ids = work["member_id"].to_numpy()
+    first = np.concatenate([[True], ids[1:] != ids[:-1]])
+    member = np.cumsum(first) - 1
+    campaign_key = _pair_keys(work, "campaign_id", member=member)
+    members = ids[first]  # ascending, one each
+    earlier = history.filter(
+        pl.col("campaign_id").is_in(work["campaign_id"].drop_nulls().unique().implode())
+    ).filter(pl.col("member_id").is_in(pl.Series(members).implode()))
+    earlier_member = np.searchsorted(members, earlier["member_id"].to_numpy())
+    sent_keys = earlier.select(_pair_keys(work, "campaign_id", member=earlier_member)).to_series()
+    flags = {
+        f"_{reason}": pl.col("phone_hash").is_in(hashes.implode())
+        for reason, hashes in _suppressed(suppressions).items()
+    }
+    repeated_campaign = ~campaign_key.is_first_distinct() | campaign_key.is_in(sent_keys.implode())
+    repeated_trigger = ~_pair_keys(work, "trigger_id", member=member).is_first_distinct()
+    gate = _first_reason(repeated_campaign=repeated_campaign, repeated_trigger=repeated_trigger)
+    return work.with_columns(**flags).with_columns(_gate=gate).drop(list(flags))
 
 
-def _with_windows(frame: pl.DataFrame, *, rules: PolicyRules, now: datetime) -> pl.DataFrame:
-    """Adds the first time each open candidate may go (`_opens_at`) and why it moved."""
+def _with_windows(work: pl.DataFrame, *, rules: PolicyRules, now: datetime) -> pl.DataFrame:
+    """Adds the first time each candidate may go (`_opens_at`), why it moved, and expiry."""
     moment = pl.lit(now.astimezone(UTC)).cast(UTC_TIME)
     asked = pl.max_horizontal(pl.col("desired_at"), moment)
-    open_rows = frame.filter(pl.col("_gate").is_null()).select("_row", "kind", "timezone", at=asked)
-    opened = open_times(open_rows, rules=rules).select(
-        "_row", _asked_at="at", _opens_at="opens_at", _moved_by="moved_by"
-    )
-    frame = frame.join(opened, on="_row", how="left")
+    opened = open_times(work.select("kind", "timezone", at=asked), rules=rules)
+    work = work.with_columns(_opens_at=opened["opens_at"], _moved_by=opened["moved_by"])
     expired = pl.col("expires_at").is_not_null() & (pl.col("_opens_at") > pl.col("expires_at"))
-    return frame.with_columns(
-        _gate=pl.when(expired).then(pl.lit(SkipReason.EXPIRED.value)).otherwise(pl.col("_gate"))
+    return work.with_columns(
+        _gate=pl.when(pl.col("_gate").is_null() & expired)
+        .then(pl.lit(SkipReason.EXPIRED.value))
+        .otherwise(pl.col("_gate"))
     )
 
 
-def _with_caps(frame: pl.DataFrame, *, history: pl.DataFrame, rules: PolicyRules) -> pl.DataFrame:
+def _with_caps(work: pl.DataFrame, *, history: pl.DataFrame, rules: PolicyRules) -> pl.DataFrame:
     """Adds the time and reason caps and cool-downs give each open promotional candidate."""
     promotional = pl.col("kind").is_in([k.value for k in PROMOTIONAL_KINDS])
-    pending = frame.filter(pl.col("_gate").is_null() & promotional).select(
-        "_row",
+    mask = work.select(pl.col("_gate").is_null() & promotional).to_series().to_numpy()
+    index = np.flatnonzero(mask)
+    pending = work.select(
         "member_id",
         "kind",
-        "priority",
         "offer_type",
         "expires_at",
         "timezone",
         send_at="_opens_at",
         cap=rules.cap_index(),
-    )
-    scheduled = schedule(pending, history=history, rules=rules).rename(
-        {"send_at": "_capped_at", "reason": "_cap_reason"}
-    )
-    return frame.join(scheduled, on="_row", how="left")
+    )[index]
+    scheduled = schedule(pending, history=history, rules=rules)
+    capped_at = np.full(work.height, -1, dtype=np.int64)
+    capped_at[index] = scheduled.times
+    reason = np.full(work.height, -1, dtype=np.int8)
+    reason[index] = scheduled.reasons
+    return work.with_columns(_capped_at=_times_or_null(capped_at), _cap_reason=reason_names(reason))
 
 
-def _outcome(frame: pl.DataFrame) -> pl.DataFrame:
+def _outcome(work: pl.DataFrame) -> pl.DataFrame:
     """Turns gates, windows and caps into `decision`, `send_at` and `reason`."""
     promotional = pl.col("kind").is_in([k.value for k in PROMOTIONAL_KINDS])
     send_at = pl.when(promotional).then(pl.col("_capped_at")).otherwise(pl.col("_opens_at"))
     skipped = pl.col("_gate").is_not_null() | send_at.is_null()
-    moved_by_caps = pl.col("_capped_at") > pl.col("_opens_at")
+    moved_by_caps = (pl.col("_capped_at") > pl.col("_opens_at")).fill_null(False)
     reason = (
         pl.when(pl.col("_gate").is_not_null())
         .then(pl.col("_gate"))
@@ -239,13 +264,18 @@ def _outcome(frame: pl.DataFrame) -> pl.DataFrame:
     decision = (
         pl.when(skipped)
         .then(pl.lit(Decision.SKIP))
-        .when(moved_by_caps.fill_null(False) | pl.col("_moved_by").is_not_null())
+        .when(moved_by_caps | pl.col("_moved_by").is_not_null())
         .then(pl.lit(Decision.DEFER))
         .otherwise(pl.lit(Decision.SEND))
     )
-    return frame.with_columns(
-        decision=decision, send_at=pl.when(~skipped).then(send_at), reason=reason
-    )
+    return work.select(decision=decision, send_at=pl.when(~skipped).then(send_at), reason=reason)
+
+
+def _times_or_null(values: np.ndarray) -> pl.Series:
+    """Microseconds since the epoch as UTC times; negative values become null."""
+    series = pl.Series(values)
+    times = pl.from_epoch(series, time_unit="us").dt.replace_time_zone("UTC")
+    return pl.select(pl.when(series >= 0).then(times)).to_series()
 
 
 def decide(
@@ -269,8 +299,12 @@ def decide(
         raise PolicyError("now must be timezone-aware")
     frame = _candidates(candidates, rules=rules)
     past = _conform(history, required=HISTORY_REQUIRED, optional=HISTORY_OPTIONAL, name="history")
-    frame = _with_gates(frame, history=past, suppressions=suppressions)
-    frame = _with_windows(frame, rules=rules, now=now)
-    frame = _with_caps(frame, history=past, rules=rules)
-    helpers = ["_row", "_gate", "_asked_at", "_opens_at", "_moved_by", "_capped_at", "_cap_reason"]
-    return _outcome(frame).sort("_row").drop(helpers)
+    # Every step below runs on the candidates in queue order; the answer goes back in input order.
+    order = _queue_order(frame)
+    work = frame[order]
+    work = _with_gates(work, history=past, suppressions=suppressions)
+    work = _with_windows(work, rules=rules, now=now)
+    work = _with_caps(work, history=past, rules=rules)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(order.size)
+    return frame.hstack(_outcome(work)[inverse])

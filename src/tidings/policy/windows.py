@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 import chinese_calendar
+import numpy as np
 import polars as pl
 
 from tidings.policy.reasons import SkipReason
@@ -19,6 +21,8 @@ from tidings.policy.rules import MINUTES_PER_DAY, CandidateKind, DailyWindow, Po
 
 MICROSECONDS_PER_MINUTE = 60_000_000
 MICROSECONDS_PER_DAY = MINUTES_PER_DAY * MICROSECONDS_PER_MINUTE
+MOVE_REASONS = (SkipReason.OUTSIDE_SEND_WINDOW, SkipReason.QUIET_HOURS, SkipReason.PUBLIC_HOLIDAY)
+_MOVE_CODE = {reason: code for code, reason in enumerate(MOVE_REASONS)}
 # Where a wall-clock opening does not exist (a DST gap), the message waits this long more.
 DST_GAP_STEP = timedelta(hours=1)
 
@@ -51,6 +55,7 @@ class SendWindow:
         )
 
 
+@lru_cache(maxsize=64)
 def send_window_for(*, kind: str, rules: PolicyRules) -> SendWindow:
     """The local times of day a message of `kind` may go out under `rules`."""
     allowed = [True] * MINUTES_PER_DAY
@@ -91,93 +96,113 @@ def next_holiday(after: date) -> date | None:
     return min(later) if later else None
 
 
-def _resume_dates() -> dict[date, date]:
-    """Maps each public holiday to the first day after it that is not a public holiday."""
+def _resume_days() -> tuple[np.ndarray, np.ndarray]:
+    """Public holidays and, for each, the first day after it that is not one (days since 1970)."""
     resume: dict[date, date] = {}
     for day in sorted(chinese_calendar.holidays, reverse=True):
         following = day + timedelta(days=1)
         resume[day] = resume.get(following, following)
-    return resume
+    epoch = date(1970, 1, 1)
+    days = sorted(resume)
+    return (
+        np.array([(day - epoch).days for day in days], dtype=np.int64),
+        np.array([(resume[day] - epoch).days for day in days], dtype=np.int64),
+    )
 
 
-_RESUME = _resume_dates()
+_HOLIDAYS, _RESUME = _resume_days()
+# Windows by kind: 0 marketing and triggers, 1 transactional, 2 replies.
+_SLOTS = {
+    CandidateKind.MARKETING: 0,
+    CandidateKind.TRIGGER: 0,
+    CandidateKind.TRANSACTIONAL: 1,
+    CandidateKind.REPLY: 2,
+}
+_SLOT_KINDS = (CandidateKind.MARKETING, CandidateKind.TRANSACTIONAL, CandidateKind.REPLY)
 
 
-def _next_start(tod: pl.Expr, window: SendWindow) -> pl.Expr:
-    """Microseconds after local midnight of the next opening (beyond one day: tomorrow)."""
-    first = window.first_start * MICROSECONDS_PER_MINUTE + MICROSECONDS_PER_DAY
-    chosen: pl.Expr = pl.lit(first, dtype=pl.Int64)
-    for start, _end in reversed(window.intervals):
-        start_us = start * MICROSECONDS_PER_MINUTE
-        chosen = pl.when(tod < start_us).then(pl.lit(start_us, dtype=pl.Int64)).otherwise(chosen)
-    return chosen
-
-
-def _inside(tod: pl.Expr, window: SendWindow) -> pl.Expr:
-    inside = pl.lit(False)
-    for start, end in window.intervals:
-        inside = inside | (
-            (tod >= start * MICROSECONDS_PER_MINUTE) & (tod < end * MICROSECONDS_PER_MINUTE)
-        )
-    return inside
-
-
-def _localize(naive: pl.Expr, timezone: str) -> pl.Expr:
-    """Local wall-clock time to UTC; a time a DST gap skipped moves on by DST_GAP_STEP."""
+def _localize(local: np.ndarray, timezone: str) -> np.ndarray:
+    """Local wall-clock microseconds to UTC microseconds; a DST gap moves on by DST_GAP_STEP."""
+    naive = pl.from_epoch(pl.Series(local), time_unit="us")
     zoned = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-    later = (naive + DST_GAP_STEP).dt.replace_time_zone(
-        timezone, ambiguous="earliest", non_existent="null"
-    )
-    return zoned.fill_null(later).dt.convert_time_zone("UTC")
-
-
-def _open_in_zone(frame: pl.DataFrame, *, timezone: str, rules: PolicyRules) -> pl.DataFrame:
-    local = pl.col("at").dt.convert_time_zone(timezone).dt.replace_time_zone(None)
-    frame = frame.with_columns(_local=local).with_columns(_day=pl.col("_local").dt.truncate("1d"))
-    tod = (pl.col("_local") - pl.col("_day")).dt.total_microseconds()
-    kind = pl.col("kind")
-    inside: pl.Expr = pl.lit(True)
-    next_start: pl.Expr = pl.lit(0, dtype=pl.Int64)
-    for each in CandidateKind:
-        window = send_window_for(kind=each, rules=rules)
-        inside = pl.when(kind == each.value).then(_inside(tod, window)).otherwise(inside)
-        next_start = (
-            pl.when(kind == each.value).then(_next_start(tod, window)).otherwise(next_start)
+    if zoned.null_count():
+        later = (naive + DST_GAP_STEP).dt.replace_time_zone(
+            timezone, ambiguous="earliest", non_existent="null"
         )
-    quiet = send_window_for(kind=CandidateKind.TRANSACTIONAL, rules=rules)
-    in_quiet = (kind != CandidateKind.REPLY.value) & ~_inside(tod, quiet)
-    moved = (
-        pl.when(inside)
-        .then(pl.lit(None, dtype=pl.String))
-        .when(in_quiet)
-        .then(pl.lit(SkipReason.QUIET_HOURS.value))
-        .otherwise(pl.lit(SkipReason.OUTSIDE_SEND_WINDOW.value))
+        zoned = zoned.fill_null(later)
+    return zoned.dt.epoch("us").to_numpy()
+
+
+def _next_opening(tod: np.ndarray, window: SendWindow) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each local time of day is inside, and the next opening after midnight (us)."""
+    inside = np.zeros(tod.shape, dtype=bool)
+    following = np.full(
+        tod.shape, window.first_start * MICROSECONDS_PER_MINUTE + MICROSECONDS_PER_DAY
     )
-    opening = _localize(pl.col("_day") + pl.duration(microseconds=next_start), timezone)
-    frame = frame.with_columns(
-        opens_at=pl.when(inside).then(pl.col("at")).otherwise(opening), moved_by=moved
-    )
+    for start, end in reversed(window.intervals):
+        start_us, end_us = start * MICROSECONDS_PER_MINUTE, end * MICROSECONDS_PER_MINUTE
+        inside |= (tod >= start_us) & (tod < end_us)
+        following = np.where(tod < start_us, start_us, following)
+    return inside, following
+
+
+def _open_in_zone(
+    at: np.ndarray, slots: np.ndarray, *, timezone: str, rules: PolicyRules
+) -> tuple[np.ndarray, np.ndarray]:
+    """Openings (UTC us) and move codes (index into MOVE_REASONS, -1) for one timezone's rows."""
+    utc = pl.from_epoch(pl.Series(at), time_unit="us").dt.replace_time_zone("UTC")
+    local = utc.dt.convert_time_zone(timezone).dt.replace_time_zone(None).dt.epoch("us")
+    local_us = local.to_numpy()
+    day = local_us // MICROSECONDS_PER_DAY * MICROSECONDS_PER_DAY
+    tod = local_us - day
+    inside = np.ones(at.shape, dtype=bool)
+    following = np.zeros(at.shape, dtype=np.int64)
+    for slot, kind in enumerate(_SLOT_KINDS):
+        rows = slots == slot
+        window_inside, window_next = _next_opening(
+            tod[rows], send_window_for(kind=kind, rules=rules)
+        )
+        inside[rows], following[rows] = window_inside, window_next
+    quiet, _ = _next_opening(tod, send_window_for(kind=CandidateKind.TRANSACTIONAL, rules=rules))
+    in_quiet = (slots != _SLOTS[CandidateKind.REPLY]) & ~quiet
+    moved = np.where(
+        inside,
+        -1,
+        np.where(
+            in_quiet, _MOVE_CODE[SkipReason.QUIET_HOURS], _MOVE_CODE[SkipReason.OUTSIDE_SEND_WINDOW]
+        ),
+    ).astype(np.int8)
+    opens = at.copy()
+    local_open = np.where(inside, local_us, day + following)
+    outside = np.flatnonzero(~inside)
+    if outside.size:
+        opens[outside] = _localize(local_open[outside], timezone)
     if rules.no_marketing_on_holidays:
-        frame = _skip_holidays(frame, timezone=timezone, rules=rules)
-    return frame.drop("_local", "_day")
+        marketing = slots == _SLOTS[CandidateKind.MARKETING]
+        _skip_holidays(opens, moved, local_open, marketing, timezone=timezone, rules=rules)
+    return opens, moved
 
 
-def _skip_holidays(frame: pl.DataFrame, *, timezone: str, rules: PolicyRules) -> pl.DataFrame:
+def _skip_holidays(
+    opens: np.ndarray,
+    moved: np.ndarray,
+    local_open: np.ndarray,
+    marketing: np.ndarray,
+    *,
+    timezone: str,
+    rules: PolicyRules,
+) -> None:
     """Moves marketing that would open on a public holiday to the first working day's opening."""
-    window = send_window_for(kind=CandidateKind.MARKETING, rules=rules)
-    local_day = pl.col("opens_at").dt.convert_time_zone(timezone).dt.date()
-    resume = local_day.replace_strict(
-        list(_RESUME), list(_RESUME.values()), default=None, return_dtype=pl.Date
-    )
-    on_holiday = (pl.col("kind") == CandidateKind.MARKETING.value) & resume.is_not_null()
-    start = pl.duration(minutes=window.first_start)
-    opening = _localize(resume.cast(pl.Datetime("us")) + start, timezone)
-    return frame.with_columns(
-        opens_at=pl.when(on_holiday).then(opening).otherwise(pl.col("opens_at")),
-        moved_by=pl.when(on_holiday)
-        .then(pl.lit(SkipReason.PUBLIC_HOLIDAY.value))
-        .otherwise(pl.col("moved_by")),
-    )
+    local_day = local_open // MICROSECONDS_PER_DAY
+    found = np.searchsorted(_HOLIDAYS, local_day).clip(0, max(_HOLIDAYS.size - 1, 0))
+    on_holiday = marketing & (_HOLIDAYS.size > 0) & (_HOLIDAYS[found] == local_day)
+    rows = np.flatnonzero(on_holiday)
+    if rows.size == 0:
+        return
+    start = send_window_for(kind=CandidateKind.MARKETING, rules=rules).first_start
+    resume = _RESUME[found[rows]] * MICROSECONDS_PER_DAY + start * MICROSECONDS_PER_MINUTE
+    opens[rows] = _localize(resume, timezone)
+    moved[rows] = _MOVE_CODE[SkipReason.PUBLIC_HOLIDAY]
 
 
 def open_times(frame: pl.DataFrame, *, rules: PolicyRules) -> pl.DataFrame:
@@ -185,13 +210,23 @@ def open_times(frame: pl.DataFrame, *, rules: PolicyRules) -> pl.DataFrame:
 
     `frame` needs `at` (datetime UTC), `timezone` (IANA, no nulls) and `kind`. `moved_by` says
     why a row moved (quiet_hours, outside_send_window, public_holiday) and is null otherwise.
-    Rows keep their order.
+    Rows keep their order: each timezone's rows are shifted together and put back in place.
     """
-    if frame.height == 0:
-        return frame.with_columns(opens_at=pl.col("at"), moved_by=pl.lit(None, dtype=pl.String))
-    numbered = frame.with_row_index("_order")
-    pieces = [
-        _open_in_zone(piece, timezone=str(key[0]), rules=rules)
-        for key, piece in numbered.partition_by("timezone", as_dict=True).items()
-    ]
-    return pl.concat(pieces).sort("_order").drop("_order")
+    at = frame["at"].dt.epoch("us").to_numpy()
+    slots = frame["kind"].replace_strict(_SLOTS, return_dtype=pl.Int8).to_numpy()
+    opens = np.zeros(frame.height, dtype=np.int64)
+    moved = np.full(frame.height, -1, dtype=np.int8)
+    zones = frame["timezone"]
+    for timezone in zones.unique().to_list():
+        index = np.flatnonzero((zones == timezone).to_numpy())
+        opens[index], moved[index] = _open_in_zone(
+            at[index], slots[index], timezone=timezone, rules=rules
+        )
+    opened = pl.from_epoch(pl.Series(opens), time_unit="us").dt.replace_time_zone("UTC")
+    reason = pl.Series(moved).replace_strict(
+        list(range(len(MOVE_REASONS))),
+        [reason.value for reason in MOVE_REASONS],
+        default=None,
+        return_dtype=pl.String,
+    )
+    return frame.with_columns(opens_at=opened, moved_by=reason)
