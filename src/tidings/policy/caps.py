@@ -299,7 +299,9 @@ def _history_timelines(
     """The counted history of the members in play: one timeline for caps, one for offers."""
     members = frame.filter("_first")
     member_ids = members["member_id"].to_numpy()  # ascending: `frame` is in queue order
-    earliest = int(frame["_at"].min() or 0)
+    at = frame["_at"].to_numpy()
+    expires = frame["_expires"].to_numpy()
+    earliest = int(at.min())
     longest = max((rule.window_days for rule in rules.caps), default=0)
     since = earliest - max(longest, rules.offer_cooldown_days) * MICROSECONDS_PER_DAY
     recent = (
@@ -326,8 +328,8 @@ def _history_timelines(
     promotional = (kinds == CandidateKind.MARKETING.value) | (kinds == CandidateKind.TRIGGER.value)
     offered = promotional & offer_code.is_not_null().to_numpy()
     offer_groups = groups * max(offers.len(), 1) + offer_code.fill_null(0).to_numpy()
-    finite = frame["_expires"].filter(frame["_expires"] < NO_EXPIRY)
-    latest = max(int(frame["_at"].max() or 0), int(finite.max() or 0)) + MICROSECONDS_PER_DAY
+    finite = expires[expires < NO_EXPIRY]
+    latest = max(int(at.max()), int(finite.max()) if finite.size else 0) + MICROSECONDS_PER_DAY
     return (
         Timeline.build(
             groups[counted],
