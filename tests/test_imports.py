@@ -15,6 +15,7 @@ from tidings.imports import (
     cents,
     local_time,
     read_mapping,
+    whole_number,
 )
 
 HEADER = "手机号,姓名,备注\n"
@@ -130,6 +131,13 @@ def test_amounts_in_yuan_become_exact_cents() -> None:
     frame = pl.DataFrame({"a": ["0.1", "19.99", "¥1,299.00", "-3.5", "12.345", "abc", "100"]})
     result = frame.select(cents(pl.col("a")).alias("a"))["a"].to_list()
     assert result == [10, 1999, 129900, -350, None, None, 10000]
+
+
+def test_numbers_typed_in_full_width_digits_are_read() -> None:
+    frame = pl.DataFrame({"a": ["１２３９", "１，２００", "１９．９９", "12a"]})
+    numbers = frame.select(whole_number(pl.col("a")).alias("n"), cents(pl.col("a")).alias("c"))
+    assert numbers["n"].to_list() == [1239, 1200, None, None]
+    assert numbers["c"].to_list() == [123900, 120000, 1999, None]
 
 
 def test_times_without_offset_are_local_and_stored_utc() -> None:

@@ -27,6 +27,7 @@ MAX_RECORD_BYTES = 64 * 1024 * 1024  # bytes one row may take before we call its
 SNIFF_BYTES = 64 * 1024  # bytes looked at to guess an encoding
 MIXED_CJK_CHARS = 2  # UTF-8 Chinese characters before a bad byte that prove a mixed file
 BLANK = " \t\r\n\u3000\xa0\ufeff"
+FULL_WIDTH = {chr(ord(c) + 0xFEE0): c for c in "0123456789.,+-"}
 NEWLINE, QUOTE = 10, 34  # byte values
 
 YES = ("是", "y", "yes", "1", "true", "t", "同意", "已同意", "on", "✓")
@@ -468,16 +469,21 @@ def yes_no(expr: pl.Expr) -> pl.Expr:
     return folded.replace_strict(mapping, default=None, return_dtype=pl.Boolean)
 
 
+def half_width(expr: pl.Expr) -> pl.Expr:
+    """Full-width digits and signs typed on a Chinese keyboard ('１２３９．５') as ASCII."""
+    return expr.str.replace_many(list(FULL_WIDTH), list(FULL_WIDTH.values()))
+
+
 def whole_number(expr: pl.Expr) -> pl.Expr:
-    """'120', '1,200' or '120.0' as Int64; anything else is null."""
-    folded = expr.str.replace_all(",", "", literal=True).str.replace(r"\.0+$", "")
-    return pl.when(folded.str.contains(r"^[+-]?\d{1,15}$")).then(folded.cast(pl.Int64))
+    """'120', '１２０', '1,200' or '120.0' as Int64; anything else is null."""
+    folded = half_width(expr).str.replace_all(",", "", literal=True).str.replace(r"\.0+$", "")
+    return pl.when(folded.str.contains(r"^[+-]?[0-9]{1,15}$")).then(folded.cast(pl.Int64))
 
 
 def cents(expr: pl.Expr) -> pl.Expr:
     """An amount in yuan ('12.5', '¥1,299.00', '-3') as exact integer cents; else null."""
-    folded = expr.str.replace_all(r"[¥￥,\s元]", "")
-    parts = folded.str.extract_groups(r"^([+-]?)(\d{1,13})(?:\.(\d*?)0*)?$")
+    folded = half_width(expr).str.replace_all(r"[¥￥,\s元]", "")
+    parts = folded.str.extract_groups(r"^([+-]?)([0-9]{1,13})(?:\.([0-9]*?)0*)?$")
     fraction = parts.struct.field("3").fill_null("")
     whole = parts.struct.field("2").cast(pl.Int64) * 100 + fraction.str.pad_end(2, "0").cast(
         pl.Int64, strict=False
@@ -491,7 +497,7 @@ def local_time(expr: pl.Expr, timezone: str) -> pl.Expr:
     folded = (
         expr.str.replace_all("/", "-", literal=True)
         .str.replace("T", " ", literal=True)
-        .str.replace(r"(\d)\s*([+-]\d\d):?(\d\d)$", "$1$2$3")
+        .str.replace(r"([0-9])\s*([+-][0-9][0-9]):?([0-9][0-9])$", "$1$2$3")
         .str.replace(r"Z$", "+0000")
     )
     with_offset = pl.coalesce(
