@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from tidings.config import Settings
 from tidings.dispatch import outcomes
 from tidings.dispatch.reconcile import reconcile
 from tidings.dispatch.worker import Worker
-from tidings.providers.base import OutgoingMessage
+from tidings.providers.base import OutgoingMessage, SendResult
 from tidings.providers.simulator import INVALID_NUMBER_CODE, THROTTLE_CODE, SimulatorProvider
 
 from .conftest import add_campaign, add_messages, inbox_lines, states
@@ -217,3 +218,30 @@ def test_without_a_query_api_a_stranded_message_is_unknown_and_never_resent(
     _run(engine, settings)
     assert states(engine) == {"unknown": 5}
     assert inbox_lines(settings.simulator_inbox) == []
+
+
+class _SlowOnce(SimulatorProvider):
+    """The simulator, but its first call hangs past the worker's budget after handing over."""
+
+    hung = False
+
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        results = await super().send_batch(messages)
+        if not self.hung:
+            self.hung = True
+            await asyncio.sleep(60)
+        return results
+
+
+def test_a_call_that_breaks_off_is_settled_and_the_run_still_ends(
+    engine: Engine, settings: Settings
+) -> None:
+    settings.dispatch_lease_seconds = 1.0
+    campaign = add_campaign(engine)
+    ids = add_messages(engine, 50, campaign_id=campaign)
+    slow = _SlowOnce.from_settings(settings)
+    _run(engine, settings, providers={"simulator": slow})
+    received = Counter(line["message_id"] for line in inbox_lines(settings.simulator_inbox))
+    assert set(received) == set(ids)
+    assert max(received.values()) == 1
+    assert states(engine) == {"delivered": 50}

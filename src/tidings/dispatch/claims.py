@@ -136,3 +136,22 @@ def release(*, db_session: Session, owner: str, ids: list[int], now: datetime) -
             )
             .values(lease_owner=None, lease_until=None, updated_at=now)
         )
+
+
+def abandon(*, db_session: Session, owner: str, ids: list[int], now: datetime) -> None:
+    """Lets go of `submitting` messages whose call broke off, so reconciliation settles them.
+
+    The worker is alive but no longer has them in flight; once their lease runs out they are
+    treated like a dead worker's: asked after where the provider can say, else `unknown`.
+    """
+    if ids:
+        db_session.execute(
+            update(messages)
+            .where(
+                messages.c.id.in_(bindparam("ids", expanding=True)),
+                messages.c.state == MessageState.SUBMITTING,
+                messages.c.lease_owner == owner,
+            )
+            .values(lease_owner=None, updated_at=now),
+            {"ids": ids},
+        )

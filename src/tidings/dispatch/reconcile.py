@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
 from tidings.db import session_scope
 from tidings.dispatch.ledger import move
@@ -38,7 +38,8 @@ def _stale(
     """Ids of messages in `state` whose `column` is before `before`, by provider."""
     conditions = [messages.c.state == state, messages.c[column] < before]
     if not_owner is not None:
-        conditions.append(messages.c.lease_owner != not_owner)
+        owner = messages.c.lease_owner
+        conditions.append(or_(owner.is_(None), owner != not_owner))
     if only is not None:
         conditions.append(messages.c.provider.in_(only))
     with session_scope(engine) as session:

@@ -247,7 +247,15 @@ class Worker:
             else:
                 results = await self._call(provider, outgoing, timeout=budget)
         if results is None:
-            return  # left `submitting`: reconciliation settles them once the lease runs out
+            # Left `submitting` and let go: reconciliation settles them once the lease runs out.
+            with session_scope(self.engine) as session:
+                claims.abandon(
+                    db_session=session,
+                    owner=self.owner,
+                    ids=[m.id for m in outgoing],
+                    now=clock.now(),
+                )
+            return
         attempts = {m.id: m.attempts + 1 for m in chunk}
         now = clock.now()
         with session_scope(self.engine) as session:
