@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
         None, description="Redis URL; when set, workers share provider rate limits through it."
     )
     default_provider: str = Field("simulator", description="Provider of messages naming none.")
+    provider_accounts: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Provider accounts by name, as JSON: each has a 'type' (smpp, aliyun,"
+        " tencent, twilio, http) and that type's keys; see docs/providers.md.",
+    )
     dispatch_batch_size: int = Field(1000, description="Messages a worker claims at a time.")
     dispatch_lease_seconds: float = Field(
         30.0, description="Seconds a claim is held before another worker may take it over."

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from tidings.config import Settings
@@ -123,6 +123,27 @@ class QueryableProvider(SmsProvider, Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class InboundReply:
+    """A text a member sent back (an MO message), as a provider hands it over."""
+
+    provider: str  # the account name it arrived on
+    phone: str  # the member's number, E.164
+    text: str
+    received_at: datetime
+    provider_message_id: str | None = None  # the provider's id of the reply, for dedupe
+    recipient: str | None = None  # our number or extension the member wrote to
+
+
+@runtime_checkable
+class ReplySource(Protocol):
+    """A provider whose replies are fetched or arrive on a connection (SMPP deliver_sm)."""
+
+    async def poll_replies(self) -> list[InboundReply]:
+        """Returns the replies that arrived since the last call."""
+        ...
+
+
 @runtime_checkable
 class ReceiptSource(Protocol):
     """A provider whose receipts are fetched (rather than pushed to /hooks)."""
@@ -133,20 +154,41 @@ class ReceiptSource(Protocol):
 
 
 ProviderFactory = Callable[["Settings"], SmsProvider]
+AccountFactory = Callable[[str, Mapping[str, Any], "Settings"], SmsProvider]
 _REGISTRY: dict[str, ProviderFactory] = {}
+_ACCOUNT_TYPES: dict[str, AccountFactory] = {}
 
 
 def register_provider(name: str, factory: ProviderFactory) -> None:
-    """Makes a provider available under `name` (each provider module registers itself)."""
+    """Makes a built-in provider available under `name` (the simulator)."""
     _REGISTRY[name] = factory
 
 
+def register_provider_type(kind: str, factory: AccountFactory) -> None:
+    """Makes a provider type (smpp, aliyun, tencent, twilio, http) configurable as accounts.
+
+    The factory gets the account's name, its settings from `TIDINGS_PROVIDER_ACCOUNTS`
+    and the process settings, and checks the account's keys itself.
+    """
+    _ACCOUNT_TYPES[kind] = factory
+
+
 def get_provider(name: str, settings: Settings) -> SmsProvider:
-    """Builds the provider called `name` from the settings."""
+    """Builds the provider called `name`: a configured account or a built-in provider."""
     import tidings.providers  # noqa: F401  (registers the shipped providers)
 
+    account = settings.provider_accounts.get(name)
+    if account is not None:
+        kind = str(account.get("type", ""))
+        account_factory = _ACCOUNT_TYPES.get(kind)
+        if account_factory is None:
+            types = ", ".join(sorted(_ACCOUNT_TYPES)) or "none"
+            raise UnknownProvider(
+                f"provider account {name!r} has type {kind!r}; known types: {types}"
+            )
+        return account_factory(name, account, settings)
     factory = _REGISTRY.get(name)
     if factory is None:
-        known = ", ".join(sorted(_REGISTRY)) or "none"
+        known = ", ".join(sorted({*_REGISTRY, *settings.provider_accounts})) or "none"
         raise UnknownProvider(f"unknown SMS provider {name!r}; configured providers: {known}")
     return factory(settings)
