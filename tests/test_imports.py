@@ -6,6 +6,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tidings.imports import (
     PERSON_ALIASES,
@@ -16,6 +18,13 @@ from tidings.imports import (
     local_time,
     read_mapping,
     whole_number,
+)
+from tidings.imports.parsing import (
+    TwoStep,
+    common_cents,
+    common_local_time,
+    common_whole_number,
+    with_parsed,
 )
 
 HEADER = "手机号,姓名,备注\n"
@@ -154,3 +163,31 @@ def test_import_result_has_exactly_the_contract_keys() -> None:
     assert set(ImportResult().as_dict()) == {
         "rows", "inserted", "updated", "merged_duplicates", "rejected", "rejects_file",
     }  # fmt: skip
+
+
+SPELLINGS = st.one_of(
+    st.from_regex(r"\A-?[0-9]{1,15}(\.[0-9]{0,3})?\Z"),
+    st.from_regex(r"\A20[0-9]{2}[-/][0-9]{1,2}[-/][0-9]{1,2}( [0-9]{1,2}:[0-9]{2}(:[0-9]{2})?)?\Z"),
+    st.sampled_from(["2024-03-31 02:30:00", "2023-02-29 10:00:00", "１２", "¥1,299.00", "12."]),
+    st.text(alphabet="0123456789-.: ,", max_size=20),
+)
+
+
+@given(st.lists(st.one_of(st.none(), SPELLINGS), max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_the_common_spelling_shortcut_reads_every_cell_as_the_full_parser(
+    cells: list[str | None],
+) -> None:
+    frame = pl.DataFrame({"v": cells}, schema={"v": pl.String})
+    value = pl.col("v")
+    steps = {
+        "cents": TwoStep("v", common_cents(value), cents(value)),
+        "whole": TwoStep("v", common_whole_number(value), whole_number(value)),
+        "time": TwoStep(
+            "v", common_local_time(value, "Europe/Paris"), local_time(value, "Europe/Paris")
+        ),
+    }
+    shortcut = with_parsed(frame, steps)
+    full = frame.select(step.full.alias(name) for name, step in steps.items())
+    for name in steps:
+        assert shortcut[name].to_list() == full[name].to_list(), name

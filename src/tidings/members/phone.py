@@ -16,6 +16,7 @@ import phonenumbers
 import polars as pl
 from phonenumbers import NumberParseException, PhoneNumberType
 
+from tidings.imports.parsing import TwoStep, with_parsed
 from tidings.members.models import PhoneStatus
 
 _CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
@@ -84,10 +85,18 @@ def kind_name(kind: int) -> str:
 
 
 def normalise_phones(frame: pl.DataFrame, column: str = "phone", *, region: str) -> pl.DataFrame:
-    """Adds `phone_e164`, `phone_status` and `phone_problem` (the reason) for `column`."""
+    """Adds `phone_e164`, `phone_status` and `phone_problem` (the reason) for `column`.
+
+    A bare 11-digit mobile is checked with one pattern; only the other rows are folded, and
+    only what folding cannot read goes to the library.
+    """
     raw = pl.col(column).str.strip_chars(" \t\r\n\u3000\xa0").replace("", None)
-    frame = frame.with_columns(
-        raw.alias("_phone_raw"), fast_e164(raw, region=region).alias("_fast")
+    bare = pl.when(pl.col("_phone_raw").str.contains(MAINLAND_MOBILE)).then(
+        pl.lit("+86") + pl.col("_phone_raw")
+    )
+    frame = with_parsed(
+        frame.with_columns(raw.alias("_phone_raw")),
+        {"_fast": TwoStep("_phone_raw", bare, fast_e164(pl.col("_phone_raw"), region=region))},
     )
     leftover = (
         frame.filter(pl.col("_fast").is_null() & pl.col("_phone_raw").is_not_null())
@@ -95,6 +104,15 @@ def normalise_phones(frame: pl.DataFrame, column: str = "phone", *, region: str)
         .unique()
         .to_list()
     )
+    if not leftover:
+        return frame.with_columns(
+            pl.col("_fast").alias("phone_e164"),
+            pl.when(pl.col("_fast").is_not_null())
+            .then(pl.lit(PhoneStatus.OK.value))
+            .otherwise(pl.lit(PhoneStatus.MISSING.value))
+            .alias("phone_status"),
+            pl.lit(None, pl.String).alias("phone_problem"),
+        ).drop("_phone_raw", "_fast")
     checked = [classify(value, region=region) for value in leftover]
 
     def looked_up(position: int) -> pl.Expr:

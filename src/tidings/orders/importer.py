@@ -26,11 +26,18 @@ from tidings.imports import (
     cents,
     local_time,
     reasons,
-    text,
     whole_number,
     yes_no,
 )
-from tidings.members.importer import NO_PROBLEMS, with_all_fields
+from tidings.imports.parsing import (
+    TwoStep,
+    common_cents,
+    common_local_time,
+    common_whole_number,
+    text_fields,
+    with_parsed,
+)
+from tidings.members.merging import NO_PROBLEMS
 from tidings.members.phone import normalise_phones
 from tidings.members.service import store_refs
 from tidings.orders import service
@@ -59,19 +66,18 @@ ITEM_COLUMNS = ("order_id", "line_no", "sku", "category", "quantity", "amount_ce
 
 
 def clean_orders(
-    frame: pl.DataFrame, *, region: str, timezone: str
+    frame: pl.DataFrame, *, region: str, timezone: str, trimmed: bool = False
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cleans order lines; returns (good lines, problems as `line`, `reason`, `rejected`)."""
-    frame = with_all_fields(frame, ORDER_FIELDS).with_columns(
-        text(name).alias(name) for name in ORDER_FIELDS
-    )
+    frame = text_fields(frame, ORDER_FIELDS, trimmed=trimmed)
     frame = normalise_phones(frame, "phone", region=region).with_columns(
-        local_time(pl.col("ordered_at"), timezone).alias("_ordered_at"),
-        cents(pl.col("amount")).alias("amount_cents"),
-        whole_number(pl.col("quantity")).alias("_quantity"),
-        yes_no(pl.col("discount")).alias("_discounted"),
-        cents(pl.col("discount")).alias("_discount_cents"),
+        yes_no(pl.col("discount")).alias("_discounted")
     )
+    # A discount that is not yes/no may be the amount taken off.
+    frame = frame.with_columns(
+        pl.when(pl.col("_discounted").is_null()).then("discount").alias("_discount_text")
+    )
+    frame = with_parsed(frame, order_parsers(timezone))
     bad_discount = pl.col("discount").is_not_null() & pl.col("_discounted").is_null()
     problem = reasons(
         pl.when(pl.col("order_id").is_null()).then(pl.lit("no order_id")),
@@ -119,6 +125,26 @@ def clean_orders(
     return good, rejected
 
 
+def order_parsers(timezone: str) -> dict[str, TwoStep]:
+    """How each number and time of an order line is read."""
+    col = pl.col
+    amount, discount_amount = col("amount"), col("_discount_text")
+    return {
+        "_ordered_at": TwoStep(
+            "ordered_at",
+            common_local_time(col("ordered_at"), timezone),
+            local_time(col("ordered_at"), timezone),
+        ),
+        "amount_cents": TwoStep("amount", common_cents(amount), cents(amount)),
+        "_quantity": TwoStep(
+            "quantity", common_whole_number(col("quantity")), whole_number(col("quantity"))
+        ),
+        "_discount_cents": TwoStep(
+            "_discount_text", common_cents(discount_amount), cents(discount_amount)
+        ),
+    }
+
+
 class OrderBatches:
     """Applies order-line batches to the store and counts what happened across all of them."""
 
@@ -133,11 +159,13 @@ class OrderBatches:
         self.first_new_order = service.last_order_id(store=store) + 1
         self.waiting = pl.DataFrame()
 
-    def add(self, frame: pl.DataFrame, *, last: bool) -> pl.DataFrame:
+    def add(self, frame: pl.DataFrame, *, last: bool, trimmed: bool = False) -> pl.DataFrame:
         """Cleans and stores one batch; returns its problems. The last order waits for more."""
         if frame.height == 0 and self.waiting.height == 0:
             return NO_PROBLEMS
-        good, problems = clean_orders(frame, region=self.region, timezone=self.timezone)
+        good, problems = clean_orders(
+            frame, region=self.region, timezone=self.timezone, trimmed=trimmed
+        )
         self.result.rows += frame.height
         if self.waiting.height:
             good = pl.concat([self.waiting, good])
@@ -339,7 +367,7 @@ def _apply(
     *,
     last: bool,
 ) -> None:
-    problems = batches.add(csv.canonical(raw), last=last)
+    problems = batches.add(csv.canonical(raw), last=last, trimmed=True)
     store.commit()
     both = pl.concat([previous, raw]) if previous.height else raw
     rejects.write(both, problems.select("line", "reason"))
@@ -347,9 +375,7 @@ def _apply(
 
 def clean_products(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cleans product rows; returns (one row per sku, the last one winning; problems)."""
-    frame = with_all_fields(frame, tuple(PRODUCT_ALIASES)).with_columns(
-        text(name).alias(name) for name in PRODUCT_ALIASES
-    )
+    frame = text_fields(frame, tuple(PRODUCT_ALIASES))
     frame = frame.with_columns(
         whole_number(pl.col("pack_size_days")).alias("_days"),
         cents(pl.col("price")).alias("price_cents"),
