@@ -100,6 +100,12 @@ class Campaign(Base):
     # Percentages of the audience reached after each stage, e.g. [1, 10, 100].
     rollout_stages: Mapped[list[int]] = mapped_column(JSON, default=lambda: [100])
     rollout_stage: Mapped[int] = mapped_column(Integer, default=0)
+    # When the current rollout stage was released, and what each gate check found.
+    stage_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    rollout_report: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The counts of the latest plan (audience, holdout, planned, skips by reason, cost).
+    plan_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Health gates checked after each stage, e.g. {"delivery_min": 0.98, ...}.
     gates: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Seams for the loyalty and tracking issues: how coupons and short links are attached.

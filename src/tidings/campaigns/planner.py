@@ -1,0 +1,275 @@
+"""The campaign planner: from an audience frame to one message row per member, in one pass.
+
+Every step is a Polars expression or a numpy operation over the whole audience, never a
+Python call per member: phone checks, the policy decision (suppression, consent, one per
+campaign, send windows, caps and cool-downs), holdout and variant draws, send times, rendering
+per variant, word checks, length and cost. Each member ends `planned` (with a variant, a send
+time and a rollout stage) or `skipped` with the reason; held-out members are recorded as
+skipped with reason `holdout`, so lift can be measured later. The draws depend only on the
+campaign and the member, so planning twice gives the same plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from tidings.campaigns.assign import Purpose, draws, pick_by_weight, rollout_stage_of
+from tidings.campaigns.models import CampaignKind
+from tidings.campaigns.schedule import Schedule, desired_times
+from tidings.content.length import CountingScheme, measure
+from tidings.content.lint import LintRules, lint_messages
+from tidings.content.render import render
+from tidings.content.template import MessageKind as ContentKind
+from tidings.content.template import Template
+from tidings.dispatch.models import PRIORITY, MessageKind, MessageState
+from tidings.policy.decide import Decision, decide
+from tidings.policy.reasons import SkipReason
+from tidings.policy.rules import CandidateKind, PolicyRules
+
+UTC_TIME = pl.Datetime("us", "UTC")
+HOLDOUT = "holdout"
+BLOCKED_PREFIX = "content:"  # a rendered message a word check or length rule stops
+REASON_LENGTH = 64  # characters the messages table keeps of a skip reason
+
+# A campaign's kind decides three things, mapped here and nowhere else. The policy ranks
+# higher numbers first (transactional and replies 300, triggers 200, marketing 100); the
+# dispatcher claims lower numbers first (replies 0, transactional 1, triggers 5, marketing
+# 9, `dispatch.models.PRIORITY`). A notification informs (a store moved): it needs no
+# consent and carries no opt-out text, but keeps quiet hours and suppression by complaint.
+POLICY_KIND = {
+    CampaignKind.MARKETING: CandidateKind.MARKETING,
+    CampaignKind.NOTIFICATION: CandidateKind.TRANSACTIONAL,
+}
+MESSAGE_KIND = {
+    CampaignKind.MARKETING: MessageKind.MARKETING,
+    CampaignKind.NOTIFICATION: MessageKind.TRANSACTIONAL,
+}
+CONTENT_KIND = {
+    CampaignKind.MARKETING: ContentKind.MARKETING,
+    CampaignKind.NOTIFICATION: ContentKind.TRANSACTIONAL,
+}
+AUDIENCE_NEEDS = ("member_id", "phone", "phone_status", "consent", "tier", "lifecycle_stage")
+PLAN_COLUMNS = (
+    "member_id",
+    "variant_id",
+    "phone",
+    "timezone",
+    "state",
+    "skip_reason",
+    "text",
+    "parts",
+    "cost_cents",
+    "rollout_stage",
+    "send_at",
+    "expires_at",
+)
+
+
+def dispatch_priority(kind: CampaignKind) -> int:
+    """The dispatcher's priority (lower goes first) of a campaign's messages."""
+    return PRIORITY[MESSAGE_KIND[kind]]
+
+
+@dataclass(frozen=True)
+class PlanVariant:
+    """One arm of the campaign as the planner needs it: a framed, checked template."""
+
+    id: int
+    name: str
+    template: Template
+    weight: int
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """Everything about a campaign that decides its plan."""
+
+    campaign_id: int
+    kind: CampaignKind
+    offer_type: str | None
+    variants: tuple[PlanVariant, ...]
+    holdout_share: float
+    schedule: Schedule
+    expires_at: datetime | None
+    rollout_stages: tuple[int, ...]
+    timezone: str  # the brand's: schedules without a zone are read in it
+    scheme: CountingScheme
+    price_per_part_cents: int
+
+
+def _assign(audience: pl.DataFrame, spec: PlanSpec) -> pl.DataFrame:
+    """Adds the campaign's draws per member: holdout, variant, rollout stage, spread order."""
+    ids = audience["member_id"].to_numpy()
+    weights = [variant.weight for variant in spec.variants]
+    variant = pick_by_weight(draws(spec.campaign_id, ids, Purpose.VARIANT), weights)
+    stage = rollout_stage_of(draws(spec.campaign_id, ids, Purpose.ROLLOUT), spec.rollout_stages)
+    held = draws(spec.campaign_id, ids, Purpose.HOLDOUT) < spec.holdout_share
+    return audience.with_columns(
+        _variant=pl.Series(variant),
+        _stage=pl.Series(stage),
+        _held=pl.Series(held),
+        _order=pl.Series(draws(spec.campaign_id, ids, Purpose.SPREAD)),
+    )
+
+
+def _decide(
+    frame: pl.DataFrame,
+    spec: PlanSpec,
+    *,
+    history: pl.DataFrame,
+    suppressions: pl.DataFrame,
+    rules: PolicyRules,
+    now: datetime,
+) -> pl.DataFrame:
+    """Runs the policy over every member with a usable phone; adds `_decision`, `_send_at`,
+    `_reason` (the skip reason, or null)."""
+    usable = (pl.col("phone_status") == "ok") & pl.col("phone").is_not_null()
+    frame = frame.with_columns(_usable=usable.fill_null(False))
+    candidates = frame.filter(pl.col("_usable")).select(
+        "member_id",
+        "phone_hash",
+        "consent",
+        "tier",
+        "lifecycle_stage",
+        "timezone",
+        desired_at="_desired",
+        kind=pl.lit(POLICY_KIND[spec.kind].value),
+        campaign_id=pl.lit(spec.campaign_id, dtype=pl.Int64),
+        offer_type=pl.lit(spec.offer_type, dtype=pl.String),
+        expires_at=pl.lit(spec.expires_at, dtype=UTC_TIME),
+    )
+    decided = decide(
+        candidates, history=history, suppressions=suppressions, rules=rules, now=now
+    ).select(
+        "member_id",
+        _decision="decision",
+        _send_at="send_at",
+        _policy_reason="reason",
+    )
+    frame = frame.join(decided, on="member_id", how="left", maintain_order="left")
+    skipped = pl.col("_decision") == Decision.SKIP
+    reason = (
+        pl.when(~pl.col("_usable"))
+        .then(pl.lit(SkipReason.INVALID_PHONE.value))
+        .when(skipped)
+        .then(pl.col("_policy_reason"))
+        .when(pl.col("_held"))
+        .then(pl.lit(HOLDOUT))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    return frame.with_columns(_reason=reason)
+
+
+def _render(frame: pl.DataFrame, spec: PlanSpec) -> pl.DataFrame:
+    """Renders each going member's message with their variant's template (one pass each)."""
+    going = frame.filter(pl.col("_reason").is_null())
+    parts = []
+    for index, variant in enumerate(spec.variants):
+        rows = going.filter(pl.col("_variant") == index)
+        rendered = render(variant.template, rows.lazy()).select(
+            "member_id", _text="text", _missing="skip_reason"
+        )
+        parts.append(rendered.collect())
+    texts = pl.concat(parts) if parts else pl.DataFrame()
+    if texts.height == 0:
+        texts = pl.DataFrame(
+            schema={"member_id": pl.Int64, "_text": pl.String, "_missing": pl.String}
+        )
+    return frame.join(texts, on="member_id", how="left", maintain_order="left")
+
+
+def _check(frame: pl.DataFrame, spec: PlanSpec, lint: LintRules) -> pl.DataFrame:
+    """Measures every rendered text and stops those a word check or length rule blocks."""
+    texts = frame["_text"]
+    measured = measure(texts, scheme=spec.scheme, price_per_part_cents=spec.price_per_part_cents)
+    blocked = lint_messages(texts, rules=lint, measured=measured)
+    reason = (
+        pl.when(pl.col("_reason").is_not_null())
+        .then(pl.col("_reason"))
+        .when(pl.col("_missing").is_not_null())
+        .then(pl.col("_missing"))
+        .when(pl.lit(blocked).is_not_null())
+        .then(pl.concat_str(pl.lit(BLOCKED_PREFIX), pl.lit(blocked)))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    return frame.with_columns(
+        _reason=reason.str.slice(0, REASON_LENGTH),
+        _parts=measured["segments"],
+        _cost=measured["cost_cents"],
+    )
+
+
+def plan_frame(
+    audience: pl.DataFrame,
+    spec: PlanSpec,
+    *,
+    history: pl.DataFrame,
+    suppressions: pl.DataFrame,
+    rules: PolicyRules,
+    lint: LintRules,
+    now: datetime,
+) -> pl.DataFrame:
+    """Plans the campaign for `audience` (one row per member; AUDIENCE_NEEDS, `timezone`,
+    `phone_hash`, `best_hour` and the template's fields). Returns PLAN_COLUMNS, plus
+    `holdout` (bool) and `variant` (the variant's name, null when skipped)."""
+    frame = _assign(audience.unique("member_id", keep="first", maintain_order=True), spec)
+    frame = frame.with_columns(
+        _desired=desired_times(
+            frame,
+            schedule=spec.schedule,
+            now=now,
+            order=frame["_order"].to_numpy(),
+            timezone=spec.timezone,
+        )
+    )
+    frame = _decide(frame, spec, history=history, suppressions=suppressions, rules=rules, now=now)
+    frame = _check(_render(frame, spec), spec, lint)
+    planned = pl.col("_reason").is_null()
+    ids = pl.Series([variant.id for variant in spec.variants], dtype=pl.Int64)
+    names = pl.Series([variant.name for variant in spec.variants], dtype=pl.String)
+    return frame.select(
+        "member_id",
+        variant_id=pl.when(planned).then(
+            pl.col("_variant").replace_strict(
+                pl.int_range(ids.len(), eager=True), ids, return_dtype=pl.Int64
+            )
+        ),
+        phone=pl.col("phone").fill_null(""),
+        timezone="timezone",
+        state=pl.when(planned)
+        .then(pl.lit(MessageState.PLANNED.value))
+        .otherwise(pl.lit(MessageState.SKIPPED.value)),
+        skip_reason="_reason",
+        text=pl.when(planned).then(pl.col("_text")).otherwise(pl.lit("")),
+        parts=pl.when(planned).then(pl.col("_parts")).otherwise(0).cast(pl.Int32),
+        cost_cents=pl.when(planned).then(pl.col("_cost")).otherwise(0).cast(pl.Int64),
+        rollout_stage=pl.col("_stage").cast(pl.Int32),
+        send_at=pl.coalesce("_send_at", "_desired"),
+        expires_at=pl.lit(spec.expires_at, dtype=UTC_TIME),
+        holdout=pl.col("_reason") == HOLDOUT,
+        variant=pl.when(planned).then(
+            pl.col("_variant").replace_strict(
+                pl.int_range(names.len(), eager=True), names, return_dtype=pl.String
+            )
+        ),
+    )
+
+
+def summarise(plan: pl.DataFrame, *, audience: int) -> dict[str, object]:
+    """The plan's counts, as `tidings campaign plan --json` prints them."""
+    planned = plan.filter(pl.col("state") == MessageState.PLANNED.value)
+    skipped = plan.filter(
+        (pl.col("state") == MessageState.SKIPPED.value) & (pl.col("skip_reason") != HOLDOUT)
+    )
+    reasons = skipped.group_by("skip_reason").len().sort("skip_reason")
+    return {
+        "audience": audience,
+        "holdout": int(plan["holdout"].sum()),
+        "planned": planned.height,
+        "skipped": {str(r): int(n) for r, n in reasons.iter_rows()},
+        "segments_total": int(planned["parts"].sum() or 0),
+        "cost_cents": int(planned["cost_cents"].sum() or 0),
+    }

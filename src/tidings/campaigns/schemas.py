@@ -1,0 +1,93 @@
+"""What the campaign API and commands take in and give out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tidings.campaigns.models import CampaignKind
+
+
+class VariantCreate(BaseModel):
+    """One arm of an A/B/n test: its template and its weight."""
+
+    template: str = Field(min_length=1, description="Message template, e.g. '{surname}，...'")
+    weight: int = Field(1, ge=1, description="Share of the audience, relative to the others.")
+
+
+class CampaignCreate(BaseModel):
+    """A new campaign; variants[0] is variant A."""
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: CampaignKind = CampaignKind.MARKETING
+    segment: str | None = Field(None, description="A saved segment's name (or give a rule).")
+    rule: str | None = Field(None, description="A segment rule (or give a saved segment).")
+    variants: list[VariantCreate] = Field(min_length=1, max_length=26)
+    holdout: float = Field(0.0, ge=0.0, lt=1.0, description="Share kept out on purpose.")
+    offer_type: str | None = Field(None, max_length=64, description="For offer cool-downs.")
+    schedule: str = Field("now", description="now | ISO time | best-hour[:DATE] | spread:FROM-TO")
+    expires: str | None = Field(None, description="ISO time or a duration after now: 2d, 12h.")
+    provider: str | None = Field(None, description="Provider name (default from settings).")
+    rollout: list[int] = Field(default_factory=lambda: [100], description="e.g. [1, 10, 100]")
+    gates: dict[str, float] | None = Field(
+        None, description="Override gates: delivery_min, opt_out_max, complaint_max, ..."
+    )
+    coupon: str | None = Field(None, description="A coupon code for {coupon} (same for all).")
+    link: str | None = Field(None, description="A link for {link} (same for all).")
+
+
+class CampaignCreated(BaseModel):
+    """The id of a new campaign."""
+
+    id: int
+
+
+class PlanResult(BaseModel):
+    """What planning made of the audience."""
+
+    audience: int
+    holdout: int
+    planned: int
+    skipped: dict[str, int]
+    segments_total: int
+    cost_cents: int
+
+
+class SendResult(BaseModel):
+    """Where a campaign's messages are after a send (and its wait, if any)."""
+
+    status: str
+    queued: int
+    submitted: int
+    delivered: int
+    failed: int
+    expired: int
+    unknown: int
+
+
+class CampaignStatusOut(BaseModel):
+    """A campaign's state, rollout and message counts."""
+
+    id: int
+    name: str
+    kind: str
+    status: str
+    status_reason: str | None
+    schedule: str
+    rollout_stages: list[int]
+    rollout_stage: int
+    rollout_report: list[dict[str, Any]]
+    messages: dict[str, int]
+    plan: dict[str, Any] | None
+    planned_at: datetime | None
+
+
+class Explanation(BaseModel):
+    """Why a member does or does not get a campaign, and when."""
+
+    member_id: int
+    campaign_id: int
+    state: str | None
+    explanation: str

@@ -1,0 +1,425 @@
+"""Operations on campaigns: create, plan, send, pause, resume, cancel, and their state.
+
+Lifecycle: a campaign is created as a draft; planning writes its messages (`planned` or
+`skipped`) and makes it `scheduled`; sending makes it `running` and queues its first rollout
+stage; the dispatcher's housekeeping releases later stages through the health gates
+(`campaigns.rollout`) and marks it `completed` when every message is settled. Pause and
+resume act at the next claim, also on messages already queued; cancel stops every message
+not yet handed to a provider. These functions never commit; the caller does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from tidings import clock
+from tidings.campaigns import sources
+from tidings.campaigns.models import Campaign, CampaignKind, CampaignStatus, Variant
+from tidings.campaigns.planner import (
+    CONTENT_KIND,
+    MESSAGE_KIND,
+    PlanSpec,
+    PlanVariant,
+    dispatch_priority,
+    plan_frame,
+    summarise,
+)
+from tidings.campaigns.rollout import Gates, release_next_stage
+from tidings.campaigns.schedule import Schedule, ScheduleError, parse_schedule
+from tidings.campaigns.schemas import CampaignCreate
+from tidings.config import Settings, get_settings
+from tidings.content.length import MAINLAND, STANDARD, CountingScheme
+from tidings.content.lint import lint_rules
+from tidings.content.template import AUDIENCE_COLUMNS, TemplateError, prepare_template
+from tidings.dispatch import service as dispatch
+from tidings.dispatch.service import CampaignNotFound, CampaignStateError
+from tidings.policy.rules import PolicyRules
+from tidings.providers.base import UnknownProvider, get_provider
+from tidings.segments.audience import local_today
+from tidings.segments.fields import FIELD_LIST
+from tidings.segments.rules import parse
+from tidings.segments.service import SegmentNotFound, require, saved_rules
+from tidings.segments.tree import Rule
+
+__all__ = ["CampaignError", "CampaignNotFound", "CampaignStateError"]
+VARIANT_NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_DURATION = re.compile(r"^(\d+)\s*([dh])$")
+PLANNABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
+
+
+class CampaignError(ValueError):
+    """A campaign as asked for cannot be made (the message says what to change)."""
+
+
+def get(*, db_session: Session, campaign_id: int) -> Campaign:
+    """Gets a campaign by id, or says that there is none."""
+    return dispatch.get(db_session=db_session, campaign_id=campaign_id)
+
+
+def variants_of(*, db_session: Session, campaign_id: int) -> list[Variant]:
+    """A campaign's variants, A first."""
+    query = select(Variant).where(Variant.campaign_id == campaign_id).order_by(Variant.name)
+    return list(db_session.scalars(query))
+
+
+def template_columns(*, coupon: bool, link: bool, expires: bool) -> list[str]:
+    """The fields a campaign's templates may use: the audience's and what the campaign gives."""
+    columns = [field.name for field in FIELD_LIST] + list(AUDIENCE_COLUMNS)
+    given = {"coupon": coupon, "link": link, "expiry_date": expires}
+    return list(dict.fromkeys(columns + [name for name, on in given.items() if on]))
+
+
+def _expiry(text_value: str | None, *, now: datetime, timezone: str) -> datetime | None:
+    if not text_value:
+        return None
+    match = _DURATION.match(text_value.strip())
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        return now + (timedelta(days=amount) if unit == "d" else timedelta(hours=amount))
+    try:
+        moment = datetime.fromisoformat(text_value.strip())
+    except ValueError:
+        raise CampaignError(
+            f"expiry '{text_value}' is not an ISO time or a duration like 2d or 12h"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(timezone))).astimezone(UTC)
+
+
+def _check_rollout(stages: list[int]) -> list[int]:
+    ok = stages and all(0 < s <= 100 for s in stages) and stages[-1] == 100
+    if not ok or any(b <= a for a, b in itertools.pairwise(stages)):
+        raise CampaignError(
+            f"rollout {','.join(map(str, stages))} must be rising percentages ending at 100,"
+            " e.g. 1,10,100"
+        )
+    return stages
+
+
+def _audience_rule(db_session: Session, spec: CampaignCreate) -> None:
+    if (spec.segment is None) == (spec.rule is None):
+        raise CampaignError("give the audience as a saved segment or as a rule, not both")
+    if spec.segment is not None:
+        try:
+            require(db_session=db_session, name=spec.segment)
+        except SegmentNotFound as error:
+            raise CampaignError(str(error)) from None
+    else:
+        parse(spec.rule or "")  # a RuleError says where the rule is wrong
+
+
+def create(*, db_session: Session, spec: CampaignCreate, now: datetime | None = None) -> Campaign:
+    """Creates a draft campaign after checking its audience, templates, schedule and rollout."""
+    now = now or clock.now()
+    settings = get_settings()
+    _audience_rule(db_session, spec)
+    try:
+        schedule = parse_schedule(spec.schedule, timezone=settings.default_timezone, now=now)
+    except ScheduleError as error:
+        raise CampaignError(str(error)) from None
+    expires = _expiry(spec.expires, now=now, timezone=settings.default_timezone)
+    columns = template_columns(
+        coupon=spec.coupon is not None, link=spec.link is not None, expires=expires is not None
+    )
+    for index, variant in enumerate(spec.variants):
+        try:
+            prepare_template(variant.template, kind=CONTENT_KIND[spec.kind], columns=columns)
+        except TemplateError as error:
+            raise CampaignError(f"variant {VARIANT_NAMES[index]}: {error}") from None
+    gates = Gates.from_json(spec.gates) if spec.gates else Gates()
+    campaign = Campaign(
+        name=spec.name,
+        kind=spec.kind,
+        segment_name=spec.segment,
+        rule=spec.rule,
+        holdout_share=spec.holdout,
+        offer_type=spec.offer_type,
+        schedule_kind=schedule.kind,
+        scheduled_at=schedule.at,
+        window_start=schedule.window_start,
+        window_end=schedule.window_end,
+        expires_at=expires,
+        provider=spec.provider or settings.default_provider,
+        rollout_stages=_check_rollout(list(spec.rollout)),
+        rollout_stage=0,
+        gates=gates.as_json(),
+        coupon={"code": spec.coupon} if spec.coupon else None,
+        links={"url": spec.link} if spec.link else None,
+    )
+    db_session.add(campaign)
+    db_session.flush()
+    for index, variant in enumerate(spec.variants):
+        db_session.add(
+            Variant(
+                campaign_id=campaign.id,
+                name=VARIANT_NAMES[index],
+                template=variant.template,
+                weight=variant.weight,
+            )
+        )
+    db_session.flush()
+    return campaign
+
+
+def schedule_of(campaign: Campaign) -> Schedule:
+    """The campaign's schedule as the planner reads it."""
+    return Schedule(
+        campaign.schedule_kind,
+        at=campaign.scheduled_at,
+        window_start=campaign.window_start,
+        window_end=campaign.window_end,
+    )
+
+
+def counting_of(provider: str, settings: Settings) -> tuple[CountingScheme, int]:
+    """How the campaign's provider counts parts, and its price per part (分)."""
+    try:
+        sender = get_provider(provider, settings)
+    except UnknownProvider as error:
+        raise CampaignError(str(error)) from None
+    scheme = MAINLAND if sender.counting_scheme.startswith("chars") else STANDARD
+    return scheme, sender.price_per_part_cents
+
+
+def plan_spec(campaign: Campaign, variants: list[Variant], settings: Settings) -> PlanSpec:
+    """Everything the planner needs to know about a campaign."""
+    columns = template_columns(
+        coupon=bool(campaign.coupon),
+        link=bool(campaign.links),
+        expires=campaign.expires_at is not None,
+    )
+    kind = CONTENT_KIND[campaign.kind]
+    scheme, price = counting_of(campaign.provider, settings)
+    return PlanSpec(
+        campaign_id=campaign.id,
+        kind=campaign.kind,
+        offer_type=campaign.offer_type,
+        variants=tuple(
+            PlanVariant(
+                v.id, v.name, prepare_template(v.template, kind=kind, columns=columns), v.weight
+            )
+            for v in variants
+        ),
+        holdout_share=campaign.holdout_share,
+        schedule=schedule_of(campaign),
+        expires_at=campaign.expires_at,
+        rollout_stages=tuple(campaign.rollout_stages or [100]),
+        timezone=settings.default_timezone,
+        scheme=scheme,
+        price_per_part_cents=price,
+    )
+
+
+def campaign_fields(audience: pl.DataFrame, campaign: Campaign, timezone: str) -> pl.DataFrame:
+    """Adds the values a campaign gives each member: {coupon}, {link}, {expiry_date}.
+
+    The seam for the loyalty and tracking domains: today every member gets the campaign's
+    one code and one link; a per-member coupon code or short link is a column added here.
+    """
+    extra: dict[str, pl.Expr] = {}
+    if campaign.coupon:
+        extra["coupon"] = pl.lit(str(campaign.coupon.get("code", "")))
+    if campaign.links:
+        extra["link"] = pl.lit(str(campaign.links.get("url", "")))
+    if campaign.expires_at is not None:
+        extra["expiry_date"] = pl.lit(campaign.expires_at.astimezone(ZoneInfo(timezone)).date())
+    return audience.with_columns(**extra) if extra else audience
+
+
+def audience_rule(db_session: Session, campaign: Campaign) -> tuple[Rule, Any]:
+    """The campaign's audience rule and the saved segments it may refer to."""
+    saved = saved_rules(db_session=db_session)
+    if campaign.segment_name is not None:
+        if campaign.segment_name not in saved:
+            raise CampaignError(
+                f"campaign {campaign.id}'s segment '{campaign.segment_name}' no longer exists"
+            )
+        return saved[campaign.segment_name], saved
+    return parse(campaign.rule or ""), saved
+
+
+def plan(*, db_session: Session, campaign_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Plans (or plans again) a campaign: one message row per member, in bulk."""
+    now = now or clock.now()
+    campaign = get(db_session=db_session, campaign_id=campaign_id)
+    if campaign.status not in PLANNABLE:
+        raise CampaignStateError(
+            f"campaign {campaign_id} is {campaign.status}; only a draft or scheduled campaign"
+            " can be planned"
+        )
+    settings = get_settings()
+    engine = db_session.get_bind()
+    assert isinstance(engine, Engine), "a campaign is planned on a session bound to an engine"
+    rules = PolicyRules.from_settings(settings)
+    rule, saved = audience_rule(db_session, campaign)
+    zone = settings.default_timezone
+    audience = sources.audience_for(
+        engine,
+        rule=rule,
+        saved=saved,
+        today=local_today(zone),
+        timezone=zone,
+    )
+    audience = campaign_fields(audience, campaign, zone)
+    suppressed = sources.suppressions(engine)
+    hashes = sources.phone_hashes(audience["phone"]) if suppressed.height else pl.lit("")
+    audience = audience.with_columns(phone_hash=hashes)
+    spec = plan_spec(
+        campaign, variants_of(db_session=db_session, campaign_id=campaign_id), settings
+    )
+    frame = plan_frame(
+        audience,
+        spec,
+        history=sources.history(engine, campaign_id=campaign_id, rules=rules, now=now),
+        suppressions=suppressed,
+        rules=rules,
+        lint=lint_rules(kind=CONTENT_KIND[campaign.kind], scheme=spec.scheme),
+        now=now,
+    )
+    sources.write_plan(
+        db_session,
+        campaign_id=campaign_id,
+        plan=frame,
+        kind=MESSAGE_KIND[campaign.kind].value,
+        priority=dispatch_priority(campaign.kind),
+        offer_type=campaign.offer_type,
+        provider=campaign.provider,
+        now=now,
+    )
+    summary = summarise(frame, audience=audience.height)
+    campaign.plan_summary = summary
+    campaign.planned_at = now
+    if campaign.status is CampaignStatus.DRAFT:
+        campaign.status = CampaignStatus.SCHEDULED
+    db_session.flush()
+    return summary
+
+
+def send(*, db_session: Session, campaign_id: int, now: datetime | None = None) -> int:
+    """Starts a planned campaign: it runs, and its first rollout stage is queued."""
+    campaign = get(db_session=db_session, campaign_id=campaign_id)
+    if campaign.planned_at is None:
+        raise CampaignStateError(
+            f"campaign {campaign_id} has no plan yet; run: tidings campaign plan {campaign_id}"
+        )
+    if campaign.status is not CampaignStatus.SCHEDULED:
+        raise CampaignStateError(
+            f"campaign {campaign_id} is {campaign.status}, not scheduled: it was sent already"
+            f" or stopped (see: tidings campaign status {campaign_id})"
+        )
+    queued = dispatch.start(db_session=db_session, campaign_id=campaign_id)
+    campaign.stage_started_at = now or clock.now()
+    db_session.flush()
+    return queued
+
+
+def pause(*, db_session: Session, campaign_id: int) -> None:
+    """Pauses a campaign: none of its messages is claimed or submitted until it resumes."""
+    dispatch.pause(db_session=db_session, campaign_id=campaign_id)
+
+
+def resume(*, db_session: Session, campaign_id: int, now: datetime | None = None) -> int:
+    """Resumes a paused campaign. After a failed health gate, resuming is the operator's
+    judgement that the stage is good enough: the next stage is released. Returns how many
+    messages that queued."""
+    campaign = get(db_session=db_session, campaign_id=campaign_id)
+    report = list(campaign.rollout_report or [])
+    stages = campaign.rollout_stages or [100]
+    gated = (
+        bool(report)
+        and not report[-1].get("passed", True)
+        and report[-1].get("stage") == campaign.rollout_stage
+        and campaign.rollout_stage < len(stages) - 1
+    )
+    dispatch.resume(db_session=db_session, campaign_id=campaign_id)
+    if not gated:
+        return 0
+    campaign.rollout_report = [*report[:-1], {**report[-1], "overridden": True}]
+    return release_next_stage(db_session, campaign, now=now or clock.now())
+
+
+def cancel(*, db_session: Session, campaign_id: int) -> int:
+    """Cancels a campaign and every message of it not yet handed to a provider."""
+    return dispatch.cancel(db_session=db_session, campaign_id=campaign_id)
+
+
+def outcome_counts(*, db_session: Session, campaign_id: int) -> dict[str, int]:
+    """Counts of a campaign's messages: queued, handed to the provider, and their fates."""
+    rows = db_session.execute(
+        text(
+            "SELECT state, attempts > 0, COUNT(*) FROM messages WHERE campaign_id = :id"
+            " GROUP BY state, attempts > 0"
+        ),
+        {"id": campaign_id},
+    ).all()
+    counts = dict.fromkeys(("queued", "submitted", "delivered", "failed", "expired", "unknown"), 0)
+    for state, tried, n in rows:
+        if state in ("queued", "delivered", "failed", "expired", "unknown"):
+            counts[state] += int(n)
+        # Submitted: every message handed over, whatever became of it since.
+        if state in ("submitting", "submitted", "delivered", "unknown") or (
+            state in ("failed", "expired") and tried
+        ):
+            counts["submitted"] += int(n)
+    return counts
+
+
+def status(*, db_session: Session, campaign_id: int) -> dict[str, Any]:
+    """A campaign's status, rollout progress, message counts and plan."""
+    campaign = get(db_session=db_session, campaign_id=campaign_id)
+    zone = get_settings().default_timezone
+    return {
+        "id": campaign.id,
+        "name": campaign.name,
+        "kind": str(campaign.kind),
+        "status": str(campaign.status),
+        "status_reason": campaign.status_reason,
+        "schedule": schedule_of(campaign).describe(zone),
+        "rollout_stages": list(campaign.rollout_stages or [100]),
+        "rollout_stage": campaign.rollout_stage,
+        "rollout_report": list(campaign.rollout_report or []),
+        "messages": dispatch.message_counts(db_session=db_session, campaign_id=campaign_id),
+        "plan": campaign.plan_summary,
+        "planned_at": campaign.planned_at,
+    }
+
+
+def list_campaigns(*, db_session: Session) -> list[dict[str, Any]]:
+    """Every campaign, newest first, with its status and message count."""
+    counts: dict[int, int] = dict(
+        db_session.execute(
+            text("SELECT campaign_id, COUNT(*) FROM messages GROUP BY campaign_id")
+        ).all()
+    )
+    rows = db_session.scalars(select(Campaign).order_by(Campaign.id.desc())).all()
+    return [
+        {
+            "id": c.id,
+            "name": c.name,
+            "kind": str(c.kind),
+            "status": str(c.status),
+            "messages": int(counts.get(c.id, 0)),
+        }
+        for c in rows
+    ]
+
+
+def is_settled(campaign: Campaign) -> bool:
+    """Whether a campaign is done moving on its own (completed, cancelled or paused)."""
+    return campaign.status in (
+        CampaignStatus.COMPLETED,
+        CampaignStatus.CANCELLED,
+        CampaignStatus.PAUSED,
+    )
+
+
+def kinds() -> list[str]:
+    """The campaign kinds, for help texts."""
+    return [kind.value for kind in CampaignKind]

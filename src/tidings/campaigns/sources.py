@@ -1,0 +1,168 @@
+"""What the planner reads from the store and how its plan goes back: all in bulk.
+
+The audience comes from the segment snapshot (members, stores, profiles, consent), with each
+member's own timezone; history is every message that counts towards caps and cool-downs;
+suppressions are keyed by phone hash. The plan replaces the campaign's earlier plan in one
+transaction, so planning twice leaves one row per member and campaign.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from tidings.db import bulk_insert, utc_text
+from tidings.dispatch.models import MessageState
+from tidings.policy.rules import PolicyRules
+from tidings.segments.audience import order_lines_snapshot, snapshot
+from tidings.segments.history import aggregates_used
+from tidings.segments.service import matching_ids
+from tidings.segments.tree import Rule
+
+UTC_TIME = pl.Datetime("us", "UTC")
+# Message states that never reach a handset, so never count towards a cap or cool-down.
+NOT_SENT = (MessageState.SKIPPED.value, MessageState.CANCELLED.value)
+
+
+def phone_hash(phone: str) -> str:
+    """The key of a phone in the suppression list: SHA-256 of its E.164 text, in hex."""
+    return hashlib.sha256(phone.encode()).hexdigest()
+
+
+def phone_hashes(phones: pl.Series) -> pl.Series:
+    """Hashes many phones (see `phone_hash`); empty phones hash to ''.
+
+    hashlib has no vectorised form; this is the planner's one step per member in Python,
+    and it runs only when the suppression list is not empty (about 0.8 s a million).
+    """
+    values = phones.fill_null("").to_list()
+    return pl.Series("phone_hash", [phone_hash(p) if p else "" for p in values], dtype=pl.String)
+
+
+def audience_for(
+    engine: Engine, *, rule: Rule, saved: Any, today: Any, timezone: str
+) -> pl.DataFrame:
+    """The members a rule matches, every audience field, and each one's own timezone."""
+    audience = snapshot(engine, today=today)
+    lines = order_lines_snapshot(engine) if aggregates_used(rule, saved) else None
+    ids = matching_ids(rule=rule, audience=audience, order_lines=lines, today=today, saved=saved)
+    chosen = audience.join(ids.to_frame(), on="member_id", how="semi", maintain_order="left")
+    zones = _read(
+        engine,
+        "SELECT id AS member_id, timezone FROM members WHERE timezone IS NOT NULL"
+        " AND timezone <> ''",
+        {"member_id": pl.Int64, "timezone": pl.String},
+    )
+    return chosen.join(zones, on="member_id", how="left", maintain_order="left").with_columns(
+        pl.col("timezone").fill_null(timezone)
+    )
+
+
+def suppressions(engine: Engine) -> pl.DataFrame:
+    """Every suppressed phone hash with its reason."""
+    return _read(
+        engine,
+        "SELECT phone_hash, reason FROM suppressions",
+        {"phone_hash": pl.String, "reason": pl.String},
+    )
+
+
+def history(engine: Engine, *, campaign_id: int, rules: PolicyRules, now: datetime) -> pl.DataFrame:
+    """Messages of other campaigns and triggers that count towards caps and cool-downs.
+
+    Sent ones by when they were handed over, planned and queued ones by when they will go;
+    only those near enough to `now` to matter for the longest cap or the cool-down.
+    """
+    longest = max([rule.window_days for rule in rules.caps] + [rules.offer_cooldown_days, 1])
+    since = now - timedelta(days=longest)
+    moment = utc_text(since) if engine.dialect.name == "sqlite" else since.isoformat()
+    excluded = ", ".join(f"'{state}'" for state in NOT_SENT)
+    sql = (
+        "SELECT member_id, kind, COALESCE(submitted_at, send_at) AS sent_at, campaign_id,"
+        " trigger_id, offer_type FROM messages"
+        f" WHERE member_id IS NOT NULL AND state NOT IN ({excluded})"
+        f" AND (campaign_id IS NULL OR campaign_id <> {int(campaign_id)})"
+        f" AND COALESCE(submitted_at, send_at) >= '{moment}'"
+    )
+    return _read(
+        engine,
+        sql,
+        {
+            "member_id": pl.Int64,
+            "kind": pl.String,
+            "sent_at": UTC_TIME,
+            "campaign_id": pl.Int64,
+            "trigger_id": pl.Int64,
+            "offer_type": pl.String,
+        },
+    )
+
+
+def _read(engine: Engine, sql: str, schema: dict[str, Any]) -> pl.DataFrame:
+    """Runs a query on a connection of the engine and returns a frame of `schema`."""
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(sql).all()
+    frame = pl.DataFrame(
+        [tuple(row) for row in rows], schema=list(schema), orient="row", infer_schema_length=None
+    )
+    casts = []
+    for name, dtype in schema.items():
+        if dtype == UTC_TIME and frame.schema[name] == pl.String:
+            casts.append(
+                pl.col(name).str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
+            )
+        elif dtype == UTC_TIME and isinstance(frame.schema[name], pl.Datetime):
+            casts.append(pl.col(name).dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
+        else:
+            casts.append(pl.col(name).cast(dtype))
+    return frame.with_columns(casts)
+
+
+def write_plan(
+    db_session: Session,
+    *,
+    campaign_id: int,
+    plan: pl.DataFrame,
+    kind: str,
+    priority: int,
+    offer_type: str | None,
+    provider: str,
+    now: datetime,
+) -> int:
+    """Replaces the campaign's planned and skipped messages with `plan`, in bulk."""
+    db_session.execute(
+        text("DELETE FROM messages WHERE campaign_id = :id AND state IN ('planned', 'skipped')"),
+        {"id": campaign_id},
+    )
+    rows = plan.select(
+        dedupe_key=pl.format("campaign:{}:member:{}", pl.lit(campaign_id), pl.col("member_id")),
+        campaign_id=pl.lit(campaign_id, dtype=pl.Int64),
+        variant_id="variant_id",
+        member_id="member_id",
+        phone="phone",
+        timezone="timezone",
+        kind=pl.lit(kind),
+        offer_type=pl.lit(offer_type, dtype=pl.String),
+        priority=pl.lit(priority, dtype=pl.Int32),
+        text="text",
+        parts="parts",
+        cost_cents="cost_cents",
+        state="state",
+        skip_reason="skip_reason",
+        rollout_stage="rollout_stage",
+        send_at="send_at",
+        expires_at="expires_at",
+        provider=pl.lit(provider),
+        attempts=pl.lit(0, dtype=pl.Int32),
+        final_at=pl.when(pl.col("state") == MessageState.SKIPPED.value).then(
+            pl.lit(now, dtype=UTC_TIME)
+        ),
+        created_at=pl.lit(now, dtype=UTC_TIME),
+        updated_at=pl.lit(now, dtype=UTC_TIME),
+    )
+    return bulk_insert(db_session, "messages", rows)
