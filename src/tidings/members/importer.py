@@ -16,6 +16,7 @@ from tidings import clock
 from tidings.config import get_settings
 from tidings.db import BulkStore, bulk_store
 from tidings.imports import CsvSource, ImportResult, RejectsWriter
+from tidings.imports.loading import import_cache
 from tidings.members import service
 from tidings.members.cleaning import MEMBER_ALIASES, MEMBER_FIELDS, clean_members
 from tidings.members.merging import (
@@ -112,39 +113,45 @@ class MemberBatches:
         seen = pl.col("id").is_in(self.touched.implode())
         new = final.filter(pl.col("id").is_null())
         changed = final.filter(pl.col("id").is_not_null() & pl.col("changed"))
-        service.insert_members(
-            store=self.store,
-            members=new.select(STORED_FIELDS).with_columns(
-                pl.col("points").fill_null(0),
-                pl.lit(now, dtype=UTC_TIME).alias("created_at"),
-                pl.lit(now, dtype=UTC_TIME).alias("updated_at"),
-            ),
-        )
-        service.update_members(
-            store=self.store,
-            members=changed.select("id", *STORED_FIELDS).with_columns(
-                pl.col("points").fill_null(0), pl.lit(now, dtype=UTC_TIME).alias("updated_at")
-            ),
-        )
-        self.result.inserted += new.height
-        self.result.updated += changed.filter(~seen).height
-        self.result.merged_duplicates += merged_rows + final.filter(seen).height
-        ids = service.member_ids(store=self.store)
-        self.touched = pl.concat([self.touched, ids["member_id"]])
-        consent = merged.filter(pl.col("consent").is_not_null()).join(ids, on="grp")
-        service.record_consent(
-            store=self.store,
-            events=consent.select(
-                "member_id",
-                pl.when("consent")
-                .then(pl.lit("opt_in"))
-                .otherwise(pl.lit("opt_out"))
-                .alias("kind"),
-                pl.lit(self.source).alias("source"),
-                pl.coalesce("registered_at", pl.lit(now, dtype=UTC_TIME)).alias("occurred_at"),
-                pl.lit(now, dtype=UTC_TIME).alias("created_at"),
-            ),
-        )
+        with import_cache(self.store):
+            new_ids = service.insert_members(
+                store=self.store,
+                members=new.select(STORED_FIELDS).with_columns(
+                    pl.col("points").fill_null(0),
+                    pl.lit(now, dtype=UTC_TIME).alias("created_at"),
+                    pl.lit(now, dtype=UTC_TIME).alias("updated_at"),
+                ),
+            )
+            service.update_members(
+                store=self.store,
+                members=changed.select("id", *STORED_FIELDS).with_columns(
+                    pl.col("points").fill_null(0), pl.lit(now, dtype=UTC_TIME).alias("updated_at")
+                ),
+            )
+            ids = pl.concat(
+                [
+                    matched.select("grp", pl.col("id").alias("member_id")),
+                    new.select("grp", new_ids.alias("member_id")),
+                ]
+            )
+            self.result.inserted += new.height
+            self.result.updated += changed.filter(~seen).height
+            self.result.merged_duplicates += merged_rows + final.filter(seen).height
+            self.touched = pl.concat([self.touched, ids["member_id"]])
+            consent = merged.filter(pl.col("consent").is_not_null()).join(ids, on="grp")
+            service.record_consent(
+                store=self.store,
+                events=consent.select(
+                    "member_id",
+                    pl.when("consent")
+                    .then(pl.lit("opt_in"))
+                    .otherwise(pl.lit("opt_out"))
+                    .alias("kind"),
+                    pl.lit(self.source).alias("source"),
+                    pl.coalesce("registered_at", pl.lit(now, dtype=UTC_TIME)).alias("occurred_at"),
+                    pl.lit(now, dtype=UTC_TIME).alias("created_at"),
+                ),
+            )
 
 
 def _group_problems(groups: pl.DataFrame, reason: pl.Expr) -> pl.DataFrame:

@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from tidings.db import BulkStore
+from tidings.imports.loading import in_keys, keys_param, reserve_ids
 from tidings.members.models import ConsentEvent, ConsentKind, Member, Store
 
 UTC_TIME = pl.Datetime("us", "UTC")
@@ -83,28 +84,28 @@ def store_refs(*, store: BulkStore) -> pl.DataFrame:
 
 def match_members(*, store: BulkStore, keys: pl.DataFrame) -> pl.DataFrame:
     """Stored members sharing a phone or a code with `keys` (`grp`, `phone`, `code`)."""
-    stage(store, "import_member_keys", keys.select("grp", "phone", "code"))
-    columns = ", ".join(f"m.{name}" for name in MEMBER_COLUMNS)
-    sql = " UNION ".join(
-        f"SELECT k.grp, {columns} FROM import_member_keys k JOIN members m ON m.{key} = k.{key}"
-        for key in ("phone", "code")
+    columns = ", ".join(MEMBER_COLUMNS)
+    found = store.frame(
+        " UNION ".join(
+            f"SELECT {columns} FROM members WHERE {in_keys(store, key)}"
+            for key in ("phone", "code")
+        ),
+        (keys_param(store, keys["phone"]), keys_param(store, keys["code"])),
+        schema=MEMBER_COLUMNS,
     )
-    return store.frame(sql, schema={"grp": pl.Int64, **MEMBER_COLUMNS})
+    return pl.concat(
+        [
+            keys.select("grp", key).join(found, on=key).select("grp", *MEMBER_COLUMNS)
+            for key in ("phone", "code")
+        ]
+    ).unique(maintain_order=True)
 
 
-def member_ids(*, store: BulkStore) -> pl.DataFrame:
-    """The id of each staged key group (`grp`, `member_id`), after inserts and updates."""
-    sql = " UNION ".join(
-        f"SELECT k.grp, m.id FROM import_member_keys k JOIN members m ON m.{key} = k.{key}"
-        for key in ("code", "phone")
-    )
-    ids = store.frame(sql, schema={"grp": pl.Int64, "member_id": pl.Int64})
-    return ids.unique("grp", keep="first")
-
-
-def insert_members(*, store: BulkStore, members: pl.DataFrame) -> int:
-    """Inserts new members (columns named as the table's)."""
-    return store.ingest("members", members)
+def insert_members(*, store: BulkStore, members: pl.DataFrame) -> pl.Series:
+    """Inserts new members (columns named as the table's); returns their ids, in order."""
+    ids = reserve_ids(store, "members", members.height)
+    store.ingest("members", members.with_columns(ids))
+    return ids
 
 
 def update_members(*, store: BulkStore, members: pl.DataFrame) -> int:
@@ -126,10 +127,10 @@ def record_consent(*, store: BulkStore, events: pl.DataFrame) -> int:
     """
     if events.height == 0:
         return 0
-    stage(store, "import_consent", events.select("member_id"))
     ledger = store.frame(
-        "SELECT e.member_id, e.kind, e.occurred_at, e.id FROM import_consent c"
-        " JOIN consent_events e ON e.member_id = c.member_id AND e.topic = 'marketing'",
+        "SELECT member_id, kind, occurred_at, id FROM consent_events"
+        f" WHERE topic = 'marketing' AND {in_keys(store, 'member_id')}",
+        (keys_param(store, events["member_id"]),),
         schema={"member_id": pl.Int64, "kind": pl.String, "occurred_at": UTC_TIME, "id": pl.Int64},
     )
     latest = (

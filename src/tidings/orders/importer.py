@@ -29,6 +29,7 @@ from tidings.imports import (
     whole_number,
     yes_no,
 )
+from tidings.imports.loading import import_cache
 from tidings.imports.parsing import (
     TwoStep,
     common_cents,
@@ -175,7 +176,8 @@ class OrderBatches:
             good = good.filter(pl.col("external_id") != final_order)
         good, unresolved = self._resolve(good)
         good, inconsistent = _consistent_orders(good)
-        self._store(good)
+        with import_cache(self.store):
+            self._store(good)
         problems = pl.concat([problems, unresolved, inconsistent])
         self.result.rejected += problems.height
         return problems.sort("line")
@@ -219,18 +221,19 @@ class OrderBatches:
         return good.filter(pl.col("reason").is_null()).drop("reason"), rejected
 
     def _with_members(self, good: pl.DataFrame) -> pl.DataFrame:
+        """Adds `member_id`: the member of the line's code, else the member of its phone."""
         members = self.members
-        by_code = members.filter(pl.col("code").is_not_null())
-        by_phone = members.filter(pl.col("phone").is_not_null())
-        return good.with_columns(
-            pl.coalesce(
-                pl.col("code").replace_strict(by_code["code"], by_code["member_id"], default=None),
-                pl.col("phone").replace_strict(
-                    by_phone["phone"], by_phone["member_id"], default=None
-                ),
-            )
-            .cast(pl.Int64)
-            .alias("member_id")
+        by_code = members.filter(pl.col("code").is_not_null()).select(
+            "code", pl.col("member_id").alias("_by_code")
+        )
+        by_phone = members.filter(pl.col("phone").is_not_null()).select(
+            "phone", pl.col("member_id").alias("_by_phone")
+        )
+        return (
+            good.join(by_code, on="code", how="left")
+            .join(by_phone, on="phone", how="left")
+            .with_columns(pl.coalesce("_by_code", "_by_phone").cast(pl.Int64).alias("member_id"))
+            .drop("_by_code", "_by_phone")
         )
 
     def _create_members(self, lines: pl.DataFrame) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 
 from tidings.db import BulkStore
+from tidings.imports.loading import in_keys, keys_param
 from tidings.members.service import UTC_TIME
 
 ORDER_TYPES = {
@@ -59,24 +60,18 @@ def insert_orders(*, store: BulkStore, orders: pl.DataFrame) -> pl.DataFrame:
             " ON o.external_id = s.external_id",
             schema=schema,
         )
-    # SQLite writes one at a time, so the new orders are exactly those above the last id.
-    before = last_order_id(store=store)
-    markers = ", ".join("?" for _ in orders.columns)
-    store.execute_rows(
-        f"INSERT INTO orders ({columns}) VALUES ({markers}) ON CONFLICT (external_id) DO NOTHING",
-        orders,
-    )
-    new = store.frame("SELECT external_id, id FROM orders WHERE id > ?", (before,), schema=schema)
-    known = orders.filter(~pl.col("external_id").is_in(new["external_id"].implode()))
-    if known.height == 0:
-        return new
-    _stage(store, "import_orders", known.select("external_id"))
-    found = store.frame(
-        "SELECT s.external_id, o.id FROM import_orders s JOIN orders o"
-        " ON o.external_id = s.external_id",
+    # SQLite has one writer at a time: the new orders take the ids after the last one.
+    known = store.frame(
+        f"SELECT external_id, id FROM orders WHERE {in_keys(store, 'external_id')}",
+        (keys_param(store, orders["external_id"]),),
         schema=schema,
     )
-    return pl.concat([new, found])
+    first = last_order_id(store=store) + 1
+    new = orders.join(known, on="external_id", how="anti").with_columns(
+        pl.int_range(first, first + pl.len(), dtype=pl.Int64).alias("id")
+    )
+    store.ingest("orders", new)
+    return pl.concat([known, new.select("external_id", pl.col("id").alias("order_id"))])
 
 
 def line_counts(*, store: BulkStore, order_ids: pl.Series) -> pl.DataFrame:
