@@ -14,7 +14,7 @@ import polars as pl
 from bench.harness import report
 from tidings.content.length import measure
 from tidings.content.lint import lint_messages, lint_rules
-from tidings.content.render import render
+from tidings.content.render import render_filled
 from tidings.content.template import AUDIENCE_COLUMNS, MessageKind, prepare_template
 
 MEMBERS = 1_000_000
@@ -48,10 +48,14 @@ def run() -> None:
     rules = lint_rules(kind=MessageKind.MARKETING)
     template = prepare_template(TEMPLATE, kind=MessageKind.MARKETING, columns=AUDIENCE_COLUMNS)
     started = time.perf_counter()
-    rendered = render(template, audience)
-    measured = measure(rendered["text"], scheme=rules.scheme)
-    errors = lint_messages(rendered["text"], rules=rules, measured=measured)
+    rendered, filled = render_filled(template, audience)
+    rendered_at = time.perf_counter()
+    measured = measure(rendered["text"], scheme=rules.scheme, filled=filled)
+    measured_at = time.perf_counter()
+    errors = lint_messages(rendered["text"], rules=rules, measured=measured, filled=filled)
     seconds = time.perf_counter() - started
+    phases = [rendered_at - started, measured_at - rendered_at, started + seconds - measured_at]
+    print("content: render {:.2f} s, length {:.2f} s, lint {:.2f} s".format(*phases), flush=True)
     stages = f"{rendered['text'].null_count()} skipped, {errors.null_count()} clear"
     print(f"content: {MEMBERS:,} members, {stages}", flush=True)
     report(

@@ -21,6 +21,7 @@ from enum import StrEnum
 import polars as pl
 
 from tidings.config import get_settings
+from tidings.content.render import Filled
 
 GSM_BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -180,18 +181,53 @@ def _naive_segments(units: pl.Expr, limits: PartLimits) -> pl.Expr:
     )
 
 
+def _text_counts(text: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """Characters, whether all are GSM-7, extension characters and astral ones, per text."""
+    return (
+        text.str.len_chars().cast(pl.Int64),
+        ~text.str.contains(NOT_GSM_PATTERN),
+        text.str.count_matches(EXTENSION_PATTERN).cast(pl.Int64),
+        text.str.count_matches(ASTRAL_PATTERN).cast(pl.Int64),
+    )
+
+
+def _filled_counts(filled: Filled) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """The same counts from the template's literal text (counted once) and each value."""
+    literal = filled.template.literal_text
+    chars: pl.Expr = pl.lit(len(literal), dtype=pl.Int64)
+    is_gsm: pl.Expr = pl.lit(encoding_of(literal) is Encoding.GSM7)
+    extension: pl.Expr = pl.lit(sum(c in GSM_EXTENSION for c in literal), dtype=pl.Int64)
+    astral: pl.Expr = pl.lit(sum(ord(c) >= ASTRAL_START for c in literal), dtype=pl.Int64)
+    for name in filled.values.columns:
+        value_chars, value_gsm, value_extension, value_astral = _text_counts(pl.col(name))
+        chars, is_gsm = chars + value_chars, is_gsm & value_gsm
+        extension, astral = extension + value_extension, astral + value_astral
+    return chars, is_gsm, extension, astral
+
+
 def measure(
-    texts: pl.Series, *, scheme: CountingScheme = STANDARD, price_per_part_cents: int | None = None
+    texts: pl.Series,
+    *,
+    scheme: CountingScheme = STANDARD,
+    price_per_part_cents: int | None = None,
+    filled: Filled | None = None,
 ) -> pl.DataFrame:
-    """Measures many texts: a frame of encoding, units, segments, cost_cents (nulls stay null)."""
+    """Measures many texts: a frame of encoding, units, segments, cost_cents (nulls stay null).
+
+    With `filled` (from `render_filled`, for these texts), the template's literal text is
+    counted once and only the values per text.
+    """
     price = _price(price_per_part_cents)
     text = pl.col("text")
-    chars = text.str.len_chars().cast(pl.Int64)
-    is_gsm = ~text.str.contains(NOT_GSM_PATTERN)
-    extension = text.str.count_matches(EXTENSION_PATTERN)
-    astral = text.str.count_matches(ASTRAL_PATTERN)
-    doubled = pl.when(is_gsm).then(extension).otherwise(astral).cast(pl.Int64)
-    units = chars if scheme.per_character else chars + doubled
+    frame = pl.DataFrame({"text": texts.cast(pl.String)})
+    if filled is None:
+        chars, is_gsm, extension, astral = _text_counts(text)
+    else:
+        frame = frame.hstack(filled.values_for(texts))
+        chars, is_gsm, extension, astral = _filled_counts(filled)
+    present = text.is_not_null()
+    doubled = pl.when(is_gsm).then(extension).otherwise(astral)
+    units = pl.when(present).then(chars if scheme.per_character else chars + doubled)
     gsm_segments, ucs2_segments = (_naive_segments(units, lim) for lim in (scheme.gsm, scheme.ucs2))
     naive = pl.when(is_gsm).then(gsm_segments).otherwise(ucs2_segments)
     multi = pl.when(is_gsm).then(scheme.gsm.multi).otherwise(scheme.ucs2.multi)
@@ -202,9 +238,9 @@ def measure(
         near_boundary = pl.lit(False)
     # Lazily, so that units and part counts are computed once however often they are used.
     frame = (
-        pl.LazyFrame({"text": texts.cast(pl.String)})
+        frame.lazy()
         .select(
-            encoding=pl.when(text.is_null())
+            encoding=pl.when(~present)
             .then(None)
             .when(is_gsm)
             .then(pl.lit(Encoding.GSM7.value))

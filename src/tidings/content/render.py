@@ -20,6 +20,7 @@ from tidings.content.template import (
     COMPOUND_SURNAMES,
     DATE_FORMATS,
     DEFAULT_DATE_FORMAT,
+    DERIVED_COLUMNS,
     HAN_CLASS,
     NUMBER_FORMATS,
     SALUTATIONS,
@@ -32,7 +33,7 @@ from tidings.content.template import (
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 SKIP_PREFIX = "missing_field:"
-INT64_GROUPS = 7  # groups of three digits in the longest 64-bit integer
+INT64_GROUPS = 7  # groups of three digits in the largest 64-bit integer
 _HAN_START = f"^{HAN_CLASS}"
 _HAN_PATTERN = re.compile(_HAN_START)
 
@@ -58,17 +59,24 @@ def _type_error(placeholder: Placeholder, kind: str) -> TemplateError:
 # Bulk: Polars expressions.
 
 
-def _thousands(digits: pl.Expr) -> pl.Expr:
-    negative = digits.str.starts_with("-")
-    body = digits.str.strip_prefix("-")
-    size = body.str.len_bytes().cast(pl.Int64)
-    lead = (size - 1) % 3 + 1  # digits before the first comma
-    pieces = [body.str.slice(0, lead)]
-    for group in range(INT64_GROUPS - 1):
-        start = lead + 3 * group
-        comma_group = pl.concat_str(pl.lit(","), body.str.slice(start, 3))
-        pieces.append(pl.when(size > start).then(comma_group).otherwise(pl.lit("")))
-    grouped = pl.concat_str(pieces)
+def _thousands(number: pl.Expr, *, signed: bool) -> pl.Expr:
+    """A whole number grouped by thousands (`-12,345`), joined from its groups of three digits."""
+    number = number.cast(pl.Int64 if signed else pl.UInt64)
+    negative = number < 0 if signed else pl.lit(False)
+    # -(n + 1) + 1 is the size of the smallest Int64 too, where -n would overflow.
+    size = pl.when(negative).then((-(number + 1)).cast(pl.UInt64) + 1).otherwise(number)
+    size = size.cast(pl.UInt64)
+    top = INT64_GROUPS - 1
+    pieces = []
+    for group in range(top, -1, -1):
+        digits = (size // 1000**group % 1000).cast(pl.String)
+        if group < top:  # a group after the first keeps its zeros: 1,005
+            digits = pl.when(size < 1000 ** (group + 1)).then(digits).otherwise(digits.str.zfill(3))
+        if group:
+            digits = pl.when(size >= 1000**group).then(pl.concat_str(digits, pl.lit(",")))
+        pieces.append(digits)
+    # Nulls ignored, for the groups a number lacks; a missing number stays missing.
+    grouped = pl.when(size.is_not_null()).then(pl.concat_str(pieces, ignore_nulls=True))
     return pl.when(negative).then(pl.concat_str(pl.lit("-"), grouped)).otherwise(grouped)
 
 
@@ -88,8 +96,9 @@ def _column_expr(placeholder: Placeholder, dtype: pl.DataType) -> pl.Expr:
     if dtype.is_integer():
         if fmt in DATE_FORMATS:
             raise _type_error(placeholder, "whole numbers")
-        text = column.cast(pl.String)
-        return _thousands(text) if fmt == "," else text
+        if fmt == ",":
+            return _thousands(column, signed=dtype.is_signed_integer())
+        return column.cast(pl.String)
     if isinstance(dtype, pl.Date | pl.Datetime):
         if fmt in NUMBER_FORMATS:
             raise _type_error(placeholder, "dates")
@@ -131,19 +140,30 @@ def _value_expr(placeholder: Placeholder, schema: pl.Schema) -> pl.Expr:
     return _column_expr(placeholder, schema[placeholder.columns[0]])
 
 
-def _missing(value: pl.Expr) -> pl.Expr:
+def _missing(value: pl.Expr, *, blank_possible: bool) -> pl.Expr:
+    if not blank_possible:  # a formatted number or date is never blank
+        return value.is_null()
     return value.is_null() | (value.str.strip_chars(BLANK_CHARS).str.len_bytes() == 0)
 
 
-def render_expressions(template: Template, *, schema: pl.Schema) -> tuple[pl.Expr, pl.Expr]:
-    """Compiles `template` for frames of `schema`: expressions for the text and skip reason."""
-    pieces: list[pl.Expr] = []
+def _can_be_blank(placeholder: Placeholder, schema: pl.Schema) -> bool:
+    if placeholder.field in DERIVED_COLUMNS:  # a salutation or a tier's name, or null
+        return False
+    dtype = schema[placeholder.columns[0]]
+    return not (dtype.is_integer() or isinstance(dtype, pl.Date | pl.Datetime))
+
+
+def value_column(index: int) -> str:
+    """Returns the name of the column holding what placeholder `index` shows."""
+    return f"_value_{index}"
+
+
+def _compile(template: Template, *, schema: pl.Schema) -> tuple[list[pl.Expr], pl.Expr]:
+    """What each placeholder shows (fallback applied, null when it has none), and the reason."""
+    values: list[pl.Expr] = []
     reason: pl.Expr = pl.lit(None, dtype=pl.String)
     reasons: list[tuple[pl.Expr, str]] = []
-    for piece in template.pieces:
-        if isinstance(piece, Literal):
-            pieces.append(pl.lit(piece.text, dtype=pl.String))
-            continue
+    for piece in template.placeholders:
         for column in piece.columns:
             if column not in schema:
                 raise TemplateError(
@@ -151,26 +171,76 @@ def render_expressions(template: Template, *, schema: pl.Schema) -> tuple[pl.Exp
                     position=piece.position,
                 )
         value = _value_expr(piece, schema)
-        missing = _missing(value)
+        missing = _missing(value, blank_possible=_can_be_blank(piece, schema))
         if piece.fallback is None:
-            pieces.append(pl.when(~missing).then(value))
+            values.append(pl.when(~missing).then(value))
             reasons.append((missing, SKIP_PREFIX + piece.field))
         else:
-            pieces.append(pl.when(missing).then(pl.lit(piece.fallback)).otherwise(value))
+            values.append(pl.when(missing).then(pl.lit(piece.fallback)).otherwise(value))
     for missing, why in reversed(reasons):
         reason = pl.when(missing).then(pl.lit(why)).otherwise(reason)
-    if not pieces:
-        return pl.lit("", dtype=pl.String), reason
-    return pl.concat_str(pieces, ignore_nulls=False), reason
+    return values, reason
+
+
+def _join(template: Template, values: list[pl.Expr]) -> pl.Expr:
+    """The text: the template's literals and `values` (one per placeholder) in order."""
+    shown = iter(values)
+    pieces = [
+        pl.lit(piece.text, dtype=pl.String) if isinstance(piece, Literal) else next(shown)
+        for piece in template.pieces
+    ]
+    return pl.concat_str(pieces, ignore_nulls=False) if pieces else pl.lit("", dtype=pl.String)
+
+
+def render_expressions(template: Template, *, schema: pl.Schema) -> tuple[pl.Expr, pl.Expr]:
+    """Compiles `template` for frames of `schema`: expressions for the text and skip reason."""
+    values, reason = _compile(template, schema=schema)
+    return _join(template, values), reason
+
+
+def _rendered(template: Template, frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
+    values, reason = _compile(template, schema=schema)
+    names = [value_column(index) for index in range(len(values))]
+    # Each value is formatted once, then the text is joined from the values.
+    text = _join(template, [pl.col(name) for name in names])
+    aliased = [value.alias(name) for value, name in zip(values, names, strict=True)]
+    return frame.with_columns(aliased).with_columns(text=text, skip_reason=reason)
 
 
 def render(template: Template, frame: Frame) -> Frame:
     """Adds `text` (null when skipped) and `skip_reason` to an audience frame."""
     schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
-    text, reason = render_expressions(template, schema=schema)
-    # Lazily, so that each field is formatted once however often the expressions use it.
-    rendered = frame.lazy().with_columns(text=text, skip_reason=reason)
+    names = [value_column(i) for i in range(len(template.placeholders))]
+    rendered = _rendered(template, frame.lazy(), schema).drop(names)
     return rendered if isinstance(frame, pl.LazyFrame) else rendered.collect()
+
+
+@dataclass(frozen=True)
+class Filled:
+    """The values each member's placeholders showed, beside the template they filled.
+
+    Length and lint checks given this look at the template's literal text once and at the
+    values per member (`measure(..., filled=)`, `lint_messages(..., filled=)`).
+    """
+
+    template: Template
+    values: pl.DataFrame  # column value_column(i): what placeholder i shows; rows as the texts
+
+    def values_for(self, texts: pl.Series) -> pl.DataFrame:
+        """Returns the values, checking that they are as many rows as `texts`."""
+        if self.values.width and self.values.height != texts.len():
+            raise ValueError(
+                f"the filled values hold {self.values.height} rows for {texts.len()} texts; "
+                "give the values rendered together with these texts"
+            )
+        return self.values
+
+
+def render_filled(template: Template, frame: pl.DataFrame) -> tuple[pl.DataFrame, Filled]:
+    """Renders like `render` and also returns what each placeholder showed, for the checks."""
+    names = [value_column(i) for i in range(len(template.placeholders))]
+    rendered = _rendered(template, frame.lazy(), frame.schema).collect()
+    return rendered.drop(names), Filled(template=template, values=rendered.select(names))
 
 
 # One member: plain Python with the same rules.
