@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import Engine, func, select
 from tidings import clock
 from tidings.db import bulk_insert, read_frame, session_scope
 from tidings.members.models import Member, Store
+from tidings.profiles.models import Profile
 
 
 def test_times_come_back_aware_and_in_utc(engine: Engine) -> None:
@@ -70,3 +72,37 @@ def test_frozen_clock_is_what_now_returns() -> None:
         assert clock.now() == moment
         assert clock.now().tzinfo == UTC
     assert clock.now() != moment
+
+
+def test_bulk_reads_and_a_refresh_leave_the_stores_open_connections_working(
+    sqlite_engine: Engine,
+) -> None:
+    """A bulk read or a profile refresh must not close the WAL under the engine's connections.
+
+    A second SQLite library in the process would believe it held the last connection when it
+    closed: it would checkpoint and delete the WAL and drop the locks of the engine's own
+    connections, so that a connection kept open meanwhile sees a stale or broken file.
+    """
+    from tidings.profiles import service
+
+    wal = Path(f"{sqlite_engine.url.database}-wal")
+    with session_scope(sqlite_engine) as db_session:
+        db_session.add(Store(code="SH01", name="上海徐汇店"))
+        db_session.add_all(Member(code=f"M{n}", phone=f"+86138000000{n:02d}") for n in range(3))
+    with sqlite_engine.connect() as held:
+        assert held.scalar(select(func.count()).select_from(Member)) == 3
+        held.commit()
+        assert wal.exists()
+        frame = read_frame(sqlite_engine, "SELECT code FROM members ORDER BY code")
+        assert frame["code"].to_list() == ["M0", "M1", "M2"]
+        service.refresh(engine=sqlite_engine)
+        assert wal.exists(), "the WAL was deleted under an open connection"
+        with session_scope(sqlite_engine) as db_session:
+            db_session.add(Member(code="M3", phone="+8613800000003"))
+        assert held.scalar(select(func.count()).select_from(Member)) == 4
+        assert held.scalar(select(func.count()).select_from(Profile)) == 3
+        held.commit()
+    fresh = read_frame(sqlite_engine, "SELECT COUNT(*) AS members FROM members")
+    assert fresh["members"].to_list() == [4]
+    with sqlite_engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"

@@ -1,7 +1,7 @@
 """Bench: profile refresh for 1,000,000 members and 10,000,000 order lines on SQLite.
 
 Target (issue 3): at most 20 s end to end (read, compute, write back) and at most 4 GiB
-peak memory. The store is generated once with numpy and written with ADBC bulk ingest into
+peak memory. The store is generated once with numpy and written through sqlite3 into
 bench/data/ (git-ignored); the refresh runs in a child process so that its peak memory
 (ru_maxrss of the child) is its own.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import resource
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -57,12 +58,14 @@ TIME_TEXT = "%Y-%m-%d %H:%M:%S.%6f"
 
 
 def _ingest(path: Path, table: str, frame: pl.DataFrame) -> None:
-    import adbc_driver_sqlite.dbapi as adbc_sqlite
-
-    with adbc_sqlite.connect(str(path)) as connection, connection.cursor() as cursor:
-        for start in range(0, frame.height, 2_000_000):
-            cursor.adbc_ingest(table, frame.slice(start, 2_000_000).to_arrow(), mode="append")
-        connection.commit()
+    columns = ", ".join(frame.columns)
+    markers = ", ".join("?" for _ in frame.columns)
+    with sqlite3.connect(path) as connection:
+        for start in range(0, frame.height, 1_000_000):
+            connection.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({markers})",
+                frame.slice(start, 1_000_000).iter_rows(),
+            )
 
 
 def generate(path: Path) -> None:
@@ -74,7 +77,7 @@ def generate(path: Path) -> None:
     migrate.upgrade(engine)
     engine.dispose()
     rng = np.random.default_rng(3)
-    now = datetime(2025, 7, 1, tzinfo=UTC).strftime(TIME_TEXT)
+    now = datetime(2025, 7, 1, tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     _ingest(
         path,
         "stores",

@@ -1,8 +1,10 @@
 """The store: engine and session factory, the declarative Base, and Arrow bulk helpers.
 
-Rows move in bulk as Polars frames: reads go through ADBC straight into Arrow, writes go
-through the session's own connection (executemany on SQLite, COPY on PostgreSQL) so that
-they join the caller's transaction.
+Rows move in bulk as Polars frames. On SQLite everything goes through Python's own sqlite3
+(a second SQLite library in the process would break the file locks of the first); on
+PostgreSQL reads go through ADBC straight into Arrow. Writes go through the session's own
+connection (executemany on SQLite, COPY on PostgreSQL) so that they join the caller's
+transaction.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ NAMING_CONVENTION = {
 SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 # Polars' %f writes nanoseconds; SQLAlchemy reads SQLite times with microseconds.
 POLARS_SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%6f"
+FETCH_ROWS = 100_000  # rows per block when reading SQLite into a frame
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -117,26 +120,54 @@ def is_sqlite(bind: Engine | Connection | Session) -> bool:
 
 
 def read_frame(engine: Engine, sql: str, *, schema: dict[str, Any] | None = None) -> pl.DataFrame:
-    """Runs `sql` through ADBC and returns the result as a frame, cast to `schema` if given.
+    """Runs `sql` on a connection of its own and returns the rows as a frame, cast to `schema`.
 
-    It reads committed data on a connection of its own (WAL lets it run beside writers).
+    It reads committed data (WAL lets it run beside writers). SQLite is read through the
+    engine's own pysqlite connections; PostgreSQL through ADBC straight into Arrow.
     Timestamp columns named in `schema` as `pl.Datetime` are parsed from SQLite's text.
     """
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        import adbc_driver_sqlite.dbapi as adbc_sqlite
-
-        connection = adbc_sqlite.connect(str(Path(url.database or "").resolve()))
+    if engine.dialect.name == "sqlite":
+        frame = _read_sqlite(engine, sql)
     else:
         import adbc_driver_postgresql.dbapi as adbc_postgresql
 
         connection = adbc_postgresql.connect(_libpq_uri(engine))
-    with connection, connection.cursor() as cursor:
-        cursor.execute(sql)
-        table = cursor.fetch_arrow_table()
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
+        with connection, connection.cursor() as cursor:
+            cursor.execute(sql)
+            table = cursor.fetch_arrow_table()
+        converted = pl.from_arrow(table)
+        assert isinstance(converted, pl.DataFrame)
+        frame = converted
     return _cast_frame(frame, schema) if schema else frame
+
+
+def _read_sqlite(engine: Engine, sql: str) -> pl.DataFrame:
+    """Fetches in large blocks, each turned column by column into Series.
+
+    Only Python's own SQLite library may open the file: a second one in the process (such
+    as ADBC's) believes, when its connection closes, that it held the last one; it then
+    checkpoints and deletes the WAL under the engine's open connections and drops their
+    locks (stale reads, 'disk I/O error', 'database is locked').
+    """
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(sql)
+        names = [column[0] for column in cursor.description]
+        blocks = []
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            columns = zip(*rows, strict=True)
+            series = (
+                pl.Series(name, values, strict=False)
+                for name, values in zip(names, columns, strict=True)
+            )
+            blocks.append(pl.DataFrame(list(series)))
+        cursor.close()
+    finally:
+        connection.close()
+    if not blocks:
+        return pl.DataFrame(schema={name: pl.Null for name in names})
+    return pl.concat(blocks, how="vertical_relaxed")
 
 
 def _libpq_uri(engine: Engine) -> str:

@@ -101,14 +101,10 @@ IMPORTS: tuple[tuple[str, Callable[..., ImportResult]], ...] = (
 
 def import_files(run: DemoRun) -> str:
     """Imports the files into the store; importing them again changes nothing."""
-    # On SQLite the importers write through ADBC, which links a SQLite library of its own;
-    # a pooled connection of the other library left open meanwhile would see a stale file.
-    run.engine.dispose()
     for name, importer in IMPORTS:
         path = run.directory / name
         if path.exists():
             run.imports[name] = importer(engine=run.engine, path=path).as_dict()
-    run.engine.dispose()
     rejected = sum(result["rejected"] for result in run.imports.values())
     inserted = sum(result["inserted"] for result in run.imports.values())
     return f"imported {len(run.imports)} files: {inserted:,} rows new, {rejected:,} rejected"

@@ -1,9 +1,8 @@
 """Purchase history read in bulk as Polars frames: one row per order line, or per order.
 
-Both loaders scan a table once through ADBC and join in Polars, which is far quicker than a
-SQL join on SQLite. Text columns that may be empty are read through COALESCE because the
-SQLite ADBC driver guesses a column's type from its first rows and fails on a text value
-after a run of NULLs; the empty text is turned back into null here.
+Both loaders scan a table once (`tidings.db.read_frame`) and join in Polars. Text columns
+that may be empty are read through COALESCE so that each column has one type from its first
+block on; the empty text is turned back into null here.
 """
 
 from __future__ import annotations

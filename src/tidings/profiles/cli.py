@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 
 from tidings.db import session_scope
 from tidings.migrate import ready_engine
@@ -51,6 +54,16 @@ def _print_json(values: Any) -> None:
     typer.echo(json.dumps(values, ensure_ascii=False, indent=1))
 
 
+@contextmanager
+def _store() -> Iterator[Engine]:
+    """The configured store for one command; its connections are closed when it ends."""
+    engine = ready_engine()
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @profiles_app.command("refresh")
 def refresh(
     as_of: str = typer.Option(None, "--as-of", help="Day to compute as of (default: today)."),
@@ -58,13 +71,11 @@ def refresh(
 ) -> None:
     """Recomputes every member's profile from orders and writes them back."""
     day = _day(as_of, "--as-of")
-    engine = ready_engine()
     try:
-        result = service.refresh(engine=engine, as_of=day)
+        with _store() as engine:
+            result = service.refresh(engine=engine, as_of=day)
     except (SendWindowError, ProfileSettingsError) as error:
         _fail(error)
-    finally:
-        engine.dispose()
     if as_json:
         _print_json(result.as_dict())
         return
@@ -95,30 +106,25 @@ def add_tag_rule(
     from tidings.segments.cli import show_rule_error
     from tidings.segments.lexer import RuleError
 
-    engine = ready_engine()
     try:
-        with session_scope(engine) as db_session:
+        with _store() as engine, session_scope(engine) as db_session:
             row = tagrules.add_tag_rule(db_session=db_session, name=name, rule=rule)
             version = row.version
     except tagrules.TagRuleError as error:
-        engine.dispose()
         if isinstance(error.__cause__, RuleError):
             show_rule_error(rule, error.__cause__)
         _fail(error)
-    engine.dispose()
     typer.echo(f"tag rule '{name}' saved as version {version}; applied on the next refresh")
 
 
 @tag_rule_app.command("list")
 def list_tag_rules(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Lists every tag rule's latest version."""
-    engine = ready_engine()
-    with session_scope(engine) as db_session:
+    with _store() as engine, session_scope(engine) as db_session:
         rows: list[dict[str, Any]] = [
             {"name": row.name, "version": row.version, "rule": row.rule, "active": row.active}
             for row in tagrules.list_tag_rules(db_session=db_session)
         ]
-    engine.dispose()
     if as_json:
         _print_json(rows)
         return
@@ -133,15 +139,12 @@ def list_tag_rules(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
 @tag_rule_app.command("disable")
 def disable_tag_rule(name: str = typer.Argument(..., help="The tag to stop giving.")) -> None:
     """Stops applying a tag rule from the next refresh on (kept in the history)."""
-    engine = ready_engine()
     try:
-        with session_scope(engine) as db_session:
+        with _store() as engine, session_scope(engine) as db_session:
             row = tagrules.disable_tag_rule(db_session=db_session, name=name)
             version = row.version
     except tagrules.TagRuleError as error:
         _fail(error)
-    finally:
-        engine.dispose()
     typer.echo(f"tag rule '{name}' disabled (version {version})")
 
 
@@ -155,13 +158,11 @@ def fit(
     """Fits BG/NBD and Gamma-Gamma to purchases up to a day and keeps the fit for refreshes."""
     day = _day(calibration_end, "--calibration-end")
     assert day is not None
-    engine = ready_engine()
     try:
-        result = service.fit(engine=engine, calibration_end=day)
+        with _store() as engine:
+            result = service.fit(engine=engine, calibration_end=day)
     except ModelFitError as error:
         _fail(error)
-    finally:
-        engine.dispose()
     values = result.as_dict()
     if as_json:
         _print_json(values)

@@ -1,21 +1,16 @@
 """Profile refresh and model fits against the store: read in bulk, compute, write back.
 
-Reads go through ADBC (`read_frame`), which links a SQLite library of its own, and writes
-through the engine's own connection (`bulk_store`). A connection of one library left open
-while the other closes the file sees a stale file, so the engine's pooled connections are
-closed before the reads and again once the writes are committed.
+Reads go through `tidings.db.read_frame` and writes through `tidings.db.bulk_store`; on
+SQLite both use the engine's own connections, so nothing needs closing around them.
 """
 
 from __future__ import annotations
 
 import time as timer
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -135,7 +130,6 @@ def fit_models(*, orders: pl.DataFrame, calibration_end: date, timezone: str) ->
 
 def fit(*, engine: Engine, calibration_end: date) -> FitResult:
     """Fits both models on the store's orders and keeps the fit for later refreshes."""
-    engine.dispose()
     orders = frames.orders(engine)
     result = fit_models(
         orders=orders, calibration_end=calibration_end, timezone=get_settings().default_timezone
@@ -143,7 +137,6 @@ def fit(*, engine: Engine, calibration_end: date) -> FitResult:
     with bulk_store(engine) as store:
         _save_fit(store, result)
         store.commit()
-    engine.dispose()
     return result
 
 
@@ -227,10 +220,8 @@ def refresh(
     profiles, errors = tagrules.apply_tag_rules(
         engine=engine, profiles=profiles, members=members, lines=lines, as_of=as_of
     )
-    engine.dispose()
     fit_row = _fit_frame(new_fit) if new_fit is not None else None
     written = writeback.write_back(engine=engine, profiles=profiles, fit_row=fit_row)
-    engine.dispose()
     _invalidate_audiences(engine)
     return RefreshResult(
         as_of=as_of,
@@ -257,8 +248,7 @@ class _Inputs:
 
 def _read_inputs(engine: Engine) -> _Inputs:
     """Reads everything a refresh needs; the reads wait on the store, so they run side by side."""
-    engine.dispose()
-    with _held_open(engine), ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         members = pool.submit(_members, engine)
         orders = pool.submit(frames.orders, engine)
         items = pool.submit(frames.order_items, engine)
@@ -294,29 +284,6 @@ def _choose_models(
     if stored is not None:
         return None, stored[1], f"reused fit of {stored[0].isoformat()}"
     return None, PurchaseModels(), "none: no purchases to fit"
-
-
-@contextmanager
-def _held_open(engine: Engine) -> Iterator[None]:
-    """On a SQLite file, keeps one ADBC connection open while parallel reads come and go.
-
-    The first connection of ADBC's SQLite library to a WAL file rebuilds its index under a
-    lock, and the last one to close checkpoints it; with one held open, readers started
-    side by side neither wait on the rebuild nor race to it.
-    """
-    database = engine.url.database or ""
-    if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
-        yield
-        return
-    import adbc_driver_sqlite.dbapi as adbc_sqlite
-
-    with adbc_sqlite.connect(str(Path(database).resolve())) as connection:
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("SELECT COUNT(*) FROM model_fits")
-            cursor.fetchall()
-        connection.commit()
-        yield
 
 
 def _needs_fit(

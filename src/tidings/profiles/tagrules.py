@@ -159,8 +159,8 @@ INTEGER_COLUMNS = {"id", "member_id", "store_id", "points", "birthday_is_lunar"}
 
 
 def _table(engine: Engine, table: str, *, where: str | None = None) -> pl.DataFrame:
-    """A table's columns; on SQLite non-integers come as text with '' for NULL (its ADBC
-    driver fails on text after a run of NULLs); the audience builder restores their types."""
+    """A table's columns; on SQLite non-integers come as text with '' for NULL (as the
+    segment snapshot reads them); the audience builder restores their types."""
     sqlite = engine.dialect.name == "sqlite"
     parts = [
         f"COALESCE(CAST({name} AS TEXT), '') AS {name}"
