@@ -6,6 +6,7 @@ import typer
 
 from tidings import migrate
 from tidings.accounts.cli import apikey_app
+from tidings.campaigns.cli import campaign_app
 from tidings.config import get_settings
 from tidings.content.cli import message_app
 from tidings.db import make_engine
@@ -42,6 +43,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(segment_app, name="segment")
 app.add_typer(message_app, name="message")
 app.add_typer(policy_app, name="policy")
+app.add_typer(campaign_app, name="campaign")
 app.command("worker")(worker_command)
 
 

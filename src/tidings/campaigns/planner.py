@@ -115,6 +115,23 @@ def _assign(audience: pl.DataFrame, spec: PlanSpec) -> pl.DataFrame:
     )
 
 
+def candidates_of(frame: pl.DataFrame, spec: PlanSpec, *, desired: str) -> pl.DataFrame:
+    """The policy's candidate frame: one marketing (or transactional) message per row."""
+    return frame.select(
+        "member_id",
+        "phone_hash",
+        "consent",
+        "tier",
+        "lifecycle_stage",
+        "timezone",
+        desired_at=desired,
+        kind=pl.lit(POLICY_KIND[spec.kind].value),
+        campaign_id=pl.lit(spec.campaign_id, dtype=pl.Int64),
+        offer_type=pl.lit(spec.offer_type, dtype=pl.String),
+        expires_at=pl.lit(spec.expires_at, dtype=UTC_TIME),
+    )
+
+
 def _decide(
     frame: pl.DataFrame,
     spec: PlanSpec,
@@ -128,19 +145,7 @@ def _decide(
     `_reason` (the skip reason, or null)."""
     usable = (pl.col("phone_status") == "ok") & pl.col("phone").is_not_null()
     frame = frame.with_columns(_usable=usable.fill_null(False))
-    candidates = frame.filter(pl.col("_usable")).select(
-        "member_id",
-        "phone_hash",
-        "consent",
-        "tier",
-        "lifecycle_stage",
-        "timezone",
-        desired_at="_desired",
-        kind=pl.lit(POLICY_KIND[spec.kind].value),
-        campaign_id=pl.lit(spec.campaign_id, dtype=pl.Int64),
-        offer_type=pl.lit(spec.offer_type, dtype=pl.String),
-        expires_at=pl.lit(spec.expires_at, dtype=UTC_TIME),
-    )
+    candidates = candidates_of(frame.filter(pl.col("_usable")), spec, desired="_desired")
     decided = decide(
         candidates, history=history, suppressions=suppressions, rules=rules, now=now
     ).select(

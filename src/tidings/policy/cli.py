@@ -82,3 +82,30 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print the rules as 
         typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
         return
     Console().print(_table(summary))
+
+
+@policy_app.command("explain")
+def explain_command(
+    member_id: int = typer.Argument(..., help="The member's id."),
+    campaign_id: int = typer.Argument(..., help="The campaign's id."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+) -> None:
+    """Says in one sentence whether, when and why not a member gets a campaign."""
+    # Imported here: the campaigns domain builds on policy, not the other way round.
+    from tidings.campaigns.explain import MemberNotFound, explain_member
+    from tidings.campaigns.service import CampaignError, CampaignNotFound
+    from tidings.db import session_scope
+    from tidings.migrate import ready_engine
+
+    try:
+        with session_scope(ready_engine()) as session:
+            answer = explain_member(
+                db_session=session, campaign_id=campaign_id, member_id=member_id
+            )
+    except (MemberNotFound, CampaignNotFound, CampaignError, PolicyError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(answer, ensure_ascii=False))
+    else:
+        typer.echo(answer["explanation"])
