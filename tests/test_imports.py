@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -19,6 +20,7 @@ from tidings.imports import (
     read_mapping,
     whole_number,
 )
+from tidings.imports.ahead import read_ahead
 from tidings.imports.parsing import (
     TwoStep,
     common_cents,
@@ -191,3 +193,33 @@ def test_the_common_spelling_shortcut_reads_every_cell_as_the_full_parser(
     full = frame.select(step.full.alias(name) for name, step in steps.items())
     for name in steps:
         assert shortcut[name].to_list() == full[name].to_list(), name
+
+
+def test_reading_ahead_keeps_order_and_raises_after_the_good_batches() -> None:
+    def batches() -> Iterator[int]:
+        yield from range(5)
+        raise ImportFileError("line 99: a quoted field opened here is never closed")
+
+    seen = []
+    with pytest.raises(ImportFileError, match="line 99"):
+        for item in read_ahead(batches()):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_leaving_early_stops_reading_ahead_and_closes_the_file() -> None:
+    produced, closed = [], []
+
+    def batches() -> Iterator[int]:
+        try:
+            for item in range(1_000):
+                produced.append(item)
+                yield item
+        finally:
+            closed.append(True)
+
+    for item in read_ahead(batches(), depth=1):
+        if item == 2:
+            break
+    assert closed == [True]
+    assert len(produced) <= 5  # the batch in hand, one waiting, one being read

@@ -7,6 +7,7 @@ The CSV import and the batch API both hand a frame of text columns (one per fiel
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +17,7 @@ from tidings import clock
 from tidings.config import get_settings
 from tidings.db import BulkStore, bulk_store
 from tidings.imports import CsvSource, ImportResult, RejectsWriter
+from tidings.imports.ahead import read_ahead
 from tidings.imports.loading import import_cache
 from tidings.members import service
 from tidings.members.cleaning import MEMBER_ALIASES, MEMBER_FIELDS, clean_members
@@ -49,13 +51,27 @@ def import_members(
         with bulk_store(engine) as store:
             batches = MemberBatches(store=store, source=source or path.name)
             try:
-                for raw in csv.batches(settings.import_batch_rows, progress=progress):
-                    problems = batches.add(csv.canonical(raw), trimmed=True)
+                cleaned = (
+                    (raw, batches.clean(csv.canonical(raw), trimmed=True))
+                    for raw in csv.batches(settings.import_batch_rows, progress=progress)
+                )
+                for raw, batch in read_ahead(cleaned):
+                    problems = batches.add_cleaned(batch)
                     store.commit()
                     rejects.write(raw, problems.select("line", "reason"))
             finally:
                 batches.result.rejects_file = rejects.close()
     return batches.result
+
+
+@dataclass(frozen=True)
+class CleanedMembers:
+    """A batch after cleaning and merging: its row count, one row per member, rows merged."""
+
+    rows: int
+    merged: pl.DataFrame
+    merged_rows: int
+    problems: pl.DataFrame
 
 
 class MemberBatches:
@@ -73,10 +89,19 @@ class MemberBatches:
         """Cleans, merges and upserts one batch; returns its problems (`line`, `reason`, ...)."""
         if frame.height == 0:
             return NO_PROBLEMS
+        return self.add_cleaned(self.clean(frame, trimmed=trimmed))
+
+    def clean(self, frame: pl.DataFrame, *, trimmed: bool = False) -> CleanedMembers:
+        """Cleans and merges one batch without touching the store (it may run in a thread)."""
         good, problems = clean_members(
             frame, region=self.region, timezone=self.timezone, trimmed=trimmed
         )
         merged, merged_rows = merge_duplicates(good)
+        return CleanedMembers(frame.height, merged, merged_rows, problems)
+
+    def add_cleaned(self, cleaned: CleanedMembers) -> pl.DataFrame:
+        """Upserts one cleaned batch; returns its problems (`line`, `reason`, `rejected`)."""
+        merged, merged_rows, problems = cleaned.merged, cleaned.merged_rows, cleaned.problems
         merged = merged.rename({"group": "grp"}).with_columns(
             pl.col("store_ref")
             .replace_strict(self.stores["ref"], self.stores["store_id"], default=None)
@@ -102,7 +127,7 @@ class MemberBatches:
         merged = merged.filter(~pl.col("grp").is_in(conflicted.implode()))
         self._apply(merged, matched.unique("grp"), merged_rows)
         problems = pl.concat([problems, store_problems, conflict_problems])
-        self.result.rows += frame.height
+        self.result.rows += cleaned.rows
         self.result.rejected += int(problems["rejected"].sum())
         self.result.warnings += int((~problems["rejected"]).sum())
         return problems.sort("line")

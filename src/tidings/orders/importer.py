@@ -10,6 +10,8 @@ all kept (the order is held back until its last line, or appended to when it is 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -29,6 +31,7 @@ from tidings.imports import (
     whole_number,
     yes_no,
 )
+from tidings.imports.ahead import read_ahead
 from tidings.imports.loading import import_cache
 from tidings.imports.parsing import (
     TwoStep,
@@ -146,6 +149,15 @@ def order_parsers(timezone: str) -> dict[str, TwoStep]:
     }
 
 
+@dataclass(frozen=True)
+class CleanedLines:
+    """A batch of order lines after cleaning: how many rows it had, good lines and problems."""
+
+    rows: int
+    good: pl.DataFrame
+    problems: pl.DataFrame
+
+
 class OrderBatches:
     """Applies order-line batches to the store and counts what happened across all of them."""
 
@@ -164,10 +176,19 @@ class OrderBatches:
         """Cleans and stores one batch; returns its problems. The last order waits for more."""
         if frame.height == 0 and self.waiting.height == 0:
             return NO_PROBLEMS
+        return self.add_cleaned(self.clean(frame, trimmed=trimmed), last=last)
+
+    def clean(self, frame: pl.DataFrame, *, trimmed: bool = False) -> CleanedLines:
+        """Cleans one batch without touching the store (so it may run ahead in a thread)."""
         good, problems = clean_orders(
             frame, region=self.region, timezone=self.timezone, trimmed=trimmed
         )
-        self.result.rows += frame.height
+        return CleanedLines(rows=frame.height, good=good, problems=problems)
+
+    def add_cleaned(self, cleaned: CleanedLines, *, last: bool) -> pl.DataFrame:
+        """Stores one cleaned batch; returns its problems. The last order waits for more."""
+        good, problems = cleaned.good, cleaned.problems
+        self.result.rows += cleaned.rows
         if self.waiting.height:
             good = pl.concat([self.waiting, good])
         if not last and good.height:
@@ -347,14 +368,18 @@ def import_orders(
             try:
                 # A batch is applied once the next one is read, so the last one is known;
                 # rejects of held-back lines are found in the batch before.
+                def cleaned() -> Iterator[tuple[pl.DataFrame, CleanedLines]]:
+                    for raw in csv.batches(settings.import_batch_rows, progress=progress):
+                        yield raw, batches.clean(csv.canonical(raw), trimmed=True)
+
                 previous, pending = pl.DataFrame(), None
-                for raw in csv.batches(settings.import_batch_rows, progress=progress):
+                for batch in read_ahead(cleaned()):
                     if pending is not None:
-                        _apply(batches, csv, rejects, store, previous, pending, last=False)
-                        previous = pending
-                    pending = raw
+                        _apply(batches, rejects, store, previous, pending, last=False)
+                        previous = pending[0]
+                    pending = batch
                 if pending is not None:
-                    _apply(batches, csv, rejects, store, previous, pending, last=True)
+                    _apply(batches, rejects, store, previous, pending, last=True)
             finally:
                 batches.result.rejects_file = rejects.close()
     return batches.result
@@ -362,15 +387,15 @@ def import_orders(
 
 def _apply(
     batches: OrderBatches,
-    csv: CsvSource,
     rejects: RejectsWriter,
     store: BulkStore,
     previous: pl.DataFrame,
-    raw: pl.DataFrame,
+    batch: tuple[pl.DataFrame, CleanedLines],
     *,
     last: bool,
 ) -> None:
-    problems = batches.add(csv.canonical(raw), last=last, trimmed=True)
+    raw, cleaned = batch
+    problems = batches.add_cleaned(cleaned, last=last)
     store.commit()
     both = pl.concat([previous, raw]) if previous.height else raw
     rejects.write(both, problems.select("line", "reason"))
