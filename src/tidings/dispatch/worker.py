@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
 
 import stamina
 from sqlalchemy import Engine, and_, func, or_, select
@@ -34,12 +33,10 @@ from tidings.dispatch.models import Message, MessageKind, MessageState
 from tidings.dispatch.reconcile import reconcile
 from tidings.dispatch.sendwindow import DailyWindow, next_allowed
 from tidings.dispatch.throttle import ProviderThrottle
-from tidings.inbound import service as inbound
 from tidings.providers.base import (
     OutgoingMessage,
     ProviderUnavailable,
     ReceiptSource,
-    ReplySource,
     SendResult,
     SmsProvider,
     UnknownProvider,
@@ -59,25 +56,10 @@ class WorkerReport:
 
     tally: outcomes.Tally = field(default_factory=outcomes.Tally)
     receipts: int = 0
-    replies: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counts as JSON-ready numbers."""
-        return {**self.tally.counts, "receipts": self.receipts, "replies": self.replies}
-
-
-@runtime_checkable
-class ConnectedProvider(Protocol):
-    """A provider that holds connections (SMPP binds): opened when the worker starts, so
-    receipts and replies flow before anything is sent, and closed when it stops."""
-
-    async def open(self) -> None:
-        """Starts connecting; returns without waiting for the connections to come up."""
-        ...
-
-    async def aclose(self) -> None:
-        """Closes the connections."""
-        ...
+        return {**self.tally.counts, "receipts": self.receipts}
 
 
 def worker_name() -> str:
@@ -116,9 +98,6 @@ class Worker:
     async def run(self, *, once: bool = False) -> WorkerReport:
         """Sends until stopped, or in `once` mode until nothing is left to send or hear about."""
         self._provider(self.settings.default_provider)
-        for provider in self.providers.values():
-            if isinstance(provider, ConnectedProvider):
-                await provider.open()
         await self._reconcile()
         senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
         try:
@@ -127,12 +106,8 @@ class Worker:
             self._stop.set()
             await asyncio.gather(*senders)
             await self._poll_receipts()
-            await self._poll_replies()
             for throttle in self.throttles.values():
                 await throttle.close()
-            for provider in self.providers.values():
-                if isinstance(provider, ConnectedProvider):
-                    await provider.aclose()
         return self.report
 
     def _provider(self, name: str) -> SmsProvider:
@@ -273,17 +248,15 @@ class Worker:
                 ]
             else:
                 results = await self._call(provider, outgoing, timeout=budget)
-        # Messages without an answer (all of them when the call broke off, or those a
-        # provider could not answer for) are left `submitting` and let go: reconciliation
-        # settles them once the lease runs out.
-        answered = {r.message_id for r in results or ()}
-        unanswered = [m.id for m in outgoing if m.id not in answered]
-        if unanswered:
+        if results is None:
+            # Left `submitting` and let go: reconciliation settles them once the lease runs out.
             with session_scope(self.engine) as session:
                 claims.abandon(
-                    db_session=session, owner=self.owner, ids=unanswered, now=clock.now()
+                    db_session=session,
+                    owner=self.owner,
+                    ids=[m.id for m in outgoing],
+                    now=clock.now(),
                 )
-        if results is None:
             return
         attempts = {m.id: m.attempts + 1 for m in chunk}
         now = clock.now()
@@ -339,17 +312,6 @@ class Worker:
                     receipts.apply_receipts(db_session=session, receipts=batch, now=clock.now())
                 self.report.receipts += len(batch)
 
-    async def _poll_replies(self) -> None:
-        """Stores the replies of providers that hand them over on their own connection."""
-        for provider in list(self.providers.values()):
-            if not isinstance(provider, ReplySource):
-                continue
-            batch = await provider.poll_replies()
-            if batch:
-                with session_scope(self.engine) as session:
-                    inbound.store_replies(db_session=session, replies=batch, now=clock.now())
-                self.report.replies += len(batch)
-
     async def _reconcile(self) -> None:
         tally = await reconcile(
             engine=self.engine,
@@ -366,7 +328,6 @@ class Worker:
         while not self._stop.is_set():
             await self._pause(HOUSEKEEPING_INTERVAL)
             await self._poll_receipts()
-            await self._poll_replies()
             now = clock.now()
             if (now - last_rollout).total_seconds() >= ROLLOUT_INTERVAL:
                 # Release the next rollout stage of healthy campaigns, pause the others.
