@@ -66,6 +66,14 @@ def test_the_longest_term_is_found_however_it_straddles(template_text: str, word
     assert reasons.to_list() == ["sensitive_word:iphone免费送", None]
 
 
+def test_a_term_that_starts_in_literal_text_shorter_than_the_longest_term_is_found() -> None:
+    unframed = parse_template("iphone免{word}", columns=COLUMNS)
+    rendered, filled = render_filled(unframed, pl.DataFrame({"word": ["费送", "费"]}))
+    rules = lint_rules(brand_name="好邻居", kind=MessageKind.TRANSACTIONAL)
+    reasons = lint_messages(rendered["text"], rules=rules, filled=filled)
+    assert reasons.to_list() == ["sensitive_word:iphone免费送", "missing_signature"]
+
+
 @pytest.mark.parametrize(
     ("template_text", "word", "link"),
     [

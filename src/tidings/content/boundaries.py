@@ -82,7 +82,7 @@ def windowed_text(
             continue
         text = literal(piece)
         head = text[:width] if after_value else ""
-        tail = text[len(text) - width :] if before_value and width else ""
+        tail = text[max(len(text) - width, 0) :] if before_value and width else ""
         if not (after_value and before_value and len(text) <= 2 * width):
             text = head + (separator if head and tail else "") + tail
         parts.append(pl.lit(text, dtype=pl.String))

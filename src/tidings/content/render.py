@@ -140,12 +140,6 @@ def _value_expr(placeholder: Placeholder, schema: pl.Schema) -> pl.Expr:
     return _column_expr(placeholder, schema[placeholder.columns[0]])
 
 
-def _missing(value: pl.Expr, *, blank_possible: bool) -> pl.Expr:
-    if not blank_possible:  # a formatted number or date is never blank
-        return value.is_null()
-    return value.is_null() | (value.str.strip_chars(BLANK_CHARS).str.len_bytes() == 0)
-
-
 def _can_be_blank(placeholder: Placeholder, schema: pl.Schema) -> bool:
     if placeholder.field in DERIVED_COLUMNS:  # a salutation or a tier's name, or null
         return False
@@ -158,11 +152,18 @@ def value_column(index: int) -> str:
     return f"_value_{index}"
 
 
-def _compile(template: Template, *, schema: pl.Schema) -> tuple[list[pl.Expr], pl.Expr]:
-    """What each placeholder shows (fallback applied, null when it has none), and the reason."""
-    values: list[pl.Expr] = []
-    reason: pl.Expr = pl.lit(None, dtype=pl.String)
-    reasons: list[tuple[pl.Expr, str]] = []
+def _shown(placeholder: Placeholder, schema: pl.Schema) -> pl.Expr:
+    """What a placeholder shows: its value, else its fallback, else null (the member is skipped)."""
+    value = _value_expr(placeholder, schema)
+    fallback = placeholder.fallback
+    if not _can_be_blank(placeholder, schema):  # missing exactly when null
+        return value if fallback is None else value.fill_null(pl.lit(fallback))
+    missing = value.is_null() | (value.str.strip_chars(BLANK_CHARS).str.len_bytes() == 0)
+    return pl.when(missing).then(pl.lit(fallback, dtype=pl.String)).otherwise(value)
+
+
+def _compile(template: Template, *, schema: pl.Schema) -> list[pl.Expr]:
+    """What each placeholder shows, in order."""
     for piece in template.placeholders:
         for column in piece.columns:
             if column not in schema:
@@ -170,16 +171,19 @@ def _compile(template: Template, *, schema: pl.Schema) -> tuple[list[pl.Expr], p
                     f"field '{piece.field}' needs the column '{column}', which the audience lacks",
                     position=piece.position,
                 )
-        value = _value_expr(piece, schema)
-        missing = _missing(value, blank_possible=_can_be_blank(piece, schema))
+    return [_shown(piece, schema) for piece in template.placeholders]
+
+
+def _skip_reason(template: Template, values: list[pl.Expr]) -> pl.Expr:
+    """The first placeholder without a fallback that shows nothing, as a skip reason."""
+    reason: pl.Expr = pl.lit(None, dtype=pl.String)
+    pairs = list(zip(template.placeholders, values, strict=True))
+    for piece, value in reversed(pairs):
         if piece.fallback is None:
-            values.append(pl.when(~missing).then(value))
-            reasons.append((missing, SKIP_PREFIX + piece.field))
-        else:
-            values.append(pl.when(missing).then(pl.lit(piece.fallback)).otherwise(value))
-    for missing, why in reversed(reasons):
-        reason = pl.when(missing).then(pl.lit(why)).otherwise(reason)
-    return values, reason
+            reason = (
+                pl.when(value.is_null()).then(pl.lit(SKIP_PREFIX + piece.field)).otherwise(reason)
+            )
+    return reason
 
 
 def _join(template: Template, values: list[pl.Expr]) -> pl.Expr:
@@ -194,15 +198,16 @@ def _join(template: Template, values: list[pl.Expr]) -> pl.Expr:
 
 def render_expressions(template: Template, *, schema: pl.Schema) -> tuple[pl.Expr, pl.Expr]:
     """Compiles `template` for frames of `schema`: expressions for the text and skip reason."""
-    values, reason = _compile(template, schema=schema)
-    return _join(template, values), reason
+    values = _compile(template, schema=schema)
+    return _join(template, values), _skip_reason(template, values)
 
 
 def _rendered(template: Template, frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
-    values, reason = _compile(template, schema=schema)
+    values = _compile(template, schema=schema)
     names = [value_column(index) for index in range(len(values))]
-    # Each value is formatted once, then the text is joined from the values.
-    text = _join(template, [pl.col(name) for name in names])
+    # Each value is formatted once; the text and the reason are read from the values.
+    columns = [pl.col(name) for name in names]
+    text, reason = _join(template, columns), _skip_reason(template, columns)
     aliased = [value.alias(name) for value, name in zip(values, names, strict=True)]
     return frame.with_columns(aliased).with_columns(text=text, skip_reason=reason)
 
