@@ -3,7 +3,7 @@
 An import batch looks up which of its keys the store has already (order ids, phones, member
 codes). Staging tens of thousands of keys in a temporary table costs a write per key on
 SQLite, so the keys travel as one parameter instead: a JSON array read by `json_each` on
-SQLite, an array on PostgreSQL.
+SQLite, an array on PostgreSQL, and are joined to the table.
 """
 
 from __future__ import annotations
@@ -20,15 +20,18 @@ from tidings.db import BulkStore
 IMPORT_CACHE_KIB = 256 * 1024  # SQLite page cache while importing, KiB (default is 2 MiB)
 
 
-def in_keys(store: BulkStore, column: str) -> str:
-    """A condition `column` is one of the keys passed as one parameter (see `keys_param`)."""
+def key_rows(store: BulkStore, sql_type: str = "TEXT") -> str:
+    """A FROM item `k` with a column `value`: the keys passed as one parameter (`keys_param`).
+
+    Joined to a table on an indexed column, each key is one index lookup.
+    """
     if store.dialect == "sqlite":
-        return f"{column} IN (SELECT value FROM json_each(?))"
-    return f"{column} = ANY(?)"
+        return "json_each(?) AS k"
+    return f"unnest(CAST(? AS {sql_type}[])) AS k(value)"
 
 
 def keys_param(store: BulkStore, keys: pl.Series) -> Any:
-    """The distinct non-null keys as the single parameter `in_keys` expects."""
+    """The distinct non-null keys as the single parameter `key_rows` expects."""
     values = keys.drop_nulls().unique().to_list()
     return json.dumps(values, ensure_ascii=False) if store.dialect == "sqlite" else values
 

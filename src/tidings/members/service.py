@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from tidings.db import BulkStore
-from tidings.imports.loading import in_keys, keys_param, reserve_ids
+from tidings.imports.loading import key_rows, keys_param, reserve_ids
 from tidings.members.models import ConsentEvent, ConsentKind, Member, Store
 
 UTC_TIME = pl.Datetime("us", "UTC")
@@ -84,10 +84,10 @@ def store_refs(*, store: BulkStore) -> pl.DataFrame:
 
 def match_members(*, store: BulkStore, keys: pl.DataFrame) -> pl.DataFrame:
     """Stored members sharing a phone or a code with `keys` (`grp`, `phone`, `code`)."""
-    columns = ", ".join(MEMBER_COLUMNS)
+    columns = ", ".join(f"m.{name}" for name in MEMBER_COLUMNS)
     found = store.frame(
         " UNION ".join(
-            f"SELECT {columns} FROM members WHERE {in_keys(store, key)}"
+            f"SELECT {columns} FROM {key_rows(store)} JOIN members m ON m.{key} = k.value"
             for key in ("phone", "code")
         ),
         (keys_param(store, keys["phone"]), keys_param(store, keys["code"])),
@@ -128,8 +128,9 @@ def record_consent(*, store: BulkStore, events: pl.DataFrame) -> int:
     if events.height == 0:
         return 0
     ledger = store.frame(
-        "SELECT member_id, kind, occurred_at, id FROM consent_events"
-        f" WHERE topic = 'marketing' AND {in_keys(store, 'member_id')}",
+        "SELECT e.member_id, e.kind, e.occurred_at, e.id"
+        f" FROM {key_rows(store, 'BIGINT')} JOIN consent_events e ON e.member_id = k.value"
+        " WHERE e.topic = 'marketing'",
         (keys_param(store, events["member_id"]),),
         schema={"member_id": pl.Int64, "kind": pl.String, "occurred_at": UTC_TIME, "id": pl.Int64},
     )

@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from tidings.db import BulkStore
-from tidings.imports.loading import in_keys, keys_param
+from tidings.imports.loading import key_rows, keys_param
 from tidings.members.service import UTC_TIME
 
 ORDER_TYPES = {
@@ -62,7 +62,8 @@ def insert_orders(*, store: BulkStore, orders: pl.DataFrame) -> pl.DataFrame:
         )
     # SQLite has one writer at a time: the new orders take the ids after the last one.
     known = store.frame(
-        f"SELECT external_id, id FROM orders WHERE {in_keys(store, 'external_id')}",
+        f"SELECT o.external_id, o.id FROM {key_rows(store)}"
+        " JOIN orders o ON o.external_id = k.value",
         (keys_param(store, orders["external_id"]),),
         schema=schema,
     )
