@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import Engine
 
 from tidings import __version__
+from tidings.campaigns.api import router as campaigns_router
 from tidings.http import install_problem_handlers, require_api_key
 from tidings.members.api import router as members_router
 from tidings.migrate import ready_engine
@@ -30,6 +31,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     protected.include_router(members_router)
     protected.include_router(orders_router)
     protected.include_router(segments_router)
+    protected.include_router(campaigns_router)
 
     app.include_router(public)
     app.include_router(protected)
