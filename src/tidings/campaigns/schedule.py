@@ -148,7 +148,7 @@ def desired_times(
         # Evenly: the k-th of n members (in draw order) goes at (k + 1/2) / n of the window.
         rank = np.empty(n, dtype=np.int64)
         rank[np.argsort(order, kind="stable")] = np.arange(n)
-        offsets = ((rank + 0.5) / max(n, 1) * span).astype(np.int64)
+        offsets = np.round((rank + 0.5) / max(n, 1) * span).astype(np.int64)
         start = int(schedule.window_start.timestamp() * 1_000_000)
         times = pl.Series("desired_at", start + offsets)
         return pl.from_epoch(times, time_unit="us").dt.replace_time_zone("UTC")
