@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 import stamina
 from sqlalchemy import Engine, and_, func, or_, select
@@ -62,6 +63,20 @@ class WorkerReport:
         return {**self.tally.counts, "receipts": self.receipts}
 
 
+@runtime_checkable
+class ConnectedProvider(Protocol):
+    """A provider that holds connections (SMPP binds): opened when the worker starts, so
+    receipts and replies flow before anything is sent, and closed when it stops."""
+
+    async def open(self) -> None:
+        """Starts connecting; returns without waiting for the connections to come up."""
+        ...
+
+    async def aclose(self) -> None:
+        """Closes the connections."""
+        ...
+
+
 def worker_name() -> str:
     """A name that tells which process holds a lease."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -98,6 +113,9 @@ class Worker:
     async def run(self, *, once: bool = False) -> WorkerReport:
         """Sends until stopped, or in `once` mode until nothing is left to send or hear about."""
         self._provider(self.settings.default_provider)
+        for provider in self.providers.values():
+            if isinstance(provider, ConnectedProvider):
+                await provider.open()
         await self._reconcile()
         senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
         try:
@@ -108,6 +126,9 @@ class Worker:
             await self._poll_receipts()
             for throttle in self.throttles.values():
                 await throttle.close()
+            for provider in self.providers.values():
+                if isinstance(provider, ConnectedProvider):
+                    await provider.aclose()
         return self.report
 
     def _provider(self, name: str) -> SmsProvider:
@@ -248,15 +269,17 @@ class Worker:
                 ]
             else:
                 results = await self._call(provider, outgoing, timeout=budget)
-        if results is None:
-            # Left `submitting` and let go: reconciliation settles them once the lease runs out.
+        # Messages without an answer (all of them when the call broke off, or those a
+        # provider could not answer for) are left `submitting` and let go: reconciliation
+        # settles them once the lease runs out.
+        answered = {r.message_id for r in results or ()}
+        unanswered = [m.id for m in outgoing if m.id not in answered]
+        if unanswered:
             with session_scope(self.engine) as session:
                 claims.abandon(
-                    db_session=session,
-                    owner=self.owner,
-                    ids=[m.id for m in outgoing],
-                    now=clock.now(),
+                    db_session=session, owner=self.owner, ids=unanswered, now=clock.now()
                 )
+        if results is None:
             return
         attempts = {m.id: m.attempts + 1 for m in chunk}
         now = clock.now()
