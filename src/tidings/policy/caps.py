@@ -30,6 +30,8 @@ MICROSECONDS_PER_DAY = 86_400 * 1_000_000
 NO_EXPIRY = np.iinfo(np.int64).max
 # Reasons a round's loser did not fit, coded as small integers while in arrays.
 LOSS_CODES = (SkipReason.FREQUENCY_CAP, SkipReason.LOST_TO_PRIORITY, SkipReason.OFFER_COOLDOWN)
+# Ids may spread over this many slots per id looked up before a lookup table costs too much.
+DIRECT_LOOKUP_SPAN = 8
 
 
 @dataclass
@@ -126,6 +128,21 @@ def _prepare(pending: pl.DataFrame, *, rules: PolicyRules) -> pl.DataFrame:
     return frame.with_columns(_capped=capped.fill_null(False), _offer_code=offer_code)
 
 
+def member_positions(member_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Index of each of `wanted` in the ascending, distinct `member_ids`, or -1 where absent."""
+    if member_ids.size == 0:
+        return np.full(wanted.size, -1, dtype=np.int64)
+    low, high = int(member_ids[0]), int(member_ids[-1])
+    if high - low < DIRECT_LOOKUP_SPAN * (member_ids.size + wanted.size):
+        # Ids from a database sequence are dense: a table indexed by id answers in one step.
+        table = np.full(high - low + 1, -1, dtype=np.int64)
+        table[member_ids - low] = np.arange(member_ids.size)
+        inside = (wanted >= low) & (wanted <= high)
+        return np.where(inside, table[np.where(inside, wanted - low, 0)], -1)
+    found = np.searchsorted(member_ids, wanted).clip(0, member_ids.size - 1)
+    return np.where(member_ids[found] == wanted, found, -1)
+
+
 def _history_timelines(
     frame: pl.DataFrame, *, history: pl.DataFrame, rules: PolicyRules
 ) -> tuple[Timeline, Timeline]:
@@ -137,42 +154,47 @@ def _history_timelines(
     earliest = int(at.min())
     longest = max((rule.window_days for rule in rules.caps), default=0)
     since = earliest - max(longest, rules.offer_cooldown_days) * MICROSECONDS_PER_DAY
-    recent = (
-        history.select("member_id", "kind", "offer_type", "sent_at")
-        .filter(pl.col("sent_at").dt.epoch("us") > since)
-        .filter(pl.col("member_id").is_in(pl.Series(member_ids).implode()))
-        .sort("member_id")  # sorted queries make the search below several times faster
-    )
-    found = np.searchsorted(member_ids, recent["member_id"].to_numpy()).clip(0, member_ids.size - 1)
-    ours = member_ids[found] == recent["member_id"].to_numpy()
-    recent = recent.filter(pl.Series(ours)).with_columns(_cap_group=pl.Series(found[ours]))
-    kinds = recent["kind"].to_numpy()
-    groups = recent["_cap_group"].to_numpy()
-    sent = recent["sent_at"].dt.epoch("us").to_numpy()
-    beyond = members["_beyond"].fill_null(False).to_numpy()[groups]
-    counted = (kinds == CandidateKind.MARKETING.value) | (
-        (kinds == CandidateKind.TRIGGER.value) & ~beyond
-    )
-    counted &= members["_limit"].to_numpy()[groups] > 0
     offers = frame["offer_type"].drop_nulls().unique().sort()
-    offer_code = recent["offer_type"].replace_strict(
-        offers, pl.int_range(offers.len(), eager=True), default=None, return_dtype=pl.Int64
+    sent = pl.col("sent_at").dt.epoch("us")
+    recent = (
+        history.lazy()
+        .filter((sent > since) & pl.col("member_id").is_not_null())
+        .select(
+            member_id="member_id",
+            sent=sent,
+            marketing=pl.col("kind") == CandidateKind.MARKETING.value,
+            trigger=pl.col("kind") == CandidateKind.TRIGGER.value,
+            offer=pl.col("offer_type")
+            .replace_strict(
+                offers, pl.int_range(offers.len(), eager=True), default=-1, return_dtype=pl.Int64
+            )
+            .fill_null(-1),
+        )
+        .collect()
     )
-    promotional = (kinds == CandidateKind.MARKETING.value) | (kinds == CandidateKind.TRIGGER.value)
-    offered = promotional & offer_code.is_not_null().to_numpy()
-    offer_groups = groups * max(offers.len(), 1) + offer_code.fill_null(0).to_numpy()
+    groups = member_positions(member_ids, recent["member_id"].to_numpy())
+    ours = groups >= 0
+    groups = groups[ours]
+    times = recent["sent"].to_numpy()[ours]
+    marketing = recent["marketing"].to_numpy()[ours]
+    trigger = recent["trigger"].to_numpy()[ours]
+    offer = recent["offer"].to_numpy()[ours]
+    beyond = members["_beyond"].fill_null(False).to_numpy()[groups]
+    counted = (marketing | (trigger & ~beyond)) & (members["_limit"].to_numpy()[groups] > 0)
+    offered = (marketing | trigger) & (offer >= 0)
+    offer_groups = groups * max(offers.len(), 1) + offer
     finite = expires[expires < NO_EXPIRY]
     latest = max(int(at.max()), int(finite.max()) if finite.size else 0) + MICROSECONDS_PER_DAY
     return (
         Timeline.build(
             groups[counted],
-            sent[counted],
+            times[counted],
             group_count=member_ids.size,
             extent=(since, latest),
         ),
         Timeline.build(
             offer_groups[offered],
-            sent[offered],
+            times[offered],
             group_count=member_ids.size * max(offers.len(), 1),
             extent=(since, latest),
         ),

@@ -25,6 +25,9 @@ MOVE_REASONS = (SkipReason.OUTSIDE_SEND_WINDOW, SkipReason.QUIET_HOURS, SkipReas
 _MOVE_CODE = {reason: code for code, reason in enumerate(MOVE_REASONS)}
 # Where a wall-clock opening does not exist (a DST gap), the message waits this long more.
 DST_GAP_STEP = timedelta(hours=1)
+FIXED_OFFSET_STEP = 15 * MICROSECONDS_PER_MINUTE  # how finely a zone's offset is sampled
+FIXED_OFFSET_MARGIN = 2 * MICROSECONDS_PER_DAY  # more than any zone's offset ever jumps
+FIXED_OFFSET_SPAN = 400 * MICROSECONDS_PER_DAY  # longer stretches go to the timezone database
 
 
 @dataclass(frozen=True)
@@ -121,16 +124,59 @@ _SLOTS = {
 _SLOT_KINDS = (CandidateKind.MARKETING, CandidateKind.TRANSACTIONAL, CandidateKind.REPLY)
 
 
-def _localize(local: np.ndarray, timezone: str) -> np.ndarray:
-    """Local wall-clock microseconds to UTC microseconds; a DST gap moves on by DST_GAP_STEP."""
-    naive = pl.from_epoch(pl.Series(local), time_unit="us")
-    zoned = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-    if zoned.null_count():
-        later = (naive + DST_GAP_STEP).dt.replace_time_zone(
-            timezone, ambiguous="earliest", non_existent="null"
-        )
-        zoned = zoned.fill_null(later)
-    return zoned.dt.epoch("us").to_numpy()
+@dataclass(frozen=True)
+class _ZoneClock:
+    """Turns UTC into one timezone's wall clock and back, with plain arithmetic where it may.
+
+    Most zones keep one offset for months, so where the offset is the same throughout the
+    stretch of time in play (`offset`, fixed in [low, high], UTC microseconds), a wall-clock
+    time is the UTC time plus the offset; elsewhere the timezone database answers.
+    """
+
+    timezone: str
+    offset: int | None  # microseconds east of UTC throughout [low, high], or None
+    low: int
+    high: int
+
+    @classmethod
+    def around(cls, timezone: str, at: np.ndarray) -> _ZoneClock:
+        """A clock for times near `at` (UTC microseconds), openings a day or two later included."""
+        low = int(at.min()) - FIXED_OFFSET_MARGIN
+        high = int(at.max()) + FIXED_OFFSET_MARGIN + MICROSECONDS_PER_DAY
+        if high - low > FIXED_OFFSET_SPAN:
+            return cls(timezone, None, low, high)
+        # A zone never changes its offset twice within one step, so equal samples mean no change.
+        samples = np.arange(low, high + FIXED_OFFSET_STEP, FIXED_OFFSET_STEP, dtype=np.int64)
+        offsets = cls(timezone, None, low, high).local(samples) - samples
+        fixed = bool((offsets == offsets[0]).all())
+        return cls(timezone, int(offsets[0]) if fixed else None, low, high)
+
+    def local(self, utc: np.ndarray) -> np.ndarray:
+        """UTC microseconds to local wall-clock microseconds."""
+        if self.offset is not None and utc.size and self._inside(utc, margin=0):
+            return utc + self.offset
+        zoned = pl.from_epoch(pl.Series(utc), time_unit="us").dt.replace_time_zone("UTC")
+        local = zoned.dt.convert_time_zone(self.timezone).dt.replace_time_zone(None)
+        return local.dt.epoch("us").to_numpy()
+
+    def utc(self, local: np.ndarray) -> np.ndarray:
+        """Local wall-clock microseconds to UTC; a DST gap moves on by DST_GAP_STEP."""
+        if self.offset is not None and local.size:
+            # Far enough inside the fixed stretch, a wall-clock time exists and exists once.
+            guess = local - self.offset
+            if self._inside(guess, margin=FIXED_OFFSET_MARGIN):
+                return guess
+        naive = pl.from_epoch(pl.Series(local), time_unit="us")
+        zoned = naive.dt.replace_time_zone(self.timezone, ambiguous="earliest", non_existent="null")
+        if zoned.null_count():
+            later = (naive + DST_GAP_STEP).dt.replace_time_zone(
+                self.timezone, ambiguous="earliest", non_existent="null"
+            )
+            zoned = zoned.fill_null(later)
+        return zoned.dt.epoch("us").to_numpy()
+
+    def _inside(self, utc: np.ndarray, *, margin: int) -> bool:
+        return int(utc.min()) >= self.low + margin and int(utc.max()) <= self.high - margin
 
 
 def _next_opening(tod: np.ndarray, window: SendWindow) -> tuple[np.ndarray, np.ndarray]:
@@ -150,9 +196,8 @@ def _open_in_zone(
     at: np.ndarray, slots: np.ndarray, *, timezone: str, rules: PolicyRules
 ) -> tuple[np.ndarray, np.ndarray]:
     """Openings (UTC us) and move codes (index into MOVE_REASONS, -1) for one timezone's rows."""
-    utc = pl.from_epoch(pl.Series(at), time_unit="us").dt.replace_time_zone("UTC")
-    local = utc.dt.convert_time_zone(timezone).dt.replace_time_zone(None).dt.epoch("us")
-    local_us = local.to_numpy()
+    clock = _ZoneClock.around(timezone, at)
+    local_us = clock.local(at)
     day = local_us // MICROSECONDS_PER_DAY * MICROSECONDS_PER_DAY
     tod = local_us - day
     inside = np.ones(at.shape, dtype=bool)
@@ -176,10 +221,10 @@ def _open_in_zone(
     local_open = np.where(inside, local_us, day + following)
     outside = np.flatnonzero(~inside)
     if outside.size:
-        opens[outside] = _localize(local_open[outside], timezone)
+        opens[outside] = clock.utc(local_open[outside])
     if rules.no_marketing_on_holidays:
         marketing = slots == _SLOTS[CandidateKind.MARKETING]
-        _skip_holidays(opens, moved, local_open, marketing, timezone=timezone, rules=rules)
+        _skip_holidays(opens, moved, local_open, marketing, clock=clock, rules=rules)
     return opens, moved
 
 
@@ -189,7 +234,7 @@ def _skip_holidays(
     local_open: np.ndarray,
     marketing: np.ndarray,
     *,
-    timezone: str,
+    clock: _ZoneClock,
     rules: PolicyRules,
 ) -> None:
     """Moves marketing that would open on a public holiday to the first working day's opening."""
@@ -201,7 +246,7 @@ def _skip_holidays(
         return
     start = send_window_for(kind=CandidateKind.MARKETING, rules=rules).first_start
     resume = _RESUME[found[rows]] * MICROSECONDS_PER_DAY + start * MICROSECONDS_PER_MINUTE
-    opens[rows] = _localize(resume, timezone)
+    opens[rows] = clock.utc(resume)
     moved[rows] = _MOVE_CODE[SkipReason.PUBLIC_HOLIDAY]
 
 
@@ -216,9 +261,17 @@ def open_times(frame: pl.DataFrame, *, rules: PolicyRules) -> pl.DataFrame:
     slots = frame["kind"].replace_strict(_SLOTS, return_dtype=pl.Int8).to_numpy()
     opens = np.zeros(frame.height, dtype=np.int64)
     moved = np.full(frame.height, -1, dtype=np.int8)
-    zones = frame["timezone"]
-    for timezone in zones.unique().to_list():
-        index = np.flatnonzero((zones == timezone).to_numpy())
+    zones = frame["timezone"].unique().sort()
+    # Rows grouped by timezone with one pass over the names (a small code sorts in linear time).
+    codes = (
+        frame["timezone"]
+        .replace_strict(zones, pl.int_range(zones.len(), eager=True), return_dtype=pl.Int16)
+        .to_numpy()
+    )
+    by_zone = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[by_zone], np.arange(zones.len() + 1))
+    for timezone, low, high in zip(zones.to_list(), bounds[:-1], bounds[1:], strict=True):
+        index = by_zone[low:high]
         opens[index], moved[index] = _open_in_zone(
             at[index], slots[index], timezone=timezone, rules=rules
         )
