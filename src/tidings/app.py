@@ -8,6 +8,8 @@ from sqlalchemy import Engine
 from tidings import __version__
 from tidings.campaigns.api import router as campaigns_router
 from tidings.http import install_problem_handlers, require_api_key
+from tidings.inbound.hooks import install_log_redaction
+from tidings.inbound.hooks import router as hooks_router
 from tidings.members.api import router as members_router
 from tidings.migrate import ready_engine
 from tidings.orders.api import router as orders_router
@@ -35,4 +37,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     app.include_router(public)
     app.include_router(protected)
+    # Provider callbacks carry no API key: each is checked by its signature or secret.
+    app.include_router(hooks_router)
+    install_log_redaction()
     return app

@@ -4,6 +4,7 @@ from tidings.accounts import models as accounts_models
 from tidings.audit import models as audit_models
 from tidings.campaigns import models as campaigns_models
 from tidings.dispatch import models as dispatch_models
+from tidings.inbound import models as inbound_models
 from tidings.members import models as members_models
 from tidings.orders import models as orders_models
 from tidings.profiles import models as profiles_models
@@ -14,6 +15,7 @@ __all__ = [
     "audit_models",
     "campaigns_models",
     "dispatch_models",
+    "inbound_models",
     "members_models",
     "orders_models",
     "profiles_models",

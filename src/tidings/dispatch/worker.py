@@ -34,10 +34,12 @@ from tidings.dispatch.models import Message, MessageKind, MessageState
 from tidings.dispatch.reconcile import reconcile
 from tidings.dispatch.sendwindow import DailyWindow, next_allowed
 from tidings.dispatch.throttle import ProviderThrottle
+from tidings.inbound import service as inbound
 from tidings.providers.base import (
     OutgoingMessage,
     ProviderUnavailable,
     ReceiptSource,
+    ReplySource,
     SendResult,
     SmsProvider,
     UnknownProvider,
@@ -57,10 +59,11 @@ class WorkerReport:
 
     tally: outcomes.Tally = field(default_factory=outcomes.Tally)
     receipts: int = 0
+    replies: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counts as JSON-ready numbers."""
-        return {**self.tally.counts, "receipts": self.receipts}
+        return {**self.tally.counts, "receipts": self.receipts, "replies": self.replies}
 
 
 @runtime_checkable
@@ -124,6 +127,7 @@ class Worker:
             self._stop.set()
             await asyncio.gather(*senders)
             await self._poll_receipts()
+            await self._poll_replies()
             for throttle in self.throttles.values():
                 await throttle.close()
             for provider in self.providers.values():
@@ -335,6 +339,17 @@ class Worker:
                     receipts.apply_receipts(db_session=session, receipts=batch, now=clock.now())
                 self.report.receipts += len(batch)
 
+    async def _poll_replies(self) -> None:
+        """Stores the replies of providers that hand them over on their own connection."""
+        for provider in list(self.providers.values()):
+            if not isinstance(provider, ReplySource):
+                continue
+            batch = await provider.poll_replies()
+            if batch:
+                with session_scope(self.engine) as session:
+                    inbound.store_replies(db_session=session, replies=batch, now=clock.now())
+                self.report.replies += len(batch)
+
     async def _reconcile(self) -> None:
         tally = await reconcile(
             engine=self.engine,
@@ -351,6 +366,7 @@ class Worker:
         while not self._stop.is_set():
             await self._pause(HOUSEKEEPING_INTERVAL)
             await self._poll_receipts()
+            await self._poll_replies()
             now = clock.now()
             if (now - last_rollout).total_seconds() >= ROLLOUT_INTERVAL:
                 # Release the next rollout stage of healthy campaigns, pause the others.

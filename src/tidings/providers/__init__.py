@@ -1,6 +1,6 @@
 """SMS providers: the protocol, the registry and the shipped implementations."""
 
-from tidings.providers import simulator, smpp
+from tidings.providers import aliyun, http, simulator, tencent, twilio
 from tidings.providers.base import SmsProvider, get_provider
 
-__all__ = ["SmsProvider", "get_provider", "simulator", "smpp"]
+__all__ = ["SmsProvider", "aliyun", "get_provider", "http", "simulator", "tencent", "twilio"]

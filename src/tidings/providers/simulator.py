@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from tidings import clock
 from tidings.providers.base import (
+    InboundReply,
     OutgoingMessage,
     QueryResult,
     QueryStatus,
@@ -282,6 +283,24 @@ class SimulatorProvider:
         domains)."""
         events, self._events = self._events, []
         return events
+
+    async def poll_replies(self) -> list[InboundReply]:
+        """Returns the simulated members' replies since the last call; clicks stay for
+        `poll_events`."""
+        replies = [event for event in self._events if event.kind == "reply"]
+        if not replies:
+            return []
+        self._events = [event for event in self._events if event.kind != "reply"]
+        return [
+            InboundReply(
+                provider=self.name,
+                phone=event.phone,
+                text=event.text or "",
+                received_at=event.occurred_at,
+                provider_message_id=f"sim-reply-{event.message_id}",
+            )
+            for event in replies
+        ]
 
     async def query(self, message_ids: Sequence[int]) -> list[QueryResult]:
         """Answers from the inbox what became of each message id; unknown ids are absent."""

@@ -1,0 +1,136 @@
+"""Pre-approved templates of cloud providers (Aliyun, Tencent) and how a message fits one.
+
+Chinese cloud providers send only texts built from a template they approved, identified by a
+code, with its variables as parameters. An account maps our template key to the approved
+template: `{"templates": {"会员日": {"code": "SMS_1525", "text": "${name}您好，会员日..."}}}`,
+the text written as the provider's console shows it (`${name}` for Aliyun, `{1}` for
+Tencent). At send time the rendered message (its 【sign】 taken off, as the provider adds
+it) is matched against the approved texts, and the variables are read back from it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from tidings.config import Settings
+
+NOT_APPROVED = "template_not_approved"  # error code of a message no approved template fits
+TEMPLATE_TYPES = {"aliyun": re.compile(r"\$\{(\w+)\}"), "tencent": re.compile(r"\{(\d+)\}")}
+_SIGN = re.compile(r"^【([^】]{1,40})】")
+
+
+class ApprovedTemplate(BaseModel):
+    """One template the provider approved: its code and its text in the provider's syntax."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateMatch:
+    """A message fitted to an approved template: the code and the variables' values."""
+
+    key: str
+    code: str
+    params: dict[str, str]  # variable name (Aliyun) or number (Tencent) -> value
+
+
+class TemplateBook:
+    """An account's approved templates, compiled once, matched against each message."""
+
+    def __init__(self, kind: str, templates: Mapping[str, ApprovedTemplate]) -> None:
+        variable = TEMPLATE_TYPES[kind]
+        self._patterns: list[tuple[str, ApprovedTemplate, re.Pattern[str], list[str]]] = []
+        for key, template in templates.items():
+            pattern, names = _compile(template.text, variable)
+            self._patterns.append((key, template, pattern, names))
+
+    def match(self, body: str) -> TemplateMatch | None:
+        """The first approved template `body` fits, with its variables; None if none fits."""
+        for key, template, pattern, names in self._patterns:
+            found = pattern.fullmatch(body)
+            if found is None:
+                continue
+            params: dict[str, str] = {}
+            for name, value in zip(names, found.groups(), strict=True):
+                if params.setdefault(name, value) != value:
+                    break  # a variable used twice must have one value
+            else:
+                return TemplateMatch(key, template.code, params)
+        return None
+
+
+def _compile(text: str, variable: re.Pattern[str]) -> tuple[re.Pattern[str], list[str]]:
+    parts: list[str] = []
+    names: list[str] = []
+    position = 0
+    for found in variable.finditer(text):
+        parts.append(re.escape(text[position : found.start()]))
+        parts.append("(.+?)")
+        names.append(found.group(1))
+        position = found.end()
+    parts.append(re.escape(text[position:]))
+    return re.compile("".join(parts), re.DOTALL), names
+
+
+def split_sign(text: str, default: str) -> tuple[str, str]:
+    """Splits '【品牌】text' into ('品牌', 'text'); a text without one gets `default`."""
+    found = _SIGN.match(text)
+    if found is None:
+        return default, text
+    return found.group(1), text[found.end() :]
+
+
+def template_mapping_missing(
+    account: str,
+    template_key: str,
+    *,
+    sample_text: str | None = None,
+    settings: Settings | None = None,
+) -> str | None:
+    """Why messages of template `template_key` cannot go through provider `account`, or None.
+
+    For the campaign review: accounts of types that need pre-approved templates (aliyun,
+    tencent) must map the key to an approved template code. With `sample_text` (a rendered
+    preview, signature included) the preview must also fit the approved text.
+    """
+    if settings is None:
+        from tidings.config import get_settings
+
+        settings = get_settings()
+    config: Mapping[str, Any] | None = settings.provider_accounts.get(account)
+    if config is None:
+        return None  # a built-in provider (the simulator) sends any text
+    kind = str(config.get("type", ""))
+    if kind not in TEMPLATE_TYPES:
+        return None
+    raw = (config.get("templates") or {}).get(template_key)
+    if raw is None:
+        return (
+            f"provider account {account!r} ({kind}) sends only templates the provider approved,"
+            f" and template {template_key!r} has no approved template code there; add it to the"
+            f" account's 'templates' in TIDINGS_PROVIDER_ACCOUNTS"
+        )
+    try:
+        approved = ApprovedTemplate.model_validate(raw)
+    except ValueError:
+        return (
+            f"provider account {account!r}: the mapping of template {template_key!r} needs"
+            " 'code' and 'text'"
+        )
+    if sample_text is not None:
+        _, body = split_sign(sample_text, "")
+        if TemplateBook(kind, {template_key: approved}).match(body) is None:
+            return (
+                f"the text of template {template_key!r} does not fit the approved template"
+                f" {approved.code} of provider account {account!r}: {approved.text!r}"
+            )
+    return None
