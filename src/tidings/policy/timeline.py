@@ -54,8 +54,16 @@ class Timeline:
         # A unit of margin either side keeps clipped queries in buckets of their own.
         empty = cls(times, times, counts, latest, low - unit, high + unit, unit)
         keys = empty._key(groups, times)
+        if unit == 1:
+            # Each key holds its time whole, so sorting the keys alone sorts both.
+            keys.sort()
+            return cls(keys % empty.stride + empty.base, keys, counts, latest, *empty._bounds)
         order = np.argsort(keys, kind="stable")
-        return cls(times[order], keys[order], counts, latest, empty.base, empty.top, unit)
+        return cls(times[order], keys[order], counts, latest, *empty._bounds)
+
+    @property
+    def _bounds(self) -> tuple[int, int, int]:
+        return self.base, self.top, self.unit
 
     @property
     def stride(self) -> int:
