@@ -250,27 +250,38 @@ class HttpProvider:
         provider_id = dig(answer, mapping.id)
         if accepted and provider_id not in (None, ""):
             return SendResult.accepted(message_id, str(provider_id))
-        error = dig(answer, mapping.error) if mapping.error else code
+        error = dig(answer, mapping.error)
+        error = code if error is None else error
         error_text = str(error if error is not None else f"http_{http_status}")[:64]
         if error_text in mapping.throttled or code_text in mapping.throttled:
             return SendResult.retry(message_id, THROTTLE_RETRY, error_text)
         return SendResult.failed(message_id, error_text, permanent=error_text in mapping.permanent)
 
     def handle_callback(self, request: CallbackRequest) -> CallbackResult:
-        """Checks the HMAC header or the token, then reads receipts or replies (or both)."""
+        """Checks the HMAC header or the token, then reads receipts or replies (or both);
+        `?kind=receipts` or `?kind=replies` in the callback URL settles which an item is."""
         self._verify(request)
         payload = json_body(request)
         result = CallbackResult(body=self.account.acknowledgement)
         receipts, replies = self.account.receipts, self.account.replies
         wanted = request.query.get("kind")
-        for item in items_of(dig(payload, receipts.items) if receipts.items else payload):
-            if wanted != "replies" and dig(item, receipts.id) is not None:
+        for item in self._items(payload):
+            is_receipt = None not in (dig(item, receipts.id), dig(item, receipts.status))
+            if wanted != "replies" and is_receipt:
                 result.receipts.append(self._receipt(item))
             elif wanted != "receipts" and dig(item, replies.text) is not None:
                 result.replies.append(self._reply(item))
             else:
                 raise CallbackRejected(400, "an item is neither a receipt nor a reply")
         return result
+
+    def _items(self, payload: Any) -> list[dict[str, Any]]:
+        """The items of a callback: under the receipts' or the replies' path, or the body."""
+        for path in (self.account.receipts.items, self.account.replies.items):
+            found = dig(payload, path)
+            if found is not None:
+                return items_of(found)
+        return items_of(payload)
 
     def _verify(self, request: CallbackRequest) -> None:
         header, secret = self.account.callback_hmac_header, self.account.callback_secret
