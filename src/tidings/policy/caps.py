@@ -303,7 +303,9 @@ def schedule(pending: pl.DataFrame, *, history: pl.DataFrame, rules: PolicyRules
         times[each.rows] = final
         going = final >= 0
         counted = going & each.capped
-        state.caps = state.caps.add(each.cap_group[counted], final[counted])
+        # The history's own timeline is read again for reasons: the first merge copies it.
+        owned = state.caps is not state.history_caps
+        state.caps = state.caps.add(each.cap_group[counted], final[counted], in_place=owned)
         offered = going & (each.offer_group >= 0)
-        state.offers = state.offers.add(each.offer_group[offered], final[offered])
+        state.offers = state.offers.add(each.offer_group[offered], final[offered], in_place=True)
     return Scheduled(times=times, reasons=reasons)

@@ -70,8 +70,12 @@ class Timeline:
         """Key distance between one group and the next."""
         return (self.top - self.base) // self.unit + 1
 
-    def add(self, groups: np.ndarray, times: np.ndarray) -> Timeline:
-        """A timeline holding these times as well (merged in place of a full re-sort)."""
+    def add(self, groups: np.ndarray, times: np.ndarray, *, in_place: bool = False) -> Timeline:
+        """A timeline holding these times as well (merged in place of a full re-sort).
+
+        With `in_place`, the per-group counts are updated rather than copied: for a caller that
+        never reads this timeline again (they are as long as there are groups).
+        """
         if groups.size == 0:
             return self
         inside = (
@@ -87,7 +91,9 @@ class Timeline:
         keys = self._key(groups, times)
         order = np.argsort(keys, kind="stable")
         at = np.searchsorted(self.keys, keys[order], side="right")
-        counts, latest = self.counts.copy(), self.latest.copy()
+        counts, latest = (
+            (self.counts, self.latest) if in_place else (self.counts.copy(), self.latest.copy())
+        )
         np.add.at(counts, groups, 1)
         np.maximum.at(latest, groups, times)
         return Timeline(
