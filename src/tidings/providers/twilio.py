@@ -53,8 +53,12 @@ FINAL_STATUSES = {"delivered": "delivered", "undelivered": "failed", "failed": "
 
 
 def twilio_signature(url: str, params: Iterable[tuple[str, str]], auth_token: str) -> str:
-    """X-Twilio-Signature: base64 HMAC-SHA1 of the URL followed by each sorted key and value."""
-    data = url + "".join(f"{key}{value}" for key, value in sorted(params))
+    """X-Twilio-Signature: base64 HMAC-SHA1 of the URL followed by each parameter name and
+    value, names sorted, a repeated name's distinct values sorted (as Twilio's libraries)."""
+    values: dict[str, set[str]] = {}
+    for key, value in params:
+        values.setdefault(key, set()).add(value)
+    data = url + "".join(f"{key}{value}" for key in sorted(values) for value in sorted(values[key]))
     digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
