@@ -37,10 +37,21 @@ class Settings(BaseSettings):
     send_window: str = Field("08:00-20:00", description="Local hours marketing may be sent.")
     quiet_hours: str = Field("22:00-08:00", description="Local hours nothing but replies is sent.")
     caps: str = Field(
-        "default=4/30d;active=1/7d;gold=2/7d",
-        description="Marketing messages per member by tier or activity, over rolling windows.",
+        "default=4/30d;active=1/7d+triggers;gold=2/7d",
+        description=(
+            "Marketing and trigger messages per member by tier or lifecycle stage, over rolling "
+            "windows: selector=limit/Nd. A rule ending in +triggers counts campaigns only and "
+            "lets event triggers through beyond it (active members always get triggers)."
+        ),
     )
     offer_cooldown_days: int = Field(30, description="Days before an offer type recurs.")
+    no_marketing_on_holidays: bool = Field(
+        False,
+        description=(
+            "When true, marketing due on a public holiday in mainland China (chinese-calendar) "
+            "waits for the send window of the first day after the holiday."
+        ),
+    )
     import_batch_rows: int = Field(200_000, description="Rows read per batch when importing.")
     redis_url: str | None = Field(
         None, description="Redis URL; when set, workers share provider rate limits through it."

@@ -12,7 +12,7 @@ def default_rules(**changes: object) -> PolicyRules:
     values: dict[str, object] = {
         "send_window": DailyWindow.parse("08:00-20:00", setting="TIDINGS_SEND_WINDOW"),
         "quiet_hours": DailyWindow.parse("22:00-08:00", setting="TIDINGS_QUIET_HOURS"),
-        "caps": parse_caps("default=4/30d;active=1/7d;gold=2/7d"),
+        "caps": parse_caps("default=4/30d;active=1/7d+triggers;gold=2/7d"),
         "offer_cooldown_days": 30,
         "no_marketing_on_holidays": False,
         "default_timezone": "Asia/Shanghai",

@@ -9,7 +9,9 @@ import pytest
 
 from tidings.policy.decide import decide
 from tidings.policy.reasons import SkipReason
-from tidings.policy.rules import PolicyError, PolicyRules
+from tidings.policy.rules import PolicyError, PolicyRules, parse_caps
+
+from .conftest import default_rules
 
 NOW = datetime(2025, 11, 20, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai, a Thursday
 SHANGHAI = timedelta(hours=8)
@@ -274,6 +276,23 @@ def test_active_members_get_one_campaign_a_week_plus_event_triggers(rules: Polic
 def test_triggers_count_toward_an_ordinary_members_cap(rules: PolicyRules) -> None:
     past = history(*(("trigger", NOW - timedelta(days=day)) for day in (2, 9, 16, 23)))
     assert only(run(candidates({}), rules, past=past))[0] == "skip"
+
+
+@pytest.mark.parametrize(
+    ("caps", "trigger_goes", "marketing_after_a_trigger_goes"),
+    [("default=1/7d+triggers", True, True), ("default=1/7d", False, False)],
+)
+def test_a_plus_triggers_rule_caps_campaigns_only_and_lets_triggers_through(
+    caps: str, trigger_goes: bool, marketing_after_a_trigger_goes: bool
+) -> None:
+    rules = default_rules(caps=parse_caps(caps))
+    frame = candidates({}, {"kind": "trigger", "campaign_id": None, "trigger_id": 7})
+    marketing, trigger = run(frame, rules, past=marketing_days_ago(2))
+    assert (marketing["decision"], marketing["reason"]) == ("skip", SkipReason.FREQUENCY_CAP)
+    assert (trigger["decision"] == "send") is trigger_goes
+    after_trigger = history(("trigger", NOW - timedelta(days=2)))
+    decision = only(run(candidates({}), rules, past=after_trigger))[0]
+    assert (decision == "send") is marketing_after_a_trigger_goes
 
 
 def test_transactional_messages_and_replies_never_count_nor_are_capped(

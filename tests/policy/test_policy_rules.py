@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
+import polars as pl
 import pytest
 
 from tidings.config import Settings
+from tidings.policy.decide import decide
 from tidings.policy.rules import DailyWindow, PolicyError, PolicyRules, parse_caps
 from tidings.policy.windows import holiday_name, is_holiday, next_holiday, send_window_for
 
@@ -14,13 +16,46 @@ from .conftest import default_rules
 
 
 def test_the_shipped_settings_give_the_articles_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CAPS", "SEND_WINDOW", "QUIET_HOURS", "OFFER_COOLDOWN_DAYS", "DEFAULT_TIMEZONE"):
+    names = ("CAPS", "SEND_WINDOW", "QUIET_HOURS", "OFFER_COOLDOWN_DAYS", "DEFAULT_TIMEZONE")
+    for name in (*names, "NO_MARKETING_ON_HOLIDAYS"):
         monkeypatch.delenv(f"TIDINGS_{name}", raising=False)
     rules = PolicyRules.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
     assert rules == default_rules()
     ordinary = rules.cap_for(tier=None, lifecycle_stage="dormant")
     assert ordinary is not None
     assert (ordinary.limit, ordinary.window_days, ordinary.triggers_beyond_cap) == (4, 30, False)
+    active = rules.cap_for(tier=None, lifecycle_stage="active")
+    assert active is not None and str(active) == "1 per 7 days + triggers"
+    assert not rules.no_marketing_on_holidays
+
+
+def test_the_caps_setting_says_what_plus_triggers_means() -> None:
+    described = Settings.model_fields["caps"].description or ""
+    assert "+triggers counts campaigns only and lets event triggers through" in described
+
+
+def test_the_holiday_rule_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDINGS_NO_MARKETING_ON_HOLIDAYS", "true")
+    rules = PolicyRules.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
+    national_day = datetime(2025, 10, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+    frame = pl.DataFrame(
+        {
+            "member_id": [1],
+            "phone_hash": ["p1"],
+            "kind": ["marketing"],
+            "desired_at": [national_day],
+            "consent": [True],
+        }
+    )
+    empty_history = pl.DataFrame(
+        schema={"member_id": pl.Int64, "kind": pl.String, "sent_at": pl.Datetime("us", "UTC")}
+    )
+    suppressions = pl.DataFrame(schema={"phone_hash": pl.String, "reason": pl.String})
+    decided = decide(
+        frame, history=empty_history, suppressions=suppressions, rules=rules, now=national_day
+    ).row(0, named=True)
+    assert (decided["decision"], decided["reason"]) == ("defer", "public_holiday")
+    assert decided["send_at"] == datetime(2025, 10, 9, 0, 0, tzinfo=UTC)  # 08:00 on the 9th
 
 
 def test_a_tier_rule_beats_a_stage_rule_which_beats_the_default() -> None:

@@ -1,6 +1,7 @@
 """The rules in force, parsed from settings into typed values: windows, caps, cool-down.
 
-Which frequency cap applies to whom (TIDINGS_CAPS, e.g. `default=4/30d;active=1/7d;gold=2/7d`):
+Which frequency cap applies to whom (TIDINGS_CAPS, by default
+`default=4/30d;active=1/7d+triggers;gold=2/7d`):
 
 - a member whose tier (bronze, silver, gold) has a rule gets that rule: the tier is what the
   retailer pays attention to, so `gold=2/7d` lets the best members hear more, not less;
@@ -225,8 +226,7 @@ class PolicyRules:
             quiet_hours=DailyWindow.parse(settings.quiet_hours, setting="TIDINGS_QUIET_HOURS"),
             caps=parse_caps(settings.caps),
             offer_cooldown_days=settings.offer_cooldown_days,
-            # Off unless the brand turns it on (TIDINGS_NO_MARKETING_ON_HOLIDAYS).
-            no_marketing_on_holidays=bool(getattr(settings, "no_marketing_on_holidays", False)),
+            no_marketing_on_holidays=settings.no_marketing_on_holidays,
             default_timezone=settings.default_timezone,
         )
 
