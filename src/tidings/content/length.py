@@ -10,7 +10,8 @@ signature included: 70 for one message, 67 per part beyond, at most 500 characte
 
 `measure_text` answers for one text; `measure` answers for a Polars Series of texts with
 expressions, and falls back to the exact split only for the few texts whose part count the
-no-split rule could change.
+no-split rule could change. Given the values a template was filled with (`render_filled`), it
+counts the template's literal text once and per text only the values.
 """
 
 from __future__ import annotations

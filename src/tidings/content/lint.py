@@ -4,7 +4,9 @@
 same for a framed template's shared text, once per campaign. `lint_messages` decides for
 millions of rendered texts which must not be sent, with Polars expressions only (the
 normalised text, Polars' own Aho-Corasick, regexes), and gives each blocked message the same
-reason `blocking_reason(lint_text(...))` would.
+reason `blocking_reason(lint_text(...))` would. Given the values a template was filled with
+(`render_filled`), it looks at the template's literal text once and per message only at the
+values and the literal text next to them (`boundaries.py`).
 """
 
 from __future__ import annotations
@@ -17,21 +19,15 @@ from pathlib import Path
 import polars as pl
 
 from tidings.config import get_settings
-from tidings.content.boundaries import (
-    link_edges_text,
-    literal_only_text,
-    literal_stretches,
-    windowed_text,
-)
+from tidings.content.boundaries import link_edges_text, literal_only_text
 from tidings.content.length import STANDARD, CountingScheme, measure, measure_text
 from tidings.content.render import Filled
 from tidings.content.template import Literal, MessageKind, Template, signature_of
 from tidings.content.words import (
     WordKind,
     WordMatcher,
-    normalize,
-    normalize_expr,
     normalize_term,
+    sensitive_terms,
     word_matcher,
 )
 
@@ -331,62 +327,6 @@ def _dotted_beyond_brand(text: pl.Expr, *, domain: str) -> pl.Expr:
     return text.str.replace_all(brand, " ").str.contains(r"[A-Za-z0-9-]\.[A-Za-z]")
 
 
-def _longest_keys(normal: pl.Series, keys: list[str]) -> pl.Series:
-    """The longest of `keys` in each text (then the first in code-point order), or null."""
-    term = pl.element()
-    found = normal.str.extract_many(keys, overlapping=True)
-    longest = found.list.eval(
-        term.sort_by([term.str.len_chars(), term], descending=[True, False]).first()
-    )
-    return longest.list.first()
-
-
-def _literal_key(template: Template, matcher: WordMatcher) -> str | None:
-    """The longest sensitive key wholly inside the template's literal text, or None."""
-    found = {
-        key
-        for stretch in literal_stretches(template)
-        for _, (key, _entries) in matcher.automaton.iter(normalize(stretch)[0])
-        if key in matcher.sensitive_shown
-    }
-    return min(found, key=lambda key: (-len(key), key)) if found else None
-
-
-def _scanned_text(filled: Filled | None, keys: list[str]) -> pl.Expr:
-    """What the sensitive keys are looked for in: the normalised text, or the values' windows."""
-    if filled is None:
-        return normalize_expr(pl.col("text"))
-    separator = next(s for s in ("\x00", "\ufffc", "\uffff") if all(s not in k for k in keys))
-    return windowed_text(
-        filled,
-        width=max(len(key) for key in keys) - 1,
-        separator=separator,
-        literal=lambda text: normalize(text)[0],
-        value=normalize_expr,
-    )
-
-
-def _sensitive_terms(frame: pl.DataFrame, matcher: WordMatcher, filled: Filled | None) -> pl.Series:
-    """Per text, the sensitive term that blocks it (the longest key, then the first in
-    code-point order, shown as listed), or null."""
-    keys = matcher.sensitive_keys
-    chosen = pl.Series("key", [None] * frame.height, dtype=pl.String)
-    if not keys:
-        return chosen
-    scanned = frame.with_row_index().with_columns(normal=_scanned_text(filled, keys))
-    hit = scanned.filter(pl.col("normal").str.contains_any(keys))
-    chosen = chosen.scatter(hit["index"], _longest_keys(hit["normal"], keys))
-    constant = None if filled is None else _literal_key(filled.template, matcher)
-    if constant is not None:
-        key = pl.col("key")
-        shorter = key.str.len_chars() < len(constant)
-        later = (key.str.len_chars() == len(constant)) & (key > constant)
-        worse = key.is_null() | shorter | later
-        better = pl.when(worse).then(pl.lit(constant)).otherwise(key)
-        chosen = chosen.to_frame().select(better).to_series()
-    return chosen.replace_strict(matcher.sensitive_shown, default=None, return_dtype=pl.String)
-
-
 def _link_suspects(frame: pl.DataFrame, *, domain: str, filled: Filled | None) -> pl.Series:
     """Whether each text may hold a link off the brand's domain (the exact check follows)."""
     if filled is None:
@@ -419,7 +359,7 @@ def lint_messages(
     frame = pl.DataFrame({"text": texts, "units": measured["units"], "parts": measured["segments"]})
     if filled is not None:
         frame = frame.hstack(filled.values_for(texts))
-    sensitive = _sensitive_terms(frame, rules.matcher, filled)
+    sensitive = sensitive_terms(frame, matcher=rules.matcher, filled=filled)
     frame = frame.with_row_index()
     marketing = rules.kind is MessageKind.MARKETING
     max_units = rules.scheme.max_units

@@ -3,6 +3,8 @@
 Both paths follow the same rules (see template.py) and give the identical text: the bulk
 path compiles the template to `pl.concat_str` of literals and formatted columns, with no
 Python call per member; `render_one` applies the same formats to a dict of values.
+`render_filled` also hands back what each placeholder showed, so that length and word checks
+need not read the template's literal text once per member.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Text is normalised character by character before matching: full-width forms beco
 half-width, ASCII letters lower case, and spaces, punctuation, symbols and emoji are
 skipped, so `最 佳`, `最*佳` and `Ｖ信` match `最佳` and `v信`. Each kept character remembers
 where it stood, so matches are reported at their positions in the original text. The same
-normalisation exists as Polars expressions (identical tables) for checking millions of texts.
+normalisation exists as Polars expressions (identical tables) for checking millions of texts;
+`sensitive_terms` finds the blocking term of each, reading a template's literal text once
+when it is given the filled-in values.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import ahocorasick
 import polars as pl
 
 from tidings.config import get_settings
+from tidings.content.boundaries import literal_stretches, windowed_text
+from tidings.content.render import Filled
+from tidings.content.template import Template
 
 FULL_WIDTH_OFFSET = 0xFEE0  # U+FF01..U+FF5E are U+0021..U+007E shifted by this much
 _FOLD = {0x3000: " "}
@@ -216,3 +221,67 @@ def word_matcher(*, sensitive_words_file: Path | None = None) -> WordMatcher:
             "fix TIDINGS_SENSITIVE_WORDS_FILE or create the file"
         ) from None
     return _matcher_for(str(extra), stamp)
+
+
+# Many texts at once.
+
+
+def _longest_keys(normal: pl.Series, keys: list[str]) -> pl.Series:
+    """The longest of `keys` in each text (then the first in code-point order), or null."""
+    term = pl.element()
+    found = normal.str.extract_many(keys, overlapping=True)
+    longest = found.list.eval(
+        term.sort_by([term.str.len_chars(), term], descending=[True, False]).first()
+    )
+    return longest.list.first()
+
+
+def _literal_key(template: Template, matcher: WordMatcher) -> str | None:
+    """The longest sensitive key wholly inside the template's literal text, or None."""
+    found = {
+        key
+        for stretch in literal_stretches(template)
+        for _, (key, _entries) in matcher.automaton.iter(normalize(stretch)[0])
+        if key in matcher.sensitive_shown
+    }
+    return min(found, key=lambda key: (-len(key), key)) if found else None
+
+
+def _scanned_text(filled: Filled | None, keys: list[str]) -> pl.Expr:
+    """What the sensitive keys are looked for in: the normalised text, or the values' windows."""
+    if filled is None:
+        return normalize_expr(pl.col("text"))
+    separator = next(s for s in ("\x00", "\ufffc", "\uffff") if all(s not in k for k in keys))
+    return windowed_text(
+        filled,
+        width=max(len(key) for key in keys) - 1,
+        separator=separator,
+        literal=lambda text: normalize(text)[0],
+        value=normalize_expr,
+    )
+
+
+def sensitive_terms(
+    frame: pl.DataFrame, *, matcher: WordMatcher, filled: Filled | None
+) -> pl.Series:
+    """Per text of `frame` (`text`, and the filled values), the sensitive term that blocks it.
+
+    That is the longest key found, then the first in code-point order, shown as listed; null
+    when there is none. With `filled`, keys wholly inside the literal text are looked for once.
+    """
+    keys = matcher.sensitive_keys
+    chosen = pl.Series("key", [None] * frame.height, dtype=pl.String)
+    if not keys:
+        return chosen
+    scanned = frame.with_row_index().with_columns(normal=_scanned_text(filled, keys))
+    hit = scanned.filter(pl.col("normal").str.contains_any(keys))
+    chosen = chosen.scatter(hit["index"], _longest_keys(hit["normal"], keys))
+    constant = None if filled is None else _literal_key(filled.template, matcher)
+    if constant is not None:
+        key = pl.col("key")
+        shorter = key.str.len_chars() < len(constant)
+        later = (key.str.len_chars() == len(constant)) & (key > constant)
+        worse = key.is_null() | shorter | later
+        better = pl.when(worse).then(pl.lit(constant)).otherwise(key)
+        chosen = chosen.to_frame().select(better).to_series()
+    return chosen.replace_strict(matcher.sensitive_shown, default=None, return_dtype=pl.String)
