@@ -37,6 +37,7 @@ from tidings.providers.webhooks import (
     CallbackRequest,
     CallbackResult,
     HttpClients,
+    PooledConnections,
     all_failed,
     all_retry,
     check_token,
@@ -109,7 +110,7 @@ class AliyunAccount(AccountSettings):
     templates: dict[str, ApprovedTemplate] = Field(default_factory=dict)
 
 
-class AliyunProvider:
+class AliyunProvider(PooledConnections):
     """Sends through Aliyun SMS and reads its SmsReport and SmsUp pushes."""
 
     counting_scheme = "chars-70-67"

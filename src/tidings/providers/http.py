@@ -36,6 +36,7 @@ from tidings.providers.webhooks import (
     CallbackRequest,
     CallbackResult,
     HttpClients,
+    PooledConnections,
     all_retry,
     check_token,
     e164,
@@ -153,7 +154,7 @@ def fill(template: Any, values: Mapping[str, Any]) -> Any:
     return template
 
 
-class HttpProvider:
+class HttpProvider(PooledConnections):
     """A gateway that speaks JSON (or a form) over HTTP, as its account describes."""
 
     def __init__(self, name: str, account: HttpAccount, price_per_part_cents: int) -> None:

@@ -36,6 +36,7 @@ from tidings.providers.webhooks import (
     CallbackRequest,
     CallbackResult,
     HttpClients,
+    PooledConnections,
     all_retry,
     check_token,
     e164,
@@ -129,7 +130,7 @@ class TencentAccount(AccountSettings):
     templates: dict[str, ApprovedTemplate] = Field(default_factory=dict)
 
 
-class TencentProvider:
+class TencentProvider(PooledConnections):
     """Sends through Tencent Cloud SMS and reads its status and reply callbacks."""
 
     counting_scheme = "chars-70-67"

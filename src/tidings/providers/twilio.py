@@ -34,6 +34,7 @@ from tidings.providers.webhooks import (
     CallbackRequest,
     CallbackResult,
     HttpClients,
+    PooledConnections,
     e164,
     parse_account,
     post,
@@ -80,7 +81,7 @@ class TwilioAccount(AccountSettings):
         return self
 
 
-class TwilioProvider:
+class TwilioProvider(PooledConnections):
     """Sends through Twilio's Messages API and reads its signed webhooks."""
 
     counting_scheme = "gsm7-ucs2"

@@ -184,6 +184,26 @@ class HttpClients:
             self._clients = {key: client}  # a loop that ended took its connections with it
         return client
 
+    async def aclose(self) -> None:
+        """Closes the running loop's client, if it has one."""
+        client = self._clients.pop(id(asyncio.get_running_loop()), None)
+        if client is not None:
+            await client.aclose()
+
+
+class PooledConnections:
+    """Opening and closing for the worker: connections are made on first use and closed
+    when the worker stops."""
+
+    _clients: HttpClients
+
+    async def open(self) -> None:
+        """Nothing to open ahead: the first request connects."""
+
+    async def aclose(self) -> None:
+        """Closes the connections of the running loop."""
+        await self._clients.aclose()
+
 
 async def post(client: httpx.AsyncClient, url: str, **options: Any) -> httpx.Response:
     """POSTs; a refused connection means nothing was handed over: ProviderUnavailable."""
