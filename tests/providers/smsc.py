@@ -117,6 +117,7 @@ class LoopbackSmsc:
         self.accepted: list[Accepted] = []
         self.throttled = 0
         self.refused_binds = 0
+        self.malformed = 0  # PDUs whose command_length was shorter than a header
         self.outstanding_at_arrival: list[int] = []  # submits of the session then unanswered
         self.receipts_sent = 0
         self._random = random.Random(seed)
@@ -217,6 +218,9 @@ class LoopbackSmsc:
             while True:
                 header_bytes = await reader.readexactly(HEADER)
                 length = unpack_from("!I", header_bytes)[0]
+                if length < HEADER:
+                    self.malformed += 1
+                    break  # the stream is out of step: no PDU can be read from it any more
                 pdu = header_bytes + await reader.readexactly(length - HEADER)
                 if not self._handle(session, pdu):
                     break
@@ -246,6 +250,8 @@ class LoopbackSmsc:
             found = session.pending.pop(header.sequence_num, None)
             if found is not None and not found[0].done():
                 found[0].set_result(header.command_status)
+                if header.command_status:  # refused for now (a full queue): again later
+                    asyncio.get_running_loop().call_later(0.1, self._outbox.put_nowait, found[1])  # type: ignore[union-attr]
         elif command is SmppCommand.ENQUIRE_LINK:
             session.writer.write(EnquireLinkResp(header.sequence_num).pdu())
         elif command is SmppCommand.UNBIND:

@@ -16,13 +16,11 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import phonenumbers
 import smpp34
-from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from tidings import clock
@@ -35,12 +33,15 @@ from tidings.providers.base import (
     register_provider_type,
 )
 from tidings.providers.smpp_bind import (
+    BUSY,
     THROTTLING,
+    UNAVAILABLE,
     Bind,
     BindSettings,
     NotHandedOver,
     OutcomeUnknown,
     SubmitAnswer,
+    SubmitRate,
 )
 from tidings.providers.smpp_text import encode_message, is_receipt, read_receipt, read_reply
 
@@ -54,13 +55,14 @@ TRANSIENT_RETRY_AFTER = 5.0  # seconds before a message refused for a passing re
 BIND_POLL = 0.05  # seconds between looks for a bind that is up
 INTERNATIONAL = 1  # TON and NPI (E.164) of member numbers
 LATER_PARTS_KEPT = 100_000  # ids of later parts whose receipts are set aside, newest kept
+LEASE_SHARE = 0.4  # of the dispatch lease a batch may take at most, all waits included
 
 
-class _NotSent:
-    """A message (or its first part) that never left: safe to send again."""
+@dataclass(frozen=True, slots=True)
+class NotSent:
+    """A message that never left: safe to send again. `code` says why."""
 
-
-NOT_SENT = _NotSent()
+    code: str  # unavailable | busy
 
 
 class SmppAccountError(ValueError):
@@ -111,9 +113,18 @@ class SmppProvider:
 
     counting_scheme = "gsm7-ucs2"
 
-    def __init__(self, name: str, account: SmppAccount, *, price_per_part_cents: int, region: str):
+    def __init__(
+        self,
+        name: str,
+        account: SmppAccount,
+        *,
+        price_per_part_cents: int,
+        region: str,
+        lease: float = 30.0,  # seconds: the dispatch lease, which a batch must end well within
+    ):
         self.name = name
         self.account = account
+        self.send_timeout, self.response_timeout = _fit_to_lease(account, lease)
         self.price_per_part_cents = price_per_part_cents
         self.max_batch = account.max_batch
         self.rate_per_second = account.rate_per_second
@@ -126,10 +137,7 @@ class SmppProvider:
         self._receipts: list[Receipt] = []
         self._replies: list[InboundReply] = []
         self._reply_parts: dict[tuple[str, int, int], dict[int, str]] = {}
-        self._limiter: MovingWindowRateLimiter | None = None
-        if account.rate_per_second:
-            self._limiter = MovingWindowRateLimiter(MemoryStorage())
-            self._rate = RateLimitItemPerSecond(account.rate_per_second)
+        self._rate = SubmitRate(account.rate_per_second) if account.rate_per_second else None
 
     def __repr__(self) -> str:
         return f"SmppProvider({self.name!r}, {self.account.host}:{self.account.port})"
@@ -147,7 +155,7 @@ class SmppProvider:
             system_type=a.system_type,
             window=a.window,
             connect_timeout=a.connect_timeout,
-            response_timeout=a.response_timeout,
+            response_timeout=self.response_timeout,
             throttle_pause=a.throttle_pause,
         )
         self._binds = [
@@ -168,31 +176,35 @@ class SmppProvider:
         broke); raises ProviderUnavailable when no bind came up and nothing was written.
         """
         await self.open()
-        deadline = time.monotonic() + self.account.send_timeout
+        deadline = time.monotonic() + self.send_timeout
         waiting = deque(messages)
-        outcomes: dict[int, SendResult | _NotSent | None] = {}
+        outcomes: dict[int, SendResult | NotSent | None] = {}
 
         async def lane() -> None:
             while waiting:
                 message = waiting.popleft()
-                outcomes[message.id] = await self._send_one(message, deadline)
+                if time.monotonic() >= deadline:
+                    outcomes[message.id] = NotSent(BUSY)
+                else:
+                    outcomes[message.id] = await self._send_one(message, deadline)
 
         lanes = min(len(messages), self.account.binds * self.account.window)
         await asyncio.gather(*(lane() for _ in range(lanes)))
-        if messages and all(outcome is NOT_SENT for outcome in outcomes.values()):
+        unavailable = NotSent(UNAVAILABLE)
+        if messages and all(outcome == unavailable for outcome in outcomes.values()):
             raise ProviderUnavailable(f"SMPP account {self.name!r}: no bind is up")
         results: list[SendResult] = []
         for message_id, outcome in outcomes.items():
-            if outcome is NOT_SENT:
-                results.append(SendResult.retry(message_id, 0.0, "unavailable"))
+            if isinstance(outcome, NotSent):
+                results.append(SendResult.retry(message_id, 0.0, outcome.code))
             elif isinstance(outcome, SendResult):
                 results.append(outcome)
         return results
 
     async def _send_one(
         self, message: OutgoingMessage, deadline: float
-    ) -> SendResult | _NotSent | None:
-        """Sends a message's parts in order: a SendResult, NOT_SENT, or None (unknown)."""
+    ) -> SendResult | NotSent | None:
+        """Sends a message's parts in order: a SendResult, NotSent, or None (unknown)."""
         encoded = encode_message(message.text, next(self._references))
         fields: dict[str, object] = {
             "destination_addr": message.phone.removeprefix("+"),
@@ -223,19 +235,19 @@ class SmppProvider:
 
     async def _submit_part(
         self, fields: dict[str, object], deadline: float, sent: list[str]
-    ) -> SubmitAnswer | _NotSent | None:
+    ) -> SubmitAnswer | NotSent | None:
         """Submits one part. The first part gives up at the deadline (the message goes back);
         a later part keeps trying through throttling and reconnects a while longer, since the
         member may already have the first; when it cannot, the outcome is unknown (None)."""
-        give_up = deadline if not sent else deadline + self.account.response_timeout
+        give_up = deadline if not sent else deadline + self.response_timeout
         while True:
             try:
                 bind = await self._bind_up(give_up)
-                answer = await bind.submit(pace=self._pace, **fields)
-            except NotHandedOver:
+                answer = await bind.submit(give_up=give_up, pace=self._pace, **fields)
+            except NotHandedOver as refusal:
                 if time.monotonic() < give_up:
                     continue
-                return NOT_SENT if not sent else None
+                return NotSent(refusal.code) if not sent else None
             except OutcomeUnknown as error:
                 log.warning("SMPP account %s: outcome unknown (%s)", self.name, error)
                 return None
@@ -260,16 +272,13 @@ class SmppProvider:
             if up:
                 return max(up, key=lambda bind: bind.window.free())
             if time.monotonic() >= give_up:
-                raise NotHandedOver("no bind is up")
+                raise NotHandedOver(UNAVAILABLE)
             await asyncio.sleep(BIND_POLL)
 
-    async def _pace(self) -> None:
+    async def _pace(self, give_up: float) -> None:
         """Holds a submit_sm until it fits the account's rate over the last second."""
-        if self._limiter is None:
-            return
-        while not self._limiter.hit(self._rate, self.name):
-            stats = self._limiter.get_window_stats(self._rate, self.name)
-            await asyncio.sleep(max(0.001, min(stats.reset_time - time.time(), 1.0)))
+        if self._rate is not None:
+            await self._rate.take(give_up)
 
     def _deliver(self, event: smpp34.DeliverSmEvent) -> None:
         """Takes a deliver_sm off a bind: a receipt, or (a part of) a member's reply."""
@@ -324,6 +333,14 @@ class SmppProvider:
         return replies
 
 
+def _fit_to_lease(account: SmppAccount, lease: float) -> tuple[float, float]:
+    """The send and response timeouts, shortened if need be so that a batch (the send
+    timeout, then a later part's extra time and its answer) ends well within the lease."""
+    longest = account.send_timeout + 2 * account.response_timeout
+    scale = min(1.0, LEASE_SHARE * lease / longest)
+    return account.send_timeout * scale, account.response_timeout * scale
+
+
 def _source_numbering(account: SmppAccount) -> tuple[int, int]:
     named = not account.source_addr.lstrip("+").isdigit()
     ton = account.source_ton if account.source_ton is not None else (5 if named else 0)
@@ -337,7 +354,13 @@ def build_smpp_provider(name: str, keys: Mapping[str, Any], settings: Settings) 
     price = account.price_per_part_cents
     if price is None:
         price = settings.price_per_part_cents
-    return SmppProvider(name, account, price_per_part_cents=price, region=settings.default_region)
+    return SmppProvider(
+        name,
+        account,
+        price_per_part_cents=price,
+        region=settings.default_region,
+        lease=settings.dispatch_lease_seconds,
+    )
 
 
 register_provider_type(TYPE, build_smpp_provider)

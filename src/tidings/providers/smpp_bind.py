@@ -1,6 +1,6 @@
 """One SMPP transceiver bind: a session kept up with reconnects and backoff, a window of
-outstanding submits that closes to one when the SMSC throttles and opens again one accepted
-submit at a time, and the deliver_sm PDUs (receipts and replies) it hands to a callback.
+outstanding submits that halves when the SMSC throttles and opens again one accepted submit
+at a time, and the deliver_sm PDUs (receipts and replies) it hands to a callback.
 
 The smpp34 library speaks the protocol (bind, enquire_link, sequence numbers, timers); this
 module decides what a broken session means for a submit: not written at all, so safe to send
@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -23,10 +24,18 @@ log = logging.getLogger(__name__)
 RECONNECT_FIRST = 0.2  # seconds before the first reconnect
 RECONNECT_MAX = 30.0  # seconds; reconnects back off to this at most
 UNBIND_GRACE = 2.0  # seconds an unbind may take when closing
+INBOUND_CAPACITY = 100_000  # deliver_sm held for the reader, per bind
+UNAVAILABLE = "unavailable"  # no bind was up
+BUSY = "busy"  # binds were up, but their windows, pauses or the rate left no room in time
 
 
 class NotHandedOver(Exception):
-    """The bind was down or closing: nothing was written, so sending again is safe."""
+    """Nothing was written, so sending again is safe: the bind was down (`unavailable`), or
+    its window, pause or rate had no room before the caller's time ran out (`busy`)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 class OutcomeUnknown(Exception):
@@ -60,8 +69,9 @@ class SubmitAnswer:
 
 
 class Window:
-    """The submits a bind may have outstanding: its configured size, cut to one after a
-    throttling answer (with a pause), and grown back by one with each accepted submit."""
+    """The submits a bind may have outstanding: its configured size, halved by each
+    throttling answer (which also pauses the bind), and grown back by one with each
+    accepted submit."""
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
@@ -74,29 +84,59 @@ class Window:
         """Slots open now (negative while more are out than the cut window allows)."""
         return self.limit - self.in_flight
 
-    async def acquire(self) -> None:
-        """Waits for the end of a pause and for a slot, and takes the slot."""
+    async def acquire(self, give_up: float) -> None:
+        """Waits for the end of a pause and for a slot, and takes the slot; raises
+        NotHandedOver("busy") when neither comes before `give_up` (time.monotonic())."""
         while True:
             if (wait := self.paused_until - time.monotonic()) > 0:
+                if self.paused_until >= give_up:
+                    raise NotHandedOver(BUSY)
                 await asyncio.sleep(wait)
                 continue
-            async with self._changed:
-                await self._changed.wait_for(lambda: self.in_flight < self.limit)
-                # A throttling answer may have come while this waited: wait out its pause.
-                if self.paused_until <= time.monotonic():
-                    self.in_flight += 1
-                    return
+            try:
+                async with asyncio.timeout(give_up - time.monotonic()), self._changed:
+                    await self._changed.wait_for(lambda: self.in_flight < self.limit)
+                    # A throttling answer may have come while this waited: wait out its pause.
+                    if self.paused_until <= time.monotonic():
+                        self.in_flight += 1
+                        return
+            except TimeoutError:
+                raise NotHandedOver(BUSY) from None
 
     async def release(self, *, throttled: bool, pause: float) -> None:
-        """Gives a slot back; a throttled answer closes the window to one and pauses it."""
+        """Gives a slot back; a throttled answer halves the window and pauses it."""
         async with self._changed:
             self.in_flight -= 1
             if throttled:
-                self.limit = 1
+                self.limit = max(1, self.limit // 2)
                 self.paused_until = max(self.paused_until, time.monotonic() + pause)
             elif self.limit < self.size:
                 self.limit += 1
             self._changed.notify(max(1, self.limit - self.in_flight))
+
+
+class SubmitRate:
+    """At most `per_second` submit_sm in any second, over all binds of an account: a log of
+    the last second's submits, exact to the PDU (a multi-part message counts every part)."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self._recent: deque[float] = deque()  # time.monotonic() of the last second's submits
+
+    async def take(self, give_up: float) -> float:
+        """Waits for room in the last second and returns the moment it was taken; raises
+        NotHandedOver("busy") when the room would only come after `give_up`."""
+        while True:
+            now = time.monotonic()
+            while self._recent and now - self._recent[0] >= 1.0:
+                self._recent.popleft()
+            if len(self._recent) < self.per_second:
+                self._recent.append(now)
+                return now
+            wait = self._recent[0] + 1.0 - now
+            if now + wait >= give_up:
+                raise NotHandedOver(BUSY)
+            await asyncio.sleep(wait)
 
 
 class Bind:
@@ -144,6 +184,10 @@ class Bind:
             bind_type="TRX",
             system_type=s.system_type,
             window_size=s.window,
+            # Room for every deliver_sm a busy worker has not read yet: when this fills, the
+            # library refuses receipts with a deliver_sm_resp that smpp34 1.5.0 writes one
+            # byte longer than its command_length says, which breaks the session.
+            inbound_capacity=INBOUND_CAPACITY,
             connect_timeout_ms=int(s.connect_timeout * 1000),
         )
         try:
@@ -185,22 +229,22 @@ class Bind:
             await _stop(client)
 
     async def submit(
-        self, *, pace: Callable[[], Awaitable[None]] | None = None, **fields: object
+        self, *, give_up: float, pace: Callable[[float], Awaitable[None]], **fields: object
     ) -> SubmitAnswer:
         """Sends one submit_sm within the window and returns the SMSC's answer.
 
-        Raises NotHandedOver when the bind is down (nothing written) and OutcomeUnknown when
-        the session broke or no answer came in time after the PDU was handed to the library.
-        `pace` is awaited once a window slot is held, right before the PDU goes out.
+        Raises NotHandedOver when nothing was written (the bind is down, or no room came
+        before `give_up`) and OutcomeUnknown when the session broke or no answer came in
+        time after the PDU was handed to the library. `pace(give_up)` is awaited once a
+        window slot is held, right before the PDU goes out.
         """
-        await self.window.acquire()
+        await self.window.acquire(give_up)
         throttled = False
         try:
-            if pace is not None:
-                await pace()
+            await pace(give_up)
             session = self._session
             if session is None or self._closing:
-                raise NotHandedOver(self.name)
+                raise NotHandedOver(UNAVAILABLE)
             try:
                 async with asyncio.timeout(self.settings.response_timeout):
                     answer = await session.submit_sm(**fields)  # type: ignore[arg-type]
