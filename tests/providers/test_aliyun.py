@@ -81,6 +81,10 @@ def test_a_campaign_ends_as_the_server_decided(
             expected[phone] = ("delivered", None)
     expected["+8613700000001"] = ("failed", "template_not_approved")
     assert outcomes(engine) == expected
+    # A number refused in a batch made each message go alone, OutId naming it.
+    assert fake.out_ids and all(
+        out_id == str(ids[f"+86{number}"]) for number, out_id in fake.out_ids.items()
+    )
     assert fake.handsets["13800000000"] == ["【好邻居】会员0您好，会员日全场8折，拒收请回复R"]
     assert all(len(texts) == 1 for texts in fake.handsets.values())
     delivered_or_undelivered = [p for p in [*personal, *same] if p[-1] != "7"]

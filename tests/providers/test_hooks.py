@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import Engine, text
 
 from tidings.app import create_app
 from tidings.config import Settings
+from tidings.inbound.hooks import RedactCallbackTokens
 
 TOKEN = "hook-token"
 TWILIO_TOKEN = "twilio-token"
@@ -204,3 +206,17 @@ def test_the_generic_gateway_checks_its_hmac(client: TestClient, engine: Engine)
 def test_an_unknown_account_or_a_type_mismatch_is_not_found(client: TestClient) -> None:
     assert client.post("/hooks/aliyun/nobody", json=ALIYUN_REPORT).status_code == 404
     assert client.post(f"/hooks/tencent/ali?token={TOKEN}", json=ALIYUN_REPORT).status_code == 404
+
+
+def test_access_logs_mask_the_callback_token() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "POST", f"/hooks/aliyun/ali?token={TOKEN}&x=1", "1.1", 200),
+        None,
+    )
+    assert RedactCallbackTokens().filter(record)
+    assert TOKEN not in record.getMessage() and "token=***&x=1" in record.getMessage()

@@ -46,6 +46,7 @@ class FakeAliyun(LoopbackServer):
         self.poster = CallbackPoster()
         self.handsets: dict[str, list[str]] = {}  # number -> texts received
         self.requests: list[tuple[str, int]] = []  # (action, numbers) of accepted requests
+        self.out_ids: dict[str, str] = {}  # number -> OutId of a one-number request
         self._nonces: set[str] = set()
         self._throttled: set[str] = set()
         self._biz = itertools.count(900619746936498440)
@@ -120,6 +121,8 @@ class FakeAliyun(LoopbackServer):
         biz_id = f"{next(self._biz)}^0"
         with self._lock:
             self.requests.append((params["Action"], len(numbers)))
+            if len(numbers) == 1:
+                self.out_ids[numbers[0]] = params.get("OutId", "")
             for number, text in zip(numbers, texts, strict=True):
                 self.handsets.setdefault(number, []).append(text)
         self._push(biz_id, params.get("OutId", ""), numbers, signs)
