@@ -291,6 +291,8 @@ def schedule(pending: pl.DataFrame, *, history: pl.DataFrame, rules: PolicyRules
     arrays = {name: frame[name].to_numpy() for name in names}
     where = frame.select("kind", "timezone")
     rounds = frame["_round"].to_numpy()
+    if rounds.max() < np.iinfo(np.uint16).max:
+        rounds = rounds.astype(np.uint16)  # small integers sort stably in linear time
     by_round = np.argsort(rounds, kind="stable")
     bounds = np.searchsorted(rounds[by_round], np.arange(int(rounds.max()) + 2))
     for low, high in itertools.pairwise(bounds):

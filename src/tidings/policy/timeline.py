@@ -58,7 +58,8 @@ class Timeline:
             # Each key holds its time whole, so sorting the keys alone sorts both.
             keys.sort()
             return cls(keys % empty.stride + empty.base, keys, counts, latest, *empty._bounds)
-        order = np.argsort(keys, kind="stable")
+        # Messages sharing a key are counted and listed alike, so their order does not matter.
+        order = np.argsort(keys)
         return cls(times[order], keys[order], counts, latest, *empty._bounds)
 
     @property
