@@ -29,7 +29,8 @@ def busy_day(*, members: int, rows: int, seed: int) -> tuple[pl.DataFrame, pl.Da
     rng = np.random.default_rng(seed)
     member = rng.integers(0, members, rows)
     kinds = np.array(["marketing", "trigger", "transactional"])[rng.integers(0, 3, rows)]
-    desired = NOW + pl.Series(rng.integers(0, 36 * 60, rows)) * timedelta(minutes=1)
+    # Whole hours, so that a member's candidates often tie on priority and time.
+    desired = NOW + pl.Series(rng.integers(0, 36, rows)) * timedelta(hours=1)
     candidates = pl.DataFrame(
         {
             "member_id": member,
@@ -109,3 +110,26 @@ def test_an_evening_alone_opens_the_next_local_morning_around_a_dst_change(
     )
     row = decided.row(0, named=True)
     assert (row["decision"], row["send_at"]) == ("defer", next_morning)
+
+
+def test_candidates_tied_on_member_priority_and_time_keep_their_input_order() -> None:
+    rows = 3000
+    members = np.arange(rows) % 3
+    candidates = pl.DataFrame(
+        {
+            "member_id": members,
+            "phone_hash": np.char.add("p", members.astype(str)),
+            "kind": ["marketing"] * rows,
+            "campaign_id": [1] * rows,
+            "desired_at": [NOW + timedelta(hours=2)] * rows,
+            "consent": [True] * rows,
+        }
+    )
+    history = pl.DataFrame(
+        schema={"member_id": pl.Int64, "kind": pl.String, "sent_at": pl.Datetime("us", "UTC")}
+    )
+    rules = default_rules()
+    decided = decide(candidates, history=history, suppressions=SUPPRESSIONS, rules=rules, now=NOW)
+    first_of_each = decided.head(3)["reason"].to_list()
+    assert first_of_each == [None, None, None]
+    assert (decided["reason"].tail(rows - 3) == "duplicate_in_campaign").all()

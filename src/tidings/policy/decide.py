@@ -159,11 +159,27 @@ def _packed_key(frame: pl.DataFrame) -> np.ndarray | None:
     return key | (desired - low_desired)
 
 
+def _stable_order(key: np.ndarray) -> np.ndarray:
+    """Positions that sort `key`, equal keys in input order (a fast sort, then ties mended)."""
+    order = np.argsort(key)
+    ordered = key[order]
+    tied = np.zeros(order.size, dtype=bool)
+    same = ordered[1:] == ordered[:-1]
+    tied[1:] |= same
+    tied[:-1] |= same
+    rows = np.flatnonzero(tied)
+    if rows.size:
+        # The tied rows hold whole runs of equal keys: sorted by key, then position, each run
+        # returns to its own places in input order.
+        order[rows] = order[rows][np.lexsort((order[rows], ordered[rows]))]
+    return order
+
+
 def _queue_order(frame: pl.DataFrame) -> np.ndarray:
     """Row positions by member, then priority (highest first), then desired time, then input."""
     key = _packed_key(frame)
     if key is not None:
-        return np.argsort(key, kind="stable")
+        return _stable_order(key)
     order = frame.select(
         pl.arg_sort_by(
             ["member_id", "priority", "desired_at"],
