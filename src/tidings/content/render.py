@@ -151,7 +151,7 @@ def _can_be_blank(placeholder: Placeholder, schema: pl.Schema) -> bool:
 
 def value_column(index: int) -> str:
     """Returns the name of the column holding what placeholder `index` shows."""
-    return f"_value_{index}"
+    return f"_tidings_value_{index}"
 
 
 def _shown(placeholder: Placeholder, schema: pl.Schema) -> pl.Expr:
