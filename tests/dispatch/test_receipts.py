@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 from tidings import clock
 from tidings.db import session_scope
 from tidings.dispatch.models import TRANSITIONS, MessageState, sources
-from tidings.dispatch.receipts import apply_receipts
+from tidings.dispatch.receipts import apply_receipts, rematch_recent
 from tidings.providers.base import Receipt
 
 from .conftest import add_campaign, add_messages
@@ -127,3 +127,19 @@ def test_a_late_receipt_settles_a_message_left_unknown(engine: Engine) -> None:
         )
     _apply(engine, _receipt(message_id, "delivered"))
     assert _message(engine, message_id)[0] == "delivered"
+
+
+def test_a_receipt_that_raced_the_providers_answer_is_matched_on_the_next_pass(
+    engine: Engine,
+) -> None:
+    campaign = add_campaign(engine)
+    [message_id] = add_messages(engine, 1, campaign_id=campaign)
+    _apply(engine, _receipt(message_id, "delivered"))  # before the answer was recorded
+    _submit(engine, [message_id])  # the answer lands without looking for early receipts
+    assert _message(engine, message_id)[0] == "submitted"
+    since = clock.now() - timedelta(hours=1)
+    with session_scope(engine) as session:
+        assert rematch_recent(db_session=session, since=since, now=clock.now()) == 1
+    assert _message(engine, message_id)[0] == "delivered"
+    with session_scope(engine) as session:
+        assert rematch_recent(db_session=session, since=since, now=clock.now()) == 0

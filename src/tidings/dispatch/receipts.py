@@ -32,6 +32,7 @@ TARGETS = {
     ReceiptStatus.EXPIRED: MessageState.EXPIRED,
 }
 assert all(set(sources(target)) >= RECEIPT_SOURCES for target in TARGETS.values())
+REMATCH_BATCH = 5000  # unmatched receipts looked at again per housekeeping pass
 
 
 _MATCH_SQLITE = select(messages.c.provider_message_id, messages.c.id).where(
@@ -188,3 +189,27 @@ def attach_early_receipts(
         rows.append((message_id, ReceiptStatus(status), code, occurred))
     _settle(db_session, rows, now)
     return len(rows)
+
+
+def rematch_recent(*, db_session: Session, since: datetime, now: datetime) -> int:
+    """Matches again receipts received since `since` that still name no message.
+
+    A receipt can race the worker recording the provider's answer: on PostgreSQL each
+    transaction misses the other's uncommitted row, and the worker's look for early receipts
+    has already run. The worker's housekeeping calls this every little while, so such a
+    receipt settles its message a moment later instead of never.
+    """
+    rows = db_session.execute(
+        select(receipts_table.c.provider, receipts_table.c.provider_message_id)
+        .where(receipts_table.c.message_id.is_(None), receipts_table.c.received_at >= since)
+        .limit(REMATCH_BATCH)
+    ).all()
+    by_provider: dict[str, list[str]] = {}
+    for provider, provider_message_id in rows:
+        by_provider.setdefault(provider, []).append(provider_message_id)
+    return sum(
+        attach_early_receipts(
+            db_session=db_session, provider=provider, provider_message_ids=pmids, now=now
+        )
+        for provider, pmids in by_provider.items()
+    )

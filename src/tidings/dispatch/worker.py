@@ -375,7 +375,9 @@ class Worker:
                 last_rollout = now
             if (now - last_reconcile).total_seconds() >= reconcile_every:
                 await self._reconcile()
+                since = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)
                 with session_scope(self.engine) as session:
+                    receipts.rematch_recent(db_session=session, since=since, now=now)
                     service.complete_finished(db_session=session)
                 last_reconcile = now
             if once and self._nothing_left(now):

@@ -5,27 +5,23 @@ changes nothing; a repeat changes nothing either (receipts and replies are idemp
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import Sequence
 from typing import Any
 
 import stamina
-from fastapi import APIRouter, BackgroundTasks, Request, Response
-from sqlalchemy import Engine, select
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from tidings import clock
 from tidings.config import Settings, get_settings
 from tidings.db import session_scope
-from tidings.dispatch.models import DeliveryReceipt
-from tidings.dispatch.receipts import ReceiptError, apply_receipts, attach_early_receipts
+from tidings.dispatch.receipts import ReceiptError, apply_receipts
 from tidings.http import problem
 from tidings.inbound.service import store_replies
-from tidings.providers.base import Receipt, UnknownProvider, get_provider
+from tidings.providers.base import UnknownProvider, get_provider
 from tidings.providers.webhooks import (
     CallbackHandler,
     CallbackRejected,
@@ -36,7 +32,6 @@ from tidings.providers.webhooks import (
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/hooks", tags=["hooks"])
-REMATCH_DELAYS = (0.2, 0.5, 1.0, 2.0)  # seconds before each new look at unmatched receipts
 _TOKEN = re.compile(r"(token=)[^&\s\"]+")
 
 
@@ -93,52 +88,6 @@ def _store(request: Request, result: CallbackResult) -> None:
                 store_replies(db_session=session, replies=result.replies, now=now)
 
 
-def _unmatched(engine: Engine, receipts: Sequence[Receipt]) -> dict[str, list[str]]:
-    """The receipts of this callback that name no message yet, by provider."""
-    table = DeliveryReceipt.__table__
-    wanted: dict[str, set[str]] = {}
-    for receipt in receipts:
-        wanted.setdefault(receipt.provider, set()).add(receipt.provider_message_id)
-    left: dict[str, list[str]] = {}
-    with session_scope(engine) as session:
-        for provider, pmids in wanted.items():
-            rows = session.execute(
-                select(table.c.provider_message_id).where(
-                    table.c.message_id.is_(None),
-                    table.c.provider == provider,
-                    table.c.provider_message_id.in_(sorted(pmids)),
-                )
-            ).scalars()
-            found = sorted(set(rows))
-            if found:
-                left[provider] = found
-    return left
-
-
-def _attach(engine: Engine, provider: str, pmids: list[str]) -> None:
-    with session_scope(engine) as session:
-        attach_early_receipts(
-            db_session=session, provider=provider, provider_message_ids=pmids, now=clock.now()
-        )
-
-
-async def rematch_receipts(engine: Engine, receipts: Sequence[Receipt]) -> None:
-    """Matches again, a little later, receipts that named no message when they arrived.
-
-    A receipt can race the worker recording the provider's answer: each transaction misses
-    the other's uncommitted row (PostgreSQL, read committed), and the worker's check for
-    early receipts has already run. The worker's transaction is short, so looking again
-    after it committed settles the message.
-    """
-    for delay in REMATCH_DELAYS:
-        await asyncio.sleep(delay)
-        left = await run_in_threadpool(_unmatched, engine, receipts)
-        if not left:
-            return
-        for provider, pmids in left.items():
-            await run_in_threadpool(_attach, engine, provider, pmids)
-
-
 def _snapshot_conflict(error: Exception) -> bool:
     # Bulk writes use the driver's connection, so the error may be sqlite3's own.
     locked = (OperationalError, sqlite3.OperationalError)
@@ -146,9 +95,7 @@ def _snapshot_conflict(error: Exception) -> bool:
 
 
 @router.post("/{provider_type}/{account}", include_in_schema=False)
-async def receive_callback(
-    provider_type: str, account: str, request: Request, background: BackgroundTasks
-) -> Response:
+async def receive_callback(provider_type: str, account: str, request: Request) -> Response:
     """Takes a provider's receipts and replies for `account`."""
     body = await request.body()
     callback = CallbackRequest(
@@ -166,6 +113,4 @@ async def receive_callback(
         return problem(error.status, "Callback refused", error.reason)
     except ReceiptError as error:
         return problem(400, "Callback refused", str(error))
-    if result.receipts:
-        background.add_task(rematch_receipts, request.app.state.engine, result.receipts)
     return Response(result.body, media_type=result.media_type)
