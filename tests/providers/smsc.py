@@ -38,6 +38,7 @@ from aiosmpplib import (
     PhoneNumber,
     SmppCommand,
     SmppCommandStatus,
+    SmppDataCoding,
     SmppMessage,
     SubmitSm,
     SubmitSmResp,
@@ -116,8 +117,8 @@ class LoopbackSmsc:
         self.port = 0
         self.accepted: list[Accepted] = []
         self.throttled = 0
+        self.binds = 0  # binds accepted, reconnects included
         self.refused_binds = 0
-        self.malformed = 0  # PDUs whose command_length was shorter than a header
         self.outstanding_at_arrival: list[int] = []  # submits of the session then unanswered
         self.receipts_sent = 0
         self._random = random.Random(seed)
@@ -219,7 +220,6 @@ class LoopbackSmsc:
                 header_bytes = await reader.readexactly(HEADER)
                 length = unpack_from("!I", header_bytes)[0]
                 if length < HEADER:
-                    self.malformed += 1
                     break  # the stream is out of step: no PDU can be read from it any more
                 pdu = header_bytes + await reader.readexactly(length - HEADER)
                 if not self._handle(session, pdu):
@@ -268,6 +268,7 @@ class LoopbackSmsc:
         if not ok:
             self.refused_binds += 1
             return False
+        self.binds += 1
         session.system_id, session.receives = self.system_id, receives
         return True
 
@@ -287,7 +288,7 @@ class LoopbackSmsc:
         if refusal:
             self._answer(session, SubmitSmResp(sequence, SmppCommandStatus(refusal)))
             return True
-        accepted = self._accept(session, submit, pdu)
+        accepted = self._accept(session, submit)
         if behaviour.drop_at > 0:
             behaviour.drop_at -= 1
             if behaviour.drop_at == 0:
@@ -307,7 +308,7 @@ class LoopbackSmsc:
         else:
             send()
 
-    def _accept(self, session: _Session, submit: SubmitSm, pdu: bytes) -> Accepted:
+    def _accept(self, session: _Session, submit: SubmitSm) -> Accepted:
         concat = None
         if submit.esm_class & 0x40:
             reference, number, parts = submit.get_segmentation_data()
@@ -317,7 +318,7 @@ class LoopbackSmsc:
             session=session.number,
             destination=submit.destination.number,
             source=submit.source.number,
-            data_coding=_data_coding(pdu),
+            data_coding=SmppDataCoding[submit.encoding].value if submit.encoding else 0,
             esm_class=submit.esm_class,
             registered_delivery=submit.registered_delivery,
             text=submit.short_message,
@@ -373,19 +374,6 @@ class LoopbackSmsc:
             if bound:
                 return min(bound, key=lambda session: len(session.pending))
             await asyncio.sleep(0.01)
-
-
-def _data_coding(pdu: bytes) -> int:
-    """The data_coding octet of a submit_sm, read where the SMPP 3.4 layout puts it."""
-    index = HEADER
-    index = pdu.index(b"\x00", index) + 1  # service_type
-    index = pdu.index(b"\x00", index + 2) + 1  # source ton, npi, address
-    index = pdu.index(b"\x00", index + 2) + 1  # destination ton, npi, address
-    index += 3  # esm_class, protocol_id, priority_flag
-    index = pdu.index(b"\x00", index) + 1  # schedule_delivery_time
-    index = pdu.index(b"\x00", index) + 1  # validity_period
-    index += 2  # registered_delivery, replace_if_present_flag
-    return pdu[index]
 
 
 def main() -> None:

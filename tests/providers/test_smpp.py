@@ -15,6 +15,7 @@ from smsc import LoopbackSmsc
 from tidings.config import Settings
 from tidings.providers.base import Outcome, OutgoingMessage, get_provider
 from tidings.providers.smpp import SmppAccount, SmppAccountError, SmppProvider
+from tidings.providers.smpp_bind import NotHandedOver, SubmitRate
 from tidings.providers.smpp_text import read_receipt, read_reply
 
 PASSWORD = "s3cr3t!"
@@ -248,3 +249,25 @@ def test_a_long_reply_is_read_part_by_part() -> None:
     plain = read_reply("R".encode("gsm03.38"), data_coding=0, esm_class=0)
     assert (first.text, first.reference, first.total, first.number) == ("请问", 9, 2, 1)
     assert (plain.text, plain.reference) == ("R", None)
+
+
+def test_the_rate_holds_in_every_second_and_wastes_none() -> None:
+    now = [100.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    rate = SubmitRate(5, clock=lambda: now[0], sleep=sleep)
+
+    async def take(count: int, give_up: float) -> list[float]:
+        taken = []
+        for _ in range(count):
+            taken.append(await rate.take(give_up))
+            now[0] += 0.01  # the submit itself
+        return taken
+
+    taken = asyncio.run(take(23, give_up=1_000.0))
+    assert all(later - earlier >= 1.0 for earlier, later in zip(taken, taken[5:], strict=False))
+    assert taken[-1] - taken[0] < 4.1  # 23 submits at 5 a second: four seconds and a bit
+    with pytest.raises(NotHandedOver, match="busy"):
+        asyncio.run(take(6, give_up=now[0] + 0.5))

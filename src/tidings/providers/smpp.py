@@ -132,6 +132,7 @@ class SmppProvider:
         self.region = account.region or region
         self._source_ton, self._source_npi = _source_numbering(account)
         self._binds: list[Bind] = []
+        self._closed = False
         self._references = itertools.cycle(range(256))  # concatenation reference numbers
         self._later_parts: OrderedDict[str, None] = OrderedDict()
         self._receipts: list[Receipt] = []
@@ -144,7 +145,7 @@ class SmppProvider:
 
     async def open(self) -> None:
         """Starts the binds (once); they connect and reconnect in the background."""
-        if self._binds:
+        if self._binds or self._closed:
             return
         a = self.account
         settings = BindSettings(
@@ -165,7 +166,8 @@ class SmppProvider:
             bind.start()
 
     async def aclose(self) -> None:
-        """Unbinds every bind."""
+        """Unbinds every bind; what came back before stays to be polled."""
+        self._closed = True
         binds, self._binds = self._binds, []
         await asyncio.gather(*(bind.close() for bind in binds))
 

@@ -119,15 +119,22 @@ class SubmitRate:
     """At most `per_second` submit_sm in any second, over all binds of an account: a log of
     the last second's submits, exact to the PDU (a multi-part message counts every part)."""
 
-    def __init__(self, per_second: int) -> None:
+    def __init__(
+        self,
+        per_second: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.per_second = per_second
-        self._recent: deque[float] = deque()  # time.monotonic() of the last second's submits
+        self._clock, self._sleep = clock, sleep
+        self._recent: deque[float] = deque()  # when the last second's submits went
 
     async def take(self, give_up: float) -> float:
         """Waits for room in the last second and returns the moment it was taken; raises
         NotHandedOver("busy") when the room would only come after `give_up`."""
         while True:
-            now = time.monotonic()
+            now = self._clock()
             while self._recent and now - self._recent[0] >= 1.0:
                 self._recent.popleft()
             if len(self._recent) < self.per_second:
@@ -136,7 +143,7 @@ class SubmitRate:
             wait = self._recent[0] + 1.0 - now
             if now + wait >= give_up:
                 raise NotHandedOver(BUSY)
-            await asyncio.sleep(wait)
+            await self._sleep(wait)
 
 
 class Bind:
