@@ -228,11 +228,11 @@ class SmppProvider:
             if answer.status:
                 return self._refused(message.id, answer.status, first=not ids)
             ids.append(answer.message_id or "")
-        if self.account.registered_delivery:
-            for later in ids[1:]:
-                self._later_parts[later] = None
-            while len(self._later_parts) > LATER_PARTS_KEPT:
-                self._later_parts.popitem(last=False)
+            if len(ids) > 1 and self.account.registered_delivery:
+                # Noted at once: its receipt may come before the next part's answer.
+                self._later_parts[ids[-1]] = None
+                if len(self._later_parts) > LATER_PARTS_KEPT:
+                    self._later_parts.popitem(last=False)
         return SendResult.accepted(message.id, ids[0])
 
     async def _submit_part(
@@ -288,7 +288,8 @@ class SmppProvider:
             read = read_receipt(event.short_message, [(t.tag, t.value) for t in event.tlvs])
             if read is None or read.status is None:
                 return  # no id, or not final yet (ACCEPTD, ENROUTE)
-            if self._later_parts.pop(read.provider_message_id, False) is None:
+            if read.provider_message_id in self._later_parts:
+                del self._later_parts[read.provider_message_id]
                 return  # the first part's receipt speaks for the message
             at = clock.now()
             self._receipts.append(
