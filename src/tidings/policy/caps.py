@@ -92,40 +92,50 @@ def reason_names(codes: np.ndarray) -> pl.Series:
     )
 
 
-def _rule_column(rules: PolicyRules, values: list[object]) -> pl.Expr:
-    return pl.col("_cap").replace_strict(list(range(len(values))), values, default=None)
-
-
-def _prepare(pending: pl.DataFrame, *, rules: PolicyRules) -> pl.DataFrame:
+def _prepare(
+    pending: pl.DataFrame, *, rules: PolicyRules
+) -> tuple[dict[str, np.ndarray], pl.Series]:
     """Numbers members and (member, offer type) pairs, attaches each member's cap and round.
 
     `pending` is in queue order, so a member's candidates are together and the first is the
-    member's most urgent: its tier and stage choose the member's cap.
+    member's most urgent: its tier and stage choose the member's cap. Returns arrays by name
+    and the offer types in play (their codes are positions in it).
     """
-    first = pl.col("member_id") != pl.col("member_id").shift(1).fill_null(-1)
-    position = pl.int_range(pl.len(), dtype=pl.Int64)
-    offers = pending["offer_type"].drop_nulls().unique().sort().to_list()
-    offer_code = pl.col("offer_type").replace_strict(
-        offers, list(range(len(offers))), default=None, return_dtype=pl.Int64
+    member = pending["member_id"].to_numpy()
+    first = np.ones(member.size, dtype=bool)
+    first[1:] = member[1:] != member[:-1]
+    cap_group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    # Index into rules.caps of each member's rule; the last entry of each table is "no rule".
+    cap = pending["cap"].fill_null(-1).to_numpy()[starts][cap_group]
+    limits = np.array([rule.limit for rule in rules.caps] + [0], dtype=np.int64)
+    windows = [rule.window_days * MICROSECONDS_PER_DAY for rule in rules.caps] + [0]
+    beyond = np.array([rule.triggers_beyond_cap for rule in rules.caps] + [False])
+    offers = pending["offer_type"].drop_nulls().unique().sort()
+    offer_code = (
+        pending["offer_type"]
+        .replace_strict(offers, pl.int_range(offers.len(), eager=True), default=-1)
+        .fill_null(-1)
+        .cast(pl.Int64)
+        .to_numpy()
     )
-    is_trigger = pl.col("kind") == CandidateKind.TRIGGER.value
-    frame = pending.with_columns(
-        _first=first,
-        _cap_group=first.cum_sum().cast(pl.Int64) - 1,
-        _round=position - pl.when(first).then(position).forward_fill(),
-        _cap=pl.when(first).then(pl.col("cap").fill_null(-1)).forward_fill(),
-        _at=pl.col("send_at").dt.epoch("us"),
-        _expires=pl.col("expires_at").dt.epoch("us").fill_null(NO_EXPIRY),
-    ).with_columns(
-        _offer_group=(pl.col("_cap_group") * max(len(offers), 1) + offer_code).fill_null(-1),
-        _limit=_rule_column(rules, [rule.limit for rule in rules.caps]).fill_null(0),
-        _window=_rule_column(
-            rules, [rule.window_days * MICROSECONDS_PER_DAY for rule in rules.caps]
-        ).fill_null(0),
-        _beyond=_rule_column(rules, [rule.triggers_beyond_cap for rule in rules.caps]),
-    )
-    capped = (pl.col("_limit") > 0) & ~(is_trigger & pl.col("_beyond").fill_null(False))
-    return frame.with_columns(_capped=capped.fill_null(False), _offer_code=offer_code)
+    is_trigger = (pending["kind"] == CandidateKind.TRIGGER.value).to_numpy()
+    arrays = {
+        "_member": member,
+        "_first": first,
+        "_cap_group": cap_group,
+        "_round": np.arange(member.size) - starts[cap_group],
+        "_at": pending["send_at"].dt.epoch("us").to_numpy(),
+        "_expires": pending["expires_at"].dt.epoch("us").fill_null(NO_EXPIRY).to_numpy(),
+        "_offer_group": np.where(
+            offer_code >= 0, cap_group * max(offers.len(), 1) + offer_code, -1
+        ),
+        "_limit": limits[cap],
+        "_window": np.array(windows, dtype=np.int64)[cap],
+        "_beyond": beyond[cap],
+    }
+    arrays["_capped"] = (arrays["_limit"] > 0) & ~(is_trigger & arrays["_beyond"])
+    return arrays, offers
 
 
 def member_positions(member_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -144,17 +154,16 @@ def member_positions(member_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 
 def _history_timelines(
-    frame: pl.DataFrame, *, history: pl.DataFrame, rules: PolicyRules
+    arrays: dict[str, np.ndarray], offers: pl.Series, *, history: pl.DataFrame, rules: PolicyRules
 ) -> tuple[Timeline, Timeline]:
     """The counted history of the members in play: one timeline for caps, one for offers."""
-    members = frame.filter("_first")
-    member_ids = members["member_id"].to_numpy()  # ascending: `frame` is in queue order
-    at = frame["_at"].to_numpy()
-    expires = frame["_expires"].to_numpy()
+    first = arrays["_first"]
+    member_ids = arrays["_member"][first]  # ascending: the candidates are in queue order
+    at = arrays["_at"]
+    expires = arrays["_expires"]
     earliest = int(at.min())
     longest = max((rule.window_days for rule in rules.caps), default=0)
     since = earliest - max(longest, rules.offer_cooldown_days) * MICROSECONDS_PER_DAY
-    offers = frame["offer_type"].drop_nulls().unique().sort()
     sent = pl.col("sent_at").dt.epoch("us")
     recent = (
         history.lazy()
@@ -179,8 +188,8 @@ def _history_timelines(
     marketing = recent["marketing"].to_numpy()[ours]
     trigger = recent["trigger"].to_numpy()[ours]
     offer = recent["offer"].to_numpy()[ours]
-    beyond = members["_beyond"].fill_null(False).to_numpy()[groups]
-    counted = (marketing | (trigger & ~beyond)) & (members["_limit"].to_numpy()[groups] > 0)
+    beyond = arrays["_beyond"][first][groups]
+    counted = (marketing | (trigger & ~beyond)) & (arrays["_limit"][first][groups] > 0)
     offered = (marketing | trigger) & (offer >= 0)
     offer_groups = groups * max(offers.len(), 1) + offer
     finite = expires[expires < NO_EXPIRY]
@@ -283,14 +292,12 @@ def schedule(pending: pl.DataFrame, *, history: pl.DataFrame, rules: PolicyRules
     reasons = np.full(pending.height, -1, dtype=np.int8)
     if pending.height == 0:
         return Scheduled(times=times, reasons=reasons)
-    frame = _prepare(pending, rules=rules)
-    history_caps, offers = _history_timelines(frame, history=history, rules=rules)
+    arrays, offer_types = _prepare(pending, rules=rules)
+    history_caps, offers = _history_timelines(arrays, offer_types, history=history, rules=rules)
     cooldown = rules.offer_cooldown_days * MICROSECONDS_PER_DAY
     state = _State(caps=history_caps, history_caps=history_caps, offers=offers, cooldown=cooldown)
-    names = ["_cap_group", "_offer_group", "_at", "_expires", "_capped", "_window", "_limit"]
-    arrays = {name: frame[name].to_numpy() for name in names}
-    where = frame.select("kind", "timezone")
-    rounds = frame["_round"].to_numpy()
+    where = pending.select("kind", "timezone")
+    rounds = arrays["_round"]
     if rounds.max() < np.iinfo(np.uint16).max:
         rounds = rounds.astype(np.uint16)  # small integers sort stably in linear time
     by_round = np.argsort(rounds, kind="stable")
