@@ -192,6 +192,24 @@ def test_throttling_retries_and_closes_the_window(smsc: LoopbackSmsc) -> None:
     assert max(seen[8:13]) <= 2, seen
 
 
+def test_a_late_answer_leaves_its_message_unknown_and_the_bind_up(smsc: LoopbackSmsc) -> None:
+    smsc.behaviour.answer_delay = 0.5
+    sender = provider(smsc, response_timeout=0.2)
+
+    async def go() -> tuple[list[Any], list[Any]]:
+        late = await sender.send_batch([OutgoingMessage(1, "+8613800000001", "hello")])
+        smsc.behaviour.answer_delay = 0.0
+        try:
+            return late, await sender.send_batch([OutgoingMessage(2, "+8613800000002", "hi")])
+        finally:
+            await sender.aclose()
+
+    late, next_one = asyncio.run(go())
+    assert late == []  # left out of the answer: reconciliation settles it, never a resend
+    assert [r.outcome for r in next_one] == [Outcome.ACCEPTED]
+    assert smsc.binds == 1 and len(smsc.accepted) == 2
+
+
 def test_no_bind_means_nothing_was_handed_over(smsc: LoopbackSmsc) -> None:
     from tidings.providers.base import ProviderUnavailable
 

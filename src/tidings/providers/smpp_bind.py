@@ -23,6 +23,7 @@ import smpp34
 log = logging.getLogger(__name__)
 RECONNECT_FIRST = 0.2  # seconds before the first reconnect
 RECONNECT_MAX = 30.0  # seconds; reconnects back off to this at most
+STABLE_SESSION = 30.0  # seconds a session must last for the next reconnect to be quick again
 UNBIND_GRACE = 2.0  # seconds an unbind may take when closing
 INBOUND_CAPACITY = 100_000  # deliver_sm held for the reader, per bind
 UNAVAILABLE = "unavailable"  # no bind was up
@@ -174,10 +175,14 @@ class Bind:
         delay = RECONNECT_FIRST
         while not self._closing:
             if await self._bind():
-                delay = RECONNECT_FIRST
+                bound_at = time.monotonic()
                 await self._read()
-                continue
-            # Full jitter, so that several binds (and several workers) do not come back at once.
+                if time.monotonic() - bound_at >= STABLE_SESSION:
+                    delay = RECONNECT_FIRST  # it had been fine: come back quickly
+            if self._closing:
+                break
+            # Jittered, so that several binds (and several workers) do not come back at once,
+            # and growing, so that an SMSC that refuses or drops every bind is not hammered.
             await asyncio.sleep(random.uniform(delay / 2, delay))
             delay = min(RECONNECT_MAX, delay * 2)
 
@@ -255,7 +260,10 @@ class Bind:
             try:
                 async with asyncio.timeout(self.settings.response_timeout):
                     answer = await session.submit_sm(**fields)  # type: ignore[arg-type]
-            except Exception as error:
+            except TimeoutError:
+                # One late answer does not condemn the session; enquire_link tells if it died.
+                raise OutcomeUnknown(f"{self.name}: no answer in time") from None
+            except Exception as error:  # the session broke: nothing more goes through it
                 await self._drop(session)
                 raise OutcomeUnknown(f"{self.name}: {error}") from None
             throttled = answer.command_status in THROTTLING
