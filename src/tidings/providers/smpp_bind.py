@@ -28,6 +28,9 @@ UNBIND_GRACE = 2.0  # seconds an unbind may take when closing
 INBOUND_CAPACITY = 100_000  # deliver_sm held for the reader, per bind
 UNAVAILABLE = "unavailable"  # no bind was up
 BUSY = "busy"  # binds were up, but their windows, pauses or the rate left no room in time
+THROTTLED = 0x58  # ESME_RTHROTTLED
+QUEUE_FULL = 0x14  # ESME_RMSGQFUL
+THROTTLING = frozenset({THROTTLED, QUEUE_FULL})
 
 
 class NotHandedOver(Exception):
@@ -284,11 +287,6 @@ class Bind:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-
-THROTTLED = 0x58  # ESME_RTHROTTLED
-QUEUE_FULL = 0x14  # ESME_RMSGQFUL
-THROTTLING = frozenset({THROTTLED, QUEUE_FULL})
 
 
 async def _stop(client: smpp34.Client) -> None:
