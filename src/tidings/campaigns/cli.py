@@ -202,7 +202,8 @@ def print_review(result: dict[str, Any], console: Console | None = None) -> None
     out.print("first messages:")
     for m in result["first_messages"]:
         out.print(
-            f"  {m['phone']} [{m['variant']}] {m['send_at'][:16]} · {m['text']}", highlight=False
+            f"  {m['phone']} variant {m['variant']} {m['send_at'][:16]} · {m['text']}",
+            highlight=False,
         )
     if not result["findings"]:
         out.print("content findings: none")
@@ -227,16 +228,25 @@ def review(
         print_review(result)
 
 
-def wait_until_settled(engine: Engine, campaign_id: int, *, timeout: float) -> None:
-    """Runs the dispatcher until the campaign completes, pauses or is cancelled."""
+def wait_until_settled(
+    engine: Engine,
+    campaign_id: int,
+    *,
+    timeout: float,
+    worker: Callable[[], Worker] | None = None,
+) -> None:
+    """Runs the dispatcher until the campaign completes, pauses or is cancelled, or until
+    nothing of it can go soon (the rest waits for its send window: a worker sends it then)."""
     deadline = time.monotonic() + timeout
+    make = worker or (lambda: Worker(engine, settings=get_settings()))
     while True:
-        worker = Worker(engine, settings=get_settings())
-        asyncio.run(worker.run(once=True))
+        asyncio.run(make().run(once=True))
         with session_scope(engine) as session:
             dispatch.complete_finished(db_session=session)
             campaign = service.get(db_session=session, campaign_id=campaign_id)
             if service.is_settled(campaign) or time.monotonic() > deadline:
+                return
+            if not service.goes_soon(db_session=session, campaign_id=campaign_id):
                 return
         time.sleep(WAIT_POLL)
 

@@ -11,6 +11,7 @@ stage: the operator has judged the numbers) or cancels. The dispatcher's houseke
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from tidings.campaigns.models import Campaign, CampaignStatus
 from tidings.campaigns.sources import phone_hashes
 from tidings.dispatch import service as dispatch
 
+CONFIDENCE_Z = 1.96  # standard normal quantile of a two-sided 95% interval
 GATE_KEYS = {
     "delivery": "delivery_min",
     "opt_out": "opt_out_max",
@@ -160,22 +162,41 @@ def _utc(moment: Any) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def wilson(successes: int, trials: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of a rate: what a small stage can and cannot show."""
+    if trials == 0:
+        return 0.0, 1.0
+    rate = successes / trials
+    scale = 1 + CONFIDENCE_Z**2 / trials
+    centre = (rate + CONFIDENCE_Z**2 / (2 * trials)) / scale
+    spread = CONFIDENCE_Z * math.sqrt(
+        rate * (1 - rate) / trials + CONFIDENCE_Z**2 / (4 * trials**2)
+    )
+    return max(0.0, centre - spread / scale), min(1.0, centre + spread / scale)
+
+
 def failures(health: StageHealth, gates: Gates) -> list[str]:
-    """Each gate the health fails, in words; empty when healthy."""
+    """Each gate the health fails, in words; empty when healthy.
+
+    A gate fails only when the stage shows it with 95% confidence, so that one undelivered
+    message among the dozen of a small first stage does not stop a campaign, while a real
+    problem in a stage of thousands does.
+    """
     found = []
-    if health.delivery is not None and health.delivery < gates.delivery_min:
+    _, delivery_high = wilson(health.delivered, health.receipts)
+    if health.delivery is not None and delivery_high < gates.delivery_min:
         found.append(
             f"delivery {health.delivery:.1%} is below the {gates.delivery_min:.1%} gate"
             f" ({health.delivered} of {health.receipts} receipts)"
         )
     opt_outs = health.per_delivered(health.opted_out)
-    if opt_outs > gates.opt_out_max:
+    if wilson(health.opted_out, health.delivered)[0] > gates.opt_out_max:
         found.append(
             f"opt-outs {opt_outs:.2%} are above the {gates.opt_out_max:.2%} gate"
             f" ({health.opted_out} of {health.delivered} delivered)"
         )
     complaints = health.per_delivered(health.complained)
-    if complaints > gates.complaint_max:
+    if wilson(health.complained, health.delivered)[0] > gates.complaint_max:
         found.append(
             f"complaints {complaints:.2%} are above the {gates.complaint_max:.2%} gate"
             f" ({health.complained} of {health.delivered} delivered)"
@@ -186,8 +207,8 @@ def failures(health: StageHealth, gates: Gates) -> list[str]:
 def ready(health: StageHealth, gates: Gates, *, waited: float) -> bool:
     """Whether enough is known to judge the stage: its messages settled, enough receipts,
     or the wait is over with at least one receipt."""
-    if health.sent == 0:
-        return health.pending == 0 and waited >= gates.wait_seconds
+    if health.sent == 0:  # nothing went (an empty stage): nothing to judge it by
+        return health.pending == 0
     if health.pending == 0 or health.receipts >= gates.min_receipts:
         return True
     return waited >= gates.wait_seconds and health.receipts > 0
@@ -261,3 +282,27 @@ def advance_rollouts(*, db_session: Session, now: datetime) -> dict[int, str]:
         if outcome is not None:
             done[campaign.id] = outcome
     return done
+
+
+def release_pending(*, db_session: Session) -> bool:
+    """Whether a running campaign has a stage to release that waits only on its gate check:
+    every released message settled, later stages still planned."""
+    campaigns = db_session.scalars(
+        select(Campaign).where(Campaign.status == CampaignStatus.RUNNING)
+    ).all()
+    for campaign in campaigns:
+        if campaign.rollout_stage >= len(campaign.rollout_stages or [100]) - 1:
+            continue
+        states = db_session.execute(
+            text(
+                "SELECT"
+                " EXISTS (SELECT 1 FROM messages WHERE campaign_id = :id AND state = 'planned'"
+                " AND rollout_stage > :stage),"
+                " EXISTS (SELECT 1 FROM messages WHERE campaign_id = :id"
+                " AND state IN ('queued', 'submitting', 'submitted') AND rollout_stage <= :stage)"
+            ),
+            {"id": campaign.id, "stage": campaign.rollout_stage},
+        ).one()
+        if states[0] and not states[1]:
+            return True
+    return False

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, and_, or_, select, text
 from sqlalchemy.orm import Session
 
 from tidings import clock
@@ -40,6 +40,7 @@ from tidings.content.length import MAINLAND, STANDARD, CountingScheme
 from tidings.content.lint import lint_rules
 from tidings.content.template import AUDIENCE_COLUMNS, TemplateError, prepare_template
 from tidings.dispatch import service as dispatch
+from tidings.dispatch.models import Message, MessageState
 from tidings.dispatch.service import CampaignNotFound, CampaignStateError
 from tidings.policy.rules import PolicyRules
 from tidings.providers.base import UnknownProvider, get_provider
@@ -409,6 +410,29 @@ def list_campaigns(*, db_session: Session) -> list[dict[str, Any]]:
         }
         for c in rows
     ]
+
+
+SOON = timedelta(minutes=1)  # how far ahead `goes_soon` looks
+
+
+def goes_soon(*, db_session: Session, campaign_id: int, now: datetime | None = None) -> bool:
+    """Whether any of the campaign's messages is in flight, due within a minute, or waiting
+    for its rollout stage."""
+    horizon = (now or clock.now()) + SOON
+    found = db_session.execute(
+        select(Message.id)
+        .where(
+            Message.campaign_id == campaign_id,
+            or_(
+                Message.state.in_(
+                    [MessageState.PLANNED, MessageState.SUBMITTING, MessageState.SUBMITTED]
+                ),
+                and_(Message.state == MessageState.QUEUED, Message.send_at <= horizon),
+            ),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def is_settled(campaign: Campaign) -> bool:

@@ -16,7 +16,7 @@ import polars as pl
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from tidings.db import bulk_insert, utc_text
+from tidings.db import POLARS_SQLITE_TIME_FORMAT, bulk_insert, is_sqlite, read_frame, utc_text
 from tidings.dispatch.models import MessageState
 from tidings.policy.rules import PolicyRules
 from tidings.segments.audience import order_lines_snapshot, snapshot
@@ -27,6 +27,7 @@ from tidings.segments.tree import Rule
 UTC_TIME = pl.Datetime("us", "UTC")
 # Message states that never reach a handset, so never count towards a cap or cool-down.
 NOT_SENT = (MessageState.SKIPPED.value, MessageState.CANCELLED.value)
+WRITE_CACHE_KIB = 256 * 1024  # SQLite page cache while a plan is written
 
 
 def phone_hash(phone: str) -> str:
@@ -52,10 +53,11 @@ def audience_for(
     lines = order_lines_snapshot(engine) if aggregates_used(rule, saved) else None
     ids = matching_ids(rule=rule, audience=audience, order_lines=lines, today=today, saved=saved)
     chosen = audience.join(ids.to_frame(), on="member_id", how="semi", maintain_order="left")
+    # Only the members living outside the brand's timezone need reading.
     zones = _read(
         engine,
         "SELECT id AS member_id, timezone FROM members WHERE timezone IS NOT NULL"
-        " AND timezone <> ''",
+        f" AND timezone NOT IN ('', {_literal(timezone)})",
         {"member_id": pl.Int64, "timezone": pl.String},
     )
     return chosen.join(zones, on="member_id", how="left", maintain_order="left").with_columns(
@@ -104,23 +106,34 @@ def history(engine: Engine, *, campaign_id: int, rules: PolicyRules, now: dateti
 
 
 def _read(engine: Engine, sql: str, schema: dict[str, Any]) -> pl.DataFrame:
-    """Runs a query on a connection of the engine and returns a frame of `schema`."""
-    with engine.connect() as connection:
-        rows = connection.exec_driver_sql(sql).all()
-    frame = pl.DataFrame(
-        [tuple(row) for row in rows], schema=list(schema), orient="row", infer_schema_length=None
-    )
+    """Runs a query in bulk (see `tidings.db.read_frame`) and returns a frame of `schema`."""
+    frame = read_frame(engine, sql)
+    if frame.height == 0:
+        return pl.DataFrame(schema=schema)
     casts = []
     for name, dtype in schema.items():
-        if dtype == UTC_TIME and frame.schema[name] == pl.String:
+        current = frame.schema[name]
+        if dtype == UTC_TIME and current == pl.String:
             casts.append(
                 pl.col(name).str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
             )
-        elif dtype == UTC_TIME and isinstance(frame.schema[name], pl.Datetime):
-            casts.append(pl.col(name).dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
+        elif dtype == UTC_TIME and isinstance(current, pl.Datetime):
+            zone = pl.col(name)
+            if current.time_zone is None:
+                zone = zone.dt.replace_time_zone("UTC")
+            casts.append(zone.dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
         else:
             casts.append(pl.col(name).cast(dtype))
-    return frame.with_columns(casts)
+    return frame.select(casts)
+
+
+def _literal(value: object) -> str:
+    """A constant as SQL text: numbers as they are, text quoted, None as NULL."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def write_plan(
@@ -139,30 +152,65 @@ def write_plan(
         text("DELETE FROM messages WHERE campaign_id = :id AND state IN ('planned', 'skipped')"),
         {"id": campaign_id},
     )
-    rows = plan.select(
-        dedupe_key=pl.format("campaign:{}:member:{}", pl.lit(campaign_id), pl.col("member_id")),
-        campaign_id=pl.lit(campaign_id, dtype=pl.Int64),
-        variant_id="variant_id",
-        member_id="member_id",
-        phone="phone",
-        timezone="timezone",
-        kind=pl.lit(kind),
-        offer_type=pl.lit(offer_type, dtype=pl.String),
-        priority=pl.lit(priority, dtype=pl.Int32),
-        text="text",
-        parts="parts",
-        cost_cents="cost_cents",
-        state="state",
-        skip_reason="skip_reason",
-        rollout_stage="rollout_stage",
-        send_at="send_at",
-        expires_at="expires_at",
-        provider=pl.lit(provider),
-        attempts=pl.lit(0, dtype=pl.Int32),
+    # What every row shares goes into the statement once; only the rest travels per row.
+    shared = {
+        "campaign_id": campaign_id,
+        "kind": kind,
+        "offer_type": offer_type,
+        "priority": priority,
+        "provider": provider,
+        "attempts": 0,
+    }
+    varying = plan.select(
+        "member_id",
+        "variant_id",
+        "phone",
+        "timezone",
+        "text",
+        "parts",
+        "cost_cents",
+        "state",
+        "skip_reason",
+        "rollout_stage",
+        "send_at",
+        "expires_at",
         final_at=pl.when(pl.col("state") == MessageState.SKIPPED.value).then(
             pl.lit(now, dtype=UTC_TIME)
         ),
         created_at=pl.lit(now, dtype=UTC_TIME),
         updated_at=pl.lit(now, dtype=UTC_TIME),
     )
-    return bulk_insert(db_session, "messages", rows)
+    if not is_sqlite(db_session):
+        rows = varying.with_columns(
+            dedupe_key=pl.format("campaign:{}:member:{}", pl.lit(campaign_id), "member_id"),
+            **{name: pl.lit(value) for name, value in shared.items()},
+        )
+        return bulk_insert(db_session, "messages", rows)
+    return _insert_sqlite(db_session, campaign_id, varying, shared)
+
+
+def _insert_sqlite(
+    db_session: Session, campaign_id: int, varying: pl.DataFrame, shared: dict[str, object]
+) -> int:
+    """executemany with the shared values written into the statement, and a wide page cache
+    while the indexes grow (a million rows touch every page of each index)."""
+    names = list(varying.columns)
+    markers = [f"?{i + 1}" for i in range(len(names))]
+    member_marker = markers[names.index("member_id")]
+    columns = ["dedupe_key", *names, *shared]
+    values = [
+        f"'campaign:{int(campaign_id)}:member:' || {member_marker}",
+        *markers,
+        *(_literal(value) for value in shared.values()),
+    ]
+    sql = f"INSERT INTO messages ({', '.join(columns)}) VALUES ({', '.join(values)})"
+    raw = db_session.connection().connection.driver_connection
+    assert raw is not None
+    previous = raw.execute("PRAGMA cache_size").fetchone()[0]
+    raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
+    try:
+        as_text = pl.col(pl.Datetime).dt.strftime(POLARS_SQLITE_TIME_FORMAT)
+        raw.executemany(sql, varying.with_columns(as_text).iter_rows())
+    finally:
+        raw.execute(f"PRAGMA cache_size = {int(previous)}")
+    return varying.height

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, desc, func, select
 
+from tidings.demo.campaign import campaign_line
 from tidings.demo.generate import (
     GBK_FILE,
     GeneratedRetailer,
@@ -144,10 +145,17 @@ def summarise_store(run: DemoRun) -> str:
     )
 
 
+def run_campaign(run: DemoRun) -> str:
+    """Plans a campaign for the members who agreed to marketing, prints its review, and sends
+    it through the simulator in stages (1%, 10%, 100%) behind the health gates."""
+    return campaign_line(run.engine)
+
+
 STEPS: tuple[Step, ...] = (
     Step("generate", generate_files),
     Step("import", import_files),
     Step("summarise", summarise_store),
+    Step("campaign", run_campaign),
 )
 
 

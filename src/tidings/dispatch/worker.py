@@ -394,12 +394,10 @@ class Worker:
             or_(m.send_at <= now, and_(m.attempts > 0, m.send_at <= retry_horizon)),
         )
         awaiting = and_(m.state == MessageState.SUBMITTED, m.submitted_at > receipt_horizon)
-        # Planned messages of a running campaign wait for their rollout stage's release.
-        staged = and_(m.state == MessageState.PLANNED, m.campaign_id.is_not(None))
-        staged = and_(staged, claims.campaign_running())
-        pending = or_(due, m.state == MessageState.SUBMITTING, awaiting, staged)
+        pending = or_(due, m.state == MessageState.SUBMITTING, awaiting)
         with session_scope(self.engine) as session:
             left = session.execute(
                 select(func.count()).select_from(Message.__table__).where(pending)
             ).scalar_one()
-        return left == 0
+            # A rollout stage about to be released is work left too.
+            return left == 0 and not rollout.release_pending(db_session=session)
