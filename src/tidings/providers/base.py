@@ -110,7 +110,12 @@ class SmsProvider(Protocol):
     max_concurrency: int  # requests in flight at once
 
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        """Hands `messages` over and answers one SendResult per message, in any order."""
+        """Hands `messages` over and answers a SendResult per message, in any order.
+
+        A message left out of the answer is one whose fate the provider cannot tell (written
+        to a connection that broke before the answer): the worker leaves it to reconciliation,
+        which never sends it again.
+        """
         ...
 
 
