@@ -4,7 +4,9 @@ Target (issue 5): two variants, a 10% holdout, frequency caps and send windows, 
 store to one message row per member in the store: at most 10 s on each store. The timed
 part is `campaigns.service.plan` end to end: reading the audience (members, stores, profiles,
 consent), history and suppressions, the vectorised plan, and the bulk write. Setting up the
-base (members, profiles, 300,000 earlier messages for the caps) is not timed.
+base (members, profiles, 300,000 earlier messages for the caps) is not timed. Two figures per
+store: cold (a fresh process reads the audience from the store) and warm (a second campaign
+while the audience snapshot is in memory, as in `tidings serve`).
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ def _base(members: int, seed: int = 11) -> dict[str, pl.DataFrame]:
         churn_risk=pl.lit(False),
         computed_at=stamp,
     )
-    sent_at = NOW - pl.duration(seconds=pl.Series(rng.integers(3_600, 28 * 86_400, HISTORY)))
+    ages = pl.lit(pl.Series(rng.integers(3_600, 28 * 86_400, HISTORY)))
+    sent_at = NOW - pl.duration(seconds=ages)
     earlier = pl.DataFrame({"member_id": rng.integers(1, members + 1, HISTORY)}).with_columns(
         dedupe_key="bench:" + pl.int_range(pl.len()).cast(pl.String),
         phone=pl.lit("+8613900000000"),
@@ -153,23 +156,24 @@ def _postgres_engine() -> Engine:
     return engine
 
 
-def _plan(engine: Engine) -> tuple[float, dict[str, object]]:
+def _plan(engine: Engine, *, name: str, offer_type: str, cold: bool) -> tuple[float, dict]:
     spec = CampaignCreate(
-        name="双十二预热",
+        name=name,
         rule="consent == true or consent == false",
         variants=[
             VariantCreate(template="{surname}，双十二全场满199减50，{store}等你", weight=1),
             VariantCreate(template="{name|会员}您好，双十二会员专享8折", weight=1),
         ],
         holdout=0.1,
-        offer_type="coupon",
+        offer_type=offer_type,
         schedule="best-hour",
         expires="2d",
         rollout=[1, 10, 100],
     )
     with session_scope(engine) as session:
         campaign_id = service.create(db_session=session, spec=spec).id
-    invalidate(engine)  # read the audience from the store, as a fresh process would
+    if cold:
+        invalidate(engine)  # read the audience from the store, as a fresh process would
     started = time.perf_counter()
     with session_scope(engine) as session:
         summary = service.plan(db_session=session, campaign_id=campaign_id)
@@ -178,25 +182,24 @@ def _plan(engine: Engine) -> tuple[float, dict[str, object]]:
 
 def _run_on(name: str, engine: Engine, base: dict[str, pl.DataFrame]) -> None:
     _store(engine, base)
-    seconds, summary = _plan(engine)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            text("SELECT COUNT(*) FROM messages WHERE campaign_id IS NOT NULL")
-        ).scalar_one()
+    # Cold: a fresh process reads the audience from the store. Warm: `tidings serve` keeps
+    # the audience snapshot in memory, so a second campaign reads only history.
+    for label, offer, cold in (("cold", "coupon", True), ("warm", "birthday", False)):
+        seconds, summary = _plan(engine, name=f"双十二 {label}", offer_type=offer, cold=cold)
+        skipped = ", ".join(f"{reason} {n:,}" for reason, n in summary["skipped"].items())
+        print(
+            f"campaign plan on {name} ({label}): audience {summary['audience']:,},"
+            f" holdout {summary['holdout']:,}, planned {summary['planned']:,}; skipped {skipped}",
+            flush=True,
+        )
+        report(
+            f"campaign_plan_{name}_{label}_{MEMBERS}",
+            seconds,
+            "s",
+            f"<= {TARGET_SECONDS:.0f} s",
+            met=seconds <= TARGET_SECONDS,
+        )
     engine.dispose()
-    skipped = ", ".join(f"{reason} {n:,}" for reason, n in summary["skipped"].items())  # type: ignore[attr-defined]
-    print(
-        f"campaign plan on {name}: {rows:,} message rows; audience {summary['audience']:,},"
-        f" holdout {summary['holdout']:,}, planned {summary['planned']:,}; skipped {skipped}",
-        flush=True,
-    )
-    report(
-        f"campaign_plan_{name}_{MEMBERS}",
-        seconds,
-        "s",
-        f"<= {TARGET_SECONDS:.0f} s",
-        met=seconds <= TARGET_SECONDS,
-    )
 
 
 def run() -> None:
