@@ -203,6 +203,7 @@ def run() -> None:
     print(
         f"{result['profiles_written']:,} profiles; model: {result['model']}; tiers {result['tier']}"
     )
+    print("phases: " + ", ".join(f"{name} {s:.1f} s" for name, s in result["phases"].items()))
     seconds = float(result["seconds"])
     report(
         "profiles_refresh (1M members, 10M lines)",

@@ -142,7 +142,7 @@ def read_frame(engine: Engine, sql: str, *, schema: dict[str, Any] | None = None
 
 
 def _read_sqlite(engine: Engine, sql: str) -> pl.DataFrame:
-    """Fetches in large blocks, each turned column by column into Series.
+    """Fetches in large blocks, each turned into a frame by Polars' row reader.
 
     Only Python's own SQLite library may open the file: a second one in the process (such
     as ADBC's) believes, when its connection closes, that it held the last one; it then
@@ -156,18 +156,31 @@ def _read_sqlite(engine: Engine, sql: str) -> pl.DataFrame:
         names = [column[0] for column in cursor.description]
         blocks = []
         while rows := cursor.fetchmany(FETCH_ROWS):
-            columns = zip(*rows, strict=True)
-            series = (
-                pl.Series(name, values, strict=False)
-                for name, values in zip(names, columns, strict=True)
-            )
-            blocks.append(pl.DataFrame(list(series)))
+            blocks.append(_block_frame(rows, names))
         cursor.close()
     finally:
         connection.close()
     if not blocks:
         return pl.DataFrame(schema={name: pl.Null for name in names})
     return pl.concat(blocks, how="vertical_relaxed")
+
+
+def _block_frame(rows: Sequence[Any], names: list[str]) -> pl.DataFrame:
+    """One block of rows as a frame, each column's type inferred from all of its values.
+
+    SQLite keeps a type per value, not per column: a column mixing text and numbers falls
+    back to a slower reader that keeps every value (as text where it must).
+    """
+    try:
+        return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+    except (pl.exceptions.PolarsError, TypeError, ValueError):
+        columns = zip(*rows, strict=True)
+        return pl.DataFrame(
+            [
+                pl.Series(name, values, strict=False)
+                for name, values in zip(names, columns, strict=True)
+            ]
+        )
 
 
 def _libpq_uri(engine: Engine) -> str:

@@ -22,7 +22,6 @@ ORDER_SCHEMA: dict[str, Any] = {
     "store_id": pl.Int64,
     "ordered_at": UTC_TIME,
     "amount_cents": pl.Int64,
-    "discount_cents": pl.Int64,
 }
 LINE_SCHEMA: dict[str, Any] = {
     "order_id": pl.Int64,
@@ -46,11 +45,10 @@ ORDER_LINE_COLUMNS = (
 
 
 def orders(engine: Engine) -> pl.DataFrame:
-    """Every order: `order_id, member_id, store_id, ordered_at, amount_cents, discount_cents`."""
+    """Every order: `order_id, member_id, store_id, ordered_at, amount_cents`."""
     frame = read_frame(
         engine,
-        "SELECT id AS order_id, member_id, store_id, ordered_at, amount_cents,"
-        " COALESCE(discount_cents, 0) AS discount_cents FROM orders",
+        "SELECT id AS order_id, member_id, store_id, ordered_at, amount_cents FROM orders",
         schema=ORDER_SCHEMA,
     )
     return frame.select(list(ORDER_SCHEMA))

@@ -97,22 +97,15 @@ def compute_profiles(
     """One profile per member of `members`, sorted by member id, with manual and computed tags.
 
     members: member_id, store_id, tier (the POS's), timezone, tags (list of text);
-    orders and lines: as `tidings.orders.frames` loads them; products: sku, pack_size_days;
+    orders: as `tidings.orders.frames.orders` loads them; lines: order lines with at least
+    order_id, sku, category, quantity, amount_cents, discounted (their member and time are
+    their order's); products: sku, pack_size_days;
     previous: member_id, tier, previous_tier, tier_changed_at (the last refresh's profiles).
     """
     t = thresholds
     dated = rfm.dated_orders(orders, as_of=as_of, timezone=timezone)
     summary = rfm.rfm_scores(rfm.order_summary(dated, thresholds=t))
-    # Categorical sku and category: the groupings below then hash small integers.
-    dated_lines = lines.filter(pl.col("ordered_at") < end_of_day(as_of, timezone)).select(
-        "member_id",
-        "amount_cents",
-        "quantity",
-        "discounted",
-        day=pl.col("ordered_at").dt.convert_time_zone(timezone).dt.date(),
-        sku=pl.col("sku").cast(pl.Categorical),
-        category=pl.col("category").cast(pl.Categorical),
-    )
+    dated_lines = _dated_lines(lines, dated)
     parts = [
         summary,
         preferences.category_preferences(dated_lines, top=t.top_categories),
@@ -144,6 +137,28 @@ def compute_profiles(
     return profiles.with_columns(
         tags=tags.merged_tags(pl.col("manual_tags"), tags.computed_tags_expr(t, as_of=as_of))
     ).select(PROFILE_COLUMNS)
+
+
+def _dated_lines(lines: pl.DataFrame, dated: pl.DataFrame) -> pl.DataFrame:
+    """The lines of orders up to the as-of day, with their order's member and local day.
+
+    Joined on the orders already dated, so the 10-times-larger line frame is neither
+    converted to local time nor filtered by time itself. Categorical sku and category: the
+    groupings downstream then hash small integers.
+    """
+    return (
+        lines.lazy()
+        .select(
+            "order_id",
+            "amount_cents",
+            "quantity",
+            "discounted",
+            sku=pl.col("sku").cast(pl.Categorical),
+            category=pl.col("category").cast(pl.Categorical),
+        )
+        .join(dated.lazy().select("order_id", "member_id", "day"), on="order_id", how="inner")
+        .collect()
+    )
 
 
 def _replenishment(

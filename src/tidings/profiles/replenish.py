@@ -14,20 +14,30 @@ from datetime import date, timedelta
 
 import polars as pl
 
+DAYS_PER_SKU_CODE = 1 << 20  # room for any day within 2,800 years of 1970
 RUN_OUT = pl.Struct({"sku": pl.String, "category": pl.String, "run_out_on": pl.Date})
 
 
 def purchase_days(lines: pl.DataFrame) -> pl.DataFrame:
-    """Each member's purchase days of each sku, sorted, with `run` numbering (member, sku)."""
+    """Each member's purchase days of each sku, sorted, with `run` numbering (member, sku).
+
+    `sku` must be categorical. Lines are sorted once on the member and one integer that
+    packs the sku's code above the day, so that the grouping finds each (member, sku, day)
+    in one stretch; skus come in code order, days in date order within a sku.
+    """
     changed = (pl.col("member_id") != pl.col("member_id").shift()) | (
         pl.col("sku") != pl.col("sku").shift()
     )
+    epoch_days = (pl.col("day") - pl.date(1970, 1, 1)).dt.total_days()
+    sku_day = pl.col("sku").to_physical().cast(pl.Int64) * DAYS_PER_SKU_CODE + epoch_days
     return (
         lines.lazy()
         .filter(pl.col("sku").is_not_null())
-        .group_by("member_id", "sku", "day")
-        .agg(pl.col("quantity").sum(), pl.col("category").first())
-        .sort("member_id", "sku", "day")
+        .select("member_id", "sku", "day", "quantity", "category", sku_day=sku_day)
+        .sort("member_id", "sku_day")
+        .group_by("member_id", "sku_day", maintain_order=True)
+        .agg(pl.col("sku", "day").first(), pl.col("quantity").sum(), pl.col("category").first())
+        .drop("sku_day")
         .with_columns(run=changed.fill_null(True).cum_sum())
         .collect()
     )

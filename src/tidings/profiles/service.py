@@ -79,6 +79,7 @@ class RefreshResult:
     tier: dict[str, int] = field(default_factory=dict)
     lifecycle_stage: dict[str, int] = field(default_factory=dict)
     tag_rule_errors: dict[str, str] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, dates as ISO text."""
@@ -197,14 +198,16 @@ def refresh(
     *, engine: Engine, as_of: date | None = None, thresholds: ProfileThresholds | None = None
 ) -> RefreshResult:
     """Recomputes every member's profile as of a day and replaces the profiles in one go."""
-    started = timer.perf_counter()
+    phases = _Phases()
     settings = get_settings()
     as_of = as_of or local_today()
     thresholds = thresholds or from_settings(settings)
     timezone = settings.default_timezone
     inputs = _read_inputs(engine)
     members, orders, lines = inputs.members, inputs.orders, inputs.lines
+    phases.mark("read")
     new_fit, models, model_note = _choose_models(inputs.fit, orders, as_of, thresholds, timezone)
+    phases.mark("fit")
     profiles = compute(
         members=members,
         orders=orders,
@@ -217,30 +220,54 @@ def refresh(
         timezone=timezone,
         send_window=settings.send_window,
     )
+    phases.mark("compute")
     profiles, errors = tagrules.apply_tag_rules(
-        engine=engine, profiles=profiles, members=members, lines=lines, as_of=as_of
+        engine=engine,
+        profiles=profiles,
+        members=members,
+        order_lines=lambda: frames.join_lines(lines, orders),
+        as_of=as_of,
     )
+    phases.mark("tag rules")
     fit_row = _fit_frame(new_fit) if new_fit is not None else None
     written = writeback.write_back(engine=engine, profiles=profiles, fit_row=fit_row)
     _invalidate_audiences(engine)
+    phases.mark("write")
     return RefreshResult(
         as_of=as_of,
         members=members.height,
         profiles_written=written,
-        seconds=timer.perf_counter() - started,
+        seconds=phases.total(),
         model=model_note,
         rfm_segment=_counts(profiles["rfm_segment"]),
         tier=_counts(profiles["tier"]),
         lifecycle_stage=_counts(profiles["lifecycle_stage"]),
         tag_rule_errors=errors,
+        phases=phases.seconds,
     )
+
+
+class _Phases:
+    """Seconds spent in each phase of a refresh, for the bench and `--json`."""
+
+    def __init__(self) -> None:
+        self.started = self.last = timer.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def mark(self, name: str) -> None:
+        now = timer.perf_counter()
+        self.seconds[name] = round(now - self.last, 3)
+        self.last = now
+
+    def total(self) -> float:
+        return timer.perf_counter() - self.started
 
 
 @dataclass
 class _Inputs:
     members: pl.DataFrame
     orders: pl.DataFrame
-    lines: pl.DataFrame
+    lines: pl.DataFrame  # order_items as stored: their member and time are their order's
     products: pl.DataFrame
     previous: pl.DataFrame
     fit: tuple[date, PurchaseModels] | None
@@ -258,7 +285,7 @@ def _read_inputs(engine: Engine) -> _Inputs:
         return _Inputs(
             members=members.result(),
             orders=orders.result(),
-            lines=frames.join_lines(items.result(), orders.result()),
+            lines=items.result(),
             products=products.result(),
             previous=previous.result(),
             fit=fit.result(),

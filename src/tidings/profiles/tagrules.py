@@ -9,6 +9,7 @@ of every rule whose latest version is active, to the audience built from the fre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -100,13 +101,18 @@ def apply_tag_rules(
     engine: Engine,
     profiles: pl.DataFrame,
     members: pl.DataFrame,
-    lines: pl.DataFrame,
+    order_lines: Callable[[], pl.DataFrame],
     as_of: date,
 ) -> tuple[pl.DataFrame, dict[str, str]]:
-    """Adds each active rule's tag to the profiles it matches; returns rules that failed."""
+    """Adds each active rule's tag to the profiles it matches; returns rules that failed.
+
+    `order_lines` builds the order lines (as `tidings.orders.frames.order_lines` gives them)
+    and is called only when some rule is active.
+    """
     rules = active_rules(engine)
     if not rules:
         return profiles, {}
+    lines = order_lines()
     from tidings.segments.audience import audience_frame
     from tidings.segments.service import SavedRules, evaluate
 

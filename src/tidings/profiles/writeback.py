@@ -15,6 +15,7 @@ from tidings.profiles.compute import PROFILE_COLUMNS
 
 UTC_TIME = pl.Datetime("us", "UTC")
 JSON_COLUMNS = ("top_categories", "replenishment", "tags")
+WRITE_ROWS = 100_000  # profiles per executemany or COPY
 
 
 def write_back(*, engine: Engine, profiles: pl.DataFrame, fit_row: pl.DataFrame | None) -> int:
@@ -33,7 +34,8 @@ def write_back(*, engine: Engine, profiles: pl.DataFrame, fit_row: pl.DataFrame 
         if fits is not None:
             store.ingest("model_fits", fits)
         store.execute("DELETE FROM profiles")
-        written = store.ingest("profiles", encoded)
+        # In slices, so that only one slice's rows exist as Python values at a time.
+        written = sum(store.ingest("profiles", part) for part in encoded.iter_slices(WRITE_ROWS))
         store.commit()
     return written
 
