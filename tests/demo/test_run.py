@@ -7,10 +7,12 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from tidings.demo.generate import RetailerSpec
-from tidings.demo.run import DemoRun, Step, generate_files, run_demo
+from tidings.demo.run import NO_PURCHASE, DemoRun, Step, generate_files, run_demo
+from tidings.profiles.models import Profile
+from tidings.profiles.rfm import RFM_SEGMENTS
 
 FILES = {"stores.csv", "products.csv", "members.csv", "orders.csv"}
 
@@ -55,6 +57,27 @@ def test_demo_run_imports_a_small_retailer_without_rejects_and_again_changes_not
     ).sort("cents", descending=True)
     assert store["top_categories"][0]["category"] == by_category["category"][0]
     assert store["top_categories"][0]["revenue_cents"] == by_category["cents"][0]
+
+
+def test_demo_run_refreshes_a_profile_per_member_and_shows_segments_and_tiers(
+    cli, engine: Engine, tmp_path: Path
+) -> None:
+    first = _demo_run(cli, engine, *_run_arguments(tmp_path / "demo"))
+    assert first.exit_code == 0, first.output
+    assert "RFM segments as of" in first.output and "Tiers as of" in first.output
+    report = json.loads(_demo_run(cli, engine, *_run_arguments(tmp_path / "demo", "--json")).output)
+    profiles, members = report["profiles"], report["store"]["members"]
+    assert profiles["members"] == profiles["profiles_written"] == members == 300
+    assert profiles["as_of"] == report["files"]["end"]
+    assert sum(profiles["rfm_segments"].values()) == members
+    assert set(profiles["rfm_segments"]) <= {*RFM_SEGMENTS, NO_PURCHASE}
+    assert len(profiles["rfm_segments"]) >= 5  # a retailer's base spreads over the grid
+    assert set(profiles["tiers"]) <= {"bronze", "silver", "gold"}
+    assert sum(profiles["tiers"].values()) == members
+    assert profiles["tiers"].get("gold", 0) > 0 and profiles["tiers"].get("bronze", 0) > 0
+    with engine.connect() as connection:
+        stored = connection.execute(select(Profile.tier, func.count()).group_by(Profile.tier))
+        assert dict(stored.tuples().all()) == profiles["tiers"]
 
 
 def test_demo_run_on_a_dirty_retailer_keeps_the_good_rows_and_reports_the_bad(

@@ -81,7 +81,7 @@ def run(
     dirty: float = DIRTY,
     as_json: bool = AS_JSON,
 ) -> None:
-    """Generates the demo retailer (once per parameters), imports it and sums up the store."""
+    """Generates the demo retailer (once per parameters), imports it, profiles it, sums it up."""
     console = Console(quiet=as_json)
     try:
         spec = RetailerSpec(members=members, months=months, seed=seed, dirty=dirty, end=_end(None))
@@ -136,3 +136,23 @@ def _print_summary(console: Console, demo: DemoRun) -> None:
     for row in store["top_categories"]:
         top.add_row(row["category"], f"¥{row['revenue_cents'] / 100:,.2f}", f"{row['share']:.1%}")
     console.print(top)
+    _print_profiles(console, demo)
+
+
+def _print_profiles(console: Console, demo: DemoRun) -> None:
+    """Prints the members per RFM segment and per tier, as of the demo's last day."""
+    profiles: dict[str, Any] = demo.profiles
+    if not profiles:
+        return
+    members = max(profiles["members"], 1)
+    for title, counts in (
+        (f"RFM segments as of {profiles['as_of']}", profiles["rfm_segments"]),
+        (f"Tiers as of {profiles['as_of']}", profiles["tiers"]),
+    ):
+        table = Table(title=title, title_justify="left")
+        table.add_column("name")
+        table.add_column("members", justify="right")
+        table.add_column("share", justify="right")
+        for name, count in counts.items():
+            table.add_row(name, f"{count:,}", f"{count / members:.1%}")
+        console.print(table)

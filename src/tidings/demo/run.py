@@ -1,7 +1,7 @@
 """`tidings demo run` as a sequence of named steps over one store, sharing a `DemoRun`.
 
 A step takes the run, does its part and returns one line saying what it did. Later issues
-add their steps (profiles, a campaign, triggers) to STEPS, here and nowhere else.
+add their steps (triggers, ...) to STEPS, here and nowhere else.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from tidings.orders.importer import import_orders, import_products
 from tidings.orders.models import Order, OrderItem, Product
 
 TOP_CATEGORIES = 5  # categories listed in the summary
+NO_PURCHASE = "No purchase yet"  # members without an order have no RFM segment
 
 
 @dataclass
@@ -43,6 +44,7 @@ class DemoRun:
     reused_files: bool = False
     imports: dict[str, dict[str, Any]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    profiles: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Everything the run found, as printed by `tidings demo run --json`."""
@@ -53,6 +55,7 @@ class DemoRun:
             "reused_files": self.reused_files,
             "imports": self.imports,
             "store": self.summary,
+            "profiles": self.profiles,
         }
 
 
@@ -151,9 +154,35 @@ def run_campaign(run: DemoRun) -> str:
     return campaign_line(run.engine)
 
 
+def refresh_profiles(run: DemoRun) -> str:
+    """Computes every member's profile as of the demo's last day: RFM segments and tiers."""
+    from tidings.profiles import service
+
+    as_of = run.generated.spec.end if run.generated else run.spec.end
+    result = service.refresh(engine=run.engine, as_of=as_of)
+    segments = dict(result.rfm_segment)
+    never = result.lifecycle_stage.get("never", 0)
+    if never:
+        segments[NO_PURCHASE] = never
+    run.profiles = {
+        "as_of": as_of.isoformat(),
+        "members": result.members,
+        "profiles_written": result.profiles_written,
+        "seconds": round(result.seconds, 3),
+        "rfm_segments": segments,
+        "tiers": result.tier,
+    }
+    tiers = ", ".join(f"{name} {count:,}" for name, count in result.tier.items())
+    return (
+        f"{result.profiles_written:,} profiles as of {as_of:%Y-%m-%d} in {result.seconds:.1f} s;"
+        f" tiers: {tiers}"
+    )
+
+
 STEPS: tuple[Step, ...] = (
     Step("generate", generate_files),
     Step("import", import_files),
+    Step("profiles", refresh_profiles),
     Step("summarise", summarise_store),
     Step("campaign", run_campaign),
 )
