@@ -130,3 +130,20 @@ def test_a_running_campaign_cannot_be_planned_again(engine: Engine) -> None:
         service.send(db_session=session, campaign_id=campaign)
     with pytest.raises(CampaignStateError, match="is running"):
         plan(engine, campaign)
+
+
+def test_the_campaign_gives_its_coupon_link_and_expiry_to_every_message(engine: Engine) -> None:
+    add_members(engine, 3, timezone=midday_zone())
+    campaign = create(
+        engine,
+        variants=[VariantCreate(template="券码{coupon}，{expiry_date}前有效，详见 {link}")],
+        coupon="FRUIT20",
+        link="https://t.example.cn/f20",
+        expires="2030-01-05T20:00",
+    )
+    plan(engine, campaign)
+    texts = message_rows(engine, campaign)["text"].to_list()
+    assert (
+        texts
+        == ["【tidings】券码FRUIT20，1月5日前有效，详见 https://t.example.cn/f20 拒收请回复R"] * 3
+    )
