@@ -20,6 +20,7 @@ from tidings import clock
 from tidings.campaigns import service, sources
 from tidings.campaigns.models import Campaign, CampaignStatus
 from tidings.campaigns.planner import BLOCKED_PREFIX, HOLDOUT, candidates_of
+from tidings.campaigns.spec import plan_spec
 from tidings.config import get_settings
 from tidings.content.render import SKIP_PREFIX
 from tidings.policy.decide import decide
@@ -102,7 +103,7 @@ def _decision_row(
     history = sources.history(engine, campaign_id=campaign.id, rules=rules, now=now).filter(
         pl.col("member_id") == member_id
     )
-    spec = service.plan_spec(
+    spec = plan_spec(
         campaign, service.variants_of(db_session=db_session, campaign_id=campaign.id), settings
     )
     candidates = candidates_of(audience, spec, desired="_desired")

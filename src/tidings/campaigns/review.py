@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tidings.campaigns import service
 from tidings.campaigns.planner import CONTENT_KIND
 from tidings.campaigns.service import CampaignStateError
+from tidings.campaigns.spec import counting_of, template_columns
 from tidings.config import get_settings
 from tidings.content.lint import lint_rules, lint_template, lint_text
 from tidings.content.template import prepare_template
@@ -68,9 +69,9 @@ def _first_messages(db_session: Session, campaign_id: int, first: int) -> list[d
 def _findings(campaign: Any, variants: list[Any], shown: list[dict[str, Any]]) -> list[dict]:
     """Findings in each variant's template, and in its first rendered message."""
     spec_kind = CONTENT_KIND[campaign.kind]
-    scheme, _price = service.counting_of(campaign.provider, get_settings())
+    scheme, _price = counting_of(campaign.provider, get_settings())
     rules = lint_rules(kind=spec_kind, scheme=scheme)
-    columns = service.template_columns(
+    columns = template_columns(
         coupon=bool(campaign.coupon),
         link=bool(campaign.links),
         expires=campaign.expires_at is not None,

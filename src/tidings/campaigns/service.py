@@ -26,26 +26,28 @@ from tidings.campaigns.models import Campaign, CampaignKind, CampaignStatus, Var
 from tidings.campaigns.planner import (
     CONTENT_KIND,
     MESSAGE_KIND,
-    PlanSpec,
-    PlanVariant,
     dispatch_priority,
     plan_frame,
     summarise,
 )
 from tidings.campaigns.rollout import Gates, release_next_stage
-from tidings.campaigns.schedule import Schedule, ScheduleError, parse_schedule
+from tidings.campaigns.schedule import ScheduleError, parse_schedule
 from tidings.campaigns.schemas import CampaignCreate
-from tidings.config import Settings, get_settings
-from tidings.content.length import MAINLAND, STANDARD, CountingScheme
+from tidings.campaigns.spec import (
+    CampaignError,
+    campaign_fields,
+    plan_spec,
+    schedule_of,
+    template_columns,
+)
+from tidings.config import get_settings
 from tidings.content.lint import lint_rules
-from tidings.content.template import AUDIENCE_COLUMNS, TemplateError, prepare_template
+from tidings.content.template import TemplateError, prepare_template
 from tidings.dispatch import service as dispatch
 from tidings.dispatch.models import Message, MessageState
 from tidings.dispatch.service import CampaignNotFound, CampaignStateError
 from tidings.policy.rules import PolicyRules
-from tidings.providers.base import UnknownProvider, get_provider
 from tidings.segments.audience import local_today
-from tidings.segments.fields import FIELD_LIST
 from tidings.segments.rules import parse
 from tidings.segments.service import SegmentNotFound, require, saved_rules
 from tidings.segments.tree import Rule
@@ -54,10 +56,6 @@ __all__ = ["CampaignError", "CampaignNotFound", "CampaignStateError"]
 VARIANT_NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _DURATION = re.compile(r"^(\d+)\s*([dh])$")
 PLANNABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
-
-
-class CampaignError(ValueError):
-    """A campaign as asked for cannot be made (the message says what to change)."""
 
 
 def get(*, db_session: Session, campaign_id: int) -> Campaign:
@@ -69,13 +67,6 @@ def variants_of(*, db_session: Session, campaign_id: int) -> list[Variant]:
     """A campaign's variants, A first."""
     query = select(Variant).where(Variant.campaign_id == campaign_id).order_by(Variant.name)
     return list(db_session.scalars(query))
-
-
-def template_columns(*, coupon: bool, link: bool, expires: bool) -> list[str]:
-    """The fields a campaign's templates may use: the audience's and what the campaign gives."""
-    columns = [field.name for field in FIELD_LIST] + list(AUDIENCE_COLUMNS)
-    given = {"coupon": coupon, "link": link, "expiry_date": expires}
-    return list(dict.fromkeys(columns + [name for name, on in given.items() if on]))
 
 
 def _expiry(text_value: str | None, *, now: datetime, timezone: str) -> datetime | None:
@@ -167,71 +158,6 @@ def create(*, db_session: Session, spec: CampaignCreate, now: datetime | None = 
         )
     db_session.flush()
     return campaign
-
-
-def schedule_of(campaign: Campaign) -> Schedule:
-    """The campaign's schedule as the planner reads it."""
-    return Schedule(
-        campaign.schedule_kind,
-        at=campaign.scheduled_at,
-        window_start=campaign.window_start,
-        window_end=campaign.window_end,
-    )
-
-
-def counting_of(provider: str, settings: Settings) -> tuple[CountingScheme, int]:
-    """How the campaign's provider counts parts, and its price per part (分)."""
-    try:
-        sender = get_provider(provider, settings)
-    except UnknownProvider as error:
-        raise CampaignError(str(error)) from None
-    scheme = MAINLAND if sender.counting_scheme.startswith("chars") else STANDARD
-    return scheme, sender.price_per_part_cents
-
-
-def plan_spec(campaign: Campaign, variants: list[Variant], settings: Settings) -> PlanSpec:
-    """Everything the planner needs to know about a campaign."""
-    columns = template_columns(
-        coupon=bool(campaign.coupon),
-        link=bool(campaign.links),
-        expires=campaign.expires_at is not None,
-    )
-    kind = CONTENT_KIND[campaign.kind]
-    scheme, price = counting_of(campaign.provider, settings)
-    return PlanSpec(
-        campaign_id=campaign.id,
-        kind=campaign.kind,
-        offer_type=campaign.offer_type,
-        variants=tuple(
-            PlanVariant(
-                v.id, v.name, prepare_template(v.template, kind=kind, columns=columns), v.weight
-            )
-            for v in variants
-        ),
-        holdout_share=campaign.holdout_share,
-        schedule=schedule_of(campaign),
-        expires_at=campaign.expires_at,
-        rollout_stages=tuple(campaign.rollout_stages or [100]),
-        timezone=settings.default_timezone,
-        scheme=scheme,
-        price_per_part_cents=price,
-    )
-
-
-def campaign_fields(audience: pl.DataFrame, campaign: Campaign, timezone: str) -> pl.DataFrame:
-    """Adds the values a campaign gives each member: {coupon}, {link}, {expiry_date}.
-
-    The seam for the loyalty and tracking domains: today every member gets the campaign's
-    one code and one link; a per-member coupon code or short link is a column added here.
-    """
-    extra: dict[str, pl.Expr] = {}
-    if campaign.coupon:
-        extra["coupon"] = pl.lit(str(campaign.coupon.get("code", "")))
-    if campaign.links:
-        extra["link"] = pl.lit(str(campaign.links.get("url", "")))
-    if campaign.expires_at is not None:
-        extra["expiry_date"] = pl.lit(campaign.expires_at.astimezone(ZoneInfo(timezone)).date())
-    return audience.with_columns(**extra) if extra else audience
 
 
 def audience_rule(db_session: Session, campaign: Campaign) -> tuple[Rule, Any]:
