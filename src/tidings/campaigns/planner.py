@@ -21,7 +21,7 @@ from tidings.campaigns.models import CampaignKind
 from tidings.campaigns.schedule import Schedule, desired_times
 from tidings.content.length import CountingScheme, measure
 from tidings.content.lint import LintRules, lint_messages
-from tidings.content.render import render
+from tidings.content.render import render_filled
 from tidings.content.template import MessageKind as ContentKind
 from tidings.content.template import Template
 from tidings.dispatch.models import PRIORITY, MessageKind, MessageState
@@ -31,6 +31,14 @@ from tidings.policy.rules import CandidateKind, PolicyRules
 
 UTC_TIME = pl.Datetime("us", "UTC")
 HOLDOUT = "holdout"
+CHECKED_SCHEMA = {
+    "member_id": pl.Int64,
+    "_text": pl.String,
+    "_missing": pl.String,
+    "_blocked": pl.String,
+    "_parts": pl.Int64,
+    "_cost": pl.Int64,
+}
 BLOCKED_PREFIX = "content:"  # a rendered message a word check or length rule stops
 REASON_LENGTH = 64  # characters the messages table keeps of a skip reason
 
@@ -168,42 +176,48 @@ def _decide(
     return frame.with_columns(_reason=reason)
 
 
-def _render(frame: pl.DataFrame, spec: PlanSpec) -> pl.DataFrame:
-    """Renders each going member's message with their variant's template (one pass each)."""
+def _render_and_check(frame: pl.DataFrame, spec: PlanSpec, lint: LintRules) -> pl.DataFrame:
+    """Renders each going member's message with their variant's template, measures it and
+    stops those a word check or length rule blocks (one pass per variant; the template's
+    literal text is measured and checked once, the values per member)."""
     going = frame.filter(pl.col("_reason").is_null())
-    parts = []
-    for index, variant in enumerate(spec.variants):
-        rows = going.filter(pl.col("_variant") == index)
-        rendered = render(variant.template, rows.lazy()).select(
-            "member_id", _text="text", _missing="skip_reason"
-        )
-        parts.append(rendered.collect())
-    texts = pl.concat(parts) if parts else pl.DataFrame()
-    if texts.height == 0:
-        texts = pl.DataFrame(
-            schema={"member_id": pl.Int64, "_text": pl.String, "_missing": pl.String}
-        )
-    return frame.join(texts, on="member_id", how="left", maintain_order="left")
-
-
-def _check(frame: pl.DataFrame, spec: PlanSpec, lint: LintRules) -> pl.DataFrame:
-    """Measures every rendered text and stops those a word check or length rule blocks."""
-    texts = frame["_text"]
-    measured = measure(texts, scheme=spec.scheme, price_per_part_cents=spec.price_per_part_cents)
-    blocked = lint_messages(texts, rules=lint, measured=measured)
+    parts = [
+        _variant_texts(going.filter(pl.col("_variant") == i), v.template, spec, lint)
+        for i, v in enumerate(spec.variants)
+    ]
+    texts = pl.concat(parts) if parts else pl.DataFrame(schema=CHECKED_SCHEMA)
+    frame = frame.join(texts, on="member_id", how="left", maintain_order="left")
     reason = (
         pl.when(pl.col("_reason").is_not_null())
         .then(pl.col("_reason"))
         .when(pl.col("_missing").is_not_null())
         .then(pl.col("_missing"))
-        .when(pl.lit(blocked).is_not_null())
-        .then(pl.concat_str(pl.lit(BLOCKED_PREFIX), pl.lit(blocked)))
+        .when(pl.col("_blocked").is_not_null())
+        .then(pl.concat_str(pl.lit(BLOCKED_PREFIX), pl.col("_blocked")))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
-    return frame.with_columns(
-        _reason=reason.str.slice(0, REASON_LENGTH),
-        _parts=measured["segments"],
-        _cost=measured["cost_cents"],
+    return frame.with_columns(_reason=reason.str.slice(0, REASON_LENGTH)).drop("_blocked")
+
+
+def _variant_texts(
+    rows: pl.DataFrame, template: Template, spec: PlanSpec, lint: LintRules
+) -> pl.DataFrame:
+    rendered, filled = render_filled(template, rows)
+    texts = rendered["text"]
+    measured = measure(
+        texts, scheme=spec.scheme, price_per_part_cents=spec.price_per_part_cents, filled=filled
+    )
+    blocked = lint_messages(texts, rules=lint, measured=measured, filled=filled)
+    return pl.DataFrame(
+        {
+            "member_id": rendered["member_id"],
+            "_text": texts,
+            "_missing": rendered["skip_reason"],
+            "_blocked": blocked,
+            "_parts": measured["segments"],
+            "_cost": measured["cost_cents"],
+        },
+        schema=CHECKED_SCHEMA,
     )
 
 
@@ -231,7 +245,7 @@ def plan_frame(
         )
     )
     frame = _decide(frame, spec, history=history, suppressions=suppressions, rules=rules, now=now)
-    frame = _check(_render(frame, spec), spec, lint)
+    frame = _render_and_check(frame, spec, lint)
     planned = pl.col("_reason").is_null()
     ids = pl.Series([variant.id for variant in spec.variants], dtype=pl.Int64)
     names = pl.Series([variant.name for variant in spec.variants], dtype=pl.String)
