@@ -119,3 +119,40 @@ def test_policy_explain_says_why_a_member_gets_nothing(cli: Cli, quick_simulator
     assert going.stdout.startswith("It goes at ")
     unknown = cli("policy", "explain", "9999", campaign)
     assert unknown.exit_code == 2 and "there is no member 9999" in unknown.stderr
+
+
+def test_a_text_the_providers_approved_templates_do_not_fit_is_refused_at_review(
+    cli: Cli, monkeypatch: Any
+) -> None:
+    approved = {"code": "SMS_465912346", "text": "${name}您好，到店领取新年礼包 拒收请回复R"}
+    account = {
+        "type": "aliyun",
+        "access_key_id": "LTAI5tTEST",
+        "access_key_secret": "not-a-real-secret",
+        "sign_name": "tidings",
+        "templates": {"到店礼": approved},
+    }
+    monkeypatch.setenv("TIDINGS_PROVIDER_ACCOUNTS", json.dumps({"aliyun-main": account}))
+    add_members(cli.engine, 10, timezone=midday_zone())
+
+    def planned(template: str) -> str:
+        created = run_json(
+            cli, "campaign", "create", "--name", "到店礼", "--rule", "consent == true",
+            "--template", template, "--provider", "aliyun-main",
+        )  # fmt: skip
+        run_json(cli, "campaign", "plan", str(created["id"]))
+        return str(created["id"])
+
+    unapproved = planned("{surname}，到店领取新年礼包，再送一张券")
+    review = run_json(cli, "campaign", "review", unapproved)
+    refusals = [f for f in review["findings"] if f["code"] == "template_not_approved"]  # type: ignore[union-attr]
+    assert len(refusals) == 1 and "aliyun-main" in refusals[0]["message"]
+    refused = cli("campaign", "send", unapproved, "--json")
+    assert refused.exit_code != 0
+    assert "approved" in refused.output
+    assert run_json(cli, "campaign", "status", unapproved)["status"] == "scheduled"
+
+    fitting = planned("{surname}您好，到店领取新年礼包")
+    review = run_json(cli, "campaign", "review", fitting)
+    assert [f for f in review["findings"] if f["code"] == "template_not_approved"] == []  # type: ignore[union-attr]
+    assert run_json(cli, "campaign", "send", fitting)["status"] == "running"

@@ -20,6 +20,7 @@ from tidings.campaigns.spec import counting_of, template_columns
 from tidings.config import get_settings
 from tidings.content.lint import lint_rules, lint_template, lint_text
 from tidings.content.template import prepare_template
+from tidings.providers.templates import NOT_APPROVED
 
 FIRST_SHOWN = 5  # messages shown as rendered
 
@@ -92,6 +93,26 @@ def _findings(campaign: Any, variants: list[Any], shown: list[dict[str, Any]]) -
     return found
 
 
+def _unapproved(db_session: Session, campaign: Any, variants: list[Any]) -> list[dict]:
+    """An error for each variant whose messages the provider would refuse (not approved)."""
+    names = {variant.id: variant.name for variant in variants}
+    refusals = service.unapproved_texts(db_session=db_session, campaign=campaign)
+    return [_refusal(names.get(variant_id, ""), reason) for variant_id, reason in refusals]
+
+
+def _refusal(variant: str, reason: str) -> dict[str, Any]:
+    return {
+        "variant": variant,
+        "where": "provider",
+        "code": NOT_APPROVED,
+        "severity": "error",
+        "start": 0,
+        "end": 0,
+        "term": "",
+        "message": reason,
+    }
+
+
 def review(*, db_session: Session, campaign_id: int, first: int = FIRST_SHOWN) -> dict[str, Any]:
     """Everything an operator should see before sending a planned campaign."""
     campaign = service.get(db_session=db_session, campaign_id=campaign_id)
@@ -133,5 +154,6 @@ def review(*, db_session: Session, campaign_id: int, first: int = FIRST_SHOWN) -
         ],
         "parts": {str(p): int(n) for p, n in parts},
         "first_messages": shown,
-        "findings": _findings(campaign, variants, shown),
+        "findings": _findings(campaign, variants, shown)
+        + _unapproved(db_session, campaign, variants),
     }

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import Engine, and_, or_, select, text
+from sqlalchemy import Engine, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from tidings import clock
@@ -47,6 +47,7 @@ from tidings.dispatch import service as dispatch
 from tidings.dispatch.models import Message, MessageState
 from tidings.dispatch.service import CampaignNotFound, CampaignStateError
 from tidings.policy.rules import PolicyRules
+from tidings.providers.templates import approval_missing
 from tidings.segments.audience import local_today
 from tidings.segments.rules import parse
 from tidings.segments.service import SegmentNotFound, require, saved_rules
@@ -241,10 +242,35 @@ def send(*, db_session: Session, campaign_id: int, now: datetime | None = None) 
             f"campaign {campaign_id} is {campaign.status}, not scheduled: it was sent already"
             f" or stopped (see: tidings campaign status {campaign_id})"
         )
+    refusals = unapproved_texts(db_session=db_session, campaign=campaign)
+    if refusals:
+        raise CampaignStateError(f"campaign {campaign_id} cannot be sent: {refusals[0][1]}")
     queued = dispatch.start(db_session=db_session, campaign_id=campaign_id)
     campaign.stage_started_at = now or clock.now()
     db_session.flush()
     return queued
+
+
+def unapproved_texts(*, db_session: Session, campaign: Campaign) -> list[tuple[int | None, str]]:
+    """(variant id, reason) of each variant whose first planned message the campaign's
+    provider would refuse: an account of a cloud provider sends only approved templates."""
+    first = db_session.execute(
+        select(Message.variant_id, Message.text)
+        .where(
+            Message.id.in_(
+                select(func.min(Message.id))
+                .where(Message.campaign_id == campaign.id, Message.state == MessageState.PLANNED)
+                .group_by(Message.variant_id)
+            )
+        )
+        .order_by(Message.variant_id)
+    ).all()
+    settings = get_settings()
+    found = [
+        (variant_id, approval_missing(campaign.provider, body, settings=settings))
+        for variant_id, body in first
+    ]
+    return [(variant_id, reason) for variant_id, reason in found if reason is not None]
 
 
 def pause(*, db_session: Session, campaign_id: int) -> None:

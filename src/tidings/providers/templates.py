@@ -134,3 +134,27 @@ def template_mapping_missing(
                 f" {approved.code} of provider account {account!r}: {approved.text!r}"
             )
     return None
+
+
+def approval_missing(account: str, text: str, *, settings: Settings) -> str | None:
+    """Why `text` (a rendered message, signature included) cannot go through `account`.
+
+    None when the account sends any text, or when the text fits one of the templates the
+    provider approved for it. The campaign review shows the reason and sending is refused.
+    """
+    config: Mapping[str, Any] | None = settings.provider_accounts.get(account)
+    kind = str(config.get("type", "")) if config is not None else ""
+    if config is None or kind not in TEMPLATE_TYPES:
+        return None
+    raw = config.get("templates") or {}
+    try:
+        book = TemplateBook(kind, {k: ApprovedTemplate.model_validate(v) for k, v in raw.items()})
+    except ValueError:
+        return f"provider account {account!r}: each approved template needs 'code' and 'text'"
+    if book.match(split_sign(text, "")[1]) is None:
+        return (
+            f"provider account {account!r} ({kind}) sends only texts of templates the provider"
+            " approved, and this message fits none of the account's 'templates'"
+            " (TIDINGS_PROVIDER_ACCOUNTS)"
+        )
+    return None
