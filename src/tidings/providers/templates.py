@@ -89,53 +89,6 @@ def split_sign(text: str, default: str) -> tuple[str, str]:
     return found.group(1), text[found.end() :]
 
 
-def template_mapping_missing(
-    account: str,
-    template_key: str,
-    *,
-    sample_text: str | None = None,
-    settings: Settings | None = None,
-) -> str | None:
-    """Why messages of template `template_key` cannot go through provider `account`, or None.
-
-    For the campaign review: accounts of types that need pre-approved templates (aliyun,
-    tencent) must map the key to an approved template code. With `sample_text` (a rendered
-    preview, signature included) the preview must also fit the approved text.
-    """
-    if settings is None:
-        from tidings.config import get_settings
-
-        settings = get_settings()
-    config: Mapping[str, Any] | None = settings.provider_accounts.get(account)
-    if config is None:
-        return None  # a built-in provider (the simulator) sends any text
-    kind = str(config.get("type", ""))
-    if kind not in TEMPLATE_TYPES:
-        return None
-    raw = (config.get("templates") or {}).get(template_key)
-    if raw is None:
-        return (
-            f"provider account {account!r} ({kind}) sends only templates the provider approved,"
-            f" and template {template_key!r} has no approved template code there; add it to the"
-            f" account's 'templates' in TIDINGS_PROVIDER_ACCOUNTS"
-        )
-    try:
-        approved = ApprovedTemplate.model_validate(raw)
-    except ValueError:
-        return (
-            f"provider account {account!r}: the mapping of template {template_key!r} needs"
-            " 'code' and 'text'"
-        )
-    if sample_text is not None:
-        _, body = split_sign(sample_text, "")
-        if TemplateBook(kind, {template_key: approved}).match(body) is None:
-            return (
-                f"the text of template {template_key!r} does not fit the approved template"
-                f" {approved.code} of provider account {account!r}: {approved.text!r}"
-            )
-    return None
-
-
 def approval_missing(account: str, text: str, *, settings: Settings) -> str | None:
     """Why `text` (a rendered message, signature included) cannot go through `account`.
 
