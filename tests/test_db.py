@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -9,8 +11,8 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine, func, select
 
-from tidings import clock
-from tidings.db import bulk_insert, read_frame, session_scope
+from tidings import clock, db
+from tidings.db import TableScan, bulk_insert, read_frame, read_tables_in_children, session_scope
 from tidings.members.models import Member, Store
 from tidings.profiles.models import Profile
 
@@ -74,16 +76,69 @@ def test_frozen_clock_is_what_now_returns() -> None:
     assert clock.now() != moment
 
 
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_big_tables_read_in_child_processes_match_a_read_here(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with session_scope(sqlite_engine) as db_session:
+        db_session.add(Store(code="SH01", name="上海徐汇店"))
+        db_session.add_all(
+            Member(code=f"M{n}", phone=f"+86138000000{n:02d}", tier="gold" if n % 3 else None)
+            for n in range(10)
+        )
+        db_session.add(Member(code="M99", registered_at=datetime(2025, 3, 1, 9, 30, tzinfo=UTC)))
+    members = TableScan(
+        table="members",
+        columns="code, COALESCE(tier, '') AS tier, registered_at, birthday_is_lunar",
+        where="code != 'M5'",
+        schema={
+            "code": pl.String,
+            "tier": pl.String,
+            "registered_at": pl.Datetime("us", "UTC"),
+            "birthday_is_lunar": pl.Boolean,
+        },
+        slices=4,
+    )
+    none_left = TableScan(
+        table="members", columns="code", where="code = 'none'", schema={}, slices=2
+    )
+    empty = TableScan(table="profiles", columns="member_id", schema={"member_id": pl.Int64})
+    here = read_frame(sqlite_engine, members.sql(), schema=members.schema)
+    monkeypatch.setattr(db, "CHILD_READ_MIN_ROWS", 0)
+    cpu_before = _children_cpu_seconds()
+    read = read_tables_in_children(
+        sqlite_engine, {"members": members, "none_left": none_left, "empty": empty}
+    )
+    assert _children_cpu_seconds() > cpu_before, "no child process did the reading"
+    assert "adbc_driver_sqlite" not in sys.modules
+    assert read["members"].equals(here)
+    assert read["members"]["registered_at"].drop_nulls().to_list() == [
+        datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+    ]
+    assert read["none_left"].height == 0
+    assert read["empty"].schema == {"member_id": pl.Int64}
+    assert not list(Path(f"{sqlite_engine.url.database}").parent.glob(".tidings-read-*"))
+
+
+@pytest.mark.parametrize("in_children", [False, True], ids=["read-here", "read-in-children"])
 def test_bulk_reads_and_a_refresh_leave_the_stores_open_connections_working(
-    sqlite_engine: Engine,
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch, in_children: bool
 ) -> None:
     """A bulk read or a profile refresh must not close the WAL under the engine's connections.
 
     A second SQLite library in the process would believe it held the last connection when it
     closed: it would checkpoint and delete the WAL and drop the locks of the engine's own
-    connections, so that a connection kept open meanwhile sees a stale or broken file.
+    connections, so that a connection kept open meanwhile sees a stale or broken file. Child
+    processes may use their own SQLite library: between processes the locks hold.
     """
     from tidings.profiles import service
+
+    if in_children:
+        monkeypatch.setattr(db, "CHILD_READ_MIN_ROWS", 0)
 
     wal = Path(f"{sqlite_engine.url.database}-wal")
     with session_scope(sqlite_engine) as db_session:
@@ -97,6 +152,7 @@ def test_bulk_reads_and_a_refresh_leave_the_stores_open_connections_working(
         assert frame["code"].to_list() == ["M0", "M1", "M2"]
         service.refresh(engine=sqlite_engine)
         assert wal.exists(), "the WAL was deleted under an open connection"
+        assert "adbc_driver_sqlite" not in sys.modules, "a second SQLite library was loaded here"
         with session_scope(sqlite_engine) as db_session:
             db_session.add(Member(code="M3", phone="+8613800000003"))
         assert held.scalar(select(func.count()).select_from(Member)) == 4

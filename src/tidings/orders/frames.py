@@ -1,8 +1,10 @@
 """Purchase history read in bulk as Polars frames: one row per order line, or per order.
 
-Both loaders scan a table once (`tidings.db.read_frame`) and join in Polars. Text columns
-that may be empty are read through COALESCE so that each column has one type from its first
-block on; the empty text is turned back into null here.
+Both loaders scan a table once (`tidings.db.read_frame`) and join in Polars; the scans are
+also given as `TableScan`s, with the step that finishes their frames, for callers that read
+several tables at once (`tidings.db.read_tables_in_children`). Text columns that may be
+empty are read through COALESCE so that each column has one type from its first block on;
+the empty text is turned back into null here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine
 
-from tidings.db import read_frame
+from tidings.db import TableScan, read_frame
 
 UTC_TIME = pl.Datetime("us", "UTC")
 
@@ -44,25 +46,41 @@ ORDER_LINE_COLUMNS = (
 )
 
 
+ORDERS_SCAN = TableScan(
+    table="orders",
+    columns="id AS order_id, member_id, store_id, ordered_at, amount_cents",
+    schema=ORDER_SCHEMA,
+    slices=2,
+)
+ORDER_ITEMS_SCAN = TableScan(
+    table="order_items",
+    columns="order_id, COALESCE(sku, '') AS sku, COALESCE(category, '') AS category,"
+    " COALESCE(quantity, 1) AS quantity, amount_cents,"
+    " COALESCE(discounted, FALSE) AS discounted",
+    schema=LINE_SCHEMA,
+    slices=4,
+)
+
+
 def orders(engine: Engine) -> pl.DataFrame:
     """Every order: `order_id, member_id, store_id, ordered_at, amount_cents`."""
-    frame = read_frame(
-        engine,
-        "SELECT id AS order_id, member_id, store_id, ordered_at, amount_cents FROM orders",
-        schema=ORDER_SCHEMA,
-    )
+    return finish_orders(read_frame(engine, ORDERS_SCAN.sql(), schema=ORDERS_SCAN.schema))
+
+
+def finish_orders(frame: pl.DataFrame) -> pl.DataFrame:
+    """The orders as `orders` returns them, from the rows of ORDERS_SCAN."""
     return frame.select(list(ORDER_SCHEMA))
 
 
 def order_items(engine: Engine) -> pl.DataFrame:
     """Every order line as stored: `order_id, sku, category, quantity, amount_cents, discounted`."""
-    return read_frame(
-        engine,
-        "SELECT order_id, COALESCE(sku, '') AS sku, COALESCE(category, '') AS category,"
-        " COALESCE(quantity, 1) AS quantity, amount_cents,"
-        " COALESCE(discounted, FALSE) AS discounted FROM order_items",
-        schema=LINE_SCHEMA,
-    ).with_columns(
+    scan = ORDER_ITEMS_SCAN
+    return finish_order_items(read_frame(engine, scan.sql(), schema=scan.schema))
+
+
+def finish_order_items(frame: pl.DataFrame) -> pl.DataFrame:
+    """The lines as `order_items` returns them, from the rows of ORDER_ITEMS_SCAN."""
+    return frame.with_columns(
         pl.col("sku").replace("", None),
         pl.col("category").replace("", None),
     )

@@ -1,14 +1,14 @@
 """Profile refresh and model fits against the store: read in bulk, compute, write back.
 
-Reads go through `tidings.db.read_frame` and writes through `tidings.db.bulk_store`; on
-SQLite both use the engine's own connections, so nothing needs closing around them.
+Reads go through `tidings.db.read_frame`, the big tables of a refresh through
+`tidings.db.read_tables_in_children` (child processes on SQLite); writes go through
+`tidings.db.bulk_store` on the engine's own connections.
 """
 
 from __future__ import annotations
 
 import time as timer
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from tidings import clock
 from tidings.config import get_settings
-from tidings.db import BulkStore, bulk_store, read_frame
+from tidings.db import BulkStore, TableScan, bulk_store, read_frame, read_tables_in_children
 from tidings.orders import frames
 from tidings.profiles import bgnbd, tagrules, writeback
 from tidings.profiles.bgnbd import BgNbdParams, GammaGammaParams
@@ -28,7 +28,6 @@ from tidings.profiles.compute import compute_profiles as compute
 from tidings.profiles.thresholds import ProfileThresholds, from_settings
 
 UTC_TIME = pl.Datetime("us", "UTC")
-READ_THREADS = 3
 FIT_SAMPLE_MEMBERS = 200_000  # more purchasers than this: fit on a fixed random sample
 FIT_COLUMNS: dict[str, Any] = {
     "calibration_end": pl.Date,
@@ -274,22 +273,24 @@ class _Inputs:
 
 
 def _read_inputs(engine: Engine) -> _Inputs:
-    """Reads everything a refresh needs; the reads wait on the store, so they run side by side."""
-    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        members = pool.submit(_members, engine)
-        orders = pool.submit(frames.orders, engine)
-        items = pool.submit(frames.order_items, engine)
-        products = pool.submit(frames.products, engine)
-        previous = pool.submit(_previous, engine)
-        fit = pool.submit(latest_fit, engine)
-        return _Inputs(
-            members=members.result(),
-            orders=orders.result(),
-            lines=items.result(),
-            products=products.result(),
-            previous=previous.result(),
-            fit=fit.result(),
-        )
+    """Reads everything a refresh needs: the big tables side by side, then the small ones."""
+    read = read_tables_in_children(
+        engine,
+        {
+            "lines": frames.ORDER_ITEMS_SCAN,
+            "orders": frames.ORDERS_SCAN,
+            "members": MEMBERS_SCAN,
+            "previous": PREVIOUS_SCAN,
+        },
+    )
+    return _Inputs(
+        members=_finish_members(read["members"]),
+        orders=frames.finish_orders(read["orders"]),
+        lines=frames.finish_order_items(read["lines"]),
+        products=frames.products(engine),
+        previous=_finish_previous(read["previous"]),
+        fit=latest_fit(engine),
+    )
 
 
 def _choose_models(
@@ -337,35 +338,37 @@ MEMBER_COLUMNS: dict[str, Any] = {
 }
 
 
-def _members(engine: Engine) -> pl.DataFrame:
+MEMBERS_SCAN = TableScan(
+    table="members",
+    columns="id AS member_id, store_id, COALESCE(tier, '') AS tier,"
+    " COALESCE(timezone, '') AS timezone, COALESCE(CAST(tags AS TEXT), '') AS tags",
+    where="erased_at IS NULL",
+    schema=MEMBER_COLUMNS,
+)
+PREVIOUS_SCAN = TableScan(
+    table="profiles",
+    columns="member_id, COALESCE(tier, '') AS tier,"
+    " COALESCE(previous_tier, '') AS previous_tier,"
+    " COALESCE(CAST(tier_changed_at AS TEXT), '') AS tier_changed_at",
+    schema={
+        "member_id": pl.Int64,
+        "tier": pl.String,
+        "previous_tier": pl.String,
+        "tier_changed_at": pl.String,
+    },
+)
+
+
+def _finish_members(frame: pl.DataFrame) -> pl.DataFrame:
     """Members not erased: id, home store, POS tier, timezone and manual tags (a list)."""
-    frame = read_frame(
-        engine,
-        "SELECT id AS member_id, store_id, COALESCE(tier, '') AS tier,"
-        " COALESCE(timezone, '') AS timezone, COALESCE(CAST(tags AS TEXT), '') AS tags"
-        " FROM members WHERE erased_at IS NULL",
-        schema=MEMBER_COLUMNS,
-    )
     return frame.with_columns(
         pl.col("tier", "timezone").replace("", None),
         pl.col("tags").replace("", None).replace("null", None).str.json_decode(pl.List(pl.String)),
     ).sort("member_id")
 
 
-def _previous(engine: Engine) -> pl.DataFrame:
+def _finish_previous(frame: pl.DataFrame) -> pl.DataFrame:
     """Last refresh's tier, previous tier and day of change per member."""
-    frame = read_frame(
-        engine,
-        "SELECT member_id, COALESCE(tier, '') AS tier,"
-        " COALESCE(previous_tier, '') AS previous_tier,"
-        " COALESCE(CAST(tier_changed_at AS TEXT), '') AS tier_changed_at FROM profiles",
-        schema={
-            "member_id": pl.Int64,
-            "tier": pl.String,
-            "previous_tier": pl.String,
-            "tier_changed_at": pl.String,
-        },
-    )
     return frame.with_columns(
         pl.col("tier", "previous_tier").replace("", None),
         pl.col("tier_changed_at").replace("", None).str.slice(0, 10).str.to_date(strict=False),
