@@ -101,6 +101,68 @@ class Settings(BaseSettings):
     )
     simulator_reply_rate: float = Field(0.002, description="Share of delivered messages answered.")
     simulator_click_rate: float = Field(0.02, description="Share of delivered messages clicked.")
+    reply_opt_out_keywords: str = Field(
+        "TD,T,R,N,退订,退訂,拒收,取消,STOP,STOPALL,UNSUBSCRIBE,CANCEL,END,QUIT",
+        description="Replies that opt a member out of marketing when they are all the reply"
+        " says (case, full-width forms, punctuation and politeness ignored), comma-separated.",
+    )
+    reply_opt_out_anywhere: str = Field(
+        "TD,退订,退訂,拒收,取消订阅,STOP,STOPALL,UNSUBSCRIBE,别再发,不要再发,别发了",
+        description="Opt-out words that count inside a sentence too (请退订, 我要退订), unless"
+        " a negation comes just before them (不要退订), comma-separated.",
+    )
+    reply_opt_in_keywords: str = Field(
+        "START,UNSTOP,订阅,訂閱,重新订阅",
+        description="Replies that subscribe a member again, comma-separated.",
+    )
+    reply_help_keywords: str = Field(
+        "HELP,INFO,帮助,幫助", description="Replies answered with the help text, comma-separated."
+    )
+    reply_texts: dict[str, str] = Field(
+        default_factory=dict,
+        description="The brand's wording of automatic answers, as JSON by name (opt_out, opt_in,"
+        " help, points, ...); see docs/configuration.md for the names and their {fields}.",
+    )
+    reply_intent_synonyms: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="More words for each intent of free-text replies, as JSON, e.g."
+        ' {"points": ["会员分"]}; added to the shipped lists.',
+    )
+    reply_intent_threshold: float = Field(
+        0.8,
+        description="Confidence (0-1) above which a free-text reply is answered automatically;"
+        " below it a ticket is opened with suggested answers.",
+    )
+    reply_immediate_minutes: int = Field(
+        15,
+        description="Minutes after a member's message within which an answer to it goes at"
+        " once, even in quiet hours; later answers wait for the quiet hours to end.",
+    )
+    reply_delivery_offer_types: str = Field(
+        "delivery",
+        description="Offer types of messages that offer delivery: a reply of 1 to one of them"
+        " opens a delivery ticket for the member's store (comma-separated).",
+    )
+    reply_survey_offer_types: str = Field(
+        "survey",
+        description="Offer types of survey messages: a reply of 1-5 or a short word to one is"
+        " stored as that campaign's survey response (comma-separated).",
+    )
+    reply_survey_hours: int = Field(
+        48, description="Hours after a survey message that an answer still counts for it."
+    )
+    ticket_first_response_minutes: int = Field(
+        5, description="Minutes of opening hours within which a ticket needs a first answer."
+    )
+    ticket_opening_hours: str = Field(
+        "09:00-21:00",
+        description="Local hours (brand timezone) in which ticket deadlines run, HH:MM-HH:MM.",
+    )
+    ticket_default_team: str = Field(
+        "service",
+        description="Team queue for tickets of members without a store and of categories"
+        " routed to no store.",
+    )
     api_host: str = Field("127.0.0.1", description="Address `tidings serve` binds to.")
     api_port: int = Field(8000, description="Port `tidings serve` binds to.")
 

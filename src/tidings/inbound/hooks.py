@@ -54,7 +54,7 @@ def install_log_redaction() -> None:
 
 
 def _handler(request: Request, provider_type: str, account: str) -> CallbackHandler:
-    settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
+    settings = _settings(request)
     config = settings.provider_accounts.get(account)
     if config is None or config.get("type") != provider_type:
         raise CallbackRejected(404, f"no {provider_type} provider account named {account!r}")
@@ -73,6 +73,10 @@ def _handler(request: Request, provider_type: str, account: str) -> CallbackHand
     return provider
 
 
+def _settings(request: Request) -> Settings:
+    return getattr(request.app.state, "settings", None) or get_settings()
+
+
 def _store(request: Request, result: CallbackResult) -> None:
     # On SQLite a transaction that read before a concurrent commit cannot then write
     # ('database is locked' at once, whatever the busy timeout). Storing is idempotent, so
@@ -85,7 +89,12 @@ def _store(request: Request, result: CallbackResult) -> None:
             if result.receipts:
                 apply_receipts(db_session=session, receipts=result.receipts, now=now)
             if result.replies:
-                store_replies(db_session=session, replies=result.replies, now=now)
+                store_replies(
+                    db_session=session,
+                    replies=result.replies,
+                    now=now,
+                    settings=_settings(request),
+                )
 
 
 def _snapshot_conflict(error: Exception) -> bool:

@@ -13,8 +13,10 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tidings.config import Settings, get_settings
 from tidings.db import is_sqlite
 from tidings.dispatch.models import Message, MessageState
+from tidings.inbound.handling import Handled, handle_replies
 from tidings.inbound.models import Reply
 from tidings.members.models import Member
 from tidings.providers.base import InboundReply
@@ -42,6 +44,7 @@ class StoredReplies:
     duplicates: int
     linked: int  # replies linked to a member
     ids: list[int] = field(default_factory=list)
+    handled: Handled | None = None
 
 
 def reply_key(reply: InboundReply) -> str:
@@ -95,9 +98,15 @@ def _latest_before(messages: list[tuple[datetime, int]], moment: datetime) -> in
 
 
 def store_replies(
-    *, db_session: Session, replies: Sequence[InboundReply], now: datetime
+    *,
+    db_session: Session,
+    replies: Sequence[InboundReply],
+    now: datetime,
+    settings: Settings | None = None,
 ) -> StoredReplies:
-    """Stores `replies`, linking each to its member and the latest message they received."""
+    """Stores `replies`, linking each to its member and the latest message they received,
+    and handles the new ones (opt-out, keyword services, answers, tickets) in the same
+    transaction, so a reply is never stored without its effects."""
     unique: dict[tuple[str, str], InboundReply] = {}
     for reply in replies:
         unique.setdefault((reply.provider, reply_key(reply)), reply)
@@ -133,4 +142,7 @@ def store_replies(
     )
     ids = sorted(db_session.execute(statement, rows).scalars().all()) if rows else []
     linked = sum(1 for row in rows if row["member_id"] is not None)
-    return StoredReplies(len(ids), len(replies) - len(ids), linked, ids)
+    handled = handle_replies(
+        db_session=db_session, reply_ids=ids, now=now, settings=settings or get_settings()
+    )
+    return StoredReplies(len(ids), len(replies) - len(ids), linked, ids, handled)
