@@ -69,7 +69,7 @@ def decide(ctx: ReplyContext, *, settings: Settings, rules: KeywordRules) -> Dec
         return Decision(keyword.kind.value, 1.0)
     guess = classifier_for(settings.reply_intent_synonyms).classify(ctx.text)
     ranked = tuple((intent.value, score) for intent, score in guess.ranked)
-    if guess.intent is Intent.COMPLAINT:
+    if guess.intent is Intent.COMPLAINT and guess.confidence >= settings.reply_intent_threshold:
         return Decision(Intent.COMPLAINT.value, guess.confidence, ranked)
     recent = ctx.message_sent_at is not None and ctx.received_at - ctx.message_sent_at <= timedelta(
         hours=settings.reply_survey_hours

@@ -101,6 +101,7 @@ EXACT_CONFIDENCE = 0.95  # a listed word is in the reply
 MIXED_PENALTY = 0.25  # taken off when words of another intent are there too
 FUZZY_CUTOFF = 70  # rapidfuzz ratio (0-100) below which a word is no match at all
 FUZZY_SCALE = 0.9  # a fuzzy match is never as sure as an exact one
+FUZZY_PHRASE_MIN_CHARS = 4  # a shorter reply sits inside too many phrases ("1" in "315")
 FUZZY_PHRASE_CHARS = 30  # replies up to this long are also searched for misspelt phrases
 PHRASE_CUTOFF = 60  # one wrong character in a four-character phrase still counts
 PHRASE_SCALE = 0.9  # a phrase found inside a reply is less sure than a word matched whole
@@ -184,7 +185,7 @@ class IntentClassifier:
             score = found[1] / 100 * FUZZY_SCALE
             scores[intent] = max(scores.get(intent, 0.0), score)
         folded = compact(text)
-        if len(folded) <= FUZZY_PHRASE_CHARS:
+        if FUZZY_PHRASE_MIN_CHARS <= len(folded) <= FUZZY_PHRASE_CHARS and not folded.isdigit():
             found = process.extractOne(
                 folded, self._phrases, scorer=fuzz.partial_ratio, score_cutoff=PHRASE_CUTOFF
             )

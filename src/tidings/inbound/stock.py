@@ -43,8 +43,12 @@ _ASKING = re.compile(r"库存|kc|有没有货|还有货|有货|有没有|还有|
 def upsert_stock(db_session: Session, frame: pl.DataFrame) -> tuple[int, pl.DataFrame]:
     """Writes `frame` (line, store_code, sku, quantity as text); returns rows written and the
     problems (line, reason) of rows that name an unknown store or sku or no whole quantity."""
-    stores = dict(db_session.execute(select(Store.code, Store.id)).tuples().all())
-    products = dict(db_session.execute(select(Product.sku, Product.id)).tuples().all())
+    stores: dict[str, int] = {
+        code: i for code, i in db_session.execute(select(Store.code, Store.id))
+    }
+    products: dict[str, int] = {
+        sku: i for sku, i in db_session.execute(select(Product.sku, Product.id))
+    }
     rows: dict[tuple[int, int], dict[str, Any]] = {}
     problems: list[dict[str, Any]] = []
     now = clock.now()
@@ -127,7 +131,7 @@ def find_product(db_session: Session, query: str) -> tuple[int, str] | None:
     """The product whose name best matches `query`, or None when none is close."""
     if not query:
         return None
-    products = db_session.execute(select(Product.id, Product.name)).tuples().all()
+    products = db_session.execute(select(Product.id, Product.name)).all()
     names = {product_id: compact(name) for product_id, name in products}
     found = process.extractOne(query, names, scorer=fuzz.WRatio, score_cutoff=PRODUCT_MATCH_CUTOFF)
     if found is None:
