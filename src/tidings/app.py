@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from tidings import __version__
 from tidings.campaigns.api import router as campaigns_router
 from tidings.http import install_problem_handlers, require_api_key
+from tidings.inbound.api import router as inbound_router
 from tidings.inbound.hooks import install_log_redaction
 from tidings.inbound.hooks import router as hooks_router
 from tidings.members.api import router as members_router
@@ -34,6 +35,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     protected.include_router(orders_router)
     protected.include_router(segments_router)
     protected.include_router(campaigns_router)
+    protected.include_router(inbound_router)
 
     app.include_router(public)
     app.include_router(protected)

@@ -12,6 +12,7 @@ from tidings.content.cli import message_app
 from tidings.db import make_engine
 from tidings.demo.cli import demo_app
 from tidings.dispatch.cli import worker_command
+from tidings.inbound.cli import import_stock, tickets_app
 from tidings.members.cli import import_members, import_stores, member_app
 from tidings.orders.cli import import_orders, import_products
 from tidings.policy.cli import policy_app
@@ -32,6 +33,7 @@ import_app.command("members")(import_members)
 import_app.command("orders")(import_orders)
 import_app.command("stores")(import_stores)
 import_app.command("products")(import_products)
+import_app.command("stock")(import_stock)
 
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
@@ -44,6 +46,7 @@ app.add_typer(segment_app, name="segment")
 app.add_typer(message_app, name="message")
 app.add_typer(policy_app, name="policy")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(tickets_app, name="tickets")
 app.command("worker")(worker_command)
 
 
