@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -23,7 +24,14 @@ from tidings.config import get_settings
 from tidings.db import read_frame
 from tidings.orders.frames import ORDER_LINE_COLUMNS, order_lines
 from tidings.profiles.models import Profile
-from tidings.segments.fields import FIELD_LIST, FRAME_DTYPES, PROFILE_COLUMNS, FieldType
+from tidings.segments.fields import (
+    FIELD_LIST,
+    FIELDS,
+    FRAME_DTYPES,
+    PROFILE_COLUMNS,
+    Field,
+    FieldType,
+)
 
 RECHECK_INTERVAL = 1.0  # seconds a snapshot is trusted before the store is asked again
 UTC_TIME = pl.Datetime("us", "UTC")
@@ -60,6 +68,19 @@ CONSENT_COLUMNS: dict[str, Any] = {
     "occurred_at": UTC_TIME,
 }
 # Profile fields that mean "nothing yet" rather than "unknown" for a member without a profile.
+# Fields made from other columns than their own (table, column); the rest read their own.
+FIELD_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "member_id": (("members", "id"),),
+    "age": (("members", "birthday"),),
+    "tags": (("members", "tags"), ("profiles", "tags")),
+    "tier": (("members", "tier"), ("profiles", "tier")),
+    "store_code": (("members", "store_id"), ("stores", "code")),
+    "store_name": (("members", "store_id"), ("stores", "name")),
+    "city": (("members", "store_id"), ("stores", "city")),
+    "store_type": (("members", "store_id"), ("stores", "type")),
+    "main_store_code": (("profiles", "main_store_id"), ("stores", "code")),
+    "consent": tuple(("consent_events", column) for column in CONSENT_COLUMNS),
+}
 PROFILE_DEFAULTS: dict[str, Any] = {
     "orders_total": 0,
     "spend_total": 0,
@@ -222,42 +243,70 @@ def _consent(consent: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def load_audience(engine: Engine, *, today: date | None = None) -> pl.DataFrame:
-    """Reads members, stores, profiles and consent from the store (one query each)."""
-    members = _read_table(engine, "members", MEMBER_COLUMNS, where="erased_at IS NULL")
-    stores = _read_table(engine, "stores", STORE_COLUMNS)
-    profiles = _read_table(engine, "profiles", _profile_columns())
-    consent = _read_table(engine, "consent_events", CONSENT_COLUMNS, where="topic = 'marketing'")
-    return audience_frame(
+def load_audience(
+    engine: Engine, *, today: date | None = None, fields: Collection[str] | None = None
+) -> pl.DataFrame:
+    """Reads members, stores, profiles and consent from the store (one query each).
+
+    With `fields`, only the table columns those fields are made from are read and only those
+    fields (and member_id) are returned: a campaign reads a handful of the profile's columns.
+    """
+    wanted = None if fields is None else table_columns(fields)
+
+    def read(table: str, columns: dict[str, Any], where: str | None = None) -> pl.DataFrame:
+        if wanted is not None:
+            chosen = {name: t for name, t in columns.items() if name in wanted.get(table, ())}
+            if not chosen:
+                return pl.DataFrame(schema=columns)
+            columns = chosen
+        return _read_table(engine, table, columns, where=where)
+
+    members = read("members", MEMBER_COLUMNS, "erased_at IS NULL")
+    stores = read("stores", STORE_COLUMNS)
+    profiles = read("profiles", _profile_columns())
+    consent = read("consent_events", CONSENT_COLUMNS, "topic = 'marketing'")
+    frame = audience_frame(
         members=members, stores=stores, profiles=profiles, consent=consent, today=today
     )
+    return frame if fields is None else frame.select(_field_order(fields))
+
+
+def _field_order(fields: Collection[str]) -> list[str]:
+    """member_id and the known fields among `fields`, in the audience's field order."""
+    chosen = set(fields) | {"member_id"}
+    return [field.name for field in FIELD_LIST if field.name in chosen]
+
+
+def table_columns(fields: Collection[str]) -> dict[str, set[str]]:
+    """The columns of each table that the audience fields `fields` are made from."""
+    wanted: dict[str, set[str]] = {"members": {"id"}}
+    for name in _field_order(fields):
+        for table, column in FIELD_COLUMNS.get(name, ()) or _own_column(FIELDS[name]):
+            wanted.setdefault(table, set()).add(column)
+    if "profiles" in wanted:
+        wanted["profiles"].add("member_id")
+    if "stores" in wanted:
+        wanted["stores"].add("id")
+    return wanted
+
+
+def _own_column(field: Field) -> tuple[tuple[str, str], ...]:
+    if field.source == "profiles":
+        return (("profiles", PROFILE_COLUMNS.get(field.name, field.name)),)
+    return (("members", field.name),)
 
 
 def _read_table(
     engine: Engine, table: str, columns: dict[str, Any], *, where: str | None = None
 ) -> pl.DataFrame:
-    """Reads the named columns of a table and brings them to their types.
-
-    PostgreSQL is read through ADBC (`tidings.db.read_frame`). SQLite is read through the
-    engine's own pysqlite connection: ADBC would load a second SQLite library into the
-    process, whose connections, on closing, drop the file locks of the first and delete
-    the WAL under its open connections ('disk I/O error', stale reads, 'database is
-    locked'). Columns that are not integers are read as text there, NULL as ''.
-    """
-    sqlite = engine.dialect.name == "sqlite"
-    parts, read_as = [], {}
-    for name, dtype in columns.items():
-        as_text = name == "tags" or (sqlite and dtype not in (pl.Int64, pl.Boolean))
-        parts.append(f"COALESCE(CAST({name} AS TEXT), '') AS {name}" if as_text else name)
-        read_as[name] = pl.String if as_text else pl.Int64
+    """Reads the named columns of a table in bulk (`tidings.db.read_frame`) and brings them
+    to their types (SQLite keeps times and dates as text)."""
+    parts = [
+        f"COALESCE(CAST({name} AS TEXT), '') AS {name}" if name == "tags" else name
+        for name in columns
+    ]
     sql = f"SELECT {', '.join(parts)} FROM {table}" + (f" WHERE {where}" if where else "")
-    if sqlite:
-        with engine.connect() as connection:
-            rows = connection.exec_driver_sql(sql).all()
-        frame = pl.DataFrame(rows, schema=read_as, orient="row")
-    else:
-        frame = read_frame(engine, sql)
-    return _with_columns(frame, columns)
+    return _with_columns(read_frame(engine, sql), columns)
 
 
 def _profile_columns() -> dict[str, Any]:
@@ -279,6 +328,13 @@ class _Snapshot:
     day: date | None
     frame: pl.DataFrame
     checked_at: float  # time.monotonic() of the last check against the store
+    fields: frozenset[str] | None = None  # the fields it holds; None: every field
+
+    def holds(self, day: date | None, fields: Collection[str] | None) -> bool:
+        """Whether it is of `day` and holds `fields` (None: every field)."""
+        if self.day != day:
+            return False
+        return self.fields is None or (fields is not None and self.fields.issuperset(fields))
 
 
 _AUDIENCE_FINGERPRINT = text(
@@ -296,11 +352,23 @@ _order_lines: dict[str, _Snapshot] = {}
 _lock = threading.Lock()
 
 
-def snapshot(engine: Engine, *, today: date | None = None) -> pl.DataFrame:
-    """Returns the store's audience frame from memory, reading it again if the store changed."""
+def snapshot(
+    engine: Engine, *, today: date | None = None, fields: Collection[str] | None = None
+) -> pl.DataFrame:
+    """Returns the store's audience frame from memory, reading it again if the store changed.
+
+    With `fields`, a snapshot holding those fields serves; otherwise only they are read (and
+    kept, until a caller asks for more). The frame may hold more fields than asked for.
+    """
     day = today or local_today()
+    wanted = None if fields is None else frozenset(_field_order(fields))
     return _cached(
-        _audiences, engine, day, _AUDIENCE_FINGERPRINT, lambda: load_audience(engine, today=day)
+        _audiences,
+        engine,
+        day,
+        _AUDIENCE_FINGERPRINT,
+        lambda: load_audience(engine, today=day, fields=wanted),
+        fields=wanted,
     )
 
 
@@ -331,23 +399,25 @@ def _cached(
     day: date | None,
     fingerprint_sql: Any,
     load: Any,
+    *,
+    fields: frozenset[str] | None = None,
 ) -> pl.DataFrame:
     key = _key(engine)
     with _lock:
         current = cache.get(key)
     now = time.monotonic()
-    fresh = current is not None and now - current.checked_at < RECHECK_INTERVAL
-    if current is not None and current.day == day and fresh:
+    usable = current is not None and current.holds(day, fields)
+    if usable and current is not None and now - current.checked_at < RECHECK_INTERVAL:
         return current.frame
     # Read the fingerprint before the data: a change made while loading shows next time.
     with engine.connect() as connection:
         fingerprint = tuple(connection.execute(fingerprint_sql).one())
-    if current is not None and current.day == day and current.fingerprint == fingerprint:
+    if usable and current is not None and current.fingerprint == fingerprint:
         current.checked_at = now
         return current.frame
     frame: pl.DataFrame = load()
     with _lock:
-        cache[key] = _Snapshot(fingerprint, day, frame, now)
+        cache[key] = _Snapshot(fingerprint, day, frame, now, fields)
     return frame
 
 
