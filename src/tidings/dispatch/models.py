@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings import clock
@@ -89,7 +89,17 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        Index("ix_messages_state_priority_send_at", "state", "priority", "send_at"),
+        # The claimer reads only queued messages, most urgent first; planned and skipped ones
+        # (a plan writes a million at once) stay out of its index.
+        Index(
+            "ix_messages_queued_priority_send_at",
+            "priority",
+            "send_at",
+            "id",
+            sqlite_where=text("state = 'queued'"),
+            postgresql_where=text("state = 'queued'"),
+        ),
+        Index("ix_messages_state", "state"),
         Index("ix_messages_campaign_id_state", "campaign_id", "state"),
         Index("ix_messages_provider_provider_message_id", "provider", "provider_message_id"),
         Index("ix_messages_member_id_created_at", "member_id", "created_at"),
