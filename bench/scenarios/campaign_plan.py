@@ -156,7 +156,9 @@ def _postgres_engine() -> Engine:
     return engine
 
 
-def _plan(engine: Engine, *, name: str, offer_type: str, cold: bool) -> tuple[float, dict]:
+def _plan(
+    engine: Engine, *, name: str, offer_type: str, cold: bool
+) -> tuple[float, dict, dict[str, float]]:
     spec = CampaignCreate(
         name=name,
         rule="consent == true or consent == false",
@@ -174,10 +176,13 @@ def _plan(engine: Engine, *, name: str, offer_type: str, cold: bool) -> tuple[fl
         campaign_id = service.create(db_session=session, spec=spec).id
     if cold:
         invalidate(engine)  # read the audience from the store, as a fresh process would
+    phases: dict[str, float] = {}
     started = time.perf_counter()
     with session_scope(engine) as session:
-        summary = service.plan(db_session=session, campaign_id=campaign_id)
-    return time.perf_counter() - started, summary
+        summary = service.plan(db_session=session, campaign_id=campaign_id, phases=phases)
+        committing = time.perf_counter()
+    phases["commit"] = time.perf_counter() - committing
+    return time.perf_counter() - started, summary, phases
 
 
 def _run_on(name: str, engine: Engine, base: dict[str, pl.DataFrame]) -> None:
@@ -185,11 +190,16 @@ def _run_on(name: str, engine: Engine, base: dict[str, pl.DataFrame]) -> None:
     # Cold: a fresh process reads the audience from the store. Warm: `tidings serve` keeps
     # the audience snapshot in memory, so a second campaign reads only history.
     for label, offer, cold in (("cold", "coupon", True), ("warm", "birthday", False)):
-        seconds, summary = _plan(engine, name=f"双十二 {label}", offer_type=offer, cold=cold)
+        seconds, summary, phases = _plan(
+            engine, name=f"双十二 {label}", offer_type=offer, cold=cold
+        )
         skipped = ", ".join(f"{reason} {n:,}" for reason, n in summary["skipped"].items())
+        other = seconds - sum(phases.values())
+        timing = ", ".join(f"{phase} {s:.2f} s" for phase, s in {**phases, "other": other}.items())
         print(
             f"campaign plan on {name} ({label}): audience {summary['audience']:,},"
-            f" holdout {summary['holdout']:,}, planned {summary['planned']:,}; skipped {skipped}",
+            f" holdout {summary['holdout']:,}, planned {summary['planned']:,}; skipped {skipped}"
+            f"\n  phases: {timing}",
             flush=True,
         )
         report(

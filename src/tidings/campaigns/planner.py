@@ -28,6 +28,7 @@ from tidings.dispatch.models import PRIORITY, MessageKind, MessageState
 from tidings.policy.decide import Decision, decide
 from tidings.policy.reasons import SkipReason
 from tidings.policy.rules import CandidateKind, PolicyRules
+from tidings.segments.fields import FIELDS
 
 UTC_TIME = pl.Datetime("us", "UTC")
 HOLDOUT = "holdout"
@@ -74,6 +75,17 @@ PLAN_COLUMNS = (
     "send_at",
     "expires_at",
 )
+
+
+def audience_fields(spec: PlanSpec) -> set[str]:
+    """The audience fields a plan reads: the policy's, the schedule's and the templates'."""
+    placeholders = (
+        column
+        for variant in spec.variants
+        for placeholder in variant.template.placeholders
+        for column in placeholder.columns
+    )
+    return {*AUDIENCE_NEEDS, "best_hour", *(name for name in placeholders if name in FIELDS)}
 
 
 def dispatch_priority(kind: CampaignKind) -> int:

@@ -23,9 +23,11 @@ from sqlalchemy.orm import Session
 from tidings import clock
 from tidings.campaigns import sources
 from tidings.campaigns.models import Campaign, CampaignKind, CampaignStatus, Variant
+from tidings.campaigns.phases import PhaseTimer
 from tidings.campaigns.planner import (
     CONTENT_KIND,
     MESSAGE_KIND,
+    audience_fields,
     dispatch_priority,
     plan_frame,
     summarise,
@@ -173,9 +175,20 @@ def audience_rule(db_session: Session, campaign: Campaign) -> tuple[Rule, Any]:
     return parse(campaign.rule or ""), saved
 
 
-def plan(*, db_session: Session, campaign_id: int, now: datetime | None = None) -> dict[str, Any]:
-    """Plans (or plans again) a campaign: one message row per member, in bulk."""
+def plan(
+    *,
+    db_session: Session,
+    campaign_id: int,
+    now: datetime | None = None,
+    phases: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Plans (or plans again) a campaign: one message row per member, in bulk.
+
+    `phases`, when given, receives the seconds spent reading the audience, reading history,
+    planning and writing (the bench prints them).
+    """
     now = now or clock.now()
+    timer = PhaseTimer(phases)
     campaign = get(db_session=db_session, campaign_id=campaign_id)
     if campaign.status not in PLANNABLE:
         raise CampaignStateError(
@@ -188,39 +201,45 @@ def plan(*, db_session: Session, campaign_id: int, now: datetime | None = None) 
     rules = PolicyRules.from_settings(settings)
     rule, saved = audience_rule(db_session, campaign)
     zone = settings.default_timezone
-    audience = sources.audience_for(
-        engine,
-        rule=rule,
-        saved=saved,
-        today=local_today(zone),
-        timezone=zone,
-    )
-    audience = campaign_fields(audience, campaign, zone)
-    suppressed = sources.suppressions(engine)
-    hashes = sources.phone_hashes(audience["phone"]) if suppressed.height else pl.lit("")
-    audience = audience.with_columns(phone_hash=hashes)
     spec = plan_spec(
         campaign, variants_of(db_session=db_session, campaign_id=campaign_id), settings
     )
-    frame = plan_frame(
-        audience,
-        spec,
-        history=sources.history(engine, campaign_id=campaign_id, rules=rules, now=now),
-        suppressions=suppressed,
-        rules=rules,
-        lint=lint_rules(kind=CONTENT_KIND[campaign.kind], scheme=spec.scheme),
-        now=now,
-    )
-    sources.write_plan(
-        db_session,
-        campaign_id=campaign_id,
-        plan=frame,
-        kind=MESSAGE_KIND[campaign.kind].value,
-        priority=dispatch_priority(campaign.kind),
-        offer_type=campaign.offer_type,
-        provider=campaign.provider,
-        now=now,
-    )
+    with timer("audience"):
+        audience = sources.audience_for(
+            engine,
+            rule=rule,
+            saved=saved,
+            today=local_today(zone),
+            timezone=zone,
+            fields=audience_fields(spec),
+        )
+        audience = campaign_fields(audience, campaign, zone)
+        suppressed = sources.suppressions(engine)
+        hashes = sources.phone_hashes(audience["phone"]) if suppressed.height else pl.lit("")
+        audience = audience.with_columns(phone_hash=hashes)
+    with timer("history"):
+        history = sources.history(engine, campaign_id=campaign_id, rules=rules, now=now)
+    with timer("plan"):
+        frame = plan_frame(
+            audience,
+            spec,
+            history=history,
+            suppressions=suppressed,
+            rules=rules,
+            lint=lint_rules(kind=CONTENT_KIND[campaign.kind], scheme=spec.scheme),
+            now=now,
+        )
+    with timer("write"):
+        sources.write_plan(
+            db_session,
+            campaign_id=campaign_id,
+            plan=frame,
+            kind=MESSAGE_KIND[campaign.kind].value,
+            priority=dispatch_priority(campaign.kind),
+            offer_type=campaign.offer_type,
+            provider=campaign.provider,
+            now=now,
+        )
     summary = summarise(frame, audience=audience.height)
     campaign.plan_summary = summary
     campaign.planned_at = now

@@ -9,8 +9,10 @@ transaction, so planning twice leaves one row per member and campaign.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 from sqlalchemy import Engine, text
@@ -20,6 +22,8 @@ from tidings.db import POLARS_SQLITE_TIME_FORMAT, bulk_insert, is_sqlite, read_f
 from tidings.dispatch.models import MessageState
 from tidings.policy.rules import PolicyRules
 from tidings.segments.audience import order_lines_snapshot, snapshot
+from tidings.segments.compiler import Context, compile_rule
+from tidings.segments.fields import FIELDS
 from tidings.segments.history import aggregates_used
 from tidings.segments.service import matching_ids
 from tidings.segments.tree import Rule
@@ -46,10 +50,23 @@ def phone_hashes(phones: pl.Series) -> pl.Series:
 
 
 def audience_for(
-    engine: Engine, *, rule: Rule, saved: Any, today: Any, timezone: str
+    engine: Engine,
+    *,
+    rule: Rule,
+    saved: Any,
+    today: Any,
+    timezone: str,
+    fields: Collection[str] | None = None,
 ) -> pl.DataFrame:
-    """The members a rule matches, every audience field, and each one's own timezone."""
-    audience = snapshot(engine, today=today)
+    """The members a rule matches, their audience fields, and each one's own timezone.
+
+    With `fields`, only those and the fields the rule reads are needed: a snapshot in memory
+    serves, or only their columns are read from the store.
+    """
+    if fields is not None:
+        condition = compile_rule(rule, Context(today, ZoneInfo(timezone), saved))
+        fields = {*fields, *(n for n in condition.meta.root_names() if n in FIELDS)}
+    audience = snapshot(engine, today=today, fields=fields)
     lines = order_lines_snapshot(engine) if aggregates_used(rule, saved) else None
     ids = matching_ids(rule=rule, audience=audience, order_lines=lines, today=today, saved=saved)
     chosen = audience.join(ids.to_frame(), on="member_id", how="semi", maintain_order="left")
@@ -186,21 +203,38 @@ def write_plan(
             **{name: pl.lit(value) for name, value in shared.items()},
         )
         return bulk_insert(db_session, "messages", rows)
-    return _insert_sqlite(db_session, campaign_id, varying, shared)
+    return _insert_sqlite(db_session, campaign_id, varying, shared, now=now)
 
 
 def _insert_sqlite(
-    db_session: Session, campaign_id: int, varying: pl.DataFrame, shared: dict[str, object]
+    db_session: Session,
+    campaign_id: int,
+    varying: pl.DataFrame,
+    shared: dict[str, object],
+    *,
+    now: datetime,
 ) -> int:
     """executemany with the shared values written into the statement, and a wide page cache
-    while the indexes grow (a million rows touch every page of each index)."""
+    while the indexes grow (a million rows touch every page of each index).
+
+    Every value bound per row costs a Python object and a bind, so the times all rows share
+    (created, updated, and final for a skipped row) are written into the statement too.
+    """
+    varying = varying.drop("final_at", "created_at", "updated_at")
     names = list(varying.columns)
-    markers = [f"?{i + 1}" for i in range(len(names))]
-    member_marker = markers[names.index("member_id")]
-    columns = ["dedupe_key", *names, *shared]
+    markers = {name: f"?{i + 1}" for i, name in enumerate(names)}
+    moment = _literal(utc_text(now))
+    skipped = _literal(MessageState.SKIPPED.value)
+    computed = {
+        "dedupe_key": f"'campaign:{int(campaign_id)}:member:' || {markers['member_id']}",
+        "final_at": f"CASE WHEN {markers['state']} = {skipped} THEN {moment} END",
+        "created_at": moment,
+        "updated_at": moment,
+    }
+    columns = [*computed, *names, *shared]
     values = [
-        f"'campaign:{int(campaign_id)}:member:' || {member_marker}",
-        *markers,
+        *computed.values(),
+        *markers.values(),
         *(_literal(value) for value in shared.values()),
     ]
     sql = f"INSERT INTO messages ({', '.join(columns)}) VALUES ({', '.join(values)})"
