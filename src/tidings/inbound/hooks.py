@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import threading
 from typing import Any
 
 import stamina
@@ -33,6 +34,7 @@ from tidings.providers.webhooks import (
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/hooks", tags=["hooks"])
 _TOKEN = re.compile(r"(token=)[^&\s\"]+")
+_SQLITE_WRITER = threading.Lock()
 
 
 class RedactCallbackTokens(logging.Filter):
@@ -78,9 +80,20 @@ def _settings(request: Request) -> Settings:
 
 
 def _store(request: Request, result: CallbackResult) -> None:
-    # On SQLite a transaction that read before a concurrent commit cannot then write
-    # ('database is locked' at once, whatever the busy timeout). Storing is idempotent, so
-    # it is simply done again on a fresh snapshot.
+    # SQLite has one writer: callbacks of this process take turns rather than collide and
+    # retry (handling a batch of replies reads before it writes).
+    engine = request.app.state.engine
+    if engine.dialect.name == "sqlite":
+        with _SQLITE_WRITER:
+            _store_once(request, result)
+    else:
+        _store_once(request, result)
+
+
+def _store_once(request: Request, result: CallbackResult) -> None:
+    # On SQLite a transaction that read before a concurrent commit (another process's)
+    # cannot then write ('database is locked' at once, whatever the busy timeout). Storing
+    # is idempotent, so it is simply done again on a fresh snapshot.
     for attempt in stamina.retry_context(
         on=_snapshot_conflict, attempts=10, wait_initial=0.01, wait_max=0.5
     ):

@@ -14,11 +14,14 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tidings import clock
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.sources import phone_hash
 from tidings.config import Settings
+from tidings.db import is_sqlite
 from tidings.dispatch.models import Message
 from tidings.inbound.booking_times import parse_when
 from tidings.inbound.context import Effects, ReplyContext
@@ -42,23 +45,26 @@ MAX_SURVEY_WORD = 12  # characters; longer answers are conversations, not survey
 def _suppress(
     db_session: Session, contexts: Sequence[ReplyContext], reason: SuppressionReason
 ) -> set[str]:
-    """Adds the phones to the suppression list; returns the phones that were not on it."""
+    """Adds the phones to the suppression list; returns the phones that were not on it.
+
+    The insert skips phones already there, so two callbacks racing to suppress the same
+    phone add one row and only one of them learns the phone is new (one confirmation).
+    """
     hashes = {ctx.phone: phone_hash(ctx.phone) for ctx in contexts}
-    known = set(
-        db_session.scalars(
-            select(Suppression.phone_hash).where(
-                Suppression.phone_hash.in_(sorted(set(hashes.values()))),
-                Suppression.reason == reason,
-            )
-        )
+    if not hashes:
+        return set()
+    dialect = sqlite if is_sqlite(db_session) else postgresql
+    statement = (
+        dialect.insert(Suppression.__table__)
+        .on_conflict_do_nothing(index_elements=["phone_hash", "reason"])
+        .returning(Suppression.__table__.c.phone_hash)
     )
-    new = {phone for phone, key in hashes.items() if key not in known}
-    if new:
-        db_session.execute(
-            insert(Suppression),
-            [{"phone_hash": hashes[p], "reason": reason, "source": SOURCE} for p in sorted(new)],
-        )
-    return new
+    rows = [
+        {"phone_hash": key, "reason": reason, "source": SOURCE, "created_at": clock.now()}
+        for key in sorted(set(hashes.values()))
+    ]
+    added = set(db_session.execute(statement, rows).scalars())
+    return {phone for phone, key in hashes.items() if key in added}
 
 
 def _consent(
