@@ -27,7 +27,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_messages_state", ["state"], unique=False)
         batch_op.create_index(
             "ix_messages_queued_priority_send_at",
-            ["priority", "send_at", "id"],
+            ["state", "priority", "send_at", "id"],
             unique=False,
             sqlite_where=QUEUED,
             postgresql_where=QUEUED,
