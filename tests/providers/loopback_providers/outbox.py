@@ -56,9 +56,12 @@ def queue(engine: Engine, provider: str, texts: dict[str, str]) -> dict[str, int
 
 
 def outcomes(engine: Engine) -> dict[str, tuple[str, str | None]]:
-    """State and error code of every message, by phone."""
+    """State and error code of every campaign message, by phone (answers to replies, such as
+    opt-out confirmations, are tested with the replies)."""
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT phone, state, error_code FROM messages"))
+        rows = connection.execute(
+            text("SELECT phone, state, error_code FROM messages WHERE campaign_id IS NOT NULL")
+        )
         return {phone: (state, code) for phone, state, code in rows}
 
 
