@@ -1,32 +1,37 @@
-"""Claims of due messages with a lease, and the step that marks a claim `submitting`.
+"""Claims of due messages: taken with a lease and marked `submitting` in one statement.
 
 On PostgreSQL any number of workers claim at once: the UPDATE picks its rows through
 `SELECT ... FOR UPDATE SKIP LOCKED`, so two claims never share a row. SQLite has one writer
 at a time; within a process a lock makes the claimer single, and the UPDATE ... RETURNING
-takes and returns the rows in one statement.
+takes and returns the rows in one statement. Taking and marking at once writes each message
+once instead of twice; the caller commits the claim before any provider call, so a message is
+`submitting` in a committed transaction of its own before it can reach a handset.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Table, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from tidings.campaigns.models import Campaign, CampaignStatus
 from tidings.db import is_sqlite
+from tidings.dispatch.ledger import move
 from tidings.dispatch.models import Message, MessageKind, MessageState, sources
 
 messages: Table = Message.__table__  # type: ignore[assignment]
 campaigns: Table = Campaign.__table__  # type: ignore[assignment]
 _sqlite_claimer = threading.Lock()
+# Only a queued message is taken to be sent; the claim says so in its text (see take_due).
+assert sources(MessageState.SUBMITTING) == [MessageState.QUEUED]
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimedMessage:
-    """A message leased to one worker, with what it needs to send it."""
+class ClaimedMessage(NamedTuple):
+    """A message taken by one worker, with what it needs to send it."""
 
     id: int
     phone: str
@@ -46,14 +51,22 @@ def campaign_running() -> ColumnElement[bool]:
     return or_(messages.c.campaign_id.is_(None), messages.c.campaign_id.in_(running))
 
 
-def claim_due(
+def take_due(
     *, db_session: Session, owner: str, limit: int, lease: float, now: datetime
 ) -> list[ClaimedMessage]:
-    """Leases up to `limit` due messages to `owner` for `lease` seconds, most urgent first."""
+    """Leases up to `limit` due messages to `owner` and marks them `submitting`, most urgent
+    first, in one statement; the caller commits before handing any to a provider.
+
+    Only messages of running campaigns (or of none) are taken, so a pause or a cancel stops
+    every message not yet taken. What is taken and then not sent goes back with `put_back`.
+    """
+    # The state as a literal, not a parameter: an index limited to queued messages is only
+    # used by a statement that says `state = 'queued'` in its text.
+    queued = messages.c.state == literal_column(f"'{MessageState.QUEUED}'")
     due = (
         select(messages.c.id)
         .where(
-            messages.c.state == MessageState.QUEUED,
+            queued,
             messages.c.send_at <= now,
             or_(messages.c.lease_until.is_(None), messages.c.lease_until < now),
             campaign_running(),
@@ -70,72 +83,56 @@ def claim_due(
     )
     statement = (
         update(messages)
-        .where(picked, messages.c.state == MessageState.QUEUED)
-        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease), updated_at=now)
-        .returning(
-            messages.c.id,
-            messages.c.phone,
-            messages.c.text,
-            messages.c.parts,
-            messages.c.kind,
-            messages.c.campaign_id,
-            messages.c.provider,
-            messages.c.timezone,
-            messages.c.expires_at,
-            messages.c.attempts,
+        .where(picked, queued)
+        .values(
+            state=MessageState.SUBMITTING,
+            attempts=messages.c.attempts + 1,
+            lease_owner=owner,
+            lease_until=now + timedelta(seconds=lease),
+            updated_at=now,
         )
+        .returning(*(messages.c[name] for name in ClaimedMessage._fields))
     )
     if sqlite:
         with _sqlite_claimer:
             rows = db_session.execute(statement).all()
     else:
         rows = db_session.execute(statement).all()
-    claimed = [ClaimedMessage(*row) for row in rows]
-    claimed.sort(key=lambda message: message.id)
+    # Rows are tuples already: a NamedTuple over them costs no copy of the values.
+    claimed = [ClaimedMessage._make(row) for row in rows]
+    claimed.sort(key=_by_id)
     return claimed
 
 
-def mark_submitting(
-    *, db_session: Session, owner: str, ids: list[int], lease: float, now: datetime
-) -> set[int]:
-    """Moves `owner`'s claimed messages to `submitting` and returns the ids it moved.
+def _by_id(message: ClaimedMessage) -> int:
+    return message.id
 
-    A message whose campaign was paused or cancelled since the claim, or whose lease another
-    worker took over, is not moved and so not sent. The caller commits before sending.
-    """
-    if not ids:
-        return set()
-    statement = (
-        update(messages)
-        .where(
-            messages.c.id.in_(bindparam("ids", expanding=True)),
-            messages.c.state.in_(sources(MessageState.SUBMITTING)),
-            messages.c.lease_owner == owner,
-            campaign_running(),
-        )
-        .values(
-            state=MessageState.SUBMITTING,
-            attempts=messages.c.attempts + 1,
-            lease_until=now + timedelta(seconds=lease),
-            updated_at=now,
-        )
-        .returning(messages.c.id)
+
+def put_back(
+    *,
+    db_session: Session,
+    owner: str,
+    moves: Sequence[tuple[int, datetime | None]],
+    now: datetime,
+) -> None:
+    """Returns `owner`'s taken, unsent messages to the queue, each to go at the time given
+    (None: as soon as any worker can), and undoes the attempt their taking counted."""
+    if not moves:
+        return
+    rows = [
+        (now if send_at is None else send_at, message_id, owner) for message_id, send_at in moves
+    ]
+    move(
+        db_session,
+        target=MessageState.QUEUED,
+        columns=["send_at"],
+        rows=rows,
+        now=now,
+        where_columns=["lease_owner"],
+        where=" AND state = 'submitting'",
+        clear_lease=True,
+        extra_assignments=", attempts = attempts - 1",
     )
-    return set(db_session.execute(statement, {"ids": ids}).scalars())
-
-
-def release(*, db_session: Session, owner: str, ids: list[int], now: datetime) -> None:
-    """Gives back claimed messages that were not sent, so they can be claimed at once."""
-    if ids:
-        db_session.execute(
-            update(messages)
-            .where(
-                messages.c.id.in_(ids),
-                messages.c.state == MessageState.QUEUED,
-                messages.c.lease_owner == owner,
-            )
-            .values(lease_owner=None, lease_until=None, updated_at=now)
-        )
 
 
 def abandon(*, db_session: Session, owner: str, ids: list[int], now: datetime) -> None:

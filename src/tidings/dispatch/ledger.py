@@ -24,9 +24,11 @@ def move(
     where: str = "",
     where_columns: Sequence[str] = (),
     clear_lease: bool = False,
+    extra_assignments: str = "",
 ) -> None:
     """Sets `columns` from each row (then its id, then `where_columns`, then the values of the
-    placeholders in `where`) and moves it to `target`.
+    placeholders in `where`) and moves it to `target`; `extra_assignments` is SQL added to the
+    SET clause as it is.
 
     A row whose message is not in a state allowed to reach `target` is left untouched, so a
     late, repeated or out-of-order event is harmless.
@@ -36,26 +38,13 @@ def move(
     assignments = "".join(f", {name} = ?" for name in columns)
     if clear_lease:
         assignments += ", lease_owner = NULL, lease_until = NULL"
+    assignments += extra_assignments
     extra = "".join(f" AND {name} = ?" for name in where_columns)
     sql = (
         f"UPDATE messages SET state = '{target}', updated_at = ?{assignments}"
         f" WHERE id = ? AND {state_guard(target)}{extra}{where}"
     )
     _execute_many(session, sql, [(now, *row) for row in rows])
-
-
-def reschedule(
-    session: Session, *, owner: str, moves: Sequence[tuple[datetime, int]], now: datetime
-) -> None:
-    """Releases `owner`'s claimed, still queued messages to go at a later time each."""
-    if not moves:
-        return
-    sql = (
-        "UPDATE messages SET updated_at = ?, send_at = ?, lease_owner = NULL, lease_until = NULL"
-        " WHERE id = ? AND state = 'queued' AND lease_owner = ?"
-    )
-    rows = [(now, send_at, message_id, owner) for send_at, message_id in moves]
-    _execute_many(session, sql, rows)
 
 
 def _execute_many(session: Session, sql: str, rows: Sequence[Row]) -> None:
@@ -67,20 +56,27 @@ def _execute_many(session: Session, sql: str, rows: Sequence[Row]) -> None:
     raw = session.connection().connection.driver_connection
     assert raw is not None
     if is_sqlite(session):
-        texts: dict[datetime, str] = {}  # most rows share a few times: format each once
-
-        def value(item: Any) -> Any:
-            if isinstance(item, datetime):
-                if item not in texts:
-                    texts[item] = utc_text(item)
-                return texts[item]
-            return item
-
-        raw.executemany(sql, [tuple(value(v) for v in row) for row in rows])
+        raw.executemany(sql, _as_sqlite_rows(rows))
     else:
         statement, arrays = _as_one_update(sql, rows)
         with raw.cursor() as cursor:
             cursor.execute(statement, arrays)
+
+
+def _as_sqlite_rows(rows: Sequence[Row]) -> list[Row]:
+    """The rows with times as SQLite's UTC text, converted column by column: most columns hold
+    no time, and most time columns hold the same few moments."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    texts: dict[datetime, str] = {}
+    for column in columns:
+        sample = next((item for item in column if item is not None), None)
+        if isinstance(sample, datetime):
+            for i, item in enumerate(column):
+                if isinstance(item, datetime):
+                    if item not in texts:
+                        texts[item] = utc_text(item)
+                    column[i] = texts[item]
+    return list(zip(*columns, strict=True))
 
 
 def _array_type(column: Sequence[Any]) -> str:

@@ -1,5 +1,5 @@
-"""Records what happened to claimed messages: sent, to retry with backoff, failed, deferred,
-expired. Each function writes in bulk and leaves the commit to its caller."""
+"""Records what happened to claimed messages: sent, to retry with backoff, failed, expired.
+Each function writes in bulk and leaves the commit to its caller."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from tidings.dispatch.ledger import move, reschedule
+from tidings.dispatch.ledger import move
 from tidings.dispatch.models import MessageState
 from tidings.providers.base import Outcome, SendResult
 
@@ -111,16 +111,4 @@ def expire(*, db_session: Session, ids: Sequence[int], now: datetime) -> None:
         now=now,
         where=" AND state = 'queued'",
         clear_lease=True,
-    )
-
-
-def defer(
-    *, db_session: Session, owner: str, moves: Sequence[tuple[int, datetime]], now: datetime
-) -> None:
-    """Releases claimed messages to go later, at the given time (the next send window)."""
-    reschedule(
-        db_session,
-        owner=owner,
-        moves=[(send_at, message_id) for message_id, send_at in moves],
-        now=now,
     )

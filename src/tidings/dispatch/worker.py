@@ -150,19 +150,22 @@ class Worker:
 
     async def _sender(self) -> None:
         while not self._stop.is_set():
-            now = clock.now()
+            taken_at = clock.now()
             with session_scope(self.engine) as session:
-                claimed = claims.claim_due(
+                claimed = claims.take_due(
                     db_session=session,
                     owner=self.owner,
                     limit=self.settings.dispatch_batch_size,
                     lease=self.lease,
-                    now=now,
+                    now=taken_at,
                 )
             if not claimed:
                 await self._pause(IDLE_POLL)
                 continue
-            await self._send(claimed)
+            await self._send(claimed, taken_at)
+            # A provider that answers at once never makes a sender wait: let the housekeeper
+            # apply receipts and check rollout gates between batches, not only after the send.
+            await asyncio.sleep(0)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -173,19 +176,18 @@ class Worker:
     ) -> tuple[list[ClaimedMessage], list[tuple[int, datetime]], list[int]]:
         """Splits a claim into messages to send now, to defer to a later time, and to expire."""
         ready, deferred, expired = [], [], []
-        allowed: dict[tuple[MessageKind, str], datetime] = {}
+        allowed: dict[tuple[str, str | None], datetime] = {}
         for message in claimed:
-            zone_name = message.timezone or self.settings.default_timezone
-            key = (MessageKind(message.kind), zone_name)
-            if key not in allowed:
-                allowed[key] = next_allowed(
-                    kind=key[0],
-                    timezone=zone_name,
+            key = (message.kind, message.timezone)
+            when = allowed.get(key)
+            if when is None:
+                when = allowed[key] = next_allowed(
+                    kind=MessageKind(message.kind),
+                    timezone=message.timezone or self.settings.default_timezone,
                     now=now,
                     send_window=self.send_window,
                     quiet_hours=self.quiet_hours,
                 )
-            when = allowed[key]
             if message.expires_at is not None and message.expires_at <= max(when, now):
                 expired.append(message.id)
             elif when > now:
@@ -194,12 +196,14 @@ class Worker:
                 ready.append(message)
         return ready, deferred, expired
 
-    async def _send(self, claimed: list[ClaimedMessage]) -> None:
+    async def _send(self, claimed: list[ClaimedMessage], taken_at: datetime) -> None:
         now = clock.now()
         ready, deferred, expired = self._sort_by_time(claimed, now)
         if deferred or expired:
+            # Back to the queue before anything was sent: for later, or to expire at once.
+            held: list[tuple[int, datetime | None]] = [*deferred, *((i, None) for i in expired)]
             with session_scope(self.engine) as session:
-                outcomes.defer(db_session=session, owner=self.owner, moves=deferred, now=now)
+                claims.put_back(db_session=session, owner=self.owner, moves=held, now=now)
                 outcomes.expire(db_session=session, ids=expired, now=now)
             self.report.tally.add("deferred", len(deferred))
             self.report.tally.add(MessageState.EXPIRED, len(expired))
@@ -215,83 +219,64 @@ class Worker:
             size = self.throttles[name].chunk_size(provider.max_batch)
             for start in range(0, len(batch), size):
                 if self._stop.is_set():
-                    self._release(batch[start:])
+                    self._put_back(batch[start:])
                     break
-                await self._send_chunk(provider, batch[start : start + size])
+                await self._send_chunk(provider, batch[start : start + size], taken_at)
 
-    def _release(self, batch: Sequence[ClaimedMessage]) -> None:
+    def _put_back(self, batch: Sequence[ClaimedMessage]) -> None:
         with session_scope(self.engine) as session:
-            ids = [message.id for message in batch]
-            claims.release(db_session=session, owner=self.owner, ids=ids, now=clock.now())
+            moves = [(message.id, None) for message in batch]
+            claims.put_back(db_session=session, owner=self.owner, moves=moves, now=clock.now())
 
     def _fail_unknown_provider(self, batch: Sequence[ClaimedMessage], reason: str) -> None:
         log.error("%s: failing %d messages", reason, len(batch))
-        now = clock.now()
+        results = [SendResult.failed(m.id, UNKNOWN_PROVIDER_CODE, permanent=True) for m in batch]
         with session_scope(self.engine) as session:
-            taken = claims.mark_submitting(
-                db_session=session,
-                owner=self.owner,
-                ids=[m.id for m in batch],
-                lease=self.lease,
-                now=now,
-            )
-            results = [SendResult.failed(i, UNKNOWN_PROVIDER_CODE, permanent=True) for i in taken]
             tally = outcomes.record_results(
-                db_session=session, results=results, attempts={}, max_attempts=1, now=now
+                db_session=session, results=results, attempts={}, max_attempts=1, now=clock.now()
             )
         self.report.tally.merge(tally)
 
-    async def _send_chunk(self, provider: SmsProvider, chunk: list[ClaimedMessage]) -> None:
+    async def _send_chunk(
+        self, provider: SmsProvider, chunk: list[ClaimedMessage], taken_at: datetime
+    ) -> None:
+        """Sends messages taken (and committed as `submitting`) at `taken_at`."""
         throttle = self.throttles[provider.name]
+        outgoing = [
+            OutgoingMessage(m.id, m.phone, m.text, m.parts, m.kind, m.campaign_id) for m in chunk
+        ]
         async with throttle.slot():
-            now = clock.now()
-            with session_scope(self.engine) as session:
-                taken = claims.mark_submitting(
-                    db_session=session,
-                    owner=self.owner,
-                    ids=[m.id for m in chunk],
-                    lease=self.lease,
-                    now=now,
-                )
-            if len(taken) < len(chunk):
-                self.report.tally.add("held", len(chunk) - len(taken))
-            outgoing = [
-                OutgoingMessage(m.id, m.phone, m.text, m.parts, m.kind, m.campaign_id)
-                for m in chunk
-                if m.id in taken
-            ]
-            if not outgoing:
-                return
             await throttle.take_rate(len(outgoing))
             # The call must end well inside the lease, or a reconciler could ask the provider
-            # about a message still on its way and send it again; when the store or the rate
-            # took too much of the lease already, the chunk goes back unsent.
-            budget = self.lease / 2 - (clock.now() - now).total_seconds()
+            # about a message still on its way and send it again; when the store, the rate or
+            # the chunks before this one took too much of the lease, the chunk goes back unsent.
+            budget = self.lease / 2 - (clock.now() - taken_at).total_seconds()
             if budget <= 0:
                 results: list[SendResult] | None = [
                     SendResult.retry(m.id, 0.0, "lease_too_short") for m in outgoing
                 ]
             else:
                 results = await self._call(provider, outgoing, timeout=budget)
+        self._record(provider, chunk, results)
+
+    def _record(
+        self, provider: SmsProvider, chunk: list[ClaimedMessage], results: list[SendResult] | None
+    ) -> None:
+        """Writes a provider's answers, and lets go of the messages it gave none for."""
         # Messages without an answer (all of them when the call broke off, or those a
         # provider could not answer for) are left `submitting` and let go: reconciliation
         # settles them once the lease runs out.
         answered = {r.message_id for r in results or ()}
-        unanswered = [m.id for m in outgoing if m.id not in answered]
-        if unanswered:
-            with session_scope(self.engine) as session:
-                claims.abandon(
-                    db_session=session, owner=self.owner, ids=unanswered, now=clock.now()
-                )
-        if results is None:
-            return
-        attempts = {m.id: m.attempts + 1 for m in chunk}
+        unanswered = [m.id for m in chunk if m.id not in answered]
         now = clock.now()
         with session_scope(self.engine) as session:
+            claims.abandon(db_session=session, owner=self.owner, ids=unanswered, now=now)
+            if not results:
+                return
             tally = outcomes.record_results(
                 db_session=session,
                 results=results,
-                attempts=attempts,
+                attempts={m.id: m.attempts for m in chunk},
                 max_attempts=self.settings.dispatch_max_attempts,
                 now=now,
             )
