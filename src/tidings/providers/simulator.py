@@ -12,6 +12,7 @@ import hashlib
 import heapq
 import json
 import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from tidings import clock
 from tidings.providers.base import (
     InboundReply,
+    Outcome,
     OutgoingMessage,
     QueryResult,
     QueryStatus,
@@ -39,6 +41,8 @@ UNDELIVERED_CODE = "UNDELIV"
 EXPIRED_CODE = "EXPIRED"
 THROTTLE_RETRY_AFTER = 1.0  # seconds, what the simulated SMSC asks for
 REPLY_TEXTS = ("好的，谢谢", "R", "什么时候结束？", "TD", "收到", "地址在哪里")
+_FOUR_WORDS = struct.Struct(">4Q")  # a digest read as four big-endian 64-bit numbers
+_WORD = float(2**64)
 
 
 class SimulatorSettingsError(ValueError):
@@ -116,7 +120,8 @@ class SimulatorProvider:
         self.max_batch = max_batch
         self.rate_per_second = rate_per_second
         self.max_concurrency = max_concurrency
-        self._pending: list[tuple[datetime, int, str]] = []  # (due, message id, phone)
+        # (due, message id, phone, its outcome draws)
+        self._pending: list[tuple[datetime, int, str, tuple[float, float, float, float]]] = []
         self._events: list[SimulatedEvent] = []
         self._tries: dict[int, int] = {}
         self._second = 0
@@ -150,8 +155,8 @@ class SimulatorProvider:
         digest = hashlib.blake2b(
             f"{self.seed}:{message_id}:{purpose}".encode(), digest_size=32
         ).digest()
-        a, b, c, d = (int.from_bytes(digest[i : i + 8], "big") / 2**64 for i in (0, 8, 16, 24))
-        return a, b, c, d
+        a, b, c, d = _FOUR_WORDS.unpack(digest)
+        return a / _WORD, b / _WORD, c / _WORD, d / _WORD
 
     def _draw(self, message_id: int, purpose: str) -> float:
         """A number in [0, 1) fixed by the seed, the message and what it decides."""
@@ -171,17 +176,17 @@ class SimulatorProvider:
         results: list[SendResult] = []
         lines: list[str] = []
         for message in messages:
-            refuse, delay, _, _ = self._draws(message.id, "outcome")
+            draws = self._draws(message.id, "outcome")
             if self._throttled(message.id, now):
                 results.append(SendResult.retry(message.id, THROTTLE_RETRY_AFTER, THROTTLE_CODE))
-            elif refuse < self.failure_rate:
+            elif draws[0] < self.failure_rate:
                 results.append(SendResult.failed(message.id, INVALID_NUMBER_CODE, permanent=True))
             else:
                 provider_id = self.provider_message_id(message.id)
                 lines.append(self._inbox_line(message, provider_id, stamp))
-                results.append(SendResult.accepted(message.id, provider_id))
-                due = now + timedelta(seconds=low + (high - low) * delay)
-                heapq.heappush(self._pending, (due, message.id, message.phone))
+                results.append(SendResult(message.id, Outcome.ACCEPTED, provider_id))
+                due = now + timedelta(seconds=low + (high - low) * draws[1])
+                heapq.heappush(self._pending, (due, message.id, message.phone, draws))
         self._append_to_inbox(lines)
         return results
 
@@ -231,9 +236,12 @@ class SimulatorProvider:
         delay = low + (high - low) * self._draws(message_id, "outcome")[1]
         return accepted_at + timedelta(seconds=delay)
 
-    def fate(self, message_id: int) -> tuple[QueryStatus, str | None]:
-        """What finally happens to an accepted message: delivered, or why not."""
-        _, _, fate, why = self._draws(message_id, "outcome")
+    def fate(
+        self, message_id: int, draws: tuple[float, float, float, float] | None = None
+    ) -> tuple[QueryStatus, str | None]:
+        """What finally happens to an accepted message: delivered, or why not; `draws` are
+        its outcome draws when already at hand."""
+        _, _, fate, why = draws or self._draws(message_id, "outcome")
         if fate < self.delivery_rate:
             return QueryStatus.DELIVERED, None
         if why < 0.2:
@@ -245,8 +253,8 @@ class SimulatorProvider:
         now = clock.now()
         receipts: list[Receipt] = []
         while self._pending and self._pending[0][0] <= now:
-            due, message_id, phone = heapq.heappop(self._pending)
-            status, code = self.fate(message_id)
+            due, message_id, phone, draws = heapq.heappop(self._pending)
+            status, code = self.fate(message_id, draws)
             provider_id = self.provider_message_id(message_id)
             receipts.append(Receipt(NAME, provider_id, status.value, due, code))
             if status is QueryStatus.DELIVERED:
