@@ -78,10 +78,13 @@ def add_messages(
         return list(ids)
 
 
-def states(engine: Engine) -> Counter[str]:
-    """Counts messages by state."""
+def states(engine: Engine, *, campaign_id: int | None = None) -> Counter[str]:
+    """Counts messages by state: all of them, or those of one campaign."""
+    sql = "SELECT state, COUNT(*) FROM messages"
+    if campaign_id is not None:
+        sql += " WHERE campaign_id = :campaign"
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT state, COUNT(*) FROM messages GROUP BY state"))
+        rows = connection.execute(text(sql + " GROUP BY state"), {"campaign": campaign_id})
         return Counter({state: n for state, n in rows})
 
 
