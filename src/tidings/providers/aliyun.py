@@ -15,9 +15,9 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr
@@ -30,14 +30,14 @@ from tidings.providers.base import (
     SendResult,
     register_provider_type,
 )
-from tidings.providers.templates import NOT_APPROVED, ApprovedTemplate, TemplateBook, split_sign
+from tidings.providers.templates import ApprovedTemplate, TemplateBook
 from tidings.providers.webhooks import (
+    AccountProvider,
     AccountSettings,
     CallbackRejected,
     CallbackRequest,
     CallbackResult,
-    HttpClients,
-    PooledConnections,
+    Request,
     all_failed,
     all_retry,
     check_token,
@@ -47,14 +47,10 @@ from tidings.providers.webhooks import (
     json_body,
     local_time,
     national,
-    parse_account,
     post,
     retry_after,
     run_requests,
 )
-
-if TYPE_CHECKING:
-    from tidings.config import Settings
 
 KIND = "aliyun"
 API_VERSION = "2017-05-25"
@@ -110,31 +106,17 @@ class AliyunAccount(AccountSettings):
     templates: dict[str, ApprovedTemplate] = Field(default_factory=dict)
 
 
-class AliyunProvider(PooledConnections):
+class AliyunProvider(AccountProvider[AliyunAccount]):
     """Sends through Aliyun SMS and reads its SmsReport and SmsUp pushes."""
 
+    account_model = AliyunAccount
+    shown_key = "endpoint"
     counting_scheme = "chars-70-67"
     max_batch = SEND_SMS_LIMIT
 
     def __init__(self, name: str, account: AliyunAccount, price_per_part_cents: int) -> None:
-        self.name = name
-        self.account = account
-        self.price_per_part_cents = price_per_part_cents
-        self.rate_per_second = account.rate_per_second
-        self.max_concurrency = account.max_concurrency
+        super().__init__(name, account, price_per_part_cents)
         self.book = TemplateBook(KIND, account.templates)
-        self._clients = HttpClients()
-
-    def __repr__(self) -> str:
-        return f"AliyunProvider(name={self.name!r}, endpoint={self.account.endpoint!r})"
-
-    @classmethod
-    def from_account(
-        cls, name: str, account: Mapping[str, Any], settings: Settings
-    ) -> AliyunProvider:
-        """Builds the provider of account `name` from its TIDINGS_PROVIDER_ACCOUNTS entry."""
-        parsed, price = parse_account(AliyunAccount, name, account, settings)
-        return cls(name, parsed, price)
 
     def _sign(self, action: str, params: dict[str, str]) -> dict[str, str]:
         signed = {
@@ -156,17 +138,12 @@ class AliyunProvider(PooledConnections):
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Fits each message to an approved template and sends them in as few requests as
         the API allows; a message no approved template fits fails at once."""
-        results: list[SendResult] = []
+        fitted, results = self.book.fit(messages, self.account.sign_name)
         texts: dict[tuple[str, str, str], list[tuple[OutgoingMessage, str]]] = {}
-        for message in messages:
-            sign, body = split_sign(message.text, self.account.sign_name)
-            match = self.book.match(body)
-            if match is None:
-                results.append(SendResult.failed(message.id, NOT_APPROVED, permanent=True))
-                continue
+        for message, sign, match in fitted:
             params = json.dumps(match.params, ensure_ascii=False, sort_keys=True)
             texts.setdefault((match.code, sign, params), []).append((message, sign))
-        jobs: list[tuple[list[int], Callable[[], Awaitable[list[SendResult]]]]] = []
+        jobs: list[Request] = []
         singles: dict[str, list[tuple[OutgoingMessage, str, str]]] = {}
         for (code, sign, params), group in texts.items():
             if len(group) == 1:
@@ -205,7 +182,7 @@ class AliyunProvider(PooledConnections):
     ) -> list[SendResult]:
         """SendBatchSms requests of up to 100 numbers, each with its signature and variables;
         a lone message goes by SendSms."""
-        jobs: list[tuple[list[int], Callable[[], Awaitable[list[SendResult]]]]] = []
+        jobs: list[Request] = []
         for chunk in _distinct_phones(group, SEND_BATCH_LIMIT):
             ids = [message.id for message, _, _ in chunk]
             if len(chunk) == 1:

@@ -13,9 +13,9 @@ import functools
 import hashlib
 import hmac
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -31,26 +31,22 @@ from tidings.providers.base import (
 from tidings.providers.webhooks import (
     SERVER_ERROR_RETRY,
     THROTTLE_RETRY,
+    AccountProvider,
     AccountSettings,
     CallbackRejected,
     CallbackRequest,
     CallbackResult,
-    HttpClients,
-    PooledConnections,
+    Request,
     all_retry,
     check_token,
     e164,
     items_of,
     json_body,
     national,
-    parse_account,
     post,
     retry_after,
     run_requests,
 )
-
-if TYPE_CHECKING:
-    from tidings.config import Settings
 
 KIND = "http"
 _PLACEHOLDER = re.compile(r"\{(id|phone|text|parts|kind|campaign_id|secret)\}")
@@ -154,29 +150,16 @@ def fill(template: Any, values: Mapping[str, Any]) -> Any:
     return template
 
 
-class HttpProvider(PooledConnections):
+class HttpProvider(AccountProvider[HttpAccount]):
     """A gateway that speaks JSON (or a form) over HTTP, as its account describes."""
 
+    account_model = HttpAccount
+    shown_key = "url"
+
     def __init__(self, name: str, account: HttpAccount, price_per_part_cents: int) -> None:
-        self.name = name
-        self.account = account
-        self.price_per_part_cents = price_per_part_cents
+        super().__init__(name, account, price_per_part_cents)
         self.counting_scheme = account.counting_scheme
-        self.rate_per_second = account.rate_per_second
-        self.max_concurrency = account.max_concurrency
         self.max_batch = account.batch.size if account.batch else 100
-        self._clients = HttpClients()
-
-    def __repr__(self) -> str:
-        return f"HttpProvider(name={self.name!r}, url={self.account.url!r})"
-
-    @classmethod
-    def from_account(
-        cls, name: str, account: Mapping[str, Any], settings: Settings
-    ) -> HttpProvider:
-        """Builds the provider of account `name` from its TIDINGS_PROVIDER_ACCOUNTS entry."""
-        parsed, price = parse_account(HttpAccount, name, account, settings)
-        return cls(name, parsed, price)
 
     def _values(self, message: OutgoingMessage) -> dict[str, Any]:
         phone = message.phone
@@ -198,7 +181,7 @@ class HttpProvider(PooledConnections):
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """One request per message, or per `batch.size` messages in batch mode."""
         size = self.account.batch.size if self.account.batch else 1
-        jobs: list[tuple[list[int], Callable[[], Awaitable[list[SendResult]]]]] = []
+        jobs: list[Request] = []
         for start in range(0, len(messages), size):
             chunk = list(messages[start : start + size])
             jobs.append(([m.id for m in chunk], functools.partial(self._send, chunk)))

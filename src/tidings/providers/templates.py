@@ -11,11 +11,13 @@ it) is matched against the approved texts, and the variables are read back from 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
+
+from tidings.providers.base import OutgoingMessage, SendResult
 
 if TYPE_CHECKING:
     from tidings.config import Settings
@@ -66,6 +68,23 @@ class TemplateBook:
             else:
                 return TemplateMatch(key, template.code, params)
         return None
+
+    def fit(
+        self, messages: Sequence[OutgoingMessage], sign_name: str
+    ) -> tuple[list[tuple[OutgoingMessage, str, TemplateMatch]], list[SendResult]]:
+        """Each message with its signature (`sign_name` when it has none) and the template
+        it fits; a message no approved template fits fails for good, as the provider would
+        refuse it."""
+        fitted: list[tuple[OutgoingMessage, str, TemplateMatch]] = []
+        refused: list[SendResult] = []
+        for message in messages:
+            sign, body = split_sign(message.text, sign_name)
+            match = self.match(body)
+            if match is None:
+                refused.append(SendResult.failed(message.id, NOT_APPROVED, permanent=True))
+            else:
+                fitted.append((message, sign, match))
+        return fitted, refused
 
 
 def _compile(text: str, variable: re.Pattern[str]) -> tuple[re.Pattern[str], list[str]]:

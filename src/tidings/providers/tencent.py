@@ -13,9 +13,9 @@ import functools
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
@@ -27,16 +27,16 @@ from tidings.providers.base import (
     SendResult,
     register_provider_type,
 )
-from tidings.providers.templates import NOT_APPROVED, ApprovedTemplate, TemplateBook, split_sign
+from tidings.providers.templates import ApprovedTemplate, TemplateBook
 from tidings.providers.webhooks import (
     SERVER_ERROR_RETRY,
     THROTTLE_RETRY,
+    AccountProvider,
     AccountSettings,
     CallbackRejected,
     CallbackRequest,
     CallbackResult,
-    HttpClients,
-    PooledConnections,
+    Request,
     all_retry,
     check_token,
     e164,
@@ -44,14 +44,10 @@ from tidings.providers.webhooks import (
     items_of,
     json_body,
     local_time,
-    parse_account,
     post,
     retry_after,
     run_requests,
 )
-
-if TYPE_CHECKING:
-    from tidings.config import Settings
 
 KIND = "tencent"
 API_VERSION = "2021-01-11"
@@ -130,45 +126,26 @@ class TencentAccount(AccountSettings):
     templates: dict[str, ApprovedTemplate] = Field(default_factory=dict)
 
 
-class TencentProvider(PooledConnections):
+class TencentProvider(AccountProvider[TencentAccount]):
     """Sends through Tencent Cloud SMS and reads its status and reply callbacks."""
 
+    account_model = TencentAccount
+    shown_key = "endpoint"
     counting_scheme = "chars-70-67"
     max_batch = 1000
 
     def __init__(self, name: str, account: TencentAccount, price_per_part_cents: int) -> None:
-        self.name = name
-        self.account = account
-        self.price_per_part_cents = price_per_part_cents
-        self.rate_per_second = account.rate_per_second
-        self.max_concurrency = account.max_concurrency
+        super().__init__(name, account, price_per_part_cents)
         self.book = TemplateBook(KIND, account.templates)
-        self._clients = HttpClients()
-
-    def __repr__(self) -> str:
-        return f"TencentProvider(name={self.name!r}, endpoint={self.account.endpoint!r})"
-
-    @classmethod
-    def from_account(
-        cls, name: str, account: Mapping[str, Any], settings: Settings
-    ) -> TencentProvider:
-        """Builds the provider of account `name` from its TIDINGS_PROVIDER_ACCOUNTS entry."""
-        parsed, price = parse_account(TencentAccount, name, account, settings)
-        return cls(name, parsed, price)
 
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Fits each message to an approved template; one request per text and 200 numbers."""
-        results: list[SendResult] = []
+        fitted, results = self.book.fit(messages, self.account.sign_name)
         texts: dict[tuple[str, str, tuple[str, ...]], list[OutgoingMessage]] = {}
-        for message in messages:
-            sign, body = split_sign(message.text, self.account.sign_name)
-            match = self.book.match(body)
-            if match is None:
-                results.append(SendResult.failed(message.id, NOT_APPROVED, permanent=True))
-                continue
+        for message, sign, match in fitted:
             params = tuple(match.params[key] for key in sorted(match.params, key=int))
             texts.setdefault((match.code, sign, params), []).append(message)
-        jobs: list[tuple[list[int], Callable[[], Awaitable[list[SendResult]]]]] = []
+        jobs: list[Request] = []
         for (code, sign, params), group in texts.items():
             for chunk in _distinct_phones(group):
                 job = functools.partial(self._send, code, sign, list(params), chunk)

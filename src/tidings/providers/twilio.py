@@ -12,8 +12,8 @@ import base64
 import functools
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Self
 from urllib.parse import parse_qsl
 
 from pydantic import SecretStr, model_validator
@@ -29,21 +29,17 @@ from tidings.providers.base import (
 from tidings.providers.webhooks import (
     SERVER_ERROR_RETRY,
     THROTTLE_RETRY,
+    AccountProvider,
     AccountSettings,
     CallbackRejected,
     CallbackRequest,
     CallbackResult,
-    HttpClients,
-    PooledConnections,
+    Request,
     e164,
-    parse_account,
     post,
     retry_after,
     run_requests,
 )
-
-if TYPE_CHECKING:
-    from tidings.config import Settings
 
 KIND = "twilio"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -81,30 +77,13 @@ class TwilioAccount(AccountSettings):
         return self
 
 
-class TwilioProvider(PooledConnections):
+class TwilioProvider(AccountProvider[TwilioAccount]):
     """Sends through Twilio's Messages API and reads its signed webhooks."""
 
+    account_model = TwilioAccount
+    shown_key = "account_sid"
     counting_scheme = "gsm7-ucs2"
     max_batch = 100
-
-    def __init__(self, name: str, account: TwilioAccount, price_per_part_cents: int) -> None:
-        self.name = name
-        self.account = account
-        self.price_per_part_cents = price_per_part_cents
-        self.rate_per_second = account.rate_per_second
-        self.max_concurrency = account.max_concurrency
-        self._clients = HttpClients()
-
-    def __repr__(self) -> str:
-        return f"TwilioProvider(name={self.name!r}, account_sid={self.account.account_sid!r})"
-
-    @classmethod
-    def from_account(
-        cls, name: str, account: Mapping[str, Any], settings: Settings
-    ) -> TwilioProvider:
-        """Builds the provider of account `name` from its TIDINGS_PROVIDER_ACCOUNTS entry."""
-        parsed, price = parse_account(TwilioAccount, name, account, settings)
-        return cls(name, parsed, price)
 
     @property
     def callback_url(self) -> str | None:
@@ -114,7 +93,7 @@ class TwilioProvider(PooledConnections):
 
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """One Messages API request per message, a few at a time."""
-        jobs: list[tuple[list[int], Callable[[], Awaitable[list[SendResult]]]]] = [
+        jobs: list[Request] = [
             ([message.id], functools.partial(self._send, message)) for message in messages
         ]
         return await run_requests(jobs, concurrency=max(1, self.max_concurrency))

@@ -1,5 +1,6 @@
-"""What HTTP providers share: account settings with secrets, the request helper that sorts
-answers into SendResults, and the shape of a callback (receipts, replies, the acknowledgement).
+"""What HTTP providers share: account settings with secrets, the AccountProvider base that
+holds an account and its connections, the request helper that sorts answers into
+SendResults, and the shape of a callback (receipts, replies, the acknowledgement).
 
 Callbacks arrive at `/hooks/{type}/{account}`; the provider checks the signature or the
 account's secret and turns the body into Receipt and InboundReply objects. A request that
@@ -14,7 +15,17 @@ import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Protocol,
+    Self,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -36,6 +47,10 @@ Account = TypeVar("Account", bound="AccountSettings")
 
 class ProviderAccountError(ValueError):
     """A provider account in TIDINGS_PROVIDER_ACCOUNTS is missing a key or has a wrong one."""
+
+
+# A request of a batch: the ids of the messages it carries and the call that sends them.
+Request = tuple[list[int], Callable[[], Awaitable[list[SendResult]]]]
 
 
 class CallbackRejected(Exception):
@@ -191,11 +206,31 @@ class HttpClients:
             await client.aclose()
 
 
-class PooledConnections:
-    """Opening and closing for the worker: connections are made on first use and closed
-    when the worker stops."""
+class AccountProvider(Generic[Account]):
+    """What every HTTP provider holds: its account's name and settings, its price and pace,
+    and its connections, made on first use and closed when the worker stops. A subclass
+    names its settings model and the key its repr shows; its module keeps the wire format."""
 
-    _clients: HttpClients
+    account_model: ClassVar[type[AccountSettings]]
+    shown_key: ClassVar[str]  # the account key repr shows beside the name; never a secret
+
+    def __init__(self, name: str, account: Account, price_per_part_cents: int) -> None:
+        self.name = name
+        self.account = account
+        self.price_per_part_cents = price_per_part_cents
+        self.rate_per_second = account.rate_per_second
+        self.max_concurrency = account.max_concurrency
+        self._clients = HttpClients()
+
+    def __repr__(self) -> str:
+        shown = getattr(self.account, self.shown_key)
+        return f"{type(self).__name__}(name={self.name!r}, {self.shown_key}={shown!r})"
+
+    @classmethod
+    def from_account(cls, name: str, account: Mapping[str, Any], settings: Settings) -> Self:
+        """Builds the provider of account `name` from its TIDINGS_PROVIDER_ACCOUNTS entry."""
+        parsed, price = parse_account(cls.account_model, name, account, settings)
+        return cls(name, cast(Account, parsed), price)
 
     async def open(self) -> None:
         """Nothing to open ahead: the first request connects."""
@@ -232,7 +267,7 @@ def all_failed(ids: Sequence[int], code: str, *, permanent: bool) -> list[SendRe
 
 
 async def run_requests(
-    jobs: Sequence[tuple[list[int], Callable[[], Awaitable[list[SendResult]]]]],
+    jobs: Sequence[Request],
     *,
     concurrency: int = 8,
 ) -> list[SendResult]:
