@@ -21,8 +21,7 @@ from tidings import clock
 from tidings.config import get_settings
 from tidings.db import is_sqlite, session_scope
 from tidings.imports.errors import ImportResult
-from tidings.imports.reader import CsvSource
-from tidings.imports.rejects import RejectsWriter
+from tidings.imports.run import open_import
 from tidings.inbound.context import ReplyContext
 from tidings.inbound.keywords import compact
 from tidings.inbound.models import StockLevel
@@ -101,19 +100,21 @@ def import_stock(
 ) -> ImportResult:
     """Imports a stock CSV (store_code, sku, quantity), replacing each store's count."""
     result = ImportResult()
-    with CsvSource(Path(path), aliases=STOCK_ALIASES, mapping_path=mapping) as csv:
-        csv.require(all_of=("store_code", "sku", "quantity"))
-        rejects = RejectsWriter(RejectsWriter.beside(Path(path), rejects_path), csv.header)
-        try:
-            for raw in csv.batches(get_settings().import_batch_rows, progress=progress):
-                with session_scope(engine) as session:
-                    written, problems = upsert_stock(session, csv.canonical(raw))
-                rejects.write(raw, problems)
-                result.rows += raw.height
-                result.updated += written
-                result.rejected += problems.height
-        finally:
-            result.rejects_file = rejects.close()
+    with open_import(
+        Path(path),
+        aliases=STOCK_ALIASES,
+        required=("store_code", "sku", "quantity"),
+        mapping=mapping,
+        rejects_path=rejects_path,
+        result=result,
+    ) as (csv, rejects):
+        for raw in csv.batches(get_settings().import_batch_rows, progress=progress):
+            with session_scope(engine) as session:
+                written, problems = upsert_stock(session, csv.canonical(raw))
+            rejects.write(raw, problems)
+            result.rows += raw.height
+            result.updated += written
+            result.rejected += problems.height
     return result
 
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy import Engine
 
-from tidings.config import get_settings
-from tidings.db import bulk_store
-from tidings.imports import CsvSource, ImportResult, RejectsWriter, reasons
+from tidings.imports import ImportResult, reasons
 from tidings.imports.parsing import text_fields
+from tidings.imports.run import import_catalogue
 from tidings.members import service
 
 STORE_ALIASES: dict[str, tuple[str, ...]] = {
@@ -59,24 +58,14 @@ def import_stores(
     progress: bool = False,
 ) -> ImportResult:
     """Imports a store CSV (code, name, city, type, latitude, longitude), upserting by code."""
-    settings = get_settings()
-    path = Path(path)
-    result = ImportResult()
-    with CsvSource(path, aliases=STORE_ALIASES, mapping_path=mapping) as csv:
-        csv.require(all_of=("code", "name"))
-        rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
-        with bulk_store(engine) as store:
-            try:
-                for raw in csv.batches(settings.import_batch_rows, progress=progress):
-                    good, problems = clean_stores(csv.canonical(raw))
-                    inserted, updated = service.upsert_stores(store=store, stores=good)
-                    store.commit()
-                    rejects.write(raw, problems)
-                    result.rows += raw.height
-                    result.inserted += inserted
-                    result.updated += updated
-                    result.rejected += problems.height
-                    result.merged_duplicates += raw.height - problems.height - good.height
-            finally:
-                result.rejects_file = rejects.close()
-    return result
+    return import_catalogue(
+        engine=engine,
+        path=path,
+        aliases=STORE_ALIASES,
+        required=("code", "name"),
+        clean=clean_stores,
+        upsert=lambda store, stores: service.upsert_stores(store=store, stores=stores),
+        mapping=mapping,
+        rejects_path=rejects_path,
+        progress=progress,
+    )

@@ -41,6 +41,7 @@ from tidings.imports.parsing import (
     text_fields,
     with_parsed,
 )
+from tidings.imports.run import import_catalogue
 from tidings.members.merging import NO_PROBLEMS
 from tidings.members.phone import normalise_phones
 from tidings.members.service import store_refs
@@ -438,24 +439,14 @@ def import_products(
     progress: bool = False,
 ) -> ImportResult:
     """Imports a product CSV (sku, name, category, pack_size_days, price), upserting by sku."""
-    settings = get_settings()
-    path = Path(path)
-    result = ImportResult()
-    with CsvSource(path, aliases=PRODUCT_ALIASES, mapping_path=mapping) as csv:
-        csv.require(all_of=("sku", "name"))
-        rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
-        with bulk_store(engine) as store:
-            try:
-                for raw in csv.batches(settings.import_batch_rows, progress=progress):
-                    good, problems = clean_products(csv.canonical(raw))
-                    inserted, updated = service.upsert_products(store=store, products=good)
-                    store.commit()
-                    rejects.write(raw, problems)
-                    result.rows += raw.height
-                    result.inserted += inserted
-                    result.updated += updated
-                    result.rejected += problems.height
-                    result.merged_duplicates += raw.height - problems.height - good.height
-            finally:
-                result.rejects_file = rejects.close()
-    return result
+    return import_catalogue(
+        engine=engine,
+        path=path,
+        aliases=PRODUCT_ALIASES,
+        required=("sku", "name"),
+        clean=clean_products,
+        upsert=lambda store, products: service.upsert_products(store=store, products=products),
+        mapping=mapping,
+        rejects_path=rejects_path,
+        progress=progress,
+    )
