@@ -289,3 +289,23 @@ def test_the_rate_holds_in_every_second_and_wastes_none() -> None:
     assert taken[-1] - taken[0] < 4.1  # 23 submits at 5 a second: four seconds and a bit
     with pytest.raises(NotHandedOver, match="busy"):
         asyncio.run(take(6, give_up=now[0] + 0.5))
+
+
+def test_a_cut_connection_is_bound_again_and_sending_goes_on(smsc: LoopbackSmsc) -> None:
+    smsc.drop_connection_at(1)
+    sender = provider(smsc)
+
+    async def go() -> tuple[list[Any], list[Any]]:
+        cut = await sender.send_batch([OutgoingMessage(1, "+8613800000001", "hello")])
+        try:
+            return cut, await sender.send_batch([OutgoingMessage(2, "+8613800000002", "hi")])
+        finally:
+            await sender.aclose()
+
+    cut, after = asyncio.run(go())
+    assert cut == []  # taken but not answered: left to reconciliation, never resent
+    assert [r.outcome for r in after] == [Outcome.ACCEPTED]
+    assert smsc.binds == 2 and [p.destination for p in smsc.accepted] == [
+        "8613800000001",
+        "8613800000002",
+    ]
