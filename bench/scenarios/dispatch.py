@@ -29,8 +29,8 @@ LIMITED_RATE = 2_000  # messages per second
 TWO_WORKER_MESSAGES = 50_000
 
 
-def _fill(engine: Engine, count: int) -> None:
-    """A running campaign with `count` queued messages, written in bulk."""
+def queue_campaign(engine: Engine, count: int, *, provider: str = "simulator") -> None:
+    """A running campaign with `count` queued messages through `provider`, written in bulk."""
     with session_scope(engine) as session:
         campaign = Campaign(name="bench", status=CampaignStatus.RUNNING)
         session.add(campaign)
@@ -49,7 +49,7 @@ def _fill(engine: Engine, count: int) -> None:
                 "state": ["queued"] * count,
                 "rollout_stage": [0] * count,
                 "send_at": [now - timedelta(minutes=1)] * count,
-                "provider": ["simulator"] * count,
+                "provider": [provider] * count,
                 "attempts": [0] * count,
                 "created_at": [now] * count,
                 "updated_at": [now] * count,
@@ -76,7 +76,7 @@ def _received(inbox: Path) -> list[tuple[int, datetime]]:
 
 
 def _send_rate(engine: Engine, store: str, work: Path) -> None:
-    _fill(engine, SEND_MESSAGES)
+    queue_campaign(engine, SEND_MESSAGES)
     inbox = work / f"{store}-send.jsonl"
     asyncio.run(Worker(engine, settings=_settings(inbox), concurrency=2).run(once=True))
     received = _received(inbox)
@@ -93,7 +93,7 @@ def _send_rate(engine: Engine, store: str, work: Path) -> None:
 
 
 def _limited_rate(engine: Engine, work: Path) -> None:
-    _fill(engine, LIMITED_MESSAGES)
+    queue_campaign(engine, LIMITED_MESSAGES)
     inbox = work / "limited.jsonl"
     settings = _settings(inbox, simulator_rate_per_second=LIMITED_RATE)
     asyncio.run(Worker(engine, settings=settings, concurrency=4).run(once=True))
@@ -117,7 +117,7 @@ def _limited_rate(engine: Engine, work: Path) -> None:
 
 
 def _two_workers(engine: Engine, work: Path) -> None:
-    _fill(engine, TWO_WORKER_MESSAGES)
+    queue_campaign(engine, TWO_WORKER_MESSAGES)
     inbox = work / "two.jsonl"
     url = engine.url.render_as_string(hide_password=False)
 

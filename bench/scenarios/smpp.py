@@ -15,18 +15,16 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from sqlalchemy import Engine, text
 
 from bench.harness import report
-from tidings import clock, migrate
-from tidings.campaigns.models import Campaign, CampaignStatus
+from bench.scenarios.dispatch import queue_campaign
+from tidings import migrate
 from tidings.config import Settings
-from tidings.db import bulk_insert, make_engine, session_scope
+from tidings.db import make_engine
 from tidings.dispatch.worker import Worker, WorkerReport
 from tidings.providers.smpp import SmppAccount, SmppProvider
 
@@ -55,35 +53,6 @@ class Smsc:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(60)
         return dict(json.loads(self.record.read_text()))
-
-
-def _fill(engine: Engine, count: int) -> None:
-    """A running campaign with `count` queued messages through the SMPP account."""
-    with session_scope(engine) as session:
-        campaign = Campaign(name="bench", status=CampaignStatus.RUNNING)
-        session.add(campaign)
-        session.flush()
-        now = clock.now()
-        frame = pl.DataFrame(
-            {
-                "dedupe_key": [f"campaign:{campaign.id}:member:{i}" for i in range(count)],
-                "campaign_id": [campaign.id] * count,
-                "phone": [f"+86{13000000000 + i}" for i in range(count)],
-                "kind": ["marketing"] * count,
-                "priority": [9] * count,
-                "text": ["【tidings】会员日全场8折，点击 t.example.cn/a1 拒收请回复R"] * count,
-                "parts": [1] * count,
-                "cost_cents": [5] * count,
-                "state": ["queued"] * count,
-                "rollout_stage": [0] * count,
-                "send_at": [now - timedelta(minutes=1)] * count,
-                "provider": [ACCOUNT] * count,
-                "attempts": [0] * count,
-                "created_at": [now] * count,
-                "updated_at": [now] * count,
-            }
-        )
-        bulk_insert(session, "messages", frame)
 
 
 class TimedSmppProvider(SmppProvider):
@@ -159,7 +128,7 @@ def _rate(times: list[float]) -> float:
 
 def _throughput(work: Path) -> None:
     engine = _sqlite(work / "throughput.db")
-    _fill(engine, THROUGHPUT_MESSAGES)
+    queue_campaign(engine, THROUGHPUT_MESSAGES, provider=ACCOUNT)
     smsc = Smsc(work)
     result, _ = _send(engine, smsc.port)
     record = smsc.stop()
@@ -177,7 +146,7 @@ def _throughput(work: Path) -> None:
 
 def _configured_rate(work: Path) -> None:
     engine = _sqlite(work / "rate.db")
-    _fill(engine, RATE_MESSAGES)
+    queue_campaign(engine, RATE_MESSAGES, provider=ACCOUNT)
     smsc = Smsc(work)
     _, provider = _send(engine, smsc.port, rate_per_second=CONFIGURED_RATE)
     arrived = [part["at"] for part in smsc.stop()["accepted"]]
@@ -194,7 +163,7 @@ def _configured_rate(work: Path) -> None:
 
 def _faults(work: Path) -> None:
     engine = _sqlite(work / "faults.db")
-    _fill(engine, FAULT_MESSAGES)
+    queue_campaign(engine, FAULT_MESSAGES, provider=ACCOUNT)
     smsc = Smsc(work, "--throttle-share", str(THROTTLE_SHARE), "--drop-at", str(DROP_AT))
     started = time.monotonic()
     result, _ = _send(engine, smsc.port, throttle_pause=0.05)
