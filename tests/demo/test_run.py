@@ -77,7 +77,7 @@ def test_demo_run_refreshes_a_profile_per_member_and_shows_segments_and_tiers(
     assert profiles["tiers"].get("gold", 0) > 0 and profiles["tiers"].get("bronze", 0) > 0
     with engine.connect() as connection:
         stored = connection.execute(select(Profile.tier, func.count()).group_by(Profile.tier))
-        assert dict(stored.tuples().all()) == profiles["tiers"]
+        assert {tier: count for tier, count in stored} == profiles["tiers"]
 
 
 def test_demo_run_on_a_dirty_retailer_keeps_the_good_rows_and_reports_the_bad(
