@@ -1,14 +1,18 @@
-"""REST endpoints of this domain: the member batch upsert."""
+"""REST endpoints of this domain: the member batch upsert and a member's timeline."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 
 from tidings.db import SessionBulkStore
 from tidings.http import Authenticated, DbSession
 from tidings.imports import ImportResult
+from tidings.inbound.timeline import DEFAULT_LIMIT, member_timeline
 from tidings.members.importer import MemberBatches, members_from_records
+from tidings.members.models import Member
 from tidings.members.schemas import MAX_BATCH_ROWS, BatchResult, MembersBatch, RowError
 
 router = APIRouter(tags=["members"])
@@ -47,3 +51,15 @@ def members_batch(body: MembersBatch, db_session: DbSession, api_key: Authentica
     frame = members_from_records([member.model_dump() for member in body.members])
     problems = batches.add(frame)
     return batch_result(batches.result, problems)
+
+
+@router.get("/members/{member_id}/timeline")
+def timeline(
+    member_id: int,
+    db_session: DbSession,
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    """A member's orders, messages, replies and tickets, newest first."""
+    if db_session.get(Member, member_id) is None:
+        raise HTTPException(404, f"no member {member_id}")
+    return member_timeline(db_session=db_session, member_id=member_id, limit=limit)

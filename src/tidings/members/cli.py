@@ -1,4 +1,4 @@
-"""`tidings import members|stores` and `tidings member ...`."""
+"""`tidings import members|stores` and `tidings member show|timeline`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import typer
 from tidings.config import get_settings
 from tidings.db import session_scope
 from tidings.imports import ImportFileError, ImportResult
+from tidings.inbound.timeline import DEFAULT_LIMIT, member_timeline
 from tidings.members import importer, service
 from tidings.migrate import ready_engine
 
@@ -98,3 +99,29 @@ def show(
         return
     for name, value in view.items():
         typer.echo(f"{name}: {value if value is not None else '-'}")
+
+
+@member_app.command("timeline")
+def timeline(
+    key: str = typer.Argument(..., help="The member's phone (any common form) or member code."),
+    limit: int = typer.Option(
+        DEFAULT_LIMIT, "--limit", min=1, help="Show at most this many entries."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the entries as a JSON list."),
+) -> None:
+    """Shows a member's orders, messages, replies and tickets, newest first."""
+    with session_scope(ready_engine()) as db_session:
+        member = service.find_member(
+            db_session=db_session, key=key, region=get_settings().default_region
+        )
+        if member is None:
+            typer.echo(f"error: no member has the phone or member code '{key}'", err=True)
+            raise typer.Exit(1)
+        entries = member_timeline(db_session=db_session, member_id=member.id, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(entries, ensure_ascii=False))
+        return
+    if not entries:
+        typer.echo("nothing yet: no orders, messages, replies or tickets")
+    for entry in entries:
+        typer.echo(f"{entry['at']}  {entry['kind']:<8} {entry['summary']}")
