@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from tidings import clock
 from tidings.config import Settings
+from tidings.db import session_scope
 from tidings.dispatch import outcomes
 from tidings.dispatch.reconcile import reconcile
 from tidings.dispatch.worker import Worker
-from tidings.providers.base import OutgoingMessage, SendResult
+from tidings.inbound import tickets
+from tidings.inbound.models import Ticket
+from tidings.inbound.service import store_replies
+from tidings.members.models import Member
+from tidings.providers.base import InboundReply, OutgoingMessage, SendResult
 from tidings.providers.simulator import INVALID_NUMBER_CODE, THROTTLE_CODE, SimulatorProvider
 
 from .conftest import add_campaign, add_messages, inbox_lines, states
@@ -245,3 +250,28 @@ def test_a_call_that_breaks_off_is_settled_and_the_run_still_ends(
     assert set(received) == set(ids)
     assert max(received.values()) == 1
     assert states(engine) == {"delivered": 50}
+
+
+def test_a_ticket_past_its_first_response_deadline_is_flagged_by_the_worker(
+    engine: Engine, settings: Settings
+) -> None:
+    # Monday 23 November 2026, 14:00 in Shanghai: opening hours, a 5-minute deadline.
+    opened = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    phone = "+8613800000001"
+    with session_scope(engine) as session:
+        session.add(Member(phone=phone, name="陈晓燕"))
+    with session_scope(engine) as session, clock.frozen(opened):
+        store_replies(
+            db_session=session,
+            replies=[InboundReply("simulator", phone, "转人工", opened, provider_message_id="1")],
+            now=opened,
+            settings=settings,
+        )
+        ticket_id = session.scalars(select(Ticket.id)).one()
+        assert not tickets.get(db_session=session, ticket_id=ticket_id).breached
+    with clock.frozen(opened + timedelta(minutes=6)):
+        _run(engine, settings)
+    with session_scope(engine) as session:
+        assert tickets.get(db_session=session, ticket_id=ticket_id).breached
+        kinds = [event.kind for event in tickets.history(db_session=session, ticket_id=ticket_id)]
+    assert kinds == ["opened", "breach"]

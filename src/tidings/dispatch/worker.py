@@ -35,6 +35,7 @@ from tidings.dispatch.reconcile import reconcile
 from tidings.dispatch.sendwindow import DailyWindow, next_allowed
 from tidings.dispatch.throttle import ProviderThrottle
 from tidings.inbound import service as inbound
+from tidings.inbound import tickets
 from tidings.providers.base import (
     OutgoingMessage,
     ProviderUnavailable,
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 IDLE_POLL = 0.2  # seconds between claims when nothing is due
 HOUSEKEEPING_INTERVAL = 0.2  # seconds between receipt polls
 ROLLOUT_INTERVAL = 1.0  # seconds between checks of campaigns' rollout gates
+BREACH_INTERVAL = 30.0  # seconds between flags of tickets past their first-response deadline
 UNKNOWN_PROVIDER_CODE = "unknown_provider"
 
 
@@ -348,6 +350,9 @@ class Worker:
     async def _housekeeper(self, *, once: bool) -> None:
         reconcile_every = max(0.5, self.lease / 2)
         last_reconcile = last_rollout = clock.now()
+        # Flag late tickets on the first round too, so a short run (and a restart) catches
+        # the breaches nobody was looking at.
+        last_breaches: datetime | None = None
         while not self._stop.is_set():
             await self._pause(HOUSEKEEPING_INTERVAL)
             await self._poll_receipts()
@@ -358,6 +363,10 @@ class Worker:
                 with session_scope(self.engine) as session:
                     rollout.advance_rollouts(db_session=session, now=now)
                 last_rollout = now
+            if last_breaches is None or (now - last_breaches).total_seconds() >= BREACH_INTERVAL:
+                with session_scope(self.engine) as session:
+                    tickets.flag_breaches(db_session=session, now=now)
+                last_breaches = now
             if (now - last_reconcile).total_seconds() >= reconcile_every:
                 await self._reconcile()
                 since = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)
