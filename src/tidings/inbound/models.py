@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -76,6 +77,9 @@ class TicketPriority(enum.StrEnum):
     NORMAL = "normal"
 
 
+UNSOLVED = text("status <> 'solved'")
+
+
 class Ticket(Base):
     """A conversation a person must handle, in a store's or a team's queue."""
 
@@ -84,6 +88,15 @@ class Ticket(Base):
         Index("ix_tickets_status_queue", "status", "queue"),
         Index("ix_tickets_member_id", "member_id"),
         Index("ix_tickets_first_response_due", "first_response_due"),
+        # One unsolved ticket per phone: a member's further messages join it, even when
+        # two callbacks for the same phone are handled at the same time.
+        Index(
+            "uq_tickets_unsolved_phone",
+            "phone",
+            unique=True,
+            sqlite_where=UNSOLVED,
+            postgresql_where=UNSOLVED,
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -14,12 +14,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
+from tidings.db import is_sqlite
 from tidings.dispatch.sendwindow import DailyWindow
 from tidings.inbound.answers import Answer, queue_answers
 from tidings.inbound.models import (
+    UNSOLVED,
     RoutingRule,
     Ticket,
     TicketEvent,
@@ -127,6 +130,37 @@ def _unsolved_by_phone(db_session: Session, phones: Sequence[str]) -> dict[str, 
     return found
 
 
+def _insert_unless_unsolved(
+    db_session: Session, draft: TicketDraft, queue: str, now: datetime, settings: Settings
+) -> int | None:
+    """Inserts a ticket for `draft`, or returns None when its phone already has an unsolved
+    one (opened by a callback handled at the same time, which this one did not see)."""
+    dialect = sqlite if is_sqlite(db_session) else postgresql
+    statement = (
+        dialect.insert(tickets_table)
+        .values(
+            category=draft.category,
+            priority=draft.priority,
+            status=TicketStatus.OPEN,
+            queue=queue,
+            store_id=draft.store_id,
+            member_id=draft.member_id,
+            phone=draft.phone,
+            provider=draft.provider,
+            reply_id=draft.reply_id,
+            subject=draft.subject,
+            suggestions=draft.suggestions or None,
+            first_response_due=first_response_due(draft.opened_at, settings=settings),
+            breached=False,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["phone"], index_where=UNSOLVED)
+        .returning(tickets_table.c.id)
+    )
+    return db_session.execute(statement).scalar_one_or_none()
+
+
 def open_tickets(
     *, db_session: Session, drafts: Sequence[TicketDraft], now: datetime, settings: Settings
 ) -> list[int]:
@@ -140,37 +174,26 @@ def open_tickets(
     events: list[dict[str, Any]] = []
     for draft in drafts:
         ticket_id = unsolved.get(draft.phone)
-        if ticket_id is not None:
-            values: dict[str, Any] = {"status": TicketStatus.OPEN, "updated_at": now}
-            if draft.priority is TicketPriority.URGENT:
-                values["priority"] = TicketPriority.URGENT
-            db_session.execute(
-                update(tickets_table).where(tickets_table.c.id == ticket_id).values(**values)
-            )
-            events.append(_event(ticket_id, "reply", "member", draft.subject, now, draft.reply_id))
-        else:
-            ticket_id = db_session.execute(
-                insert(tickets_table).returning(tickets_table.c.id),
-                {
-                    "category": draft.category,
-                    "priority": draft.priority,
-                    "status": TicketStatus.OPEN,
-                    "queue": queue_for(draft, rules, settings),
-                    "store_id": draft.store_id,
-                    "member_id": draft.member_id,
-                    "phone": draft.phone,
-                    "provider": draft.provider,
-                    "reply_id": draft.reply_id,
-                    "subject": draft.subject,
-                    "suggestions": draft.suggestions or None,
-                    "first_response_due": first_response_due(draft.opened_at, settings=settings),
-                    "breached": False,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            ).scalar_one()
+        if ticket_id is None:
+            queue = queue_for(draft, rules, settings)
+            ticket_id = _insert_unless_unsolved(db_session, draft, queue, now, settings)
+            if ticket_id is not None:
+                unsolved[draft.phone] = ticket_id
+                ids.append(ticket_id)
+                events.append(
+                    _event(ticket_id, "opened", "member", draft.subject, now, draft.reply_id)
+                )
+                continue
+            # The unique index waited for the other transaction, so its ticket is visible.
+            ticket_id = _unsolved_by_phone(db_session, [draft.phone])[draft.phone]
             unsolved[draft.phone] = ticket_id
-            events.append(_event(ticket_id, "opened", "member", draft.subject, now, draft.reply_id))
+        values: dict[str, Any] = {"status": TicketStatus.OPEN, "updated_at": now}
+        if draft.priority is TicketPriority.URGENT:
+            values["priority"] = TicketPriority.URGENT
+        db_session.execute(
+            update(tickets_table).where(tickets_table.c.id == ticket_id).values(**values)
+        )
+        events.append(_event(ticket_id, "reply", "member", draft.subject, now, draft.reply_id))
         ids.append(ticket_id)
     if events:
         db_session.execute(insert(events_table), events)
