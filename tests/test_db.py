@@ -11,10 +11,11 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine, func, select
 
-from tidings import clock, db
-from tidings.db import TableScan, bulk_insert, read_frame, read_tables_in_children, session_scope
+from tidings import clock, scans
+from tidings.db import bulk_insert, read_frame, session_scope
 from tidings.members.models import Member, Store
 from tidings.profiles.models import Profile
+from tidings.scans import TableScan, read_tables_in_children
 
 
 def test_times_come_back_aware_and_in_utc(engine: Engine) -> None:
@@ -108,7 +109,7 @@ def test_big_tables_read_in_child_processes_match_a_read_here(
     )
     empty = TableScan(table="profiles", columns="member_id", schema={"member_id": pl.Int64})
     here = read_frame(sqlite_engine, members.sql(), schema=members.schema)
-    monkeypatch.setattr(db, "CHILD_READ_MIN_ROWS", 0)
+    monkeypatch.setattr(scans, "CHILD_READ_MIN_ROWS", 0)
     cpu_before = _children_cpu_seconds()
     read = read_tables_in_children(
         sqlite_engine, {"members": members, "none_left": none_left, "empty": empty}
@@ -138,7 +139,7 @@ def test_bulk_reads_and_a_refresh_leave_the_stores_open_connections_working(
     from tidings.profiles import service
 
     if in_children:
-        monkeypatch.setattr(db, "CHILD_READ_MIN_ROWS", 0)
+        monkeypatch.setattr(scans, "CHILD_READ_MIN_ROWS", 0)
 
     wal = Path(f"{sqlite_engine.url.database}-wal")
     with session_scope(sqlite_engine) as db_session:

@@ -181,7 +181,8 @@ REFRESH = """
 import json, resource, sys, threading, time
 from datetime import date
 from pathlib import Path
-from tidings.db import CHILD_READERS, make_engine
+from tidings.db import make_engine
+from tidings.scans import CHILD_READERS
 from tidings.profiles.service import refresh
 
 def tree_rss(pid):

@@ -2,7 +2,7 @@
 
 Both loaders scan a table once (`tidings.db.read_frame`) and join in Polars; the scans are
 also given as `TableScan`s, with the step that finishes their frames, for callers that read
-several tables at once (`tidings.db.read_tables_in_children`). Text columns that may be
+several tables at once (`tidings.scans.read_tables_in_children`). Text columns that may be
 empty are read through COALESCE so that each column has one type from its first block on;
 the empty text is turned back into null here.
 """
@@ -14,7 +14,8 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine
 
-from tidings.db import TableScan, read_frame
+from tidings.db import read_frame
+from tidings.scans import TableScan
 
 UTC_TIME = pl.Datetime("us", "UTC")
 

@@ -1,7 +1,7 @@
 """Profile refresh and model fits against the store: read in bulk, compute, write back.
 
 Reads go through `tidings.db.read_frame`, the big tables of a refresh through
-`tidings.db.read_tables_in_children` (child processes on SQLite); writes go through
+`tidings.scans.read_tables_in_children` (child processes on SQLite); writes go through
 `tidings.db.bulk_store` on the engine's own connections.
 """
 
@@ -19,13 +19,14 @@ from sqlalchemy import Engine
 
 from tidings import clock
 from tidings.config import get_settings
-from tidings.db import BulkStore, TableScan, bulk_store, read_frame, read_tables_in_children
+from tidings.db import BulkStore, bulk_store, read_frame
 from tidings.orders import frames
 from tidings.profiles import bgnbd, tagrules, writeback
 from tidings.profiles.bgnbd import BgNbdParams, GammaGammaParams
 from tidings.profiles.compute import CENTS_PER_YUAN, PurchaseModels
 from tidings.profiles.compute import compute_profiles as compute
 from tidings.profiles.thresholds import ProfileThresholds, from_settings
+from tidings.scans import TableScan, read_tables_in_children
 
 UTC_TIME = pl.Datetime("us", "UTC")
 FIT_SAMPLE_MEMBERS = 200_000  # more purchasers than this: fit on a fixed random sample
