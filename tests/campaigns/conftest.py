@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from tidings import clock
 from tidings.config import Settings, get_settings
 from tidings.db import bulk_insert, session_scope
-from tidings.segments.audience import invalidate
+from tidings.segments.snapshot import invalidate
 
 UTC_TIME = pl.Datetime("us", "UTC")
 

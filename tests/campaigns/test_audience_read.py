@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 from tidings.campaigns import service
 from tidings.campaigns.schemas import CampaignCreate, VariantCreate
 from tidings.db import session_scope
-from tidings.segments.audience import invalidate, snapshot
+from tidings.segments.snapshot import invalidate, snapshot
 
 from .conftest import add_members, message_rows, midday_zone
 

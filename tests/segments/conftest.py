@@ -22,7 +22,7 @@ from sqlalchemy import Engine, insert
 from tidings.members.models import ConsentEvent, Member, Store
 from tidings.orders.models import Order, OrderItem
 from tidings.profiles.models import Profile
-from tidings.segments import audience
+from tidings.segments import audience, snapshot
 
 TODAY = date(2025, 1, 31)
 NOW = datetime(2025, 1, 31, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
@@ -212,9 +212,9 @@ def people() -> pl.DataFrame:
 @pytest.fixture(autouse=True)
 def fresh_snapshots() -> Iterator[None]:
     """Each test starts without snapshots left by the previous one (same store URL)."""
-    audience.invalidate()
+    snapshot.invalidate()
     yield
-    audience.invalidate()
+    snapshot.invalidate()
 
 
 def fill_store(engine: Engine) -> None:

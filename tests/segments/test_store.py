@@ -14,7 +14,7 @@ from tidings.accounts import service as accounts
 from tidings.app import create_app
 from tidings.db import session_scope
 from tidings.profiles.models import Profile
-from tidings.segments import audience, service
+from tidings.segments import audience, service, snapshot
 
 from .conftest import NOW, TODAY, fill_store
 
@@ -110,7 +110,7 @@ def test_fields_are_listed(cli) -> None:
 
 
 def test_the_snapshot_follows_profile_changes(store: Engine, monkeypatch) -> None:
-    monkeypatch.setattr(audience, "RECHECK_INTERVAL", 0.0)
+    monkeypatch.setattr(snapshot, "RECHECK_INTERVAL", 0.0)
     assert service.count(engine=store, rule='tier == "gold"', today=TODAY)["count"] == 1
     with store.begin() as connection:
         connection.execute(

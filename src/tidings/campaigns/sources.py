@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from tidings.db import POLARS_SQLITE_TIME_FORMAT, bulk_insert, is_sqlite, read_frame, utc_text
 from tidings.dispatch.models import MessageState
 from tidings.policy.rules import PolicyRules
-from tidings.segments.audience import order_lines_snapshot, snapshot
 from tidings.segments.compiler import Context, compile_rule
 from tidings.segments.fields import FIELDS
 from tidings.segments.history import aggregates_used
 from tidings.segments.service import matching_ids
+from tidings.segments.snapshot import order_lines_snapshot, snapshot
 from tidings.segments.tree import Rule
 
 UTC_TIME = pl.Datetime("us", "UTC")

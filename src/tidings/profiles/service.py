@@ -378,6 +378,6 @@ def _finish_previous(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _invalidate_audiences(engine: Engine) -> None:
     """Tells the segment snapshots that profiles changed."""
-    from tidings.segments import audience
+    from tidings.segments import snapshot
 
-    audience.invalidate(engine)
+    snapshot.invalidate(engine)

@@ -1,23 +1,19 @@
-"""The audience frame: one row per member with every field a rule can use, and its snapshot.
+"""The audience frame: one row per member with every field a rule can use.
 
 `audience_frame` joins members, stores, profiles and the consent ledger (pure);
-`load_audience` reads those tables in bulk and calls it; `snapshot` keeps the frame in
-memory per store and reloads it when members or profiles change, so that a count on
-every keystroke only filters columns already in memory.
+`load_audience` reads those tables in bulk and calls it; `tidings.segments.snapshot` keeps
+the frame in memory per store.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from tidings import clock
 from tidings.config import get_settings
@@ -33,7 +29,6 @@ from tidings.segments.fields import (
     FieldType,
 )
 
-RECHECK_INTERVAL = 1.0  # seconds a snapshot is trusted before the store is asked again
 UTC_TIME = pl.Datetime("us", "UTC")
 _EMPTY_TAGS = pl.lit([], dtype=pl.List(pl.String))
 
@@ -268,10 +263,10 @@ def load_audience(
     frame = audience_frame(
         members=members, stores=stores, profiles=profiles, consent=consent, today=today
     )
-    return frame if fields is None else frame.select(_field_order(fields))
+    return frame if fields is None else frame.select(field_order(fields))
 
 
-def _field_order(fields: Collection[str]) -> list[str]:
+def field_order(fields: Collection[str]) -> list[str]:
     """member_id and the known fields among `fields`, in the audience's field order."""
     chosen = set(fields) | {"member_id"}
     return [field.name for field in FIELD_LIST if field.name in chosen]
@@ -280,7 +275,7 @@ def _field_order(fields: Collection[str]) -> list[str]:
 def table_columns(fields: Collection[str]) -> dict[str, set[str]]:
     """The columns of each table that the audience fields `fields` are made from."""
     wanted: dict[str, set[str]] = {"members": {"id"}}
-    for name in _field_order(fields):
+    for name in field_order(fields):
         for table, column in FIELD_COLUMNS.get(name, ()) or _own_column(FIELDS[name]):
             wanted.setdefault(table, set()).add(column)
     if "profiles" in wanted:
@@ -318,107 +313,6 @@ def _profile_columns() -> dict[str, Any]:
         if field.source == "profiles" and field.type is not FieldType.LIST:
             wanted[column] = FRAME_DTYPES[field.type]
     return {name: dtype for name, dtype in wanted.items() if name in declared}
-
-
-@dataclass
-class _Snapshot:
-    """A frame read from one store, with what the store looked like when it was read."""
-
-    fingerprint: tuple[Any, ...]
-    day: date | None
-    frame: pl.DataFrame
-    checked_at: float  # time.monotonic() of the last check against the store
-    fields: frozenset[str] | None = None  # the fields it holds; None: every field
-
-    def holds(self, day: date | None, fields: Collection[str] | None) -> bool:
-        """Whether it is of `day` and holds `fields` (None: every field)."""
-        if self.day != day:
-            return False
-        return self.fields is None or (fields is not None and self.fields.issuperset(fields))
-
-
-_AUDIENCE_FINGERPRINT = text(
-    "SELECT (SELECT count(*) FROM members), (SELECT max(updated_at) FROM members),"
-    " (SELECT count(*) FROM profiles), (SELECT max(computed_at) FROM profiles),"
-    " (SELECT count(*) FROM consent_events), (SELECT max(id) FROM consent_events),"
-    " (SELECT count(*) FROM stores), (SELECT max(id) FROM stores)"
-)
-_ORDER_LINES_FINGERPRINT = text(
-    "SELECT (SELECT count(*) FROM order_items), (SELECT max(id) FROM order_items),"
-    " (SELECT count(*) FROM orders), (SELECT max(id) FROM orders)"
-)
-_audiences: dict[str, _Snapshot] = {}
-_order_lines: dict[str, _Snapshot] = {}
-_lock = threading.Lock()
-
-
-def snapshot(
-    engine: Engine, *, today: date | None = None, fields: Collection[str] | None = None
-) -> pl.DataFrame:
-    """Returns the store's audience frame from memory, reading it again if the store changed.
-
-    With `fields`, a snapshot holding those fields serves; otherwise only they are read (and
-    kept, until a caller asks for more). The frame may hold more fields than asked for.
-    """
-    day = today or local_today()
-    wanted = None if fields is None else frozenset(_field_order(fields))
-    return _cached(
-        _audiences,
-        engine,
-        day,
-        _AUDIENCE_FINGERPRINT,
-        lambda: load_audience(engine, today=day, fields=wanted),
-        fields=wanted,
-    )
-
-
-def order_lines_snapshot(engine: Engine) -> pl.DataFrame:
-    """Returns the store's order lines from memory, reading them again if orders changed."""
-    return _cached(
-        _order_lines, engine, None, _ORDER_LINES_FINGERPRINT, lambda: load_order_lines(engine)
-    )
-
-
-def invalidate(engine: Engine | None = None) -> None:
-    """Forgets the snapshots of one store (or of every store), so the next count reads afresh."""
-    with _lock:
-        for cache in (_audiences, _order_lines):
-            if engine is None:
-                cache.clear()
-            else:
-                cache.pop(_key(engine), None)
-
-
-def _key(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
-
-
-def _cached(
-    cache: dict[str, _Snapshot],
-    engine: Engine,
-    day: date | None,
-    fingerprint_sql: Any,
-    load: Any,
-    *,
-    fields: frozenset[str] | None = None,
-) -> pl.DataFrame:
-    key = _key(engine)
-    with _lock:
-        current = cache.get(key)
-    now = time.monotonic()
-    usable = current is not None and current.holds(day, fields)
-    if usable and current is not None and now - current.checked_at < RECHECK_INTERVAL:
-        return current.frame
-    # Read the fingerprint before the data: a change made while loading shows next time.
-    with engine.connect() as connection:
-        fingerprint = tuple(connection.execute(fingerprint_sql).one())
-    if usable and current is not None and current.fingerprint == fingerprint:
-        current.checked_at = now
-        return current.frame
-    frame: pl.DataFrame = load()
-    with _lock:
-        cache[key] = _Snapshot(fingerprint, day, frame, now, fields)
-    return frame
 
 
 def load_order_lines(engine: Engine) -> pl.DataFrame:

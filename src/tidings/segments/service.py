@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 from tidings import clock
 from tidings.config import get_settings
 from tidings.db import session_scope
-from tidings.segments.audience import local_today, order_lines_snapshot, snapshot
+from tidings.segments.audience import local_today
 from tidings.segments.compiler import Context, compile_rule, unknown_segment
 from tidings.segments.history import aggregates_used, with_aggregates
 from tidings.segments.lexer import RuleError
 from tidings.segments.models import Segment
 from tidings.segments.rules import parse
+from tidings.segments.snapshot import order_lines_snapshot, snapshot
 from tidings.segments.tree import Rule, segment_names, to_text
 
 SAMPLE_SIZE = 5  # member ids shown with a count
