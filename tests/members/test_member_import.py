@@ -182,3 +182,19 @@ def test_member_show_says_when_nobody_matches(cli) -> None:
     result = cli("member", "show", "13800138000", "--json")
     assert result.exit_code == 1
     assert "no member" in result.output
+
+
+def test_a_member_of_an_unknown_store_is_kept_and_gets_it_once_stores_are_imported(
+    cli, tmp_path: Path
+) -> None:
+    path = write(tmp_path, HEADER + "M001,13800138000,张三,男,,,,S01,,是\n")
+    counts = json.loads(cli("import", "members", str(path), "--json").output)
+    assert (counts["inserted"], counts["rejected"]) == (1, 0)
+    with open(counts["rejects_file"], encoding="utf-8-sig") as handle:
+        [warning] = list(csv.DictReader(handle))
+    assert warning["line"] == "2"
+    assert warning["reason"] == "kept without store: store 'S01' is not known; import stores first"
+    assert json.loads(cli("member", "show", "M001", "--json").output)["store_code"] is None
+    import_stores(cli, tmp_path)
+    cli("import", "members", str(path))
+    assert json.loads(cli("member", "show", "M001", "--json").output)["store_code"] == "S01"

@@ -108,12 +108,15 @@ class MemberBatches:
             .cast(pl.Int64)
             .alias("store_id")
         )
+        # A member of an unknown store is kept without one (warned), like a member without a
+        # usable phone: importing the stores and this file again links the store.
         unknown_store = pl.col("store_ref").is_not_null() & pl.col("store_id").is_null()
         store_problems = _group_problems(
             merged.filter(unknown_store),
-            pl.format("store '{}' is not known; import stores first", "store_ref"),
-        )
-        merged = merged.filter(~unknown_store)
+            pl.format("kept without store: store '{}' is not known; import stores first",
+                      "store_ref"),
+            rejected=False,
+        )  # fmt: skip
         matched = service.match_members(store=self.store, keys=merged)
         conflicted = matched.group_by("grp").agg(pl.col("id").n_unique() > 1).filter("id")["grp"]
         conflict_problems = _group_problems(
@@ -179,12 +182,14 @@ class MemberBatches:
             )
 
 
-def _group_problems(groups: pl.DataFrame, reason: pl.Expr) -> pl.DataFrame:
-    """One rejected problem per line of each group, with the group's reason."""
+def _group_problems(
+    groups: pl.DataFrame, reason: pl.Expr, *, rejected: bool = True
+) -> pl.DataFrame:
+    """One problem per line of each group, with the group's reason (rejected, or a warning)."""
     return (
         groups.select(reason.alias("reason"), "lines")
         .explode("lines")
-        .select(pl.col("lines").alias("line"), "reason", pl.lit(True).alias("rejected"))
+        .select(pl.col("lines").alias("line"), "reason", pl.lit(rejected).alias("rejected"))
     )
 
 
