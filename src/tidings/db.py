@@ -290,35 +290,50 @@ def utc_text(moment: datetime) -> str:
 
 
 class BulkStore:
-    """A store connection that moves Polars frames in and out in bulk, one transaction at a time.
+    """Moves Polars frames in and out of the store in bulk, inside a session's transaction.
 
     SQL is written with `?` markers; temporary tables are created with `create_temp` and live
-    until the transaction ends or the table is created again.
+    until the transaction ends or the table is created again. `commit` commits the session.
     """
 
-    dialect: str
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = "sqlite" if is_sqlite(session) else "postgresql"
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Runs one statement and returns the number of rows it changed."""
-        raise NotImplementedError
+        raw = _driver_connection(self.session)
+        if self.dialect == "sqlite":
+            return int(raw.execute(sql, tuple(params)).rowcount)
+        with raw.cursor() as cursor:
+            cursor.execute(sql.replace("?", "%s"), tuple(params))
+            return int(cursor.rowcount)
 
     def frame(
         self, sql: str, params: Sequence[Any] = (), *, schema: dict[str, Any]
     ) -> pl.DataFrame:
         """Runs a query and returns its rows as a frame cast to `schema`."""
-        raise NotImplementedError
+        raw = _driver_connection(self.session)
+        if self.dialect == "sqlite":
+            rows = raw.execute(sql, tuple(params)).fetchall()
+        else:
+            with raw.cursor() as cursor:
+                cursor.execute(sql.replace("?", "%s"), tuple(params))
+                rows = cursor.fetchall()
+        frame = pl.DataFrame(rows, schema=list(schema), orient="row", infer_schema_length=None)
+        return cast_frame(frame, schema)
 
-    def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool = False) -> int:
+    def ingest(self, table: str, frame: pl.DataFrame) -> int:
         """Appends every row of `frame` to `table` (its columns named as the frame's)."""
-        raise NotImplementedError
-
-    def commit(self) -> None:
-        """Ends the current transaction, keeping its changes."""
-        raise NotImplementedError
+        return bulk_insert(self.session, table, frame)
 
     def execute_rows(self, sql: str, frame: pl.DataFrame) -> None:
         """Runs one statement (with `?` markers) for every row of `frame`."""
-        raise NotImplementedError
+        execute_many(self.session, sql, frame)
+
+    def commit(self) -> None:
+        """Ends the current transaction, keeping its changes."""
+        self.session.commit()
 
     def create_temp(self, table: str, columns: dict[str, str]) -> None:
         """Creates (or recreates, empty) a temporary table of the given SQL column types."""
@@ -331,45 +346,6 @@ class BulkStore:
             self.execute(f"CREATE TEMP TABLE {table} ({body}) ON COMMIT DROP")
 
 
-class SessionBulkStore(BulkStore):
-    """Bulk moves inside a SQLAlchemy session's transaction; `commit` commits the session."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.dialect = "sqlite" if is_sqlite(session) else "postgresql"
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        raw = _driver_connection(self.session)
-        if self.dialect == "sqlite":
-            return int(raw.execute(sql, tuple(params)).rowcount)
-        with raw.cursor() as cursor:
-            cursor.execute(sql.replace("?", "%s"), tuple(params))
-            return int(cursor.rowcount)
-
-    def frame(
-        self, sql: str, params: Sequence[Any] = (), *, schema: dict[str, Any]
-    ) -> pl.DataFrame:
-        raw = _driver_connection(self.session)
-        if self.dialect == "sqlite":
-            cursor = raw.execute(sql, tuple(params))
-            rows = cursor.fetchall()
-        else:
-            with raw.cursor() as cursor:
-                cursor.execute(sql.replace("?", "%s"), tuple(params))
-                rows = cursor.fetchall()
-        frame = pl.DataFrame(rows, schema=list(schema), orient="row", infer_schema_length=None)
-        return cast_frame(frame, schema)
-
-    def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool = False) -> int:
-        return bulk_insert(self.session, table, frame)
-
-    def execute_rows(self, sql: str, frame: pl.DataFrame) -> None:
-        execute_many(self.session, sql, frame)
-
-    def commit(self) -> None:
-        self.session.commit()
-
-
 @contextmanager
 def bulk_store(engine: Engine) -> Iterator[BulkStore]:
     """Opens a bulk connection to the store (a session of its own, on either engine).
@@ -380,6 +356,6 @@ def bulk_store(engine: Engine) -> Iterator[BulkStore]:
     """
     with session_factory(engine)() as session:
         try:
-            yield SessionBulkStore(session)
+            yield BulkStore(session)
         finally:
             session.rollback()

@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 from fastapi import APIRouter, HTTPException, Query
 
-from tidings.db import SessionBulkStore
+from tidings.db import BulkStore
 from tidings.http import Authenticated, DbSession
 from tidings.imports import ImportResult
 from tidings.inbound.timeline import DEFAULT_LIMIT, member_timeline
@@ -47,7 +47,7 @@ def batch_result(result: ImportResult, problems: pl.DataFrame) -> BatchResult:
 def members_batch(body: MembersBatch, db_session: DbSession, api_key: Authenticated) -> BatchResult:
     """Upserts up to 10,000 members with the cleaning and duplicate rules of the CSV import."""
     check_batch_size(len(body.members), "members")
-    batches = MemberBatches(store=SessionBulkStore(db_session), source=f"api:{api_key.name}")
+    batches = MemberBatches(store=BulkStore(db_session), source=f"api:{api_key.name}")
     frame = members_from_records([member.model_dump() for member in body.members])
     problems = batches.add(frame)
     return batch_result(batches.result, problems)

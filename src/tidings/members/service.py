@@ -64,7 +64,7 @@ def temp_columns(store: BulkStore, names: list[str]) -> dict[str, str]:
 def stage(store: BulkStore, table: str, frame: pl.DataFrame) -> None:
     """Puts `frame` in a fresh temporary table of the same column names."""
     store.create_temp(table, temp_columns(store, frame.columns))
-    store.ingest(table, frame, temporary=True)
+    store.ingest(table, frame)
 
 
 def store_refs(*, store: BulkStore) -> pl.DataFrame:

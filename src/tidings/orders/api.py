@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 from fastapi import APIRouter
 
-from tidings.db import SessionBulkStore
+from tidings.db import BulkStore
 from tidings.http import DbSession
 from tidings.members.api import batch_result, check_batch_size
 from tidings.members.schemas import BatchResult
@@ -26,6 +26,6 @@ def orders_batch(body: OrdersBatch, db_session: DbSession) -> BatchResult:
     frame = pl.DataFrame(rows, schema=dict.fromkeys(ORDER_FIELDS, pl.String)).with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("line")
     )
-    batches = OrderBatches(store=SessionBulkStore(db_session), create_members=body.create_members)
+    batches = OrderBatches(store=BulkStore(db_session), create_members=body.create_members)
     problems = batches.add(frame, last=True)
     return batch_result(batches.result, problems)

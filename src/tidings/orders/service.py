@@ -36,7 +36,7 @@ def _stage(store: BulkStore, table: str, frame: pl.DataFrame) -> None:
         for name in frame.columns
     }
     store.create_temp(table, columns)
-    store.ingest(table, frame, temporary=True)
+    store.ingest(table, frame)
 
 
 def last_order_id(*, store: BulkStore) -> int:
