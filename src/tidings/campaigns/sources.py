@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
+import polars_hash as plh
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -40,13 +41,12 @@ def phone_hash(phone: str) -> str:
 
 
 def phone_hashes(phones: pl.Series) -> pl.Series:
-    """Hashes many phones (see `phone_hash`); empty phones hash to ''.
-
-    hashlib has no vectorised form; this is the planner's one step per member in Python,
-    and it runs only when the suppression list is not empty (about 0.8 s a million).
-    """
-    values = phones.fill_null("").to_list()
-    return pl.Series("phone_hash", [phone_hash(p) if p else "" for p in values], dtype=pl.String)
+    """Hashes many phones at once (the same hex as `phone_hash`); empty phones hash to ''."""
+    frame = phones.rename("phone").to_frame()
+    empty = pl.col("phone").is_null() | (pl.col("phone") == "")
+    digest = plh.col("phone").chash.sha2_256()
+    hashed = frame.select(pl.when(empty).then(pl.lit("")).otherwise(digest).alias("phone_hash"))
+    return hashed["phone_hash"]
 
 
 def audience_for(
