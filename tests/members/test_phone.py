@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from tidings.members.phone import fast_e164, normalise_phones
 
 FULL_WIDTH = str.maketrans("0123456789+", "０１２３４５６７８９＋")
-mobiles = st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True).filter(
-    lambda digits: phonenumbers.is_valid_number(phonenumbers.parse(digits, "CN"))
-)
+mobiles = st.builds(
+    lambda second, rest: "1" + second + rest,
+    st.sampled_from("3456789"),
+    st.text(alphabet="0123456789", min_size=9, max_size=9),
+).filter(lambda digits: phonenumbers.is_valid_number(phonenumbers.parse(digits, "CN")))
 
 
 def dress(digits: str, prefix: str, style: int) -> str:
