@@ -163,6 +163,15 @@ class Settings(BaseSettings):
         description="Team queue for tickets of members without a store and of categories"
         " routed to no store.",
     )
+    attribution_click_window_days: int = Field(
+        7, description="Days after a person's click on a message's link that an order is its."
+    )
+    attribution_view_window_days: int = Field(
+        3, description="Days after a message's delivery that an order is credited to it."
+    )
+    attribution_interval_seconds: int = Field(
+        300, description="Seconds between attribution runs in the worker's housekeeping."
+    )
     api_host: str = Field("127.0.0.1", description="Address `tidings serve` binds to.")
     api_port: int = Field(8000, description="Port `tidings serve` binds to.")
 
