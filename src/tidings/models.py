@@ -12,6 +12,7 @@ from tidings.profiles import models as profiles_models
 from tidings.reports import models as reports_models
 from tidings.segments import models as segments_models
 from tidings.tracking import models as tracking_models
+from tidings.triggers import models as triggers_models
 
 __all__ = [
     "accounts_models",
@@ -26,4 +27,5 @@ __all__ = [
     "reports_models",
     "segments_models",
     "tracking_models",
+    "triggers_models",
 ]

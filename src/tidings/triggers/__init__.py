@@ -1,0 +1,1 @@
+"""Lifecycle and event triggers: standing rules that send a member a message by themselves."""
