@@ -140,3 +140,84 @@ class World:
                 redeemed_amount_cents=order.amount_cents,
             )
         )
+
+
+def hand_built_campaign(world: World) -> dict[str, int]:
+    """Campaign A/B with a holdout, in two stores, whose outcomes are known one by one:
+
+    m1 (A, SH01) delivered, clicked by a person, orders ¥200 a day later (click-through);
+    m2 (A, SH01) delivered, clicked by a link-preview robot only, replies with a question;
+    m3 (A, SH01) failed, two parts;
+    m4 (B, SH01) delivered, redeems its coupon on a ¥50 order two days later (direct);
+    m5 (B, BJ01) delivered, replies R and opts out;
+    m6 (B, BJ01) taken by the provider without a receipt yet, then complains;
+    h1, h2 held out (h1 orders ¥100 a day later); s1 skipped as opted out before.
+    """
+    from tidings.campaigns.sources import phone_hash
+    from tidings.inbound.models import Reply
+    from tidings.members.models import ConsentEvent, ConsentKind, Suppression, SuppressionReason
+
+    campaign, variants = world.campaign(holdout_share=0.25)
+    a, b = variants["A"], variants["B"]
+    ids = {name: world.member("BJ01" if name in ("m5", "m6") else "SH01") for name in NAMES}
+    msg = {
+        "m1": world.message(campaign_id=campaign, variant_id=a, member_id=ids["m1"]),
+        "m2": world.message(campaign_id=campaign, variant_id=a, member_id=ids["m2"]),
+        "m3": world.message(
+            campaign_id=campaign,
+            variant_id=a,
+            member_id=ids["m3"],
+            state=MessageState.FAILED,
+            parts=2,
+        ),
+        "m4": world.message(campaign_id=campaign, variant_id=b, member_id=ids["m4"]),
+        "m5": world.message(campaign_id=campaign, variant_id=b, member_id=ids["m5"]),
+        "m6": world.message(
+            campaign_id=campaign, variant_id=b, member_id=ids["m6"], state=MessageState.SUBMITTED
+        ),
+    }
+    for name, reason in (("h1", "holdout"), ("h2", "holdout"), ("s1", "opted_out")):
+        world.message(
+            campaign_id=campaign,
+            member_id=ids[name],
+            state=MessageState.SKIPPED,
+            skip_reason=reason,
+        )
+    world.click(msg["m1"], SENT + timedelta(hours=1))
+    world.click(msg["m2"], SENT + timedelta(seconds=30), robot=True)
+    world.order(ids["m1"], SENT + timedelta(days=1), 20_000)
+    coupon_order = world.order(ids["m4"], SENT + timedelta(days=2), 5_000)
+    world.redeem(campaign_id=campaign, member_id=ids["m4"], order=coupon_order)
+    world.order(ids["h1"], SENT + timedelta(days=1), 10_000)
+    world.order(ids["m1"], SENT - timedelta(days=10), 9_900)  # before: counts for nothing
+    replied = SENT + timedelta(hours=2)
+    for name, text, intent in (("m2", "几点关门？", "question"), ("m5", "R", "opt_out")):
+        world._add(
+            Reply(
+                provider="simulator",
+                provider_message_id=f"mo-{name}",
+                phone=msg[name].phone,
+                member_id=ids[name],
+                text=text,
+                received_at=replied,
+                in_reply_to_message_id=msg[name].id,
+                intent=intent,
+            )
+        )
+    world._add(
+        ConsentEvent(
+            member_id=ids["m5"], kind=ConsentKind.OPT_OUT, source="reply", occurred_at=replied
+        )
+    )
+    world._add(
+        Suppression(
+            phone_hash=phone_hash(msg["m6"].phone),
+            reason=SuppressionReason.COMPLAINED,
+            source="reply",
+            created_at=replied,
+        )
+    )
+    return {"campaign": campaign, **ids}
+
+
+NAMES = ("m1", "m2", "m3", "m4", "m5", "m6", "h1", "h2", "s1")
