@@ -11,7 +11,7 @@ DEMO_MONTHS ?= 12
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install tidings with its dev tools
@@ -22,11 +22,11 @@ demo: install  ## generate the demo retailer, import it and run the main job on 
 serve: install  ## run the API (and later the console and the dispatcher) on 127.0.0.1:8000
 	$(BIN)/tidings serve
 
-test: install  ## every test, on SQLite and on PostgreSQL
+test: install  ## every test, on SQLite and on PostgreSQL, with the browser tests
 	$(BIN)/pytest -q
 
-test-fast: install  ## a developer's quick loop: SQLite only, no slow suites
-	TIDINGS_SKIP_POSTGRES=1 $(BIN)/pytest -q -m 'not slow'
+test-fast: install  ## a developer's quick loop: SQLite only, no slow or browser suites
+	TIDINGS_SKIP_POSTGRES=1 $(BIN)/pytest -q -m 'not slow and not e2e'
 
 lint: install
 	$(BIN)/ruff check src tests bench
