@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tidings import migrate
-from tidings.accounts.cli import apikey_app
+from tidings.accounts.cli import apikey_app, user_app
 from tidings.campaigns.cli import campaign_app
 from tidings.config import get_settings
 from tidings.content.cli import message_app
@@ -13,11 +13,14 @@ from tidings.db import make_engine
 from tidings.demo.cli import demo_app
 from tidings.dispatch.cli import worker_command
 from tidings.inbound.cli import import_stock, tickets_app
+from tidings.loyalty.cli import coupon_app, points_app
 from tidings.members.cli import import_members, import_stores, member_app
 from tidings.orders.cli import import_orders, import_products
 from tidings.policy.cli import policy_app
 from tidings.profiles.cli import model_app, profiles_app
+from tidings.reports.cli import report_app
 from tidings.segments.cli import segment_app
+from tidings.triggers.cli import trigger_app
 
 app = typer.Typer(
     name="tidings",
@@ -40,6 +43,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(member_app, name="member")
 app.add_typer(demo_app, name="demo")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(user_app, name="user")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(model_app, name="model")
 app.add_typer(segment_app, name="segment")
@@ -47,6 +51,10 @@ app.add_typer(message_app, name="message")
 app.add_typer(policy_app, name="policy")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(tickets_app, name="tickets")
+app.add_typer(points_app, name="points")
+app.add_typer(coupon_app, name="coupon")
+app.add_typer(report_app, name="report")
+app.add_typer(trigger_app, name="trigger")
 app.command("worker")(worker_command)
 
 

@@ -172,8 +172,109 @@ class Settings(BaseSettings):
     attribution_interval_seconds: int = Field(
         300, description="Seconds between attribution runs in the worker's housekeeping."
     )
+    points_per_yuan: str = Field(
+        "default=1",
+        description="Points an order earns per yuan paid, by tier: tier=rate rules separated"
+        " by ';' (e.g. default=1;gold=2); 'default' covers tiers not named.",
+    )
+    points_expiry_months: int = Field(12, description="Months after its order a lot expires.")
+    points_expiring_days: int = Field(
+        30, description="Days ahead that points_expiring and points_expiry_date look."
+    )
+    points_per_redemption: int = Field(
+        100, description="Points one redemption unit takes (100 points -> one coupon unit)."
+    )
+    points_redemption_value_cents: int = Field(
+        100, description="Value in cents (分) of the coupon one redemption unit gives."
+    )
+    points_coupon_valid_days: int = Field(
+        90, description="Days a coupon bought with points stays valid."
+    )
+    points_gifts: dict[str, int] = Field(
+        default_factory=dict,
+        description='Gifts members may take for points, as JSON name -> points, e.g. {"tote": 800}.',
+    )
+    coupon_secret: str = Field(
+        "change-me",
+        description="Secret key coupon codes are derived from; set it once per brand and keep it.",
+    )
+    short_domain: str | None = Field(
+        None,
+        description="Base URL of the brand's short links, {short_domain}/s/{code}, e.g."
+        " https://t.example.cn (default: the served address, http://api_host:api_port).",
+    )
+    short_link_secret: str | None = Field(
+        None,
+        description="Secret key short-link codes are derived from (default: a random key made"
+        " once and kept in short-link.key under var_dir); give every process the same one.",
+    )
+    link_utm_source: str = Field("sms", description="utm_source added to campaign links.")
+    link_utm_medium: str = Field(
+        "sms", description="utm_medium added to campaign links (a campaign may set its own)."
+    )
+    short_link_cache_size: int = Field(
+        100_000, description="Short links whose target the server keeps in memory."
+    )
+    click_flush_seconds: float = Field(
+        0.1,
+        description="Longest time a click waits in memory before it is written; what a crash"
+        " of the server can lose.",
+    )
+    health_delivery_min: float = Field(
+        0.98, description="Delivery rate (delivered of settled) below which health is breached."
+    )
+    health_opt_out_max: float = Field(
+        0.003, description="Opt-outs per delivered message above which health is breached."
+    )
+    health_complaint_max: float = Field(
+        0.001, description="Complaints per delivered message above which health is breached."
+    )
+    health_reply_min: float = Field(
+        0.05, description="Replies per delivered message below which a note says so."
+    )
+    health_reply_max: float = Field(
+        0.08, description="Replies per delivered message above which a note says so."
+    )
+    health_min_settled: int = Field(
+        100, description="Settled messages a campaign, provider or day needs to be judged."
+    )
+    health_webhook_url: str | None = Field(
+        None, description="URL each new health breach is posted to as JSON (none: only logged)."
+    )
+    health_webhook_secret: str | None = Field(
+        None,
+        description="When set, each health post is signed: header X-Tidings-Signature ="
+        " sha256=<hex HMAC-SHA256 of the body with this secret>.",
+    )
+    health_check_minutes: float = Field(
+        5.0, description="Minutes between health checks in the worker's housekeeping."
+    )
+    trigger_interval_seconds: float = Field(
+        900.0,
+        description="Seconds between passes of the date-trigger scheduler inside `tidings serve`"
+        " and `tidings worker` (0: never; run `tidings trigger run-once` instead).",
+    )
     api_host: str = Field("127.0.0.1", description="Address `tidings serve` binds to.")
     api_port: int = Field(8000, description="Port `tidings serve` binds to.")
+    console_secret: str | None = Field(
+        None,
+        description="Key the console's session cookies are signed with (default: a random key"
+        " made once and kept in console.key under var_dir); give every process the same one.",
+    )
+    console_https: bool = Field(
+        False, description="Send the console's cookie only over HTTPS (set it behind TLS)."
+    )
+    console_session_hours: int = Field(12, description="Hours a console sign-in lasts.")
+    console_sign_in_limit: str = Field(
+        "5/minute",
+        description="Sign-in attempts allowed per account and per address, in `limits`"
+        " notation (e.g. 5/minute); more answer 429.",
+    )
+
+    @property
+    def short_link_base(self) -> str:
+        """Where short links point: the short domain, or else the address served."""
+        return (self.short_domain or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
 
 @lru_cache(maxsize=1)

@@ -214,10 +214,29 @@ def _render_and_check(frame: pl.DataFrame, spec: PlanSpec, lint: LintRules) -> p
 def _variant_texts(
     rows: pl.DataFrame, template: Template, spec: PlanSpec, lint: LintRules
 ) -> pl.DataFrame:
+    return checked_texts(
+        rows,
+        template,
+        scheme=spec.scheme,
+        price_per_part_cents=spec.price_per_part_cents,
+        lint=lint,
+    )
+
+
+def checked_texts(
+    rows: pl.DataFrame,
+    template: Template,
+    *,
+    scheme: CountingScheme,
+    price_per_part_cents: int,
+    lint: LintRules,
+) -> pl.DataFrame:
+    """Renders `template` for each row, measures and checks it: CHECKED_SCHEMA (`_text`,
+    `_missing` and `_blocked` reasons, `_parts`, `_cost`); campaigns and triggers share it."""
     rendered, filled = render_filled(template, rows)
     texts = rendered["text"]
     measured = measure(
-        texts, scheme=spec.scheme, price_per_part_cents=spec.price_per_part_cents, filled=filled
+        texts, scheme=scheme, price_per_part_cents=price_per_part_cents, filled=filled
     )
     blocked = lint_messages(texts, rules=lint, measured=measured, filled=filled)
     return pl.DataFrame(

@@ -239,14 +239,25 @@ def _consent(consent: pl.DataFrame) -> pl.DataFrame:
 
 
 def load_audience(
-    engine: Engine, *, today: date | None = None, fields: Collection[str] | None = None
+    engine: Engine,
+    *,
+    today: date | None = None,
+    fields: Collection[str] | None = None,
+    member_ids: Collection[int] | None = None,
 ) -> pl.DataFrame:
     """Reads members, stores, profiles and consent from the store (one query each).
 
     With `fields`, only the table columns those fields are made from are read and only those
     fields (and member_id) are returned: a campaign reads a handful of the profile's columns.
+    With `member_ids`, only those members are read (an event trigger reads a batch's members).
     """
     wanted = None if fields is None else table_columns(fields)
+
+    def among(column: str) -> str:
+        """Keeps the rows of `member_ids` (every row without them)."""
+        if member_ids is None:
+            return "1 = 1"
+        return f"{column} IN ({', '.join(str(int(i)) for i in member_ids) or 'NULL'})"
 
     def read(table: str, columns: dict[str, Any], where: str | None = None) -> pl.DataFrame:
         if wanted is not None:
@@ -256,10 +267,12 @@ def load_audience(
             columns = chosen
         return _read_table(engine, table, columns, where=where)
 
-    members = read("members", MEMBER_COLUMNS, "erased_at IS NULL")
+    members = read("members", MEMBER_COLUMNS, f"erased_at IS NULL AND {among('id')}")
     stores = read("stores", STORE_COLUMNS)
-    profiles = read("profiles", _profile_columns())
-    consent = read("consent_events", CONSENT_COLUMNS, "topic = 'marketing'")
+    profiles = read("profiles", _profile_columns(), among("member_id"))
+    consent = read(
+        "consent_events", CONSENT_COLUMNS, f"topic = 'marketing' AND {among('member_id')}"
+    )
     frame = audience_frame(
         members=members, stores=stores, profiles=profiles, consent=consent, today=today
     )

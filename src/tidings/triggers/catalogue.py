@@ -1,0 +1,131 @@
+"""The built-in triggers: what each reacts to, its parameters with their defaults, its wording.
+
+Defaults follow the articles: a birthday greeting 3 days ahead, a follow-up 3 days after a
+first order, a win-back after 30 days without an order, cart reminders at 1 and 24 hours
+(nothing after 48), a replenishment note 5 days before a run-out, points expiring within 15
+days, a receipt 30 minutes after an order, a holiday warm-up 7 days ahead, weather alerts and
+a geofence offer within 3 km at most once a week. Every built-in is seeded enabled except the
+holiday warm-up, which writes to everyone unless given a segment: an operator turns it on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from tidings.dispatch.models import MessageKind
+
+CUSTOM = "custom"
+MINUTES_PER_DAY = 24 * 60
+
+
+class Reacts(StrEnum):
+    """What makes a trigger fire: the scheduler's daily look at dates, or an arriving event."""
+
+    DATE = "date"
+    EVENT = "event"
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """One built-in trigger as seeded: its key (also its name), parameters and wording."""
+
+    key: str
+    reacts: Reacts
+    summary: str
+    template: str
+    config: dict[str, Any] = field(default_factory=dict)
+    columns: tuple[str, ...] = ()  # fields the trigger gives its template beyond the audience's
+    enabled: bool = True
+    message_kind: MessageKind = MessageKind.TRIGGER
+    offer_type: str | None = None
+    expiry_minutes: int | None = MINUTES_PER_DAY
+
+
+WEATHER_ADVICE = {
+    "rain": "雨天出行请带好雨具，门店雨具今日8折",
+    "heat": "高温天气注意防暑，门店冷饮第二件半价",
+    "cold": "降温了注意保暖，门店热饮暖品今日特惠",
+    "typhoon": "台风来袭请减少外出，可在线下单送货上门",
+}
+
+BUILTINS: tuple[Builtin, ...] = (
+    Builtin(
+        key="birthday",
+        reacts=Reacts.DATE,
+        summary="Birthday greeting N days before (lunar birthdays on this year's solar date).",
+        template="{surname|亲爱的会员}，{birthday_on}是您的生日，提前祝您生日快乐！"
+        "生日当周到店出示本短信享会员专属礼遇。",
+        config={"days_before": 3},
+        columns=("birthday_on",),
+        offer_type="birthday",
+        expiry_minutes=None,  # until the end of the birthday
+    ),
+    Builtin(
+        key="first_order",
+        reacts=Reacts.DATE,
+        summary="Follow-up N days after a member's first order.",
+        template="{surname|亲爱的会员}，感谢您在{first_store|我们门店}的第一次购物！"
+        "购物体验如何？欢迎回复1-5为我们打分。",
+        config={"days_after": 3, "window_days": 2},
+        columns=("first_store",),
+    ),
+    Builtin(
+        key="winback",
+        reacts=Reacts.DATE,
+        summary="Win-back after N days without an order, with an optional second step.",
+        template="{surname|亲爱的会员}，好久不见！我们为您准备了回归礼，本周到店消费即享惊喜。",
+        config={"days": 30, "second_step_days": None, "window_days": 2},
+        offer_type="winback",
+        expiry_minutes=3 * MINUTES_PER_DAY,
+    ),
+    Builtin(
+        key="cart_abandoned",
+        reacts=Reacts.EVENT,
+        summary="Cart reminders 1 h and 24 h after a cart event without an order; none after 48 h.",
+        template="{surname|亲爱的会员}，您的购物车里还有{product|心仪的商品}，库存有限，别错过哦。",
+        config={
+            "first_after_minutes": 60,
+            "second_after_minutes": 1440,
+            "stop_after_minutes": 2880,
+        },
+        columns=("product",),
+        expiry_minutes=None,  # stop_after_minutes after the cart event
+    ),
+    Builtin(
+        key="receipt",
+        reacts=Reacts.EVENT,
+        summary="Transactional receipt with points earned and balance, after a POS order.",
+        template="您于{order_day}在{order_store|门店}消费{amount_yuan}元，"
+        "本次获得{points_earned}积分，当前积分{points_balance}。",
+        config={"delay_minutes": 30},
+        columns=("order_day", "order_store", "amount_yuan", "points_earned", "points_balance"),
+        message_kind=MessageKind.TRANSACTIONAL,
+    ),
+    Builtin(
+        key="weather",
+        reacts=Reacts.EVENT,
+        summary="Weather alert (rain, heat, cold, typhoon) to members of the city's stores.",
+        template="{surname|亲爱的会员}，{advice}。",
+        config={"advice": WEATHER_ADVICE},
+        columns=("advice",),
+        expiry_minutes=12 * 60,
+    ),
+    Builtin(
+        key="geofence",
+        reacts=Reacts.EVENT,
+        summary="Instant offer near a store (within radius_km), at most once per 7 days.",
+        template="{surname|亲爱的会员}，您就在{nearby_store}附近，今日到店出示本短信享会员专属优惠。",
+        config={"radius_km": 3.0, "cooldown_days": 7},
+        columns=("nearby_store",),
+        offer_type="geofence",
+        expiry_minutes=120,
+    ),
+)
+BUILTIN_BY_KEY = {builtin.key: builtin for builtin in BUILTINS}
+
+
+def builtin(kind: str) -> Builtin | None:
+    """The built-in trigger of a kind, or None for a custom one."""
+    return BUILTIN_BY_KEY.get(kind)

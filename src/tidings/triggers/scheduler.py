@@ -1,0 +1,176 @@
+"""The scheduler of date triggers: one pass over every enabled date trigger, for one day.
+
+One scheduler runs per deployment: on PostgreSQL only the process holding an advisory lock
+runs a pass (the others skip it), on SQLite the process itself does. A pass may run any number
+of times a day; each occasion fires once (`tidings.triggers.firing`). `tidings trigger
+run-once` runs a pass; `tidings serve` and `tidings worker` run one every
+TIDINGS_TRIGGER_INTERVAL_SECONDS.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import polars as pl
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from tidings.config import get_settings
+from tidings.db import read_frame, session_scope
+from tidings.triggers import dates, service
+from tidings.triggers.catalogue import Reacts, builtin
+from tidings.triggers.firing import Fired, FiringSpec, fire, member_frame
+from tidings.triggers.models import Trigger
+
+# The advisory lock's key: any constant every process agrees on ("tidings" in ASCII).
+SCHEDULER_LOCK_KEY = 0x74696469_6E6773
+_local = threading.Lock()
+UTC_TIME = pl.Datetime("us", "UTC")
+
+
+@contextmanager
+def scheduler_lock(engine: Engine) -> Iterator[bool]:
+    """Yields whether this process may run the scheduler now (and holds the right meanwhile)."""
+    if engine.dialect.name != "postgresql":
+        taken = _local.acquire(blocking=False)
+        try:
+            yield taken
+        finally:
+            if taken:
+                _local.release()
+        return
+    with engine.connect() as connection:
+        taken = bool(
+            connection.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK_KEY}
+            ).scalar()
+        )
+        connection.commit()
+        try:
+            yield taken
+        finally:
+            if taken:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK_KEY}
+                )
+                connection.commit()
+
+
+@dataclass(frozen=True)
+class Day:
+    """The day a pass is for, in the brand's timezone, and the moment it runs."""
+
+    today: date
+    now: datetime
+    timezone: str
+
+
+Occasions = tuple[pl.DataFrame, pl.DataFrame | None]  # occasions, and members if read already
+
+
+def _order_dates(engine: Engine) -> pl.DataFrame:
+    """Each member's first and last order time (UTC)."""
+    return read_frame(
+        engine,
+        "SELECT member_id, MIN(ordered_at) AS first_at, MAX(ordered_at) AS last_at"
+        " FROM orders GROUP BY member_id",
+        schema={"member_id": pl.Int64, "first_at": UTC_TIME, "last_at": UTC_TIME},
+    )
+
+
+def _birthday(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Occasions:
+    fields = spec.fields() | {"birthday", "birthday_is_lunar"}
+    members = member_frame(engine, member_ids=None, fields=fields, today=day.today)
+    found = dates.birthday_occasions(
+        members,
+        today=day.today,
+        days_before=int(service.setting(trigger, "days_before")),
+        timezone=day.timezone,
+    )
+    return found, members.drop("birthday")
+
+
+def _first_order(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Occasions:
+    found = dates.first_order_occasions(
+        _order_dates(engine),
+        today=day.today,
+        days_after=int(service.setting(trigger, "days_after")),
+        window_days=int(service.setting(trigger, "window_days")),
+        timezone=day.timezone,
+    )
+    return found, None
+
+
+def _winback(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Occasions:
+    second = service.setting(trigger, "second_step_days")
+    found = dates.winback_occasions(
+        _order_dates(engine),
+        today=day.today,
+        days=int(service.setting(trigger, "days")),
+        second_step_days=int(second) if second else None,
+        window_days=int(service.setting(trigger, "window_days")),
+        timezone=day.timezone,
+    )
+    return found, None
+
+
+DATE_TRIGGERS: dict[str, Callable[[Engine, Trigger, FiringSpec, Day], Occasions]] = {
+    "birthday": _birthday,
+    "first_order": _first_order,
+    "winback": _winback,
+}
+
+
+def _is_date_trigger(trigger: Trigger) -> bool:
+    item = builtin(trigger.kind)
+    if item is None:
+        return trigger.date_field is not None
+    return item.reacts is Reacts.DATE
+
+
+def run_trigger(db_session: Session, *, trigger: Trigger, day: Day) -> Fired:
+    """Evaluates one date trigger for `day` and fires what is due; never commits."""
+    engine = db_session.get_bind()
+    assert isinstance(engine, Engine)
+    spec = service.spec_of(trigger)
+    evaluate = DATE_TRIGGERS.get(trigger.kind)
+    if evaluate is None:
+        return Fired()
+    found, members = evaluate(engine, trigger, spec, day)
+    expiry = dates.expiry_after(day.now, trigger.expiry_minutes)
+    defaults = {"desired_at": day.now, "expires_at": expiry}
+    found = found.with_columns(
+        pl.lit(value, dtype=UTC_TIME).alias(name)
+        for name, value in defaults.items()
+        if name not in found.columns
+    )
+    return fire(db_session, spec=spec, occasions=found, now=day.now, members=members)
+
+
+def run_once(
+    engine: Engine, *, now: datetime, as_of: date | None = None, only: str | None = None
+) -> dict[str, dict[str, object]] | None:
+    """Runs every enabled date trigger (or `only` that one) for `as_of` (default: today in
+    the brand's timezone); commits per trigger. Returns what each did, or None when another
+    process holds the scheduler."""
+    zone = get_settings().default_timezone
+    day = Day(today=as_of or dates.local_day(now, zone), now=now, timezone=zone)
+    with scheduler_lock(engine) as mine:
+        if not mine:
+            return None
+        with session_scope(engine) as db_session:
+            if only is not None:
+                chosen = [service.get(db_session=db_session, ref=only)]
+            else:
+                chosen = [t for t in service.list_triggers(db_session=db_session) if t.enabled]
+            ids = [t.id for t in chosen if _is_date_trigger(t)]
+        report: dict[str, dict[str, object]] = {}
+        for trigger_id in ids:
+            with session_scope(engine) as db_session:
+                trigger = service.get(db_session=db_session, ref=trigger_id)
+                report[trigger.name] = run_trigger(db_session, trigger=trigger, day=day).as_dict()
+        return report
