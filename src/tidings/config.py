@@ -192,7 +192,8 @@ class Settings(BaseSettings):
     )
     points_gifts: dict[str, int] = Field(
         default_factory=dict,
-        description='Gifts members may take for points, as JSON name -> points, e.g. {"tote": 800}.',
+        description="Gifts members may take for points, as JSON name -> points,"
+        ' e.g. {"tote": 800}.',
     )
     coupon_secret: str = Field(
         "change-me",

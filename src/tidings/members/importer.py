@@ -19,6 +19,7 @@ from tidings.db import BulkStore, bulk_store
 from tidings.imports import CsvSource, ImportResult, RejectsWriter
 from tidings.imports.ahead import read_ahead
 from tidings.imports.loading import import_cache
+from tidings.loyalty import service as loyalty
 from tidings.members import service
 from tidings.members.cleaning import MEMBER_ALIASES, MEMBER_FIELDS, clean_members
 from tidings.members.merging import (
@@ -161,6 +162,10 @@ class MemberBatches:
                     matched.select("grp", pl.col("id").alias("member_id")),
                     new.select("grp", new_ids.alias("member_id")),
                 ]
+            )
+            # The points ledger is the truth: a file's points open a ledger or yield to it.
+            loyalty.settle_imported_balances(
+                db_session=self.store.session, member_ids=ids["member_id"], now=now
             )
             self.result.inserted += new.height
             self.result.updated += changed.filter(~seen).height

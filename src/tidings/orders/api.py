@@ -28,4 +28,5 @@ def orders_batch(body: OrdersBatch, db_session: DbSession) -> BatchResult:
     )
     batches = OrderBatches(store=BulkStore(db_session), create_members=body.create_members)
     problems = batches.add(frame, last=True)
+    batches.accrue_points()
     return batch_result(batches.result, problems)

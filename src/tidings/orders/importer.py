@@ -42,6 +42,7 @@ from tidings.imports.parsing import (
     with_parsed,
 )
 from tidings.imports.run import import_catalogue
+from tidings.loyalty import service as loyalty
 from tidings.members.merging import NO_PROBLEMS
 from tidings.members.phone import normalise_phones
 from tidings.members.service import store_refs
@@ -178,6 +179,12 @@ class OrderBatches:
         if frame.height == 0 and self.waiting.height == 0:
             return NO_PROBLEMS
         return self.add_cleaned(self.clean(frame, trimmed=trimmed), last=last)
+
+    def accrue_points(self) -> int:
+        """Gives the orders this import created their points (each order once)."""
+        return loyalty.accrue_orders(
+            db_session=self.store.session, now=clock.now(), first_order_id=self.first_new_order
+        )
 
     def clean(self, frame: pl.DataFrame, *, trimmed: bool = False) -> CleanedLines:
         """Cleans one batch without touching the store (so it may run ahead in a thread)."""
@@ -384,6 +391,9 @@ def import_orders(
                     pending = batch
                 if pending is not None:
                     _apply(batches, rejects, store, previous, pending, last=True)
+                # Points once the whole file is in: an order's lines may span batches.
+                batches.accrue_points()
+                store.commit()
             finally:
                 batches.result.rejects_file = rejects.close()
     return batches.result

@@ -1,0 +1,163 @@
+"""Coupons a campaign gives: one code per member, shown by `{coupon}` while the campaign is
+planned and issued in bulk for the members the plan keeps.
+
+A member's code is a keyed hash of the campaign and the member (`tidings.loyalty.codes`), so
+planning again gives the same codes: re-planning issues nothing twice, and a member the new
+plan skips loses their coupon. A code that another campaign's coupon already holds (about
+one in a hundred million) is replaced by a fresh one, in the coupon and in the message text
+alike (codes have one length, so the message's parts and cost do not change).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from tidings.config import get_settings
+from tidings.db import BulkStore, utc_text
+from tidings.loyalty.codes import member_codes, random_code
+from tidings.loyalty.coupons import CouponTerms
+from tidings.loyalty.models import CouponKind, CouponStatus
+
+if TYPE_CHECKING:
+    from tidings.campaigns.schemas import CampaignCreate
+
+PLANNED = "planned"
+
+
+def terms_of(coupon: dict[str, Any] | None) -> CouponTerms | None:
+    """The coupon offer of a campaign's `coupon` column, or None for a fixed code or none."""
+    if not coupon or "offer" not in coupon:
+        return None
+    return CouponTerms.from_json(coupon["offer"])
+
+
+def coupon_column(spec: CampaignCreate) -> dict[str, Any] | None:
+    """What a new campaign keeps in its `coupon` column: a fixed code, an offer, or nothing."""
+    if spec.coupon:
+        return {"code": spec.coupon}
+    if spec.coupon_offer is None:
+        return None
+    offer = spec.coupon_offer
+    terms = CouponTerms(
+        kind=CouponKind.VALUE if offer.value_cents is not None else CouponKind.DISCOUNT,
+        value_cents=offer.value_cents or 0,
+        discount_percent=offer.discount_percent or 0,
+        min_spend_cents=offer.min_spend_cents,
+        valid_days=offer.valid_days,
+    )
+    return {"offer": terms.as_json()}
+
+
+def campaign_codes(member_ids: pl.Series, *, campaign_id: int) -> pl.Series:
+    """Each member's code for a campaign (unique among them), named `coupon`."""
+    secret = get_settings().coupon_secret
+    return member_codes(secret, f"campaign:{campaign_id}", member_ids).rename("coupon")
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _shared(campaign_id: int, terms: CouponTerms, now: datetime) -> dict[str, Any]:
+    """The values every coupon of the campaign shares."""
+    return {
+        "campaign_id": campaign_id,
+        "source": "campaign",
+        "kind": terms.kind.value,
+        "value_cents": terms.value_cents,
+        "discount_percent": terms.discount_percent,
+        "min_spend_cents": terms.min_spend_cents,
+        "valid_from": now,
+        "valid_until": terms.valid_until(now),
+        "status": CouponStatus.ISSUED.value,
+        "created_at": now,
+    }
+
+
+def _insert(store: BulkStore, rows: pl.DataFrame, shared: dict[str, Any]) -> int:
+    """Inserts `member_id, code` rows with the shared values; codes taken already are left
+    out. Returns how many went in."""
+    columns = ", ".join(["member_id", "code", *shared])
+    if store.dialect == "sqlite":
+        # Shared values are written into the statement: only two values travel per row.
+        values = [_literal(utc_text(v) if isinstance(v, datetime) else v) for v in shared.values()]
+        sql = f"INSERT OR IGNORE INTO coupons ({columns}) VALUES (?, ?, {', '.join(values)})"
+        raw = store.session.connection().connection.driver_connection
+        assert raw is not None
+        return int(raw.executemany(sql, rows.iter_rows()).rowcount)
+    store.create_temp("offer_codes", {"member_id": "BIGINT", "code": "VARCHAR(24)"})
+    store.ingest("offer_codes", rows)
+    markers = ", ".join("?" for _ in shared)
+    return store.execute(
+        f"INSERT INTO coupons ({columns}) SELECT member_id, code, {markers} FROM offer_codes"
+        " ON CONFLICT (code) DO NOTHING",
+        tuple(shared.values()),
+    )
+
+
+def issue_for_plan(
+    *,
+    db_session: Session,
+    campaign_id: int,
+    terms: CouponTerms,
+    plan: pl.DataFrame,
+    codes: pl.DataFrame,
+    now: datetime,
+) -> int:
+    """Issues the campaign's coupons to the planned members of `plan` (member_id, state)
+    with their `codes` (member_id, coupon), replacing what an earlier plan issued."""
+    store = BulkStore(db_session)
+    store.execute(
+        "DELETE FROM coupons WHERE campaign_id = ? AND source = 'campaign' AND status = ?",
+        (campaign_id, CouponStatus.ISSUED.value),
+    )
+    rows = (
+        plan.filter(pl.col("state") == PLANNED)
+        .select("member_id")
+        .join(codes.select("member_id", pl.col("coupon").alias("code")), on="member_id")
+        .sort("code")  # index pages fill in order
+    )
+    shared = _shared(campaign_id, terms, now)
+    issued = _insert(store, rows, shared)
+    if issued < rows.height:
+        issued += _replace_taken(db_session, store, campaign_id, rows, shared)
+    return issued
+
+
+def _replace_taken(
+    db_session: Session,
+    store: BulkStore,
+    campaign_id: int,
+    rows: pl.DataFrame,
+    shared: dict[str, Any],
+) -> int:
+    """Gives the few members whose code another coupon holds a fresh code, in the coupon
+    and in their planned message."""
+    have = store.frame(
+        "SELECT member_id FROM coupons WHERE campaign_id = ?",
+        (campaign_id,),
+        schema={"member_id": pl.Int64},
+    )
+    taken = rows.join(have, on="member_id", how="anti")
+    replaced = 0
+    for member_id, old in taken.iter_rows():
+        fresh = pl.DataFrame({"member_id": [member_id], "code": [random_code()]})
+        if _insert(store, fresh, shared) == 1:
+            db_session.execute(
+                text(
+                    "UPDATE messages SET text = REPLACE(text, :old, :new)"
+                    " WHERE campaign_id = :campaign AND member_id = :member AND state = 'planned'"
+                ),
+                {"old": old, "new": fresh["code"][0], "campaign": campaign_id, "member": member_id},
+            )
+            replaced += 1
+    return replaced

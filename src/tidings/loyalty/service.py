@@ -1,0 +1,326 @@
+"""Operations on the points ledger: opening balances, accrual from orders, expiry,
+redemption for a coupon or a gift, and a member's statement.
+
+The ledger is the truth; `members.points` is kept equal to the sum of what is left in a
+member's lots (what templates and segments read as `points`). Functions take a session and
+never commit; bulk steps move Polars frames through `tidings.db.BulkStore`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+from sqlalchemy.orm import Session
+
+from tidings.config import Settings, get_settings
+from tidings.db import BulkStore, utc_text
+from tidings.loyalty import points
+from tidings.loyalty.coupons import CouponTerms, issue
+from tidings.loyalty.models import LotKind
+from tidings.members.models import Member
+
+UTC_TIME = points.UTC_TIME
+LOT_SCHEMA: dict[str, Any] = {
+    "id": pl.Int64,
+    "member_id": pl.Int64,
+    "remaining": pl.Int64,
+    "expires_at": UTC_TIME,
+}
+
+
+class RedemptionRefused(ValueError):
+    """A redemption cannot be made; `reason` is a stable code, the message says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """What a redemption spent and the coupon it issued."""
+
+    member_id: int
+    points: int
+    coupon_code: str
+    value_cents: int
+    gift: str | None
+    valid_until: datetime | None
+    balance: int
+
+
+def _at(store: BulkStore, moment: datetime) -> Any:
+    """A time as a query parameter of this store (SQLite keeps UTC text)."""
+    return utc_text(moment) if store.dialect == "sqlite" else moment
+
+
+def _stage_ids(store: BulkStore, table: str, frame: pl.DataFrame) -> None:
+    store.create_temp(table, dict.fromkeys(frame.columns, "BIGINT"))
+    store.ingest(table, frame)
+
+
+def _insert_lots(store: BulkStore, lots: pl.DataFrame, *, now: datetime, note: str | None) -> int:
+    return store.ingest(
+        "points_lots",
+        lots.select(points.LOT_COLUMNS).with_columns(
+            pl.lit(note, dtype=pl.String).alias("note"),
+            pl.lit(now, dtype=UTC_TIME).alias("created_at"),
+        ),
+    )
+
+
+def _add_to_balances(store: BulkStore, deltas: pl.DataFrame) -> None:
+    """Adds each member's `points` (a signed change) to members.points."""
+    if deltas.height == 0:
+        return
+    _stage_ids(store, "loyalty_deltas", deltas.select("member_id", "points"))
+    store.execute(
+        "UPDATE members SET points = members.points + d.points"
+        " FROM loyalty_deltas d WHERE members.id = d.member_id"
+    )
+
+
+def open_ledgers(*, db_session: Session, now: datetime, member_ids: pl.Series | None = None) -> int:
+    """Turns the imported balance of each member without a ledger into one OPENING lot, so
+    the ledger and members.points agree; only `member_ids` when given. Returns lots made."""
+    store = BulkStore(db_session)
+    restrict = ""
+    if member_ids is not None:
+        _stage_ids(store, "loyalty_members", member_ids.unique().to_frame("member_id"))
+        restrict = " AND m.id IN (SELECT member_id FROM loyalty_members)"
+    balances = store.frame(
+        "SELECT m.id, m.points FROM members m WHERE m.points > 0 AND m.erased_at IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM points_lots l WHERE l.member_id = m.id)" + restrict,
+        schema={"member_id": pl.Int64, "points": pl.Int64},
+    )
+    months = get_settings().points_expiry_months
+    lots = points.opening_lots(balances, now=now, expiry_months=months)
+    return _insert_lots(store, lots, now=now, note="imported balance")
+
+
+def settle_imported_balances(*, db_session: Session, member_ids: pl.Series, now: datetime) -> None:
+    """After members were imported: a balance without a ledger opens one; a member with a
+    ledger keeps the ledger's balance, whatever the file said."""
+    open_ledgers(db_session=db_session, now=now, member_ids=member_ids)
+    BulkStore(db_session).execute(
+        "UPDATE members SET points = (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lots l"
+        " WHERE l.member_id = members.id) WHERE id IN (SELECT member_id FROM loyalty_members)"
+        " AND EXISTS (SELECT 1 FROM points_lots l WHERE l.member_id = members.id)"
+    )
+
+
+def accrue_orders(*, db_session: Session, now: datetime, first_order_id: int = 0) -> int:
+    """Gives every order from `first_order_id` on that has not earned yet its lot, at its
+    member's tier rate (each order once: re-running changes nothing). Returns points given."""
+    settings = get_settings()
+    rates = points.parse_rates(settings.points_per_yuan)
+    store = BulkStore(db_session)
+    orders = store.frame(
+        "SELECT o.id, o.member_id, o.ordered_at, o.amount_cents, COALESCE(p.tier, m.tier, '')"
+        " FROM orders o JOIN members m ON m.id = o.member_id"
+        " LEFT JOIN profiles p ON p.member_id = o.member_id"
+        " WHERE o.id >= ? AND NOT EXISTS (SELECT 1 FROM points_lots l"
+        " WHERE l.kind = 'accrual' AND l.order_id = o.id)",
+        (first_order_id,),
+        schema={
+            "order_id": pl.Int64,
+            "member_id": pl.Int64,
+            "ordered_at": UTC_TIME,
+            "amount_cents": pl.Int64,
+            "tier": pl.String,
+        },
+    )
+    lots = points.accrual_lots(orders, rates=rates, expiry_months=settings.points_expiry_months)
+    if lots.height == 0:
+        return 0
+    # An imported balance becomes its opening lot before the first accrual adds to it.
+    open_ledgers(db_session=db_session, now=now, member_ids=lots["member_id"])
+    _insert_lots(store, lots, now=now, note=None)
+    _add_to_balances(store, lots.group_by("member_id").agg(pl.col("points").sum()))
+    return int(lots["points"].sum())
+
+
+def expire(*, db_session: Session, now: datetime) -> dict[str, int]:
+    """Writes off what is left of lots past their date: one EXPIRY entry per member."""
+    store = BulkStore(db_session)
+    lots = store.frame(
+        "SELECT id, member_id, remaining, expires_at FROM points_lots"
+        " WHERE remaining > 0 AND expires_at <= ?",
+        (_at(store, now),),
+        schema=LOT_SCHEMA,
+    )
+    totals = points.expired_totals(lots, now=now)
+    if totals.height == 0:
+        return {"members": 0, "lots": 0, "points": 0}
+    _stage_ids(store, "loyalty_expired", lots.select("id"))
+    store.execute(
+        "UPDATE points_lots SET remaining = 0 WHERE id IN (SELECT id FROM loyalty_expired)"
+    )
+    _insert_lots(store, points.expiry_entries(totals, now=now), now=now, note="expired")
+    _add_to_balances(store, totals.select("member_id", -pl.col("points")))
+    return {
+        "members": totals.height,
+        "lots": int(totals["lots"].sum()),
+        "points": int(totals["points"].sum()),
+    }
+
+
+def live_lots(*, db_session: Session, member_id: int, now: datetime) -> pl.DataFrame:
+    """A member's lots that still hold points and have not expired, expiring first first."""
+    store = BulkStore(db_session)
+    return store.frame(
+        "SELECT id, member_id, remaining, expires_at FROM points_lots"
+        " WHERE member_id = ? AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?)"
+        " ORDER BY expires_at, id",
+        (member_id, _at(store, now)),
+        schema=LOT_SCHEMA,
+    )
+
+
+def _price(wanted: int | None, gift: str | None, settings: Settings) -> tuple[int, int]:
+    """The points a redemption takes and the coupon value it gives (cents)."""
+    unit = settings.points_per_redemption
+    if gift is not None:
+        if gift not in settings.points_gifts:
+            known = ", ".join(sorted(settings.points_gifts)) or "none (TIDINGS_POINTS_GIFTS)"
+            raise RedemptionRefused("unknown_gift", f"no gift '{gift}'; the gifts are: {known}")
+        return settings.points_gifts[gift], 0
+    wanted = unit if wanted is None else wanted
+    if wanted <= 0 or wanted % unit:
+        raise RedemptionRefused(
+            "not_whole_units",
+            f"{wanted} points cannot be redeemed: redeem a multiple of {unit} points"
+            f" ({unit} points = {settings.points_redemption_value_cents / 100:.2f} yuan)",
+        )
+    return wanted, wanted // unit * settings.points_redemption_value_cents
+
+
+def redeem(
+    *,
+    db_session: Session,
+    member_id: int,
+    now: datetime,
+    wanted: int | None = None,
+    gift: str | None = None,
+) -> Redemption:
+    """Spends points (the lots expiring first first) on a coupon or a gift voucher."""
+    settings = get_settings()
+    member = db_session.get(Member, member_id, with_for_update=True)
+    if member is None or member.erased_at is not None:
+        raise RedemptionRefused("unknown_member", f"no member {member_id}")
+    cost, value = _price(wanted, gift, settings)
+    open_ledgers(db_session=db_session, now=now, member_ids=pl.Series([member_id]))
+    lots = live_lots(db_session=db_session, member_id=member_id, now=now)
+    available = int(lots["remaining"].sum())
+    if available < cost:
+        raise RedemptionRefused(
+            "balance_short",
+            f"member {member_id} has {available:,} points that have not expired;"
+            f" this redemption takes {cost:,}, {cost - available:,} more than that",
+        )
+    coupon = issue(
+        db_session=db_session,
+        member_id=member_id,
+        source="points",
+        terms=CouponTerms(value_cents=value, valid_days=settings.points_coupon_valid_days),
+        now=now,
+    )
+    store = BulkStore(db_session)
+    drawn = points.draw_lots(lots, pl.DataFrame({"member_id": [member_id], "points": [cost]}))
+    store.execute_rows(
+        "UPDATE points_lots SET remaining = remaining - ? WHERE id = ?", drawn.select("drawn", "id")
+    )
+    entry = pl.DataFrame(
+        {
+            "member_id": [member_id],
+            "kind": [LotKind.REDEMPTION.value],
+            "points": [-cost],
+            "remaining": [0],
+            "order_id": [None],
+            "occurred_at": [now],
+            "expires_at": [None],
+        },
+        schema={**dict.fromkeys(points.LOT_COLUMNS, pl.Int64), "kind": pl.String,
+                "occurred_at": UTC_TIME, "expires_at": UTC_TIME},
+    ).with_columns(pl.lit(coupon.id, dtype=pl.Int64).alias("coupon_id"))  # fmt: skip
+    store.ingest(
+        "points_lots",
+        entry.with_columns(
+            pl.lit(f"gift {gift}" if gift else "coupon", dtype=pl.String).alias("note"),
+            pl.lit(now, dtype=UTC_TIME).alias("created_at"),
+        ),
+    )
+    _add_to_balances(store, pl.DataFrame({"member_id": [member_id], "points": [-cost]}))
+    db_session.refresh(member)
+    return Redemption(
+        member_id=member_id,
+        points=cost,
+        coupon_code=coupon.code,
+        value_cents=value,
+        gift=gift,
+        valid_until=coupon.valid_until,
+        balance=member.points,
+    )
+
+
+def statement(*, db_session: Session, member_id: int, now: datetime) -> dict[str, Any]:
+    """A member's balance, points expiring soon and every ledger entry, newest first."""
+    settings = get_settings()
+    member = db_session.get(Member, member_id)
+    if member is None:
+        raise RedemptionRefused("unknown_member", f"no member {member_id}")
+    store = BulkStore(db_session)
+    entries = store.frame(
+        "SELECT id, kind, points, remaining, occurred_at, expires_at, order_id, coupon_id, note"
+        " FROM points_lots WHERE member_id = ? ORDER BY occurred_at DESC, id DESC",
+        (member_id,),
+        schema={
+            "id": pl.Int64,
+            "kind": pl.String,
+            "points": pl.Int64,
+            "remaining": pl.Int64,
+            "occurred_at": UTC_TIME,
+            "expires_at": UTC_TIME,
+            "order_id": pl.Int64,
+            "coupon_id": pl.Int64,
+            "note": pl.String,
+        },
+    )
+    soon = points.expiring_soon(
+        entries.with_columns(pl.lit(member_id).alias("member_id")),
+        now=now,
+        days=settings.points_expiring_days,
+        timezone=settings.default_timezone,
+    )
+    live = entries.filter(
+        (pl.col("remaining") > 0) & (pl.col("expires_at").is_null() | (pl.col("expires_at") > now))
+    )
+    return {
+        "member_id": member_id,
+        "balance": member.points,
+        "available": int(live["remaining"].sum()),
+        "expiring": int(soon["points_expiring"].sum()),
+        "expiring_days": settings.points_expiring_days,
+        "expiry_date": soon["points_expiry_date"].min() if soon.height else None,
+        "entries": entries.to_dicts(),
+    }
+
+
+def expiring_fields(*, db_session: Session, now: datetime) -> pl.DataFrame:
+    """`member_id, points_expiring, points_expiry_date` of every member with points expiring
+    within TIDINGS_POINTS_EXPIRING_DAYS, read in bulk."""
+    settings = get_settings()
+    store = BulkStore(db_session)
+    horizon = now + timedelta(days=settings.points_expiring_days)
+    lots = store.frame(
+        "SELECT member_id, remaining, expires_at FROM points_lots"
+        " WHERE remaining > 0 AND expires_at > ? AND expires_at <= ?",
+        (_at(store, now), _at(store, horizon)),
+        schema={"member_id": pl.Int64, "remaining": pl.Int64, "expires_at": UTC_TIME},
+    )
+    return points.expiring_soon(
+        lots, now=now, days=settings.points_expiring_days, timezone=settings.default_timezone
+    )
