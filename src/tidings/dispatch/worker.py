@@ -46,6 +46,7 @@ from tidings.providers.base import (
     UnknownProvider,
     get_provider,
 )
+from tidings.reports import health
 
 log = logging.getLogger(__name__)
 IDLE_POLL = 0.2  # seconds between claims when nothing is due
@@ -353,6 +354,8 @@ class Worker:
         # Flag late tickets on the first round too, so a short run (and a restart) catches
         # the breaches nobody was looking at.
         last_breaches: datetime | None = None
+        last_health: datetime | None = None
+        health_every = self.settings.health_check_minutes * 60
         while not self._stop.is_set():
             await self._pause(HOUSEKEEPING_INTERVAL)
             await self._poll_receipts()
@@ -367,6 +370,10 @@ class Worker:
                 with session_scope(self.engine) as session:
                     tickets.flag_breaches(db_session=session, now=now)
                 last_breaches = now
+            if last_health is None or (now - last_health).total_seconds() >= health_every:
+                # Off the loop: posting a breach to the webhook may wait on the network.
+                await asyncio.to_thread(self._check_health, now)
+                last_health = now
             if (now - last_reconcile).total_seconds() >= reconcile_every:
                 await self._reconcile()
                 since = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)
@@ -376,6 +383,14 @@ class Worker:
                 last_reconcile = now
             if once and self._nothing_left(now):
                 return
+
+    def _check_health(self, now: datetime) -> None:
+        """Stores, logs and posts new breaches of the last day's sending health."""
+        try:
+            with session_scope(self.engine) as session:
+                health.check_health(db_session=session, days=1, now=now, settings=self.settings)
+        except Exception:
+            log.exception("the health check failed; it runs again at the next interval")
 
     def _nothing_left(self, now: datetime) -> bool:
         """True when no message is due (or retrying soon), in flight, or awaiting a receipt."""

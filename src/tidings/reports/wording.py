@@ -33,6 +33,7 @@ HEALTH_REPLY_LOW = (
 HEALTH_REPLY_HIGH = (
     "reply rate {value} is above the healthy {low}-{high}: check for confusion or complaints"
 )
+HEALTH_BREACH = "{scope} {key} on {day}: {metric} {value} is {side} the {threshold} threshold"
 HEALTH_TOO_FEW = "only {count} settled messages: too few to judge (at least {minimum})"
 HEALTH_METRIC_WORDS = {
     "delivery_rate": "delivery rate",
