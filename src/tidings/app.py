@@ -14,6 +14,7 @@ from tidings.inbound.hooks import router as hooks_router
 from tidings.members.api import router as members_router
 from tidings.migrate import ready_engine
 from tidings.orders.api import router as orders_router
+from tidings.reports.api import router as reports_router
 from tidings.segments.api import router as segments_router
 
 
@@ -36,6 +37,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     protected.include_router(segments_router)
     protected.include_router(campaigns_router)
     protected.include_router(inbound_router)
+    protected.include_router(reports_router)
 
     app.include_router(public)
     app.include_router(protected)

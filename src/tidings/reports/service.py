@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -128,3 +129,13 @@ def _health(db_session: Session, campaign_id: int) -> dict[str, Any] | None:
         return None
     answer: dict[str, Any] = health.campaign_health(db_session=db_session, campaign_id=campaign_id)
     return answer
+
+
+def render_charts(report: dict[str, Any], folder: Path) -> dict[str, str]:
+    """Renders the report's charts as PNG files in `folder`; returns their paths by name."""
+    try:
+        charts = importlib.import_module("tidings.reports.charts")
+    except ModuleNotFoundError:
+        return {}
+    paths: dict[str, str] = charts.campaign_charts(report, folder)
+    return paths

@@ -1,0 +1,171 @@
+"""`tidings report`: credit orders to messages, and a campaign's results as a table, JSON,
+CSV or Excel, with its charts as PNG files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from tidings.db import session_scope
+from tidings.dispatch.service import CampaignNotFound
+from tidings.migrate import ready_engine
+from tidings.reports import exports
+from tidings.reports.results import FUNNEL_KEYS
+from tidings.reports.service import campaign_report, render_charts
+from tidings.tracking.credits import attribute_orders
+
+report_app = typer.Typer(
+    help="Results: credit orders to messages, and report on campaigns.", no_args_is_help=True
+)
+JSON_HELP = "Print the result as JSON."
+LEVEL_TITLES = {"by_variant": "variant", "by_store": "store_code", "by_day": "day"}
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A committed session; an unknown campaign becomes one line and exit code 2."""
+    try:
+        with session_scope(ready_engine()) as session:
+            yield session
+    except CampaignNotFound as error:
+        _fail(str(error))
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, default=str))
+
+
+@report_app.command("attribute")
+def attribute(
+    since: str = typer.Option(
+        None,
+        "--since",
+        help="Credit the orders placed from this date (YYYY-MM-DD, UTC); default 60 days back.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Credits orders to the messages that earned them: a redeemed coupon, then an order within
+    the click window after a person's click, then within the view window after delivery."""
+    start = None
+    if since is not None:
+        try:
+            start = datetime.combine(date.fromisoformat(since), time(), tzinfo=UTC)
+        except ValueError:
+            _fail(f"--since '{since}' is not a date; write it as YYYY-MM-DD, e.g. 2026-11-01")
+    with _session() as session:
+        result = attribute_orders(db_session=session, since=start)
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    kinds = ", ".join(f"{kind} {count:,}" for kind, count in result.by_kind.items()) or "none"
+    typer.echo(
+        f"{result.orders:,} orders since {result.since:%Y-%m-%d}: {result.credited:,} newly"
+        f" credited, {result.upgraded:,} upgraded to a more direct message ({kinds})"
+    )
+
+
+@report_app.command("campaign")
+def campaign(
+    campaign_id: int = typer.Argument(..., help="The campaign's id."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
+    as_csv: bool = typer.Option(
+        False, "--csv", help="Write the rows per campaign, variant, store and day as one CSV."
+    ),
+    as_xlsx: bool = typer.Option(
+        False, "--xlsx", help="Write an Excel workbook with one sheet per level."
+    ),
+    out: Path = typer.Option(
+        None, "--out", help="File for --json, --csv or --xlsx (default: report-ID.EXT here)."
+    ),
+    charts: Path = typer.Option(
+        None, "--charts", help="Folder to render the charts into as PNG files."
+    ),
+) -> None:
+    """A campaign's results: funnel per variant, store and day, A/B verdict, lift, health."""
+    if as_json + as_csv + as_xlsx > 1:
+        _fail("choose one of --json, --csv and --xlsx")
+    with _session() as session:
+        report = campaign_report(db_session=session, campaign_id=campaign_id)
+    if charts is not None:
+        report["charts"] = render_charts(report, charts)
+    if as_csv or as_xlsx:
+        suffix = "csv" if as_csv else "xlsx"
+        path = out or Path(f"report-{campaign_id}.{suffix}")
+        writer = exports.write_csv if as_csv else exports.write_xlsx
+        typer.echo(f"wrote {writer(report, path)}")
+    elif as_json:
+        text = json.dumps(report, ensure_ascii=False, default=str, indent=2)
+        if out is None:
+            typer.echo(text)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text + "\n", encoding="utf-8")
+            typer.echo(f"wrote {out}")
+    else:
+        print_report(report)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _money(cents: int | None) -> str:
+    return "-" if cents is None else f"¥{cents / 100:,.2f}"
+
+
+def print_report(report: dict[str, Any], console: Console | None = None) -> None:
+    """Prints the report as tables: funnel per level, then the A/B and lift verdicts."""
+    console = console or Console()
+    info = report["campaign"]
+    console.print(
+        f"[bold]campaign {info['id']} {info['name']}[/bold] ({info['status']}, holdout"
+        f" {info['holdout_share']:.0%}, control {info['control'] or '-'})"
+    )
+    funnel = report["funnel"]
+    console.print(
+        f"revenue {_money(funnel['revenue_cents'])}, cost {_money(funnel['cost_cents'])},"
+        f" revenue per message {_money(funnel['revenue_per_message_cents'])},"
+        f" cost per conversion {_money(funnel['cost_per_conversion_cents'])}"
+    )
+    for key, column in (("funnel", None), *LEVEL_TITLES.items()):
+        rows = [report["funnel"]] if column is None else report[key]
+        table = Table(title=key.replace("_", " "), title_justify="left")
+        table.add_column(column or "campaign")
+        for name in FUNNEL_KEYS[:9]:
+            table.add_column(name.replace("_", " "), justify="right")
+        table.add_column("revenue", justify="right")
+        table.add_column("cost", justify="right")
+        for row in rows:
+            label = str(info["id"]) if column is None else _cell(row.get(column))
+            cells = [_cell(row[name]) for name in FUNNEL_KEYS[:9]]
+            table.add_row(label, *cells, _money(row["revenue_cents"]), _money(row["cost_cents"]))
+        console.print(table)
+    for comparison in report["ab"]:
+        console.print(f"A/B {comparison['variant']} vs {comparison['control']}: ", end="")
+        console.print(comparison["verdict"], markup=False)
+    console.print("lift over holdout: ", end="")
+    console.print(report["lift"].get("verdict", "-"), markup=False)
+    health = report.get("health")
+    if health:
+        state = "healthy" if health.get("healthy") else "needs attention"
+        console.print(f"health: {state}")
+        for finding in health.get("findings", []):
+            console.print(f"  {finding.get('text', finding)}", markup=False)
+    for name, path in (report.get("charts") or {}).items():
+        console.print(f"chart {name}: {path}", markup=False)
