@@ -105,6 +105,8 @@ class Message(Base):
         Index("ix_messages_campaign_id_state", "campaign_id", "state"),
         Index("ix_messages_provider_provider_message_id", "provider", "provider_message_id"),
         Index("ix_messages_member_id_created_at", "member_id", "created_at"),
+        # The console's dashboard reads a fortnight of sends by day from this index alone.
+        Index("ix_messages_send_at_state", "send_at", "state", "cost_cents"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,5 +1,5 @@
 """console users: the people who sign in to the web console, with a role and, for a store
-manager, their store
+manager, their store; and the index the console's dashboard reads sends by day from
 
 Revision ID: 0011
 Revises: 0010
@@ -52,7 +52,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_users")),
         sa.UniqueConstraint("name", name=op.f("uq_console_users_name")),
     )
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_messages_send_at_state", ["send_at", "state", "cost_cents"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_send_at_state")
     op.drop_table("console_users")
