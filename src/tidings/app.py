@@ -11,6 +11,7 @@ from tidings.http import install_problem_handlers, require_api_key
 from tidings.inbound.api import router as inbound_router
 from tidings.inbound.hooks import install_log_redaction
 from tidings.inbound.hooks import router as hooks_router
+from tidings.loyalty.api import router as loyalty_router
 from tidings.members.api import router as members_router
 from tidings.migrate import ready_engine
 from tidings.orders.api import router as orders_router
@@ -37,6 +38,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     protected.include_router(segments_router)
     protected.include_router(campaigns_router)
     protected.include_router(inbound_router)
+    protected.include_router(loyalty_router)
     protected.include_router(reports_router)
 
     app.include_router(public)

@@ -1,0 +1,54 @@
+"""REST endpoints of the loyalty domain: a till looks up and redeems coupons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from tidings import clock
+from tidings.http import DbSession, problem
+from tidings.loyalty import coupons
+from tidings.loyalty.schemas import Coupon, CouponRedeem
+
+router = APIRouter(tags=["coupons"])
+Problems: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No coupon has this code."},
+    409: {"description": "Expired, not yet valid, already used, void or another member's."},
+    422: {"description": "The code looks mistyped, or the order is below the minimum spend."},
+}
+TITLES = {404: "Unknown coupon", 409: "Coupon cannot be used", 422: "Coupon refused"}
+
+
+def _refused(error: coupons.CouponRefused) -> Any:
+    return problem(
+        error.status, TITLES.get(error.status, "Refused"), str(error), reason=error.reason
+    )
+
+
+@router.get("/coupons/{code}", response_model=Coupon, responses=Problems)
+def show_coupon(code: str, db_session: DbSession) -> Any:
+    """One coupon: its worth, validity, owner and redemption."""
+    try:
+        coupon = coupons.get(db_session=db_session, code=code)
+    except coupons.CouponRefused as error:
+        return _refused(error)
+    return coupons.describe(db_session=db_session, coupon=coupon)
+
+
+@router.post("/coupons/{code}/redeem", response_model=Coupon, responses=Problems)
+def redeem_coupon(code: str, body: CouponRedeem, db_session: DbSession) -> Any:
+    """Redeems a coupon on the till's order; the same order again gets the same answer."""
+    try:
+        coupon = coupons.redeem(
+            db_session=db_session,
+            code=code,
+            order_ref=body.order_id,
+            amount_cents=body.amount_cents,
+            member_id=body.member_id,
+            phone=body.phone,
+            now=clock.now(),
+        )
+    except coupons.CouponRefused as error:
+        return _refused(error)
+    return coupons.describe(db_session=db_session, coupon=coupon)
