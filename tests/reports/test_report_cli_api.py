@@ -141,3 +141,45 @@ def test_api_refuses_unknown_campaigns_charts_and_missing_keys(
     assert "999" in missing.json()["detail"]
     assert no_chart.status_code == 404 and "nothing" in no_chart.json()["detail"]
     assert anonymous.status_code == 401
+
+
+def test_an_orders_batch_is_credited_as_it_arrives(
+    client: TestClient, engine: Engine, campaign_id: int
+) -> None:
+    # m2 was delivered the campaign's message; it orders the next day (view-through).
+    order = {
+        "order_id": "POS-LATE-1",
+        "ordered_at": (SENT + timedelta(days=1)).isoformat(),
+        "amount": "88.00",
+        "member_code": "M2",
+    }
+    with clock.frozen(LATER):
+        answer = client.post("/api/v1/orders:batch", json={"orders": [order]})
+
+    assert answer.status_code == 200, answer.text
+    with engine.connect() as connection:
+        kinds = connection.execute(
+            select(Attribution.kind, Attribution.revenue_cents).where(
+                Attribution.campaign_id == campaign_id, Attribution.revenue_cents == 8_800
+            )
+        ).all()
+    assert [(str(kind), cents) for kind, cents in kinds] == [("view", 8_800)]
+
+
+def test_an_orders_csv_import_is_credited(
+    cli, engine: Engine, campaign_id: int, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "orders.csv"
+    ordered = (SENT + timedelta(days=1)).isoformat()
+    path.write_text(f"order_id,ordered_at,amount,member_code\nPOS-CSV-1,{ordered},66.00,M5\n")
+    with clock.frozen(LATER):
+        result = cli("import", "orders", str(path))
+
+    assert result.exit_code == 0, result.output
+    with engine.connect() as connection:
+        credited = connection.scalar(
+            select(func.count())
+            .select_from(Attribution)
+            .where(Attribution.campaign_id == campaign_id, Attribution.revenue_cents == 6_600)
+        )
+    assert credited == 1

@@ -11,6 +11,7 @@ from tidings.members.api import batch_result, check_batch_size
 from tidings.members.schemas import BatchResult
 from tidings.orders.importer import ORDER_FIELDS, OrderBatches
 from tidings.orders.schemas import OrdersBatch
+from tidings.tracking.credits import attribute_orders
 
 router = APIRouter(tags=["orders"])
 
@@ -29,4 +30,5 @@ def orders_batch(body: OrdersBatch, db_session: DbSession) -> BatchResult:
     batches = OrderBatches(store=BulkStore(db_session), create_members=body.create_members)
     problems = batches.add(frame, last=True)
     batches.accrue_points()
+    attribute_orders(db_session=db_session)
     return batch_result(batches.result, problems)

@@ -47,6 +47,7 @@ from tidings.members.merging import NO_PROBLEMS
 from tidings.members.phone import normalise_phones
 from tidings.members.service import store_refs
 from tidings.orders import service
+from tidings.tracking.credits import attribute_orders
 
 ORDER_ALIASES: dict[str, tuple[str, ...]] = {
     "order_id": ("order_id", "order_no", "order_number", "订单号", "订单编号", "单号", "小票号"),
@@ -393,6 +394,8 @@ def import_orders(
                     _apply(batches, rejects, store, previous, pending, last=True)
                 # Points once the whole file is in: an order's lines may span batches.
                 batches.accrue_points()
+                # Credit the new orders to the messages that earned them.
+                attribute_orders(db_session=store.session)
                 store.commit()
             finally:
                 batches.result.rejects_file = rejects.close()

@@ -22,7 +22,7 @@ from tidings.campaigns.models import Variant
 from tidings.config import Settings, get_settings
 from tidings.db import BulkStore
 from tidings.dispatch import service as dispatch
-from tidings.reports import frames, results, stats
+from tidings.reports import frames, health, results, stats
 from tidings.tracking.credits import attribute_orders
 
 LEVELS = {"by_variant": "variant", "by_store": "store_code", "by_day": "day"}
@@ -120,15 +120,9 @@ def _no_orders() -> pl.DataFrame:
     return pl.DataFrame(schema={"member_id": pl.Int64, "amount_cents": pl.Int64})
 
 
-def _health(db_session: Session, campaign_id: int) -> dict[str, Any] | None:
-    """The send's health against its thresholds, from the health checks (None until they
-    are installed)."""
-    try:
-        health = importlib.import_module("tidings.reports.health")
-    except ModuleNotFoundError:
-        return None
-    answer: dict[str, Any] = health.campaign_health(db_session=db_session, campaign_id=campaign_id)
-    return answer
+def _health(db_session: Session, campaign_id: int) -> dict[str, Any]:
+    """The send's health against its thresholds, from the health checks."""
+    return health.campaign_health(db_session=db_session, campaign_id=campaign_id)
 
 
 def render_charts(report: dict[str, Any], folder: Path) -> dict[str, str]:
