@@ -25,7 +25,7 @@ from tidings import migrate
 from tidings.campaigns import service
 from tidings.campaigns.schemas import CampaignCreate, VariantCreate
 from tidings.db import bulk_insert, make_engine, session_scope
-from tidings.segments.audience import invalidate
+from tidings.segments.snapshot import invalidate
 
 MEMBERS = int(os.environ.get("BENCH_CAMPAIGN_MEMBERS", "1000000"))  # smaller for a quick look
 HISTORY = 300_000  # earlier marketing messages, so caps and cool-downs have work to do
@@ -164,13 +164,14 @@ def _plan(
         rule="consent == true or consent == false",
         variants=[
             VariantCreate(template="{surname}，双十二全场满199减50，{store}等你", weight=1),
-            VariantCreate(template="{name|会员}您好，双十二会员专享8折", weight=1),
+            VariantCreate(template="{name|会员}您好，双十二会员专享8折 {link}", weight=1),
         ],
         holdout=0.1,
         offer_type=offer_type,
         schedule="best-hour",
         expires="2d",
         rollout=[1, 10, 100],
+        link="https://t.example.cn/1212",
     )
     with session_scope(engine) as session:
         campaign_id = service.create(db_session=session, spec=spec).id

@@ -35,7 +35,16 @@ class CampaignCreate(BaseModel):
         None, description="Override gates: delivery_min, opt_out_max, complaint_max, ..."
     )
     coupon: str | None = Field(None, description="A coupon code for {coupon} (same for all).")
-    link: str | None = Field(None, description="A link for {link} (same for all).")
+    link: str | None = Field(
+        None,
+        description="The campaign's URL: {link} shows each member a short link of their own"
+        " that leads there (with UTM parameters) and counts the clicks.",
+    )
+    link_utm: bool = Field(True, description="Add utm_source/medium/campaign/content to it.")
+    utm_medium: str | None = Field(None, max_length=100, description="Default: the setting.")
+    utm_campaign: str | None = Field(
+        None, max_length=100, description="Default: the campaign's id."
+    )
 
 
 class CampaignCreated(BaseModel):

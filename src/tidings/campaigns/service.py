@@ -54,6 +54,8 @@ from tidings.segments.audience import local_today
 from tidings.segments.rules import parse
 from tidings.segments.service import SegmentNotFound, require, saved_rules
 from tidings.segments.tree import Rule
+from tidings.tracking import links as tracking
+from tidings.tracking.targets import TargetError, campaign_links
 
 __all__ = ["CampaignError", "CampaignNotFound", "CampaignStateError"]
 VARIANT_NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -120,6 +122,16 @@ def create(*, db_session: Session, spec: CampaignCreate, now: datetime | None = 
     except ScheduleError as error:
         raise CampaignError(str(error)) from None
     expires = _expiry(spec.expires, now=now, timezone=settings.default_timezone)
+    try:
+        links = campaign_links(
+            spec.link,
+            utm=spec.link_utm,
+            medium=spec.utm_medium,
+            campaign=spec.utm_campaign,
+            settings=settings,
+        )
+    except TargetError as error:
+        raise CampaignError(str(error)) from None
     columns = template_columns(
         coupon=spec.coupon is not None, link=spec.link is not None, expires=expires is not None
     )
@@ -146,7 +158,7 @@ def create(*, db_session: Session, spec: CampaignCreate, now: datetime | None = 
         rollout_stage=0,
         gates=gates.as_json(),
         coupon={"code": spec.coupon} if spec.coupon else None,
-        links={"url": spec.link} if spec.link else None,
+        links=links,
     )
     db_session.add(campaign)
     db_session.flush()
@@ -238,6 +250,14 @@ def plan(
             priority=dispatch_priority(campaign.kind),
             offer_type=campaign.offer_type,
             provider=campaign.provider,
+            now=now,
+        )
+        tracking.write_for_plan(
+            db_session,
+            campaign=campaign,
+            variants={v.id: v.name for v in spec.variants},
+            plan=frame,
+            audience=audience,
             now=now,
         )
     summary = summarise(frame, audience=audience.height)

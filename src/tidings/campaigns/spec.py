@@ -10,11 +10,12 @@ import polars as pl
 from tidings.campaigns.models import Campaign, Variant
 from tidings.campaigns.planner import CONTENT_KIND, PlanSpec, PlanVariant
 from tidings.campaigns.schedule import Schedule
-from tidings.config import Settings
+from tidings.config import Settings, get_settings
 from tidings.content.length import MAINLAND, STANDARD, CountingScheme
 from tidings.content.template import AUDIENCE_COLUMNS, prepare_template
 from tidings.providers.base import UnknownProvider, get_provider
 from tidings.segments.fields import FIELD_LIST
+from tidings.tracking.links import link_urls
 
 
 class CampaignError(ValueError):
@@ -87,7 +88,9 @@ def campaign_fields(audience: pl.DataFrame, campaign: Campaign, timezone: str) -
     if campaign.coupon:
         extra["coupon"] = pl.lit(str(campaign.coupon.get("code", "")))
     if campaign.links:
-        extra["link"] = pl.lit(str(campaign.links.get("url", "")))
+        # Each member's own short link to the campaign's URL (tracking.links).
+        urls = link_urls(audience, campaign_id=campaign.id, settings=get_settings())
+        extra["link"] = pl.lit(urls)
     if campaign.expires_at is not None:
         extra["expiry_date"] = pl.lit(campaign.expires_at.astimezone(ZoneInfo(timezone)).date())
     return audience.with_columns(**extra) if extra else audience

@@ -15,6 +15,7 @@ import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import polars as pl
 
@@ -153,8 +154,8 @@ def _is_link(candidate: str) -> bool:
     )
 
 
-def _is_brand_host(host: str, domain: str) -> bool:
-    return host == domain or host.endswith("." + domain)
+def _is_brand_host(host: str, domains: tuple[str, ...]) -> bool:
+    return any(host == domain or host.endswith("." + domain) for domain in domains)
 
 
 def _word_findings(text: str, matcher: WordMatcher) -> list[Finding]:
@@ -172,11 +173,12 @@ def _word_findings(text: str, matcher: WordMatcher) -> list[Finding]:
     return findings
 
 
-def _link_findings(text: str, *, domain: str) -> list[Finding]:
+def _link_findings(text: str, *, domains: tuple[str, ...]) -> list[Finding]:
+    hint = domains[0]
     return [
-        _finding(FindingCode.FOREIGN_LINK, start=m.start(), end=m.end(), term=m[0], hint=domain)
+        _finding(FindingCode.FOREIGN_LINK, start=m.start(), end=m.end(), term=m[0], hint=hint)
         for m in _LINK.finditer(text)
-        if _is_link(m[0]) and not _is_brand_host(link_host(m[0]), domain)
+        if _is_link(m[0]) and not _is_brand_host(link_host(m[0]), domains)
     ]
 
 
@@ -210,6 +212,13 @@ class LintRules:
     max_parts: int
     scheme: CountingScheme
     matcher: WordMatcher
+    short_link_host: str | None = None  # where this service serves its short links
+
+    @property
+    def link_domains(self) -> tuple[str, ...]:
+        """The brand's link domains: its own and its short links' host."""
+        hosts = (self.short_link_domain, self.short_link_host or self.short_link_domain)
+        return tuple(dict.fromkeys(hosts))
 
 
 def lint_rules(
@@ -230,6 +239,7 @@ def lint_rules(
         max_parts=settings.max_message_parts,
         scheme=scheme,
         matcher=word_matcher(sensitive_words_file=sensitive_words_file),
+        short_link_host=urlsplit(settings.short_link_base).hostname,
     )
 
 
@@ -253,7 +263,7 @@ def lint_text(text: str, *, rules: LintRules) -> list[Finding]:
         _finding(FindingCode.UNRESOLVED_PLACEHOLDER, start=m.start(), end=m.end(), term=m[0])
         for m in _PLACEHOLDER.finditer(text)
     ]
-    findings += _link_findings(text, domain=rules.short_link_domain)
+    findings += _link_findings(text, domains=rules.link_domains)
     findings += _presence_findings(text, rules)
     findings += _length_findings(text, scheme=rules.scheme, max_parts=rules.max_parts)
     return sorted(findings, key=lambda f: (f.start, f.end, list(FindingCode).index(f.code)))
@@ -297,7 +307,7 @@ def lint_template(template: Template, *, rules: LintRules) -> list[Finding]:
     text = "".join(p.text if isinstance(p, Literal) else "\ufffc" for p in template.pieces)
     offsets = _source_offsets(template)
     findings = _word_findings(text, rules.matcher)
-    findings += _link_findings(text, domain=rules.short_link_domain)
+    findings += _link_findings(text, domains=rules.link_domains)
     findings += _presence_findings(text, rules)
     return [
         Finding(f.code, f.severity, offsets[f.start], offsets[f.end], f.term, f.message)
@@ -305,7 +315,7 @@ def lint_template(template: Template, *, rules: LintRules) -> list[Finding]:
     ]
 
 
-def _foreign_link_expr(text: pl.Expr, *, domain: str) -> pl.Expr:
+def _foreign_link_expr(text: pl.Expr, *, domains: tuple[str, ...]) -> pl.Expr:
     """The first link in each text that is not on the brand's domain, or null."""
     link = pl.element()
     bare = link.str.replace(SCHEME_PATTERN, "")
@@ -316,25 +326,30 @@ def _foreign_link_expr(text: pl.Expr, *, domain: str) -> pl.Expr:
         | host.str.starts_with("www.")
         | host.str.extract(r"([^.]+)$", 1).is_in(sorted(LINK_TLDS))
     )
-    foreign = ~((host == domain) | host.str.ends_with("." + domain))
+    foreign = ~pl.any_horizontal(
+        [(host == domain) | host.str.ends_with("." + domain) for domain in domains]
+    )
     return text.str.extract_all(LINK_PATTERN).list.eval(link.filter(is_link & foreign)).list.first()
 
 
-def _dotted_beyond_brand(text: pl.Expr, *, domain: str) -> pl.Expr:
+def _dotted_beyond_brand(text: pl.Expr, *, domains: tuple[str, ...]) -> pl.Expr:
     """Whether a text has a dotted word besides links on the brand's domain (a cheap filter)."""
     host_char = "A-Za-z0-9.-"
-    brand = f"(?:^|[^{host_char}])(?:[A-Za-z0-9-]+\\.)*{re.escape(domain)}(?:[^{host_char}]|$)"
+    domain = "|".join(re.escape(domain) for domain in domains)
+    brand = f"(?:^|[^{host_char}])(?:[A-Za-z0-9-]+\\.)*(?:{domain})(?:[^{host_char}]|$)"
     return text.str.replace_all(brand, " ").str.contains(r"[A-Za-z0-9-]\.[A-Za-z]")
 
 
-def _link_suspects(frame: pl.DataFrame, *, domain: str, filled: Filled | None) -> pl.Series:
+def _link_suspects(
+    frame: pl.DataFrame, *, domains: tuple[str, ...], filled: Filled | None
+) -> pl.Series:
     """Whether each text may hold a link off the brand's domain (the exact check follows)."""
     if filled is None:
-        suspect = _dotted_beyond_brand(pl.col("text"), domain=domain)
-    elif _link_findings(literal_only_text(filled.template), domain=domain):
+        suspect = _dotted_beyond_brand(pl.col("text"), domains=domains)
+    elif _link_findings(literal_only_text(filled.template), domains=domains):
         suspect = pl.lit(True)
     else:
-        suspect = _dotted_beyond_brand(link_edges_text(filled), domain=domain)
+        suspect = _dotted_beyond_brand(link_edges_text(filled), domains=domains)
     # with_columns, so that a text without placeholders still gives one answer per row.
     return frame.with_columns(suspect=suspect.fill_null(False))["suspect"]
 
@@ -367,12 +382,12 @@ def lint_messages(
     # Only texts with a dotted word left once the brand's own links are blanked can hold a
     # foreign link; the exact check runs on those alone.
     frame = frame.with_columns(
-        dotted=_link_suspects(frame, domain=rules.short_link_domain, filled=filled)
+        dotted=_link_suspects(frame, domains=rules.link_domains, filled=filled)
     )
     suspects = frame.filter(pl.col("dotted"))
     link = pl.Series("link", [None] * len(frame), dtype=pl.String).scatter(
         suspects["index"],
-        suspects.select(_foreign_link_expr(text, domain=rules.short_link_domain)).to_series(),
+        suspects.select(_foreign_link_expr(text, domains=rules.link_domains)).to_series(),
     )
     reasons = [
         pl.concat_str(pl.lit(f"{FindingCode.SENSITIVE_WORD}:"), pl.lit(sensitive)),

@@ -1,0 +1,227 @@
+"""Each planned message's own short link: the URL that `{link}` shows, and its row in
+`short_links`, written in bulk right after the campaign's messages.
+
+The codes come from `codes` (a keyed hash of campaign and member), so planning twice shows
+the same links; a member who already has a link for the campaign keeps it, and a code some
+other campaign already holds is replaced by the member's next one, in the link and in the
+message text alike (same length, so parts and cost stay right).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy.orm import Session
+
+from tidings.campaigns.models import Campaign
+from tidings.config import Settings, get_settings
+from tidings.db import BulkStore, utc_text
+from tidings.dispatch.models import MessageState
+from tidings.tracking.codes import MAX_ATTEMPTS, CodeCollision, code_for, with_codes
+from tidings.tracking.targets import Utm, target_url
+
+KEY_FILE = "short-link.key"
+LINK_PATH = "/s/"
+_LINK_SCHEMA = {"member_id": pl.Int64, "code": pl.String}
+
+
+def link_secret(settings: Settings) -> str:
+    """The key codes are derived with: the setting, or a random one kept under var_dir."""
+    if settings.short_link_secret:
+        return settings.short_link_secret
+    path = Path(settings.var_dir) / KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Exclusive creation: of two processes making the key at once, one writes it.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def short_url(base: str, code: str) -> str:
+    """The short link of `code` under the short domain `base`."""
+    return f"{base}{LINK_PATH}{code}"
+
+
+def link_urls(audience: pl.DataFrame, *, campaign_id: int, settings: Settings) -> pl.Series:
+    """Each audience member's short link in the campaign, in the audience's order."""
+    members = audience.select(pl.col("member_id").cast(pl.Int64)).unique()
+    coded = with_codes(members, secret=link_secret(settings), campaign_id=campaign_id)
+    prefix = pl.lit(settings.short_link_base + LINK_PATH)
+    urls = coded.select("member_id", link=prefix + pl.col("code"))
+    joined = audience.select(pl.col("member_id").cast(pl.Int64)).join(
+        urls, on="member_id", how="left", maintain_order="left"
+    )
+    return joined["link"]
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """What a campaign's links lead to: its URL, UTM parameters and variant names by id."""
+
+    campaign_id: int
+    url: str
+    utm: Utm | None
+    variants: dict[int, str]
+
+    @classmethod
+    def of(cls, campaign: Campaign, variants: dict[int, str]) -> LinkPlan:
+        """Reads a campaign's `links` column (made by `campaigns.service.create`)."""
+        links = campaign.links or {}
+        utm = Utm.from_json(links["utm"]) if links.get("utm") else None
+        if utm is not None and not utm.campaign:
+            utm = replace(utm, campaign=str(campaign.id))
+        return cls(campaign.id, str(links["url"]), utm, variants)
+
+    def targets(self) -> dict[int, str]:
+        """Each variant's target URL, by variant id."""
+        return {vid: target_url(self.url, self.utm, variant=n) for vid, n in self.variants.items()}
+
+
+def write_links(
+    db_session: Session,
+    *,
+    links: LinkPlan,
+    plan: pl.DataFrame,
+    urls: pl.DataFrame,
+    base: str,
+    secret: str,
+    now: datetime,
+) -> int:
+    """Writes a short link for every planned message that shows one and has none yet.
+
+    `plan` is the written plan (member_id, variant_id, state, text), `urls` each member's
+    short link as shown (member_id, link). Returns how many links were written.
+    """
+    prefix = base + LINK_PATH
+    shown = (
+        plan.filter(pl.col("state") == MessageState.PLANNED.value)
+        .select("member_id", "variant_id", "text")
+        .join(urls.select("member_id", "link"), on="member_id", how="inner")
+        .filter(pl.col("text").str.contains(pl.col("link"), literal=True))
+        .select("member_id", "variant_id", code=pl.col("link").str.strip_prefix(prefix))
+    )
+    store = BulkStore(db_session)
+    stored = _stored(store, links.campaign_id)
+    _drop_stale(store, stored.join(shown, on="member_id", how="anti"))
+    moved = shown.join(stored, on="member_id", how="inner", suffix="_kept").filter(
+        pl.col("code") != pl.col("code_kept")
+    )
+    fresh = shown.join(stored, on="member_id", how="anti")
+    written = _insert(store, links, fresh, now=now)
+    if written < fresh.height:
+        kept = _stored(store, links.campaign_id)
+        taken = fresh.join(kept, on="member_id", how="anti")
+        moved = pl.concat([moved, _recode(store, links, taken, secret=secret, now=now)])
+        written = fresh.height
+    _rewrite_texts(store, links, moved, prefix=prefix)
+    return written
+
+
+def _stored(store: BulkStore, campaign_id: int) -> pl.DataFrame:
+    """The campaign's links already in the store: member and code."""
+    return store.frame(
+        "SELECT member_id, code FROM short_links WHERE campaign_id = ?",
+        (campaign_id,),
+        schema=_LINK_SCHEMA,
+    )
+
+
+def _drop_stale(store: BulkStore, stale: pl.DataFrame) -> None:
+    """Removes the links of members the campaign no longer messages (planned again)."""
+    store.execute_rows("DELETE FROM short_links WHERE code = ?", stale.select("code"))
+
+
+def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datetime) -> int:
+    """Inserts links (member_id, variant_id, code), skipping codes already held; returns how
+    many went in. What all rows share is written into the statement once."""
+    if rows.height == 0:
+        return 0
+    targets = links.targets()
+    cases = " ".join("WHEN ? THEN ?" for _ in targets)
+    params: list[object] = [value for pair in targets.items() for value in pair]
+    params += [links.url, utc_text(now) if store.dialect == "sqlite" else now]
+    select = (
+        f"SELECT code, 'campaign:{int(links.campaign_id)}:member:' || member_id,"
+        f" {int(links.campaign_id)}, member_id, CASE variant_id {cases} ELSE ? END, ?"
+    )
+    insert = "INSERT INTO short_links (code, dedupe_key, campaign_id, member_id, target_url,"
+    insert += " created_at) "
+    # "WHERE true" lets SQLite tell the upsert clause from a join condition.
+    conflict = " WHERE true ON CONFLICT (code) DO NOTHING"
+    frame = rows.select("code", "member_id", "variant_id")
+    store.create_temp("new_links", {"code": "TEXT", "member_id": "BIGINT", "variant_id": "BIGINT"})
+    store.ingest("new_links", frame)
+    return store.execute(f"{insert}{select} FROM new_links{conflict}", params)
+
+
+def _recode(
+    store: BulkStore, links: LinkPlan, taken: pl.DataFrame, *, secret: str, now: datetime
+) -> pl.DataFrame:
+    """Gives members whose code another campaign holds their next free code; returns their
+    moves (member_id, variant_id, code shown, code_kept). Rare: about one member in millions,
+    so one at a time."""
+    moves = []
+    for member_id, variant_id, code in taken.select("member_id", "variant_id", "code").rows():
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            candidate = code_for(
+                secret=secret, campaign_id=links.campaign_id, member_id=member_id, attempt=attempt
+            )
+            row = pl.DataFrame(
+                {"member_id": [member_id], "variant_id": [variant_id], "code": [candidate]},
+                schema={"member_id": pl.Int64, "variant_id": pl.Int64, "code": pl.String},
+            )
+            if _insert(store, links, row, now=now):
+                moves.append((member_id, variant_id, code, candidate))
+                break
+        else:
+            raise CodeCollision(f"no free short-link code for member {member_id}")
+    schema = {"member_id": pl.Int64, "variant_id": pl.Int64, "code": pl.String}
+    return pl.DataFrame(moves, schema={**schema, "code_kept": pl.String}, orient="row")
+
+
+def _rewrite_texts(store: BulkStore, links: LinkPlan, moved: pl.DataFrame, *, prefix: str) -> None:
+    """Puts each moved member's kept link into their message text in place of the one shown."""
+    if moved.height == 0:
+        return
+    rows = moved.select(
+        old=pl.lit(prefix) + pl.col("code"),
+        new=pl.lit(prefix) + pl.col("code_kept"),
+        # The message's dedupe key, as `campaigns.sources.write_plan` makes it.
+        key=pl.format("campaign:{}:member:{}", pl.lit(links.campaign_id), "member_id"),
+    )
+    store.execute_rows("UPDATE messages SET text = REPLACE(text, ?, ?) WHERE dedupe_key = ?", rows)
+
+
+def write_for_plan(
+    db_session: Session,
+    *,
+    campaign: Campaign,
+    variants: dict[int, str],
+    plan: pl.DataFrame,
+    audience: pl.DataFrame,
+    now: datetime,
+) -> int:
+    """Writes the short links of a campaign just planned (nothing if it has no link)."""
+    if not campaign.links or "link" not in audience.columns:
+        return 0
+    settings = get_settings()
+    return write_links(
+        db_session,
+        links=LinkPlan.of(campaign, variants),
+        plan=plan,
+        urls=audience.select("member_id", "link"),
+        base=settings.short_link_base,
+        secret=link_secret(settings),
+        now=now,
+    )
