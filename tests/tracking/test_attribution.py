@@ -195,3 +195,23 @@ def test_orders_before_since_are_left_alone(engine: Engine) -> None:
 
     assert (skipped.orders, skipped.credited) == (0, 0)
     assert (counted.orders, counted.credited) == (1, 1)
+
+
+def test_the_worker_credits_orders_in_its_housekeeping(engine: Engine) -> None:
+    import asyncio
+
+    from tidings.dispatch.worker import Worker
+
+    with session_scope(engine) as session:
+        world = World(session)
+        campaign, variants = world.campaign()
+        member = world.member()
+        world.message(campaign_id=campaign, variant_id=variants["A"], member_id=member)
+        order_id = world.order(member, SENT + timedelta(days=1)).id
+    settings = Settings(attribution_interval_seconds=0)
+
+    with clock.frozen(SENT + timedelta(days=2)):
+        asyncio.run(Worker(engine, settings=settings).run(once=True))
+
+    with Session(engine) as session:
+        assert credits(session)[order_id][0] == "view"

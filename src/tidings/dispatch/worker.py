@@ -47,6 +47,7 @@ from tidings.providers.base import (
     get_provider,
 )
 from tidings.reports import health
+from tidings.tracking.credits import attribute_orders
 
 log = logging.getLogger(__name__)
 IDLE_POLL = 0.2  # seconds between claims when nothing is due
@@ -356,6 +357,7 @@ class Worker:
         last_breaches: datetime | None = None
         last_health: datetime | None = None
         health_every = self.settings.health_check_minutes * 60
+        last_credit = clock.now()
         while not self._stop.is_set():
             await self._pause(HOUSEKEEPING_INTERVAL)
             await self._poll_receipts()
@@ -374,6 +376,10 @@ class Worker:
                 # Off the loop: posting a breach to the webhook may wait on the network.
                 await asyncio.to_thread(self._check_health, now)
                 last_health = now
+            if (now - last_credit).total_seconds() >= self.settings.attribution_interval_seconds:
+                # Off the loop too: crediting reads the recent orders in bulk.
+                await asyncio.to_thread(self._attribute_orders, now)
+                last_credit = now
             if (now - last_reconcile).total_seconds() >= reconcile_every:
                 await self._reconcile()
                 since = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)
@@ -391,6 +397,14 @@ class Worker:
                 health.check_health(db_session=session, days=1, now=now, settings=self.settings)
         except Exception:
             log.exception("the health check failed; it runs again at the next interval")
+
+    def _attribute_orders(self, now: datetime) -> None:
+        """Credits the recent orders to the messages that earned them."""
+        try:
+            with session_scope(self.engine) as session:
+                attribute_orders(db_session=session, now=now, settings=self.settings)
+        except Exception:
+            log.exception("crediting orders failed; it runs again at the next interval")
 
     def _nothing_left(self, now: datetime) -> bool:
         """True when no message is due (or retrying soon), in flight, or awaiting a receipt."""
