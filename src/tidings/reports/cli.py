@@ -15,10 +15,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from tidings import clock
 from tidings.db import session_scope
 from tidings.dispatch.service import CampaignNotFound
 from tidings.migrate import ready_engine
-from tidings.reports import exports
+from tidings.reports import exports, health
 from tidings.reports.results import FUNNEL_KEYS
 from tidings.reports.service import campaign_report, render_charts
 from tidings.tracking.credits import attribute_orders
@@ -169,3 +170,57 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
             console.print(f"  {finding.get('text', finding)}", markup=False)
     for name, path in (report.get("charts") or {}).items():
         console.print(f"chart {name}: {path}", markup=False)
+
+
+@report_app.command("health")
+def health_command(
+    days: int = typer.Option(7, "--days", help="How many days back to look (1 or more)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Delivery, opt-out, complaint and reply rates per campaign, provider and day against the
+    thresholds, with the breaches stored (and posted) by the worker's health checks."""
+    try:
+        with _session() as session:
+            report = health.health_report(db_session=session, days=days, now=clock.now())
+    except health.HealthInputError as error:
+        _fail(f"--{error}")
+    if as_json:
+        _print_json(report)
+        return
+    print_health(report)
+
+
+def _share(value: float | None, places: int = 2) -> str:
+    return "-" if value is None else f"{value:.{places}%}"
+
+
+def print_health(report: dict[str, Any], console: Console | None = None) -> None:
+    """Prints the health rows as a table, then the findings and the stored breaches."""
+    console = console or Console()
+    table = Table(title=f"health since {report['since']}", title_justify="left")
+    for name in ("scope", "key", "day", "settled", "delivery", "opt-outs", "complaints", "replies"):
+        table.add_column(name, justify="left" if name in ("scope", "key", "day") else "right")
+    table.add_column("health")
+    for row in report["rows"]:
+        table.add_row(
+            row["scope"],
+            row["key"],
+            row["day"] or "-",
+            f"{row['settled']:,}",
+            _share(row["delivery_rate"]),
+            _share(row["opt_out_rate"]),
+            _share(row["complaint_rate"]),
+            _share(row["reply_rate"], 1),
+            "ok" if row["healthy"] else "BREACH",
+        )
+    console.print(table)
+    for row in report["rows"]:
+        for finding in row["findings"]:
+            if finding["kind"] != "too_few":
+                label = f"{row['scope']} {row['key']} {row['day'] or ''}".strip()
+                console.print(f"{finding['kind']}: {label}: {finding['text']}", markup=False)
+    if not report["rows"]:
+        console.print(f"nothing was sent in the last {report['days']} days")
+    for breach in report["breaches"]:
+        posted = "posted" if breach["posted_at"] else "not posted yet"
+        console.print(f"stored breach ({posted}): {breach['text']}", markup=False)

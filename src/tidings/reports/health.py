@@ -10,7 +10,7 @@ Rates are shares of settled messages (delivery) or of delivered ones (the others
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -346,3 +346,19 @@ def stored_breaches(*, db_session: Session, since: date) -> list[dict[str, Any]]
         }
         for breach in found
     ]
+
+
+def health_report(
+    *, db_session: Session, days: int, now: datetime, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The health of the last `days` days with the thresholds and the breaches stored."""
+    settings = settings or get_settings()
+    rows = health_rows(db_session=db_session, days=days, now=now, settings=settings)
+    since = (now - timedelta(days=days)).astimezone(UTC).date()
+    return {
+        "days": days,
+        "since": since.isoformat(),
+        "thresholds": asdict(Thresholds.from_settings(settings)),
+        "rows": rows,
+        "breaches": stored_breaches(db_session=db_session, since=since),
+    }
