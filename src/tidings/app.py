@@ -17,6 +17,7 @@ from tidings.migrate import ready_engine
 from tidings.orders.api import router as orders_router
 from tidings.reports.api import router as reports_router
 from tidings.segments.api import router as segments_router
+from tidings.triggers.api import router as triggers_router
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
@@ -40,6 +41,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     protected.include_router(inbound_router)
     protected.include_router(loyalty_router)
     protected.include_router(reports_router)
+    protected.include_router(triggers_router)
 
     app.include_router(public)
     app.include_router(protected)

@@ -10,7 +10,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import Engine, text
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select, text
 
 from tidings import clock
 from tidings.campaigns.sources import phone_hash
@@ -100,19 +102,22 @@ def add_sent_messages(engine: Engine, member_id: int, count: int, *, sent_at: da
 
 def trigger_messages(engine: Engine, trigger: str) -> pl.DataFrame:
     """The messages of one trigger (by name): member, state, reason, text, send and expiry."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            text(
-                "SELECT m.member_id, m.state, m.skip_reason, m.text, m.kind, m.send_at,"
-                " m.expires_at FROM messages m JOIN triggers t ON t.id = m.trigger_id"
-                " WHERE t.name = :name ORDER BY m.member_id, m.id"
-            ),
-            {"name": trigger},
-        ).all()
-    names = ["member_id", "state", "skip_reason", "text", "kind", "send_at", "expires_at"]
-    return pl.DataFrame(
-        [tuple(r) for r in rows], schema=names, orient="row", infer_schema_length=None
+    from tidings.dispatch.models import Message
+    from tidings.triggers.models import Trigger
+
+    m = Message
+    query = (
+        select(m.member_id, m.state, m.skip_reason, m.text, m.kind, m.send_at, m.expires_at)
+        .join(Trigger, Trigger.id == m.trigger_id)
+        .where(Trigger.name == trigger)
+        .order_by(m.member_id, m.id)
     )
+    with session_scope(engine) as session:
+        rows = [
+            (r[0], str(r[1]), r[2], r[3], str(r[4]), r[5], r[6]) for r in session.execute(query)
+        ]
+    names = ["member_id", "state", "skip_reason", "text", "kind", "send_at", "expires_at"]
+    return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
 
 
 def run_date_trigger(engine: Engine, name: str, moment: datetime) -> dict[str, Any]:
@@ -123,3 +128,36 @@ def run_date_trigger(engine: Engine, name: str, moment: datetime) -> dict[str, A
         report = run_once(engine, now=clock.now(), only=name)
     assert report is not None
     return report[name]
+
+
+@pytest.fixture
+def client(engine: Engine) -> TestClient:
+    """The API on the test store, with a key."""
+    from tidings.accounts import service as accounts
+    from tidings.app import create_app
+
+    with session_scope(engine) as db_session:
+        _, key = accounts.create(db_session=db_session, name="pos")
+    return TestClient(create_app(engine), headers={"Authorization": f"Bearer {key}"})
+
+
+def cart(member_id: int, moment: datetime, **extra: Any) -> dict[str, Any]:
+    """A cart event as an integrator sends it."""
+    return {
+        "member_id": member_id,
+        "kind": "cart",
+        "occurred_at": moment.isoformat(),
+        "payload": {"product": "有机牛奶 1L"},
+        **extra,
+    }
+
+
+def order_line(member_id: int, order_id: str, moment: datetime, amount: str = "88.50") -> dict:
+    """One order line for POST /api/v1/orders:batch."""
+    return {
+        "order_id": order_id,
+        "ordered_at": moment.isoformat(),
+        "amount": amount,
+        "member_code": f"M{member_id}",
+        "store_code": "SH01",
+    }

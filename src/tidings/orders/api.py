@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 from fastapi import APIRouter
 
+from tidings import clock
 from tidings.db import BulkStore
 from tidings.http import DbSession
 from tidings.members.api import batch_result, check_batch_size
@@ -12,6 +13,7 @@ from tidings.members.schemas import BatchResult
 from tidings.orders.importer import ORDER_FIELDS, OrderBatches
 from tidings.orders.schemas import OrdersBatch
 from tidings.tracking.credits import attribute_orders
+from tidings.triggers.reactions import orders_arrived
 
 router = APIRouter(tags=["orders"])
 
@@ -30,5 +32,7 @@ def orders_batch(body: OrdersBatch, db_session: DbSession) -> BatchResult:
     batches = OrderBatches(store=BulkStore(db_session), create_members=body.create_members)
     problems = batches.add(frame, last=True)
     batches.accrue_points()
+    # Receipts for the new orders, and no more cart reminders for those who ordered.
+    orders_arrived(db_session, first_order_id=batches.first_new_order, now=clock.now())
     attribute_orders(db_session=db_session)
     return batch_result(batches.result, problems)

@@ -48,6 +48,7 @@ from tidings.members.phone import normalise_phones
 from tidings.members.service import store_refs
 from tidings.orders import service
 from tidings.tracking.credits import attribute_orders
+from tidings.triggers.reactions import orders_arrived
 
 ORDER_ALIASES: dict[str, tuple[str, ...]] = {
     "order_id": ("order_id", "order_no", "order_number", "订单号", "订单编号", "单号", "小票号"),
@@ -394,6 +395,10 @@ def import_orders(
                     _apply(batches, rejects, store, previous, pending, last=True)
                 # Points once the whole file is in: an order's lines may span batches.
                 batches.accrue_points()
+                # Receipts for the new orders; no more cart reminders for those who ordered.
+                orders_arrived(
+                    store.session, first_order_id=batches.first_new_order, now=clock.now()
+                )
                 # Credit the new orders to the messages that earned them.
                 attribute_orders(db_session=store.session)
                 store.commit()

@@ -99,7 +99,8 @@ BUILTINS: tuple[Builtin, ...] = (
         summary="Transactional receipt with points earned and balance, after a POS order.",
         template="您于{order_day}在{order_store|门店}消费{amount_yuan}元，"
         "本次获得{points_earned}积分，当前积分{points_balance}。",
-        config={"delay_minutes": 30},
+        # Orders older than max_age_minutes when they arrive (a history import) get none.
+        config={"delay_minutes": 30, "max_age_minutes": 1440},
         columns=("order_day", "order_store", "amount_yuan", "points_earned", "points_balance"),
         message_kind=MessageKind.TRANSACTIONAL,
     ),

@@ -1,0 +1,109 @@
+"""REST endpoints of triggers: list, show and change them; events that set them off."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from tidings import clock
+from tidings.http import DbSession, problem
+from tidings.triggers import alerts, reactions, service
+from tidings.triggers.schemas import (
+    EventsBatch,
+    EventsResult,
+    LocationPing,
+    Reaction,
+    Trigger,
+    TriggerUpdate,
+    WeatherAlert,
+)
+
+router = APIRouter(tags=["triggers"])
+T = TypeVar("T")
+Problems: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such trigger (or member)."},
+    422: {"description": "The request cannot be used as given; the detail says why."},
+}
+
+
+def _answer(db_session: Session, action: Callable[[Session], T]) -> T | JSONResponse:
+    """Runs a service call and turns the errors a person can cause into problem+json."""
+    try:
+        return action(db_session)
+    except service.TriggerNotFound as error:
+        db_session.rollback()
+        return problem(404, "Trigger not found", str(error))
+    except alerts.UnknownMember as error:
+        db_session.rollback()
+        return problem(404, "Member not found", str(error))
+    except service.TriggerError as error:
+        db_session.rollback()
+        return problem(422, "Invalid trigger", str(error))
+
+
+@router.get("/triggers", response_model=list[Trigger])
+def list_triggers(db_session: DbSession) -> Any:
+    """Every trigger, built-in and the operator's, with its settings and firings."""
+    counts = service.firing_counts(db_session=db_session)
+    return [
+        service.describe(t, counts.get(t.id)) for t in service.list_triggers(db_session=db_session)
+    ]
+
+
+@router.get("/triggers/{ref}", response_model=Trigger, responses=Problems)
+def get_trigger(ref: str, db_session: DbSession) -> Any:
+    """One trigger by id or name."""
+
+    def show(session: Session) -> dict[str, Any]:
+        trigger = service.get(db_session=session, ref=ref)
+        return service.describe(trigger, service.firing_counts(db_session=session).get(trigger.id))
+
+    return _answer(db_session, show)
+
+
+@router.patch("/triggers/{ref}", response_model=Trigger, responses=Problems)
+def patch_trigger(ref: str, body: TriggerUpdate, db_session: DbSession) -> Any:
+    """Switches a trigger on or off, or changes its settings, template or conditions."""
+    changes = body.model_dump(exclude_unset=True)
+
+    def change(session: Session) -> dict[str, Any]:
+        return service.describe(service.update(db_session=session, ref=ref, changes=changes))
+
+    return _answer(db_session, change)
+
+
+@router.post("/events:batch", response_model=EventsResult)
+def events_batch(body: EventsBatch, db_session: DbSession) -> Any:
+    """Stores up to 10,000 events (an id sent twice is kept once) and fires the triggers they
+    set off (cart reminders, custom triggers) at once; unknown members are listed as errors."""
+    return _answer(
+        db_session,
+        lambda s: reactions.record_events(s, batch=body.events, now=clock.now()),
+    )
+
+
+@router.post("/events/weather", response_model=Reaction)
+def weather(body: WeatherAlert, db_session: DbSession) -> Any:
+    """A weather alert for a city: members of its stores get the matching advice, once."""
+
+    def react(session: Session) -> Reaction:
+        stored, fired = alerts.weather_alert(session, alert=body, now=clock.now())
+        return Reaction(stored=stored, fired=fired)
+
+    return _answer(db_session, react)
+
+
+@router.post("/events/location", response_model=Reaction, responses=Problems)
+def location(body: LocationPing, db_session: DbSession) -> Any:
+    """Where a member is: near a store (within the geofence radius), an instant offer."""
+
+    def react(session: Session) -> Reaction:
+        nearest, fired = alerts.location_ping(session, ping=body, now=clock.now())
+        detail = f"near {nearest}" if nearest else "no store within the radius"
+        return Reaction(stored=True, fired=fired, detail=detail)
+
+    return _answer(db_session, react)
