@@ -60,6 +60,13 @@ class ProfileThresholds:
     fan_min_share: float = 0.5
     fan_min_orders: int = 3
     restock_within_days: int = 7
+    # Recommendations (tidings.profiles.copurchase).
+    recommend_min_pair_members: int = 20
+    recommend_min_confidence: float = 0.05
+    recommend_min_lift: float = 1.2
+    recommend_per_item: int = 5
+    recommend_sample_members: int = 100_000
+    recommend_regular_purchases: int = 2
 
     def __post_init__(self) -> None:
         if self.silver_min_cents > self.gold_min_cents:
