@@ -127,6 +127,25 @@ def test_api_answers_the_same_report(client: TestClient, campaign_id: int) -> No
     body = answer.json()
     assert body["funnel"]["sent"] == 5
     assert [row["variant"] for row in body["by_variant"]] == ["A", "B"]
+    assert body["chart_data"]["daily"]["days"] == ["2026-11-02"]
+
+
+def test_api_serves_the_charts_as_png(client: TestClient, campaign_id: int) -> None:
+    with clock.frozen(LATER):
+        funnel = client.get(f"/api/v1/reports/campaigns/{campaign_id}/charts/funnel.png")
+
+    assert funnel.status_code == 200
+    assert funnel.headers["content-type"] == "image/png"
+    assert funnel.content.startswith(b"\x89PNG")
+
+
+def test_campaign_charts_are_written_where_asked(cli, campaign_id: int, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with clock.frozen(LATER):
+        result = cli("report", "campaign", str(campaign_id), "--charts", str(tmp_path / "c"))
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "c" / "funnel.png").read_bytes().startswith(b"\x89PNG")
+    assert f"chart funnel: {tmp_path / 'c' / 'funnel.png'}" in result.output.replace("\n", "")
 
 
 def test_api_refuses_unknown_campaigns_charts_and_missing_keys(

@@ -158,8 +158,9 @@ def _error_bars(axes: Any, points: list[dict[str, Any]], scale: float, label: st
     shown = [point for point in points if point["value"] is not None]
     names = [point["name"] for point in shown]
     values = [point["value"] * scale for point in shown]
-    below = [(point["value"] - point["low"]) * scale for point in shown]
-    above = [(point["high"] - point["value"]) * scale for point in shown]
+    # A Wilson bound may sit a rounding error past its estimate (0 of 3: low 5.6e-17).
+    below = [max(0.0, point["value"] - point["low"]) * scale for point in shown]
+    above = [max(0.0, point["high"] - point["value"]) * scale for point in shown]
     axes.errorbar(names, values, yerr=[below, above], fmt="o", capsize=8, markersize=7)
     axes.set_ylabel(label)
     axes.set_xlim(-0.5, len(names) - 0.5)

@@ -9,7 +9,6 @@ or not, since held-out members have no message to credit.
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from tidings.campaigns.models import Variant
 from tidings.config import Settings, get_settings
 from tidings.db import BulkStore
 from tidings.dispatch import service as dispatch
-from tidings.reports import frames, health, results, stats
+from tidings.reports import charts, frames, health, results, stats
 from tidings.tracking.credits import attribute_orders
 
 LEVELS = {"by_variant": "variant", "by_store": "store_code", "by_day": "day"}
@@ -127,9 +126,4 @@ def _health(db_session: Session, campaign_id: int) -> dict[str, Any]:
 
 def render_charts(report: dict[str, Any], folder: Path) -> dict[str, str]:
     """Renders the report's charts as PNG files in `folder`; returns their paths by name."""
-    try:
-        charts = importlib.import_module("tidings.reports.charts")
-    except ModuleNotFoundError:
-        return {}
-    paths: dict[str, str] = charts.campaign_charts(report, folder)
-    return paths
+    return charts.campaign_charts(report, folder)
