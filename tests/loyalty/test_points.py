@@ -20,7 +20,7 @@ from tidings.loyalty.points import PointsSettingError, parse_rates
 from tidings.members.models import Member
 
 NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
-MEMBERS = "member_code,phone,tier,points\nM1,13800138001,,0\nM2,13800138002,gold,0\n"
+MEMBERS = "member_code,phone,tier\nM1,13800138001,\nM2,13800138002,gold\n"
 ORDERS = (
     "order_id,ordered_at,member_code,amount,sku\n"
     "SO1,2026-01-10 10:00,M1,120.50,P1\n"  # 120 points at 1 per yuan
@@ -92,6 +92,31 @@ def test_an_imported_balance_becomes_one_opening_lot(cli: Any, engine: Engine, t
     with engine.connect() as connection:
         kinds = connection.execute(text("SELECT kind, points FROM points_lots ORDER BY id")).all()
     assert tuple(kinds[0]) == ("opening", 500)
+
+
+def test_a_member_file_that_changes_a_balance_is_an_adjustment(
+    cli: Any, engine: Engine, tmp_path: Path
+) -> None:
+    _import(cli, tmp_path)  # M1 130 (120 in January, 10 in March), M2 176
+    members = "member_code,phone,points\nM1,13800138001,100\nM2,13800138002,200\n"
+    with clock.frozen(NOW):
+        assert cli("import", "members", _write(tmp_path, "again.csv", members)).exit_code == 0
+    assert _points(engine) == {"M1": 100, "M2": 200}
+    assert _ledger_sums(engine) == _points(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT m.code, l.kind, l.points, l.remaining FROM points_lots l"
+                " JOIN members m ON m.id = l.member_id ORDER BY m.code, l.id"
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("M1", "accrual", 120, 90),  # the 30 taken come from the lot expiring first
+        ("M1", "accrual", 10, 10),
+        ("M1", "adjustment", -30, 0),
+        ("M2", "accrual", 176, 176),
+        ("M2", "adjustment", 24, 24),
+    ]
 
 
 def _lots(engine: Engine, member_id: int, *entries: tuple[int, datetime]) -> None:

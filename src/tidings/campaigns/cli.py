@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from tidings.campaigns import review as reviewing
 from tidings.campaigns import service
 from tidings.campaigns.models import CampaignKind
+from tidings.campaigns.promote import PROMOTION
 from tidings.campaigns.rollout import GateError, Gates
 from tidings.campaigns.schemas import CampaignCreate, VariantCreate
 from tidings.config import get_settings
@@ -97,12 +98,37 @@ def create(
     gates: str = typer.Option(
         None, "--gates", help="e.g. delivery=0.98,opt_out=0.003,complaint=0.001,min_receipts=200"
     ),
+    promote_winner: bool = typer.Option(
+        False,
+        "--promote-winner",
+        help="Send later rollout stages with a variant that beats the control on orders.",
+    ),
     coupon: str = typer.Option(None, "--coupon", help="A coupon code for {coupon}."),
+    coupon_value: float = typer.Option(
+        None, "--coupon-value", help="Give each member a coupon of this many yuan off."
+    ),
+    coupon_percent: int = typer.Option(
+        None, "--coupon-percent", help="Give each member a coupon of this percent off."
+    ),
+    coupon_min_spend: float = typer.Option(
+        0.0, "--coupon-min-spend", help="Least an order must be (yuan) to use the coupon."
+    ),
+    coupon_valid_days: int = typer.Option(
+        30, "--coupon-valid-days", help="Days the coupon stays valid from planning."
+    ),
     link: str = typer.Option(None, "--link", help="A link for {link}."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Creates a draft campaign: its audience, variants, holdout, schedule and rollout."""
     shares = _weights(variant, weight)
+    offer = None
+    if coupon_value is not None or coupon_percent is not None:
+        offer = {
+            "value_cents": None if coupon_value is None else round(coupon_value * 100),
+            "discount_percent": coupon_percent,
+            "min_spend_cents": round(coupon_min_spend * 100),
+            "valid_days": coupon_valid_days,
+        }
     try:
         stages = [int(part) for part in rollout.split(",") if part.strip()]
     except ValueError:
@@ -126,9 +152,11 @@ def create(
             rollout=stages,
             gates=gate_values,
             coupon=coupon,
+            coupon_offer=offer,
             link=link,
         )
     except ValidationError as error:
+            promote_winner=promote_winner,
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()))
     except GateError as error:
         _fail(str(error))
@@ -306,6 +334,12 @@ def _steer(campaign_id: int, action: Callable[[Session], object], as_json: bool)
     _run(action)
     result = _run(lambda s: service.status(db_session=s, campaign_id=campaign_id))
     if as_json:
+        if check.get("kind") == PROMOTION:
+            typer.echo(
+                f"  after stage {check['stage'] + 1}: later stages go with {check['winner']}"
+                f" ({check['verdict']}; {check['messages']:,} messages changed)"
+            )
+            continue
         _print_json({"id": campaign_id, "status": result["status"]})
     else:
         typer.echo(_status_line(result))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from tidings.campaigns.models import CampaignKind
 
@@ -15,6 +15,22 @@ class VariantCreate(BaseModel):
 
     template: str = Field(min_length=1, description="Message template, e.g. '{surname}，...'")
     weight: int = Field(1, ge=1, description="Share of the audience, relative to the others.")
+
+
+class CouponOffer(BaseModel):
+    """A coupon each planned member gets, with a code of their own shown by {coupon}: a value
+    off (cents) or a percentage off, a minimum spend and the days it stays valid."""
+
+    value_cents: int | None = Field(None, gt=0, description="Cents off, e.g. 1000 (10 yuan).")
+    discount_percent: int | None = Field(None, ge=1, le=100, description="Percent off.")
+    min_spend_cents: int = Field(0, ge=0, description="Least an order must be, in cents.")
+    valid_days: int | None = Field(30, ge=1, description="Days valid from planning (None: ever).")
+
+    @model_validator(mode="after")
+    def _one_discount(self) -> CouponOffer:
+        if (self.value_cents is None) == (self.discount_percent is None):
+            raise ValueError("give the coupon either value_cents or discount_percent, not both")
+        return self
 
 
 class CampaignCreate(BaseModel):
@@ -34,7 +50,15 @@ class CampaignCreate(BaseModel):
     gates: dict[str, float] | None = Field(
         None, description="Override gates: delivery_min, opt_out_max, complaint_max, ..."
     )
+    promote_winner: bool = Field(
+        False,
+        description="When a rollout stage is released and a variant beats the control on"
+        " orders (p < 0.05), send the later stages with that variant.",
+    )
     coupon: str | None = Field(None, description="A coupon code for {coupon} (same for all).")
+    coupon_offer: CouponOffer | None = Field(
+        None, description="A coupon per member for {coupon}, issued when the campaign is planned."
+    )
     link: str | None = Field(
         None,
         description="The campaign's URL: {link} shows each member a short link of their own"
@@ -45,6 +69,12 @@ class CampaignCreate(BaseModel):
     utm_campaign: str | None = Field(
         None, max_length=100, description="Default: the campaign's id."
     )
+
+    @model_validator(mode="after")
+    def _one_coupon(self) -> CampaignCreate:
+        if self.coupon is not None and self.coupon_offer is not None:
+            raise ValueError("give one fixed coupon code or a coupon offer, not both")
+        return self
 
 
 class CampaignCreated(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,6 +49,8 @@ from tidings.content.template import TemplateError, prepare_template
 from tidings.dispatch import service as dispatch
 from tidings.dispatch.models import Message, MessageState
 from tidings.dispatch.service import CampaignNotFound, CampaignStateError
+from tidings.loyalty import offers
+from tidings.loyalty.offers import coupon_column
 from tidings.policy.rules import PolicyRules
 from tidings.providers.templates import approval_missing
 from tidings.segments.audience import local_today
@@ -133,7 +136,9 @@ def create(*, db_session: Session, spec: CampaignCreate, now: datetime | None = 
     except TargetError as error:
         raise CampaignError(str(error)) from None
     columns = template_columns(
-        coupon=spec.coupon is not None, link=spec.link is not None, expires=expires is not None
+        coupon=spec.coupon is not None or spec.coupon_offer is not None,
+        link=spec.link is not None,
+        expires=expires is not None,
     )
     for index, variant in enumerate(spec.variants):
         try:
@@ -141,6 +146,8 @@ def create(*, db_session: Session, spec: CampaignCreate, now: datetime | None = 
         except TemplateError as error:
             raise CampaignError(f"variant {VARIANT_NAMES[index]}: {error}") from None
     gates = Gates.from_json(spec.gates) if spec.gates else Gates()
+    if spec.promote_winner:
+        gates = replace(gates, promote_winner=True)
     campaign = Campaign(
         name=spec.name,
         kind=spec.kind,
@@ -157,7 +164,7 @@ def create(*, db_session: Session, spec: CampaignCreate, now: datetime | None = 
         rollout_stages=_check_rollout(list(spec.rollout)),
         rollout_stage=0,
         gates=gates.as_json(),
-        coupon={"code": spec.coupon} if spec.coupon else None,
+        coupon=coupon_column(spec),
         links=links,
     )
     db_session.add(campaign)
@@ -260,6 +267,16 @@ def plan(
             audience=audience,
             now=now,
         )
+        terms = offers.terms_of(campaign.coupon)
+        if terms is not None:
+            offers.issue_for_plan(
+                db_session=db_session,
+                campaign_id=campaign_id,
+                terms=terms,
+                plan=frame,
+                codes=audience.select("member_id", "coupon"),
+                now=now,
+            )
     summary = summarise(frame, audience=audience.height)
     campaign.plan_summary = summary
     campaign.planned_at = now

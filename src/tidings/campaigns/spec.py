@@ -13,6 +13,7 @@ from tidings.campaigns.schedule import Schedule
 from tidings.config import Settings, get_settings
 from tidings.content.length import MAINLAND, STANDARD, CountingScheme
 from tidings.content.template import AUDIENCE_COLUMNS, prepare_template
+from tidings.loyalty.offers import campaign_codes
 from tidings.providers.base import UnknownProvider, get_provider
 from tidings.segments.fields import FIELD_LIST
 from tidings.tracking.links import link_urls
@@ -86,7 +87,12 @@ def campaign_fields(audience: pl.DataFrame, campaign: Campaign, timezone: str) -
     """
     extra: dict[str, pl.Expr] = {}
     if campaign.coupon:
-        extra["coupon"] = pl.lit(str(campaign.coupon.get("code", "")))
+        # An offer gives each member a code of their own (issued when the plan is written).
+        extra["coupon"] = (
+            pl.lit(campaign_codes(audience["member_id"], campaign_id=campaign.id))
+            if "offer" in campaign.coupon
+            else pl.lit(str(campaign.coupon.get("code", "")))
+        )
     if campaign.links:
         # Each member's own short link to the campaign's URL (tracking.links).
         urls = link_urls(audience, campaign_id=campaign.id, settings=get_settings())

@@ -92,6 +92,31 @@ def opening_lots(members: pl.DataFrame, *, now: datetime, expiry_months: int) ->
     )
 
 
+def adjustments(
+    imported: pl.DataFrame, balances: pl.DataFrame, *, now: datetime, expiry_months: int
+) -> pl.DataFrame:
+    """ADJUSTMENT entries taking each member's ledger `balance` to the `points` a member file
+    gave (below zero counts as zero): a lot when points are added, a spend when taken."""
+    moment = pl.lit(now, dtype=UTC_TIME)
+    change = pl.col("points").clip(lower_bound=0) - pl.col("balance").fill_null(0)
+    return (
+        imported.join(balances, on="member_id", how="left")
+        .with_columns(change.alias("points"))
+        .filter(pl.col("points") != 0)
+        .select(
+            "member_id",
+            pl.lit(LotKind.ADJUSTMENT.value).alias("kind"),
+            "points",
+            pl.col("points").clip(lower_bound=0).alias("remaining"),
+            pl.lit(None, dtype=pl.Int64).alias("order_id"),
+            moment.alias("occurred_at"),
+            pl.when(pl.col("points") > 0)
+            .then(expiry_of(moment, expiry_months))
+            .alias("expires_at"),
+        )
+    )
+
+
 def draw_lots(lots: pl.DataFrame, wanted: pl.DataFrame) -> pl.DataFrame:
     """Which lots pay for each member's `points` (`wanted`: member_id, points), the lots
     that expire first (then the oldest) first. `lots`: id, member_id, remaining, expires_at.

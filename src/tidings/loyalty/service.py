@@ -102,13 +102,35 @@ def open_ledgers(*, db_session: Session, now: datetime, member_ids: pl.Series | 
 
 
 def settle_imported_balances(*, db_session: Session, member_ids: pl.Series, now: datetime) -> None:
-    """After members were imported: a balance without a ledger opens one; a member with a
-    ledger keeps the ledger's balance, whatever the file said."""
+    """After members were imported: a balance without a ledger opens one; a balance that
+    differs from the member's ledger is recorded as an ADJUSTMENT (a lot when it adds, lots
+    drawn expiring first when it takes), so the ledger and members.points agree."""
     open_ledgers(db_session=db_session, now=now, member_ids=member_ids)
-    BulkStore(db_session).execute(
+    store = BulkStore(db_session)
+    lots = store.frame(
+        "SELECT l.id, l.member_id, l.remaining, l.expires_at FROM points_lots l"
+        " JOIN loyalty_members k ON k.member_id = l.member_id WHERE l.remaining > 0",
+        schema=LOT_SCHEMA,
+    )
+    imported = store.frame(
+        "SELECT m.id, m.points FROM members m JOIN loyalty_members k ON k.member_id = m.id"
+        " WHERE EXISTS (SELECT 1 FROM points_lots l WHERE l.member_id = m.id)",
+        schema={"member_id": pl.Int64, "points": pl.Int64},
+    )
+    balances = lots.group_by("member_id").agg(pl.col("remaining").sum().alias("balance"))
+    months = get_settings().points_expiry_months
+    changes = points.adjustments(imported, balances, now=now, expiry_months=months)
+    if changes.height == 0:
+        return
+    taken = changes.filter(pl.col("points") < 0).select("member_id", -pl.col("points"))
+    drawn = points.draw_lots(lots, taken)
+    store.execute_rows(
+        "UPDATE points_lots SET remaining = remaining - ? WHERE id = ?", drawn.select("drawn", "id")
+    )
+    _insert_lots(store, changes, now=now, note="imported balance changed")
+    store.execute(
         "UPDATE members SET points = (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lots l"
         " WHERE l.member_id = members.id) WHERE id IN (SELECT member_id FROM loyalty_members)"
-        " AND EXISTS (SELECT 1 FROM points_lots l WHERE l.member_id = members.id)"
     )
 
 
