@@ -161,3 +161,21 @@ def order_line(member_id: int, order_id: str, moment: datetime, amount: str = "8
         "member_code": f"M{member_id}",
         "store_code": "SH01",
     }
+
+
+def add_order(
+    engine: Engine, member_id: int, moment: datetime, *, amount_cents: int = 5000
+) -> None:
+    """Writes an order of a member at `moment` (no lines, no points)."""
+    from tidings.orders.models import Order
+
+    with session_scope(engine) as session:
+        count = session.execute(text("SELECT COUNT(*) FROM orders")).scalar_one()
+        session.add(
+            Order(
+                external_id=f"SO-{count + 1}",
+                member_id=member_id,
+                ordered_at=moment,
+                amount_cents=amount_cents,
+            )
+        )

@@ -66,10 +66,9 @@ BUILTINS: tuple[Builtin, ...] = (
         key="first_order",
         reacts=Reacts.DATE,
         summary="Follow-up N days after a member's first order.",
-        template="{surname|亲爱的会员}，感谢您在{first_store|我们门店}的第一次购物！"
+        template="{surname|亲爱的会员}，感谢您在{store|我们门店}的第一次购物！"
         "购物体验如何？欢迎回复1-5为我们打分。",
         config={"days_after": 3, "window_days": 2},
-        columns=("first_store",),
     ),
     Builtin(
         key="winback",
