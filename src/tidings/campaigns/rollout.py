@@ -20,6 +20,7 @@ import polars as pl
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from tidings.campaigns import promote
 from tidings.campaigns.models import Campaign, CampaignStatus
 from tidings.campaigns.sources import phone_hashes
 from tidings.dispatch import service as dispatch
@@ -47,6 +48,7 @@ class Gates:
     complaint_max: float = 0.001  # complaints per delivered message
     min_receipts: int = 200  # receipts enough to judge a stage ...
     wait_seconds: float = 600.0  # ... or the time after which whatever is in is judged
+    promote_winner: bool = False  # later stages go with a variant that beats the control
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Gates:
@@ -267,6 +269,8 @@ def advance(db_session: Session, campaign: Campaign, *, now: datetime) -> str | 
         reason = f"rollout {describe_stage(campaign)} failed its health gates: " + "; ".join(found)
         dispatch.pause(db_session=db_session, campaign_id=campaign.id, reason=reason)
         return "paused"
+    if gates.promote_winner:
+        promote.promote_winner(db_session=db_session, campaign=campaign, now=now)
     release_next_stage(db_session, campaign, now=now)
     return "released"
 
