@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from tidings import __version__
 from tidings.campaigns.api import router as campaigns_router
+from tidings.config import get_settings
 from tidings.http import install_problem_handlers, require_api_key
 from tidings.inbound.api import router as inbound_router
 from tidings.inbound.hooks import install_log_redaction
@@ -17,6 +18,7 @@ from tidings.migrate import ready_engine
 from tidings.orders.api import router as orders_router
 from tidings.reports.api import router as reports_router
 from tidings.segments.api import router as segments_router
+from tidings.tracking.redirect import install_short_links
 from tidings.triggers.api import router as triggers_router
 
 
@@ -47,5 +49,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(protected)
     # Provider callbacks carry no API key: each is checked by its signature or secret.
     app.include_router(hooks_router)
+    # Short links carry no key either; their route goes first, as the busiest.
+    install_short_links(app, get_settings())
     install_log_redaction()
     return app

@@ -20,6 +20,7 @@ from tidings.policy.cli import policy_app
 from tidings.profiles.cli import model_app, profiles_app
 from tidings.reports.cli import report_app
 from tidings.segments.cli import segment_app
+from tidings.tracking.cli import links_app
 from tidings.triggers.cli import trigger_app
 
 app = typer.Typer(
@@ -55,6 +56,7 @@ app.add_typer(points_app, name="points")
 app.add_typer(coupon_app, name="coupon")
 app.add_typer(report_app, name="report")
 app.add_typer(trigger_app, name="trigger")
+app.add_typer(links_app, name="links")
 app.command("worker")(worker_command)
 
 

@@ -116,7 +116,12 @@ def create(
     coupon_valid_days: int = typer.Option(
         30, "--coupon-valid-days", help="Days the coupon stays valid from planning."
     ),
-    link: str = typer.Option(None, "--link", help="A link for {link}."),
+    link: str = typer.Option(
+        None, "--link", help="The URL {link} leads to, as each member's own short link."
+    ),
+    utm_medium: str = typer.Option(None, "--utm-medium", help="utm_medium (default: setting)."),
+    utm_campaign: str = typer.Option(None, "--utm-campaign", help="utm_campaign (default: id)."),
+    no_utm: bool = typer.Option(False, "--no-utm", help="Add no UTM parameters to the link."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Creates a draft campaign: its audience, variants, holdout, schedule and rollout."""
@@ -154,6 +159,9 @@ def create(
             coupon=coupon,
             coupon_offer=offer,
             link=link,
+            link_utm=not no_utm,
+            utm_medium=utm_medium,
+            utm_campaign=utm_campaign,
         )
     except ValidationError as error:
             promote_winner=promote_winner,

@@ -1,5 +1,5 @@
-"""A member's timeline: orders, messages sent, replies and tickets in one list, newest first,
-so whoever looks up a member sees the whole conversation (and what came of it)."""
+"""A member's timeline: orders, messages sent, replies, tickets and clicks in one list, newest
+first, so whoever looks up a member sees the whole conversation (and what came of it)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from tidings.dispatch.models import Message
 from tidings.inbound.models import Reply, Ticket
 from tidings.orders.models import Order
+from tidings.tracking.service import member_clicks
 
 DEFAULT_LIMIT = 50  # entries, enough for a screen
 
@@ -109,20 +110,36 @@ def _tickets(db_session: Session, member_id: int, limit: int) -> list[dict[str, 
     ]
 
 
+def _clicks(db_session: Session, member_id: int, limit: int) -> list[dict[str, Any]]:
+    return [
+        _entry(
+            click.pop("at"),
+            "click",
+            f"opened the link of campaign {click['campaign_id']}"
+            if click["robot"] is None
+            else f"link fetched by a robot ({click['robot']}), not the member",
+            **click,
+        )
+        for click in member_clicks(db_session=db_session, member_id=member_id, limit=limit)
+    ]
+
+
 # Within one moment a member's reply comes before what it caused: the automatic answer
 # (queued at the same instant) and the ticket it opened.
-_KIND_ORDER = {"order": 0, "reply": 1, "message": 2, "ticket": 3}
+_KIND_ORDER = {"order": 0, "reply": 1, "message": 2, "ticket": 3, "click": 4}
 
 
 def member_timeline(
     *, db_session: Session, member_id: int, limit: int = DEFAULT_LIMIT
 ) -> list[dict[str, Any]]:
-    """Gets a member's orders, messages, replies and tickets, newest first, at most `limit`."""
+    """Gets a member's orders, messages, replies, tickets and clicks, newest first, at most
+    `limit`."""
     entries = [
         *_orders(db_session, member_id, limit),
         *_messages(db_session, member_id, limit),
         *_replies(db_session, member_id, limit),
         *_tickets(db_session, member_id, limit),
+        *_clicks(db_session, member_id, limit),
     ]
     entries.sort(
         key=lambda entry: (datetime.fromisoformat(entry["at"]), _KIND_ORDER[entry["kind"]]),
