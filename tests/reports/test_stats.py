@@ -211,3 +211,12 @@ def test_lift_verdicts() -> None:
     assert no_holdout["verdict"] == "no holdout: lift cannot be measured"
     assert no_holdout["conversion_difference"] is None
     assert no_holdout["treated"]["members"] == 500
+
+
+@pytest.mark.parametrize(("count", "size"), [(0, 3), (0, 1000), (3, 3), (17, 17)])
+def test_a_rate_of_none_or_all_has_its_bound_exactly_at_the_edge(count: int, size: int) -> None:
+    arms = _arms(("A", size, count, count), ("B", size, count, count))
+    rate = ab_summary(arms, control="A")[0]["converted"]["rate"]
+    low, high = proportion_confint(count, size, method="wilson")
+    assert (rate["low"], rate["high"]) == pytest.approx((low, high))
+    assert rate["low"] <= rate["value"] <= rate["high"]

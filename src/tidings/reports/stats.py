@@ -67,7 +67,10 @@ def wilson(successes: int, trials: int) -> Interval:
     denominator = trials + z * z
     centre = (successes + z * z / 2) / denominator
     spread = z / denominator * math.sqrt(successes * (trials - successes) / trials + z * z / 4)
-    return Interval(rate, max(0.0, centre - spread), min(1.0, centre + spread))
+    # At 0 or all successes a bound is exactly 0 or 1; the float sum can miss it by 1e-17.
+    low = 0.0 if successes <= 0 else max(0.0, centre - spread)
+    high = 1.0 if successes >= trials else min(1.0, centre + spread)
+    return Interval(rate, low, high)
 
 
 def rate_difference(successes: int, trials: int, base_successes: int, base_trials: int) -> Interval:
