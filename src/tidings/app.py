@@ -1,4 +1,4 @@
-"""The FastAPI application: mounts every domain's router under /api/v1."""
+"""The FastAPI application: mounts every domain's router under /api/v1 and the console at /."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from tidings.triggers.api import router as triggers_router
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
+from tidings.web.console import mount_console
     """Builds the application on `engine` (default: the configured store, migrated)."""
     app = FastAPI(title="tidings", version=__version__, docs_url="/docs")
     app.state.engine = engine or ready_engine()
@@ -53,3 +54,5 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     install_short_links(app, get_settings())
     install_log_redaction()
     return app
+    # The web console at /, after every other route so that none of them is shadowed.
+    mount_console(app, get_settings())
