@@ -179,3 +179,12 @@ def add_order(
                 amount_cents=amount_cents,
             )
         )
+
+
+def add_profile(engine: Engine, member_id: int, **fields: Any) -> None:
+    """Writes a member's profile with the given fields (the rest at their defaults)."""
+    from tidings.profiles.models import Profile
+
+    with session_scope(engine) as session:
+        values = {"as_of": date(2026, 6, 1), "lifecycle_stage": "active", **fields}
+        session.add(Profile(member_id=member_id, **values))

@@ -80,6 +80,43 @@ BUILTINS: tuple[Builtin, ...] = (
         expiry_minutes=3 * MINUTES_PER_DAY,
     ),
     Builtin(
+        key="replenishment",
+        reacts=Reacts.DATE,
+        summary="Reminder N days before a member runs out of a staple they buy, naming it.",
+        template="{surname|亲爱的会员}，您常买的{product}预计{run_out_on}用完，记得及时补货哦。",
+        config={"days_before": 5},
+        columns=("product", "run_out_on"),
+        offer_type="replenishment",
+    ),
+    Builtin(
+        key="points_expiring",
+        reacts=Reacts.DATE,
+        summary="Reminder of points that expire in the next N days.",
+        template="{surname|亲爱的会员}，您有{points_expiring:,}积分将于{points_expiry_date}到期，"
+        "快来兑换好礼吧。",
+        config={"days_ahead": 15},
+        columns=("points_expiring", "points_expiry_date"),
+    ),
+    Builtin(
+        key="tier_change",
+        reacts=Reacts.DATE,
+        summary="Congratulations on moving up a tier (within window_days of the change).",
+        template="{surname|亲爱的会员}，恭喜您升级为{tier}！专属权益已为您开通，感谢您的支持。",
+        config={"window_days": 3},
+    ),
+    Builtin(
+        key="holiday_warmup",
+        reacts=Reacts.DATE,
+        summary="Warm-up N days before a public holiday, to a segment (its condition).",
+        template="{surname|亲爱的会员}，{holiday}假期（{holiday_on}起）将至，"
+        "节前到店备货享会员专属优惠。",
+        config={"days_before": 7},
+        columns=("holiday", "holiday_on"),
+        enabled=False,
+        offer_type="holiday",
+        expiry_minutes=2 * MINUTES_PER_DAY,
+    ),
+    Builtin(
         key="cart_abandoned",
         reacts=Reacts.EVENT,
         summary="Cart reminders 1 h and 24 h after a cart event without an order; none after 48 h.",

@@ -105,11 +105,12 @@ class FiringSpec:
     offer_type: str | None = None
     condition: Rule | None = None
     exit_condition: Rule | None = None
+    provided: tuple[str, ...] = ()  # template fields each occasion brings (not the audience)
 
     def fields(self) -> set[str]:
-        """The audience fields its template and conditions read, with the policy's."""
+        """The audience fields its template reads, with the policy's."""
         used = {column for p in self.template.placeholders for column in p.columns}
-        return {*MEMBER_NEEDS, *(name for name in used if name in FIELDS)}
+        return {*MEMBER_NEEDS, *(n for n in used if n in FIELDS and n not in self.provided)}
 
 
 @dataclass
@@ -370,8 +371,9 @@ def fire(
     if members is None:
         ids = fresh["member_id"].unique().to_list()
         members = member_frame(engine, member_ids=ids, fields=spec.fields(), today=today)
+    # What an occasion brings (a birthday's date, points expiring) wins over the audience's.
     overlap = [name for name in fresh.columns if name in members.columns and name != "member_id"]
-    frame = fresh.drop(overlap).join(members, on="member_id", how="inner", maintain_order="left")
+    frame = fresh.join(members.drop(overlap), on="member_id", how="inner", maintain_order="left")
     frame = _conditioned(engine, db_session, spec, frame, today)
     if frame.height == 0:
         return fired

@@ -13,15 +13,16 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import polars as pl
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from tidings.config import get_settings
-from tidings.db import read_frame, session_scope
-from tidings.triggers import dates, service
+from tidings.db import read_frame, session_scope, utc_text
+from tidings.loyalty import points
+from tidings.triggers import dates, lifecycle, service
 from tidings.triggers.catalogue import Reacts, builtin
 from tidings.triggers.firing import Fired, FiringSpec, fire, member_frame
 from tidings.triggers.models import Trigger
@@ -118,10 +119,86 @@ def _winback(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Oc
     return found, None
 
 
+def _time_literal(engine: Engine, moment: datetime) -> str:
+    """A time as the store compares it in SQL text (SQLite keeps UTC text)."""
+    return utc_text(moment) if engine.dialect.name == "sqlite" else moment.isoformat()
+
+
+def _replenishment(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Occasions:
+    days = int(service.setting(trigger, "days_before"))
+    last = day.today + timedelta(days=days)
+    profiles = read_frame(
+        engine,
+        "SELECT member_id, next_run_out_on, CAST(replenishment AS TEXT) AS replenishment"
+        f" FROM profiles WHERE next_run_out_on >= '{day.today.isoformat()}'"
+        f" AND next_run_out_on <= '{last.isoformat()}'",
+        schema={"member_id": pl.Int64, "next_run_out_on": pl.Date, "replenishment": pl.String},
+    )
+    products = read_frame(
+        engine,
+        "SELECT sku, name AS product_name FROM products",
+        schema={"sku": pl.String, "product_name": pl.String},
+    )
+    found = lifecycle.replenishment_occasions(profiles, products, today=day.today, days_before=days)
+    return found, None
+
+
+def _points_expiring(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Occasions:
+    days = int(service.setting(trigger, "days_ahead"))
+    since = _time_literal(engine, day.now)
+    until = _time_literal(engine, day.now + timedelta(days=days))
+    lots = read_frame(
+        engine,
+        "SELECT member_id, remaining, expires_at FROM points_lots WHERE remaining > 0"
+        f" AND expires_at > '{since}' AND expires_at <= '{until}'",
+        schema={"member_id": pl.Int64, "remaining": pl.Int64, "expires_at": UTC_TIME},
+    )
+    expiring = points.expiring_soon(lots, now=day.now, days=days, timezone=day.timezone)
+    return lifecycle.points_occasions(expiring), None
+
+
+def _tier_change(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Occasions:
+    window = int(service.setting(trigger, "window_days"))
+    since = day.today - timedelta(days=window)
+    profiles = read_frame(
+        engine,
+        "SELECT member_id, tier, previous_tier, tier_changed_at FROM profiles"
+        f" WHERE tier_changed_at >= '{since.isoformat()}'",
+        schema={
+            "member_id": pl.Int64,
+            "tier": pl.String,
+            "previous_tier": pl.String,
+            "tier_changed_at": pl.Date,
+        },
+    )
+    return lifecycle.tier_up_occasions(profiles, today=day.today, window_days=window), None
+
+
+def _holiday_warmup(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Occasions:
+    coming = lifecycle.next_holiday(
+        day.today, days_before=int(service.setting(trigger, "days_before"))
+    )
+    members = member_frame(engine, member_ids=None, fields=spec.fields(), today=day.today)
+    if coming is None:
+        return members.select("member_id", key=pl.lit("")).clear(), None
+    name, first_day = coming
+    found = members.select(
+        "member_id",
+        key=pl.lit(f"holiday:{first_day:%Y%m%d}"),
+        holiday=pl.lit(name),
+        holiday_on=pl.lit(first_day),
+    )
+    return found, members
+
+
 DATE_TRIGGERS: dict[str, Callable[[Engine, Trigger, FiringSpec, Day], Occasions]] = {
     "birthday": _birthday,
     "first_order": _first_order,
     "winback": _winback,
+    "replenishment": _replenishment,
+    "points_expiring": _points_expiring,
+    "tier_change": _tier_change,
+    "holiday_warmup": _holiday_warmup,
 }
 
 

@@ -140,10 +140,15 @@ def update(*, db_session: Session, ref: str | int, changes: dict[str, Any]) -> T
     return trigger
 
 
+def own_columns(trigger: Trigger) -> tuple[str, ...]:
+    """The fields each of a trigger's occasions brings for its template."""
+    item = builtin(trigger.kind)
+    return item.columns if item else CUSTOM_COLUMNS
+
+
 def template_columns(trigger: Trigger) -> list[str]:
     """The fields a trigger's template may show: the audience's and the trigger's own."""
-    item = builtin(trigger.kind)
-    own = item.columns if item else CUSTOM_COLUMNS
+    own = own_columns(trigger)
     columns = [field.name for field in FIELD_LIST] + list(AUDIENCE_COLUMNS) + list(own)
     return list(dict.fromkeys(columns))
 
@@ -180,6 +185,7 @@ def spec_of(trigger: Trigger) -> FiringSpec:
         offer_type=trigger.offer_type,
         condition=_rule(trigger, trigger.condition, "condition"),
         exit_condition=_rule(trigger, trigger.exit_condition, "exit condition"),
+        provided=own_columns(trigger),
     )
 
 
