@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from tidings import clock
 from tidings.config import get_settings
 from tidings.db import read_frame
+from tidings.loyalty.points import expiring_soon
 from tidings.orders.frames import ORDER_LINE_COLUMNS, order_lines
 from tidings.profiles.models import Profile
 from tidings.segments.fields import (
@@ -75,6 +76,14 @@ FIELD_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "store_type": (("members", "store_id"), ("stores", "type")),
     "main_store_code": (("profiles", "main_store_id"), ("stores", "code")),
     "consent": tuple(("consent_events", column) for column in CONSENT_COLUMNS),
+    "points_balance": (("members", "points"),),
+    "points_expiring": (("points_lots", "remaining"), ("points_lots", "expires_at")),
+    "points_expiry_date": (("points_lots", "remaining"), ("points_lots", "expires_at")),
+}
+POINTS_COLUMNS: dict[str, Any] = {
+    "member_id": pl.Int64,
+    "points_expiring": pl.Int64,
+    "points_expiry_date": pl.Date,
 }
 PROFILE_DEFAULTS: dict[str, Any] = {
     "orders_total": 0,
@@ -101,8 +110,11 @@ def audience_frame(
     profiles: pl.DataFrame,
     consent: pl.DataFrame,
     today: date | None = None,
+    points: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Joins the tables into one row per member holding every field, ordered by member_id.
+
+    `points` holds each member's points expiring soon (`tidings.loyalty.points.expiring_soon`).
 
     Members without a profile get zero orders and spend and lifecycle 'never'; erased
     members are left out. Tags may come as lists or as JSON text.
@@ -125,7 +137,9 @@ def audience_frame(
         .join(_profiles(profiles).lazy(), on="member_id", how="left")
         .join(main_stores.lazy(), on="main_store_id", how="left")
         .join(_consent(consent).lazy(), on="member_id", how="left")
+        .join(_with_columns(_points(points), POINTS_COLUMNS).lazy(), on="member_id", how="left")
         .with_columns(
+            pl.col("points_expiring").fill_null(0),
             pl.coalesce("profile_tier", "member_tier").alias("tier"),
             pl.concat_list(
                 pl.col("member_tags").fill_null(_EMPTY_TAGS),
@@ -203,6 +217,7 @@ def _members(members: pl.DataFrame, today: date) -> pl.DataFrame:
         "store_id",
         pl.col("tier").alias("member_tier"),
         pl.col("points").fill_null(0),
+        pl.col("points").fill_null(0).alias("points_balance"),
         "registered_at",
         "member_tags",
     )
@@ -225,6 +240,27 @@ def _profiles(profiles: pl.DataFrame) -> pl.DataFrame:
     )
     names = ["member_id", "main_store_id", *(n for n in wanted if n != "tier")]
     return frame.select(*names, pl.col("tier").alias("profile_tier"), "profile_tags")
+
+
+def _points(points: pl.DataFrame | None) -> pl.DataFrame:
+    return pl.DataFrame(schema=POINTS_COLUMNS) if points is None else points
+
+
+def _expiring_points(engine: Engine, where: str) -> pl.DataFrame:
+    """Each member's points expiring within TIDINGS_POINTS_EXPIRING_DAYS, from the ledger."""
+    settings = get_settings()
+    lots = _read_table(
+        engine,
+        "points_lots",
+        {"member_id": pl.Int64, "remaining": pl.Int64, "expires_at": UTC_TIME},
+        where=f"remaining > 0 AND expires_at IS NOT NULL AND {where}",
+    )
+    return expiring_soon(
+        lots,
+        now=clock.now(),
+        days=settings.points_expiring_days,
+        timezone=settings.default_timezone,
+    )
 
 
 def _consent(consent: pl.DataFrame) -> pl.DataFrame:
@@ -273,8 +309,16 @@ def load_audience(
     consent = read(
         "consent_events", CONSENT_COLUMNS, f"topic = 'marketing' AND {among('member_id')}"
     )
+    points = None
+    if wanted is None or "points_lots" in wanted:
+        points = _expiring_points(engine, among("member_id"))
     frame = audience_frame(
-        members=members, stores=stores, profiles=profiles, consent=consent, today=today
+        members=members,
+        stores=stores,
+        profiles=profiles,
+        consent=consent,
+        today=today,
+        points=points,
     )
     return frame if fields is None else frame.select(field_order(fields))
 

@@ -58,7 +58,7 @@ class Field:
 
     name: str
     type: FieldType
-    source: str  # members, stores, profiles, consent or derived
+    source: str  # members, stores, profiles, consent, points (the ledger) or derived
     zh: str
     en: str
 
@@ -85,6 +85,17 @@ FIELD_LIST: tuple[Field, ...] = (
     _field("city", T, "stores", "城市", "City of the member's home store"),
     _field("store_type", T, "stores", "门店类型", "Type of the home store (社区店, 商场店, ...)"),
     _field("points", INT, "members", "积分", "Points balance"),
+    _field("points_balance", INT, "members", "积分余额", "Points balance (the ledger's)"),
+    _field(
+        "points_expiring",
+        INT,
+        "points",
+        "即将过期积分",
+        "Points expiring within TIDINGS_POINTS_EXPIRING_DAYS (default 30)",
+    ),
+    _field(
+        "points_expiry_date", D, "points", "积分过期日", "First day some of those points expire"
+    ),
     _field("registered_at", DT, "members", "注册时间", "When the member joined"),
     _field("consent", B, "consent", "营销短信授权", "Latest marketing consent is an opt-in"),
     _field("tags", L, "derived", "标签（手工与计算）", "Tags: manual ones and computed ones"),

@@ -1,7 +1,7 @@
 """Snapshots of the audience and of the order lines, kept in memory per store.
 
 A count on every keystroke only filters columns already in memory; a snapshot is read again
-when members, profiles, consent or orders changed (a cheap fingerprint query tells), and is
+when members, profiles, consent, points or orders changed (a cheap fingerprint query tells), and is
 trusted without asking for `RECHECK_INTERVAL` seconds.
 """
 
@@ -43,7 +43,8 @@ _AUDIENCE_FINGERPRINT = text(
     "SELECT (SELECT count(*) FROM members), (SELECT max(updated_at) FROM members),"
     " (SELECT count(*) FROM profiles), (SELECT max(computed_at) FROM profiles),"
     " (SELECT count(*) FROM consent_events), (SELECT max(id) FROM consent_events),"
-    " (SELECT count(*) FROM stores), (SELECT max(id) FROM stores)"
+    " (SELECT count(*) FROM stores), (SELECT max(id) FROM stores),"
+    " (SELECT max(id) FROM points_lots)"  # every change of the points ledger adds an entry
 )
 _ORDER_LINES_FINGERPRINT = text(
     "SELECT (SELECT count(*) FROM order_items), (SELECT max(id) FROM order_items),"
