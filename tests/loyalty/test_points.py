@@ -3,6 +3,7 @@ that expire first; expiry writes off what is left; an imported balance becomes o
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,8 +13,9 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from tidings import clock
-from tidings.config import get_settings
+from tidings.config import Settings, get_settings
 from tidings.db import session_scope
+from tidings.dispatch.worker import Worker
 from tidings.loyalty import service
 from tidings.loyalty.models import Coupon, LotKind, PointsLot
 from tidings.loyalty.points import PointsSettingError, parse_rates
@@ -219,3 +221,16 @@ def test_rates_are_read_with_a_clear_error() -> None:
     assert parse_rates("gold=2; silver=1.5") == {"gold": 2.0, "silver": 1.5, "default": 1.0}
     with pytest.raises(PointsSettingError, match="'gold' is not tier=rate"):
         parse_rates("default=1;gold")
+
+
+def test_the_worker_writes_off_expired_points_on_its_first_round(engine: Engine) -> None:
+    member_id = _member(engine)
+    _lots(engine, member_id, (60, datetime.now(UTC) - timedelta(days=1)))
+    settings = Settings(database_url=engine.url.render_as_string(hide_password=False))
+    asyncio.run(Worker(engine, settings=settings).run(once=True))
+    with engine.connect() as connection:
+        entry = connection.execute(
+            text("SELECT points FROM points_lots WHERE kind = 'expiry'")
+        ).scalar_one()
+        balance = connection.scalar(text("SELECT points FROM members"))
+    assert (entry, balance) == (-60, 0)

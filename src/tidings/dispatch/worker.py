@@ -36,6 +36,7 @@ from tidings.dispatch.sendwindow import DailyWindow, next_allowed
 from tidings.dispatch.throttle import ProviderThrottle
 from tidings.inbound import service as inbound
 from tidings.inbound import tickets
+from tidings.loyalty import service as points
 from tidings.providers.base import (
     OutgoingMessage,
     ProviderUnavailable,
@@ -54,6 +55,7 @@ IDLE_POLL = 0.2  # seconds between claims when nothing is due
 HOUSEKEEPING_INTERVAL = 0.2  # seconds between receipt polls
 ROLLOUT_INTERVAL = 1.0  # seconds between checks of campaigns' rollout gates
 BREACH_INTERVAL = 30.0  # seconds between flags of tickets past their first-response deadline
+POINTS_EXPIRY_INTERVAL = 86_400.0  # seconds between write-offs of expired points (daily)
 UNKNOWN_PROVIDER_CODE = "unknown_provider"
 
 
@@ -358,6 +360,7 @@ class Worker:
         last_health: datetime | None = None
         health_every = self.settings.health_check_minutes * 60
         last_credit = clock.now()
+        last_expiry: datetime | None = None  # on the first round too: a restart catches up
         while not self._stop.is_set():
             await self._pause(HOUSEKEEPING_INTERVAL)
             await self._poll_receipts()
@@ -380,6 +383,9 @@ class Worker:
                 # Off the loop too: crediting reads the recent orders in bulk.
                 await asyncio.to_thread(self._attribute_orders, now)
                 last_credit = now
+            if last_expiry is None or (now - last_expiry).total_seconds() >= POINTS_EXPIRY_INTERVAL:
+                await asyncio.to_thread(self._expire_points, now)
+                last_expiry = now
             if (now - last_reconcile).total_seconds() >= reconcile_every:
                 await self._reconcile()
                 since = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)
@@ -405,6 +411,14 @@ class Worker:
                 attribute_orders(db_session=session, now=now, settings=self.settings)
         except Exception:
             log.exception("crediting orders failed; it runs again at the next interval")
+
+    def _expire_points(self, now: datetime) -> None:
+        """Writes off what is left of points lots past their date."""
+        try:
+            with session_scope(self.engine) as session:
+                points.expire(db_session=session, now=now)
+        except Exception:
+            log.exception("expiring points failed; it runs again at the next interval")
 
     def _nothing_left(self, now: datetime) -> bool:
         """True when no message is due (or retrying soon), in flight, or awaiting a receipt."""

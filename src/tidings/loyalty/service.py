@@ -168,9 +168,12 @@ def accrue_orders(*, db_session: Session, now: datetime, first_order_id: int = 0
 def expire(*, db_session: Session, now: datetime) -> dict[str, int]:
     """Writes off what is left of lots past their date: one EXPIRY entry per member."""
     store = BulkStore(db_session)
+    # Two workers' housekeepers may run this at once: on PostgreSQL the second waits for
+    # the first's lots and then finds them empty (SQLite lets one writer at a time).
+    locked = "" if store.dialect == "sqlite" else " FOR UPDATE"
     lots = store.frame(
         "SELECT id, member_id, remaining, expires_at FROM points_lots"
-        " WHERE remaining > 0 AND expires_at <= ?",
+        " WHERE remaining > 0 AND expires_at <= ?" + locked,
         (_at(store, now),),
         schema=LOT_SCHEMA,
     )
