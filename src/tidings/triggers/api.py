@@ -18,6 +18,7 @@ from tidings.triggers.schemas import (
     LocationPing,
     Reaction,
     Trigger,
+    TriggerCreate,
     TriggerUpdate,
     WeatherAlert,
 )
@@ -52,6 +53,12 @@ def list_triggers(db_session: DbSession) -> Any:
     return [
         service.describe(t, counts.get(t.id)) for t in service.list_triggers(db_session=db_session)
     ]
+
+
+@router.post("/triggers", response_model=Trigger, status_code=201, responses=Problems)
+def create_trigger(body: TriggerCreate, db_session: DbSession) -> Any:
+    """Creates an operator's trigger on an event type or a date field."""
+    return _answer(db_session, lambda s: service.describe(service.create(db_session=s, spec=body)))
 
 
 @router.get("/triggers/{ref}", response_model=Trigger, responses=Problems)

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from tidings import clock
 from tidings.db import session_scope
 from tidings.migrate import ready_engine
 from tidings.triggers import scheduler, service
+from tidings.triggers.schemas import TriggerCreate
 
 trigger_app = typer.Typer(
     help="Lifecycle and event triggers: list, show, switch on and off, run the date ones.",
@@ -153,6 +155,56 @@ def set_command(
         _print_json(row)
     else:
         typer.echo(f"trigger {row['name']} changed")
+
+
+@trigger_app.command("create")
+def create_command(
+    name: str = typer.Argument(..., help="The trigger's name, unique."),
+    template: str = typer.Option(..., "--template", help="Its message; fields as in campaigns."),
+    event_type: str = typer.Option(
+        None, "--event-type", help="Fire on events of this kind (from POST /api/v1/events:batch)."
+    ),
+    date_field: str = typer.Option(
+        None, "--date-field", help="Fire on the day of this date field (e.g. next_run_out_on)."
+    ),
+    condition: str = typer.Option(None, "--condition", help="A segment rule members must match."),
+    exit_condition: str = typer.Option(
+        None, "--exit-condition", help="A segment rule that stops it for the members it matches."
+    ),
+    delay_minutes: int = typer.Option(
+        0, "--delay-minutes", min=0, help="Minutes after the event before the message goes."
+    ),
+    offset_days: int = typer.Option(
+        0, "--offset-days", help="Days after the date field (negative: before) it is due."
+    ),
+    expiry_minutes: int = typer.Option(
+        None, "--expiry-minutes", min=0, help="Minutes after it is due that it stops making sense."
+    ),
+    disabled: bool = typer.Option(False, "--disabled", help="Create it switched off."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Creates an operator's trigger on an event type or a date field."""
+    try:
+        spec = TriggerCreate(
+            name=name,
+            template=template,
+            event_type=event_type,
+            date_field=date_field,
+            condition=condition,
+            exit_condition=exit_condition,
+            delay_minutes=delay_minutes,
+            offset_days=offset_days,
+            expiry_minutes=expiry_minutes,
+            enabled=not disabled,
+        )
+    except ValidationError as error:
+        _fail("; ".join(str(e["msg"]) for e in error.errors()))
+    with _session() as db_session:
+        row = service.describe(service.create(db_session=db_session, spec=spec))
+    if as_json:
+        _print_json(row)
+    else:
+        typer.echo(f"trigger {row['name']} created (id {row['id']})")
 
 
 @trigger_app.command("run-once")

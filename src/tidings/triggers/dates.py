@@ -143,6 +143,26 @@ def winback_occasions(
     return pl.concat(frames)
 
 
+def date_field_occasions(
+    members: pl.DataFrame,
+    *,
+    field: str,
+    today: date,
+    offset_days: int,
+    window_days: int,
+    timezone: str,
+) -> pl.DataFrame:
+    """Members whose `field` (a date, or a time read in `timezone`) plus `offset_days` was 0 to
+    `window_days` days ago; once per value of the field."""
+    column = pl.col(field)
+    if isinstance(members.schema[field], pl.Datetime):
+        column = column.dt.convert_time_zone(timezone).dt.date()
+    since = (pl.lit(today) - column.dt.offset_by(f"{offset_days}d")).dt.total_days()
+    return members.filter(since.is_between(0, window_days)).select(
+        "member_id", key=pl.format("{}:{}", pl.lit(field), column.dt.strftime("%Y%m%d"))
+    )
+
+
 def expiry_after(now: datetime, minutes: int | None) -> datetime | None:
     """When a message fired at `now` stops making sense, or None for no limit."""
     return None if minutes is None else now + timedelta(minutes=minutes)

@@ -98,7 +98,9 @@ def custom_event_occasions(
     )
     return events.select(
         "member_id",
-        key=pl.format("{}:{}", "kind", pl.col("occurred_at").dt.strftime(STAMP)),
+        key=pl.format(
+            "{}:{}", pl.col("kind").str.slice(0, 40), pl.col("occurred_at").dt.strftime(STAMP)
+        ),
         desired_at=desired,
         expires_at=expires,
         event_at="occurred_at",

@@ -14,7 +14,8 @@ processes handle the same event.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ from tidings.segments.fields import FIELDS
 from tidings.segments.history import aggregates_used
 from tidings.segments.service import matching_ids, saved_rules
 from tidings.segments.snapshot import order_lines_snapshot
-from tidings.segments.tree import Rule
+from tidings.segments.tree import FieldRef, InSegment, Rule
 
 UTC_TIME = pl.Datetime("us", "UTC")
 OCCASION_SCHEMA: dict[str, Any] = {
@@ -107,10 +108,33 @@ class FiringSpec:
     exit_condition: Rule | None = None
     provided: tuple[str, ...] = ()  # template fields each occasion brings (not the audience)
 
-    def fields(self) -> set[str]:
-        """The audience fields its template reads, with the policy's."""
+    def fields(self) -> set[str] | None:
+        """The audience fields its template and rules read, with the policy's; None (every
+        field) when a rule names a saved segment, whose fields only the segment knows."""
         used = {column for p in self.template.placeholders for column in p.columns}
+        for rule in (self.condition, self.exit_condition):
+            names, whole = rule_fields(rule)
+            if whole:
+                return None
+            used |= names
         return {*MEMBER_NEEDS, *(n for n in used if n in FIELDS and n not in self.provided)}
+
+
+def rule_fields(rule: Rule | None) -> tuple[set[str], bool]:
+    """The fields a rule names, and whether it names a saved segment."""
+    names: set[str] = set()
+    whole = False
+    stack: list[Any] = [rule]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, FieldRef):
+            names.add(node.name)
+        whole = whole or isinstance(node, InSegment)
+        if is_dataclass(node) and not isinstance(node, type):
+            stack.extend(getattr(node, item.name) for item in dataclass_fields(node))
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return names, whole
 
 
 @dataclass
@@ -172,7 +196,11 @@ def _unfired(db_session: Session, trigger_id: int, occasions: pl.DataFrame) -> p
 
 
 def member_frame(
-    engine: Engine, *, member_ids: Collection[int] | None, fields: Collection[str], today: date
+    engine: Engine,
+    *,
+    member_ids: Collection[int] | None,
+    fields: Collection[str] | None,
+    today: date,
 ) -> pl.DataFrame:
     """The members' audience fields, own timezone (the brand's when none) and phone hash."""
     zone = get_settings().default_timezone

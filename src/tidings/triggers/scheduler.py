@@ -73,6 +73,11 @@ class Day:
 Occasions = tuple[pl.DataFrame, pl.DataFrame | None]  # occasions, and members if read already
 
 
+def _with(fields: set[str] | None, *more: str) -> set[str] | None:
+    """The fields to read plus `more` (None stays None: every field)."""
+    return None if fields is None else fields | set(more)
+
+
 def _order_dates(engine: Engine) -> pl.DataFrame:
     """Each member's first and last order time (UTC)."""
     return read_frame(
@@ -84,7 +89,7 @@ def _order_dates(engine: Engine) -> pl.DataFrame:
 
 
 def _birthday(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Occasions:
-    fields = spec.fields() | {"birthday", "birthday_is_lunar"}
+    fields = _with(spec.fields(), "birthday", "birthday_is_lunar")
     members = member_frame(engine, member_ids=None, fields=fields, today=day.today)
     found = dates.birthday_occasions(
         members,
@@ -202,6 +207,21 @@ DATE_TRIGGERS: dict[str, Callable[[Engine, Trigger, FiringSpec, Day], Occasions]
 }
 
 
+def _custom_date(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Occasions:
+    field = str(trigger.date_field)
+    fields = _with(spec.fields(), field)
+    members = member_frame(engine, member_ids=None, fields=fields, today=day.today)
+    found = dates.date_field_occasions(
+        members,
+        field=field,
+        today=day.today,
+        offset_days=int(service.setting(trigger, "offset_days") or 0),
+        window_days=int(service.setting(trigger, "window_days") or 0),
+        timezone=day.timezone,
+    )
+    return found, members
+
+
 def _is_date_trigger(trigger: Trigger) -> bool:
     item = builtin(trigger.kind)
     if item is None:
@@ -214,7 +234,7 @@ def run_trigger(db_session: Session, *, trigger: Trigger, day: Day) -> Fired:
     engine = db_session.get_bind()
     assert isinstance(engine, Engine)
     spec = service.spec_of(trigger)
-    evaluate = DATE_TRIGGERS.get(trigger.kind)
+    evaluate = _custom_date if trigger.date_field else DATE_TRIGGERS.get(trigger.kind)
     if evaluate is None:
         return Fired()
     found, members = evaluate(engine, trigger, spec, day)

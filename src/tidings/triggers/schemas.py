@@ -25,6 +25,28 @@ class TriggerUpdate(BaseModel):
     expiry_minutes: int | None = Field(None, ge=0)
 
 
+class TriggerCreate(BaseModel):
+    """An operator's trigger: an event type or a date field, a condition, a delay, a template,
+    an expiry and an exit condition."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=100, examples=["浏览未购"])
+    event_type: str | None = Field(None, max_length=50, examples=["page_view"])
+    date_field: str | None = Field(None, max_length=50, examples=["next_run_out_on"])
+    template: str = Field(
+        ..., min_length=1, examples=["{surname|亲爱的会员}，您看中的{event_item}还在等您"]
+    )
+    condition: str | None = Field(None, examples=['tier == "gold"'])
+    exit_condition: str | None = Field(None, examples=["days_since_last_order < 1"])
+    delay_minutes: int = Field(0, ge=0, description="After the event, before the message goes.")
+    offset_days: int = Field(0, description="Days after the date field (negative: before).")
+    window_days: int = Field(1, ge=0, description="Days after the due day it may still fire.")
+    expiry_minutes: int | None = Field(None, ge=0)
+    offer_type: str | None = Field(None, max_length=64)
+    enabled: bool = True
+
+
 class Trigger(BaseModel):
     """A trigger as the API shows it."""
 

@@ -16,12 +16,13 @@ from tidings import clock
 from tidings.content.template import AUDIENCE_COLUMNS, TemplateError, prepare_template
 from tidings.db import is_sqlite
 from tidings.dispatch.models import MessageKind
-from tidings.segments.fields import FIELD_LIST
+from tidings.segments.fields import FIELD_LIST, FIELDS, FieldType
 from tidings.segments.rules import parse
 from tidings.segments.tree import Rule
 from tidings.triggers.catalogue import BUILTINS, CUSTOM, Builtin, builtin
 from tidings.triggers.firing import CONTENT_KIND, FiringSpec
 from tidings.triggers.models import Trigger, TriggerFiring
+from tidings.triggers.schemas import TriggerCreate
 
 # A custom trigger's template may show the event's payload values under these names.
 CUSTOM_COLUMNS = ("event_value", "event_item")
@@ -60,6 +61,48 @@ def ensure_builtins(*, db_session: Session) -> int:
         statement = insert(Trigger).values(**values).on_conflict_do_nothing(index_elements=["name"])
         db_session.execute(statement)
     return len(missing)
+
+
+DATE_TYPES = (FieldType.DATE, FieldType.DATETIME)
+
+
+def _check_source(spec: TriggerCreate) -> None:
+    """An operator's trigger reacts to exactly one thing: an event type or a date field."""
+    if (spec.event_type is None) == (spec.date_field is None):
+        raise TriggerError("give the trigger an event type or a date field, not both")
+    if spec.date_field is not None:
+        field = FIELDS.get(spec.date_field)
+        if field is None or field.type not in DATE_TYPES:
+            dated = ", ".join(f.name for f in FIELD_LIST if f.type in DATE_TYPES)
+            raise TriggerError(f"'{spec.date_field}' is not a date field; use one of: {dated}")
+
+
+def create(*, db_session: Session, spec: TriggerCreate) -> Trigger:
+    """Creates an operator's trigger after checking its source, template and rules."""
+    ensure_builtins(db_session=db_session)
+    _check_source(spec)
+    name = spec.name.strip()
+    taken = db_session.scalars(select(Trigger.id).where(Trigger.name == name)).first()
+    if taken is not None or builtin(name) is not None:
+        raise TriggerError(f"a trigger named '{name}' exists; choose another name")
+    trigger = Trigger(
+        name=name,
+        kind=CUSTOM,
+        enabled=spec.enabled,
+        config={"offset_days": spec.offset_days, "window_days": spec.window_days},
+        template=spec.template,
+        condition=spec.condition or None,
+        exit_condition=spec.exit_condition or None,
+        event_type=spec.event_type,
+        date_field=spec.date_field,
+        delay_minutes=spec.delay_minutes,
+        expiry_minutes=spec.expiry_minutes,
+        offer_type=spec.offer_type,
+    )
+    spec_of(trigger)  # its template and rules must be usable before it is kept
+    db_session.add(trigger)
+    db_session.flush()
+    return trigger
 
 
 def list_triggers(*, db_session: Session) -> list[Trigger]:
