@@ -58,8 +58,9 @@ def export_member(*, db_session: Session, member: Member) -> dict[str, Any]:
     }
 
 
-def erase_member(*, db_session: Session, member: Member) -> None:
-    """Removes the member's personal data; the phone survives only as a suppression hash."""
+def erase_member(*, db_session: Session, member: Member, source: str) -> None:
+    """Removes the member's personal data; the phone survives only as a suppression hash.
+    `source` says who asked (it is kept with the suppression)."""
     if member.erased_at is not None:
         raise MemberErased(f"member {member.id} was erased already")
     phone = member.phone
@@ -71,7 +72,9 @@ def erase_member(*, db_session: Session, member: Member) -> None:
             )
         )
         if exists is None:
-            db_session.add(Suppression(phone_hash=hashed, reason=SuppressionReason.ERASED))
+            db_session.add(
+                Suppression(phone_hash=hashed, reason=SuppressionReason.ERASED, source=source)
+            )
         _forget_phone(db_session, member.id, phone)
     for field in ("phone", "code", "name", "gender", "birthday", "attributes", "tags"):
         setattr(member, field, None)

@@ -4,6 +4,7 @@ until a page is full."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,15 +29,23 @@ class MemberPage:
 def _condition(query: str, region: str) -> Select[Any]:
     statement = select(Member).where(Member.erased_at.is_(None))
     if query.startswith("#"):
-        # Tags are a JSON list; a quoted match finds the whole tag, not part of another.
+        # Tags are a JSON list; a quoted match finds the whole tag, not part of another,
+        # whether the store kept the text as written or escaped (as json.dumps writes it).
         tag = query[1:].strip().replace('"', "")
-        return statement.where(cast(Member.tags, String).contains(f'"{tag}"'))
+        text = cast(Member.tags, String)
+        quoted, escaped = f'"{tag}"', json.dumps(tag)
+        return statement.where(
+            text.contains(quoted, autoescape=True) | text.contains(escaped, autoescape=True)
+        )
     phone, _status, _reason = classify(query, region=region)
     if phone is not None:
         return statement.where((Member.phone == phone) | (Member.code == query))
+    by_name = Member.name.startswith(query, autoescape=True)
+    if any("\u4e00" <= char <= "\u9fff" for char in query):
+        return statement.where(by_name)  # Chinese characters: a name, never a code
     if any(char.isdigit() for char in query):
         return statement.where(Member.code == query)
-    return statement.where(Member.name.startswith(query, autoescape=True))
+    return statement.where((Member.code == query) | by_name)
 
 
 def search_members(

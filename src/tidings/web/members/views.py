@@ -86,7 +86,7 @@ def erase(member_id: int, viewer: CurrentViewer, db_session: DbSession) -> Respo
     viewer.require()
     member = visible_member(db_session, viewer, member_id)
     try:
-        erase_member(db_session=db_session, member=member)
+        erase_member(db_session=db_session, member=member, source=f"console:{viewer.name}")
     except MemberErased as error:
         raise NotFound(str(error)) from error
     audit.record(
