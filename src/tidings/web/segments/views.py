@@ -107,7 +107,6 @@ def preview(
         viewer=viewer,
         fields=FIELD_LIST,
         operators=OPERATORS,
-        source=source,
         **context,
     )
 
