@@ -25,7 +25,7 @@ from tidings.demo.chain import Catalogue, Stores, build_catalogue, build_stores
 from tidings.demo.people import Shoppers, draw_shoppers, identities, local_epoch
 from tidings.demo.purchases import simulate_lines
 
-GENERATOR_VERSION = 1  # bump when the same parameters would produce different files
+GENERATOR_VERSION = 2  # bump when the same parameters would produce different files
 BLOCK_MEMBERS = 25_000  # members simulated at once; bounds memory (about 200 MB)
 MAX_MEMBERS = 5_000_000
 MAX_MONTHS = 120
@@ -252,14 +252,15 @@ def _write_orders(*, rows: pl.DataFrame, spec: RetailerSpec, block: int, out: Bi
 def _tiers_and_points(
     *, spec: RetailerSpec, spend: np.ndarray, before: np.ndarray
 ) -> dict[str, pl.Series]:
-    """Tiers by spend in the period (gold the top 5%), points one per yuan plus older ones."""
+    """Tiers by spend in the period (gold the top 5%), and the points kept from before it:
+    the period's orders earn theirs when they are imported (one per yuan by default)."""
     rank = np.empty(spend.size, dtype=np.int64)
     rank[np.argsort(-spend, kind="stable")] = np.arange(spend.size)
     gold = (rank < GOLD_SHARE * spend.size) & (spend > 0)
     silver = (rank < (GOLD_SHARE + SILVER_SHARE) * spend.size) & (spend > 0) & ~gold
     rng = np.random.default_rng([spec.seed, 4])
     earlier = np.where(before, rng.exponential(EARLIER_POINTS_MEAN, spend.size), 0)
-    points = (spend // 100 + earlier).astype(np.int64)
+    points = earlier.astype(np.int64)
     tier = np.where(gold, "gold", np.where(silver, "silver", "bronze"))
     return {"tier": pl.Series(tier), "points": pl.Series(points).cast(pl.String)}
 

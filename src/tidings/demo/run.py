@@ -125,6 +125,7 @@ def summarise_store(run: DemoRun) -> str:
             "orders": connection.scalar(select(func.count()).select_from(Order)),
             "order_lines": connection.scalar(select(func.count()).select_from(OrderItem)),
             "revenue_cents": connection.scalar(select(func.sum(Order.amount_cents))),
+            "points": connection.scalar(select(func.sum(Member.points))),
         }
         lines_total = connection.scalar(select(func.sum(OrderItem.amount_cents))) or 0
         top = connection.execute(
@@ -144,7 +145,8 @@ def summarise_store(run: DemoRun) -> str:
     ]
     return (
         f"the store holds {run.summary['members']:,} members and {run.summary['orders']:,} orders"
-        f" worth ¥{run.summary['revenue_cents'] / 100:,.2f}"
+        f" worth ¥{run.summary['revenue_cents'] / 100:,.2f}; members hold"
+        f" {run.summary['points']:,} points, earned by their orders"
     )
 
 

@@ -16,13 +16,14 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings, get_settings
-from tidings.db import BulkStore, utc_text
+from tidings.db import POLARS_SQLITE_TIME_FORMAT, BulkStore, utc_text
 from tidings.loyalty import points
 from tidings.loyalty.coupons import CouponTerms, issue
 from tidings.loyalty.models import LotKind
 from tidings.members.models import Member
 
 UTC_TIME = points.UTC_TIME
+WRITE_CACHE_KIB = 256 * 1024  # SQLite page cache while a whole import's lots are written
 LOT_SCHEMA: dict[str, Any] = {
     "id": pl.Int64,
     "member_id": pl.Int64,
@@ -63,13 +64,38 @@ def _stage_ids(store: BulkStore, table: str, frame: pl.DataFrame) -> None:
 
 
 def _insert_lots(store: BulkStore, lots: pl.DataFrame, *, now: datetime, note: str | None) -> int:
-    return store.ingest(
-        "points_lots",
-        lots.select(points.LOT_COLUMNS).with_columns(
-            pl.lit(note, dtype=pl.String).alias("note"),
-            pl.lit(now, dtype=UTC_TIME).alias("created_at"),
-        ),
+    """Appends ledger entries of one kind, in member order (the member index fills in order)."""
+    lots = lots.select(points.LOT_COLUMNS).sort("member_id", "expires_at", nulls_last=True)
+    if store.dialect != "sqlite" or lots.height == 0:
+        return store.ingest(
+            "points_lots",
+            lots.with_columns(
+                pl.lit(note, dtype=pl.String).alias("note"),
+                pl.lit(now, dtype=UTC_TIME).alias("created_at"),
+            ),
+        )
+    # SQLite: what every entry shares is written into the statement once, and a wide page
+    # cache holds the indexes while a whole import's lots go in.
+    [kind] = lots["kind"].unique().to_list()
+    shared = {"kind": kind, "note": note, "created_at": utc_text(now)}
+    varying = [name for name in points.LOT_COLUMNS if name != "kind"]
+    literals = ", ".join(
+        "NULL" if v is None else "'" + v.replace("'", "''") + "'" for v in shared.values()
     )
+    sql = (
+        f"INSERT INTO points_lots ({', '.join([*varying, *shared])})"
+        f" VALUES ({', '.join('?' for _ in varying)}, {literals})"
+    )
+    raw = store.session.connection().connection.driver_connection
+    assert raw is not None
+    previous = raw.execute("PRAGMA cache_size").fetchone()[0]
+    raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
+    try:
+        as_text = pl.col(pl.Datetime).dt.strftime(POLARS_SQLITE_TIME_FORMAT)
+        raw.executemany(sql, lots.select(varying).with_columns(as_text).iter_rows())
+    finally:
+        raw.execute(f"PRAGMA cache_size = {int(previous)}")
+    return lots.height
 
 
 def _add_to_balances(store: BulkStore, deltas: pl.DataFrame) -> None:
@@ -141,10 +167,8 @@ def accrue_orders(*, db_session: Session, now: datetime, first_order_id: int = 0
     rates = points.parse_rates(settings.points_per_yuan)
     store = BulkStore(db_session)
     orders = store.frame(
-        "SELECT o.id, o.member_id, o.ordered_at, o.amount_cents, COALESCE(p.tier, m.tier, '')"
-        " FROM orders o JOIN members m ON m.id = o.member_id"
-        " LEFT JOIN profiles p ON p.member_id = o.member_id"
-        " WHERE o.id >= ? AND NOT EXISTS (SELECT 1 FROM points_lots l"
+        "SELECT o.id, o.member_id, o.ordered_at, o.amount_cents FROM orders o WHERE o.id >= ?"
+        " AND NOT EXISTS (SELECT 1 FROM points_lots l"
         " WHERE l.kind = 'accrual' AND l.order_id = o.id)",
         (first_order_id,),
         schema={
@@ -152,10 +176,22 @@ def accrue_orders(*, db_session: Session, now: datetime, first_order_id: int = 0
             "member_id": pl.Int64,
             "ordered_at": UTC_TIME,
             "amount_cents": pl.Int64,
-            "tier": pl.String,
         },
     )
-    lots = points.accrual_lots(orders, rates=rates, expiry_months=settings.points_expiry_months)
+    if orders.height == 0:
+        return 0
+    # The tier of each member once (the profile's, else the imported one), joined in Polars.
+    _stage_ids(store, "loyalty_members", orders.select(pl.col("member_id").unique()))
+    tiers = store.frame(
+        "SELECT k.member_id, COALESCE(p.tier, m.tier, '') FROM loyalty_members k"
+        " JOIN members m ON m.id = k.member_id LEFT JOIN profiles p ON p.member_id = k.member_id",
+        schema={"member_id": pl.Int64, "tier": pl.String},
+    )
+    lots = points.accrual_lots(
+        orders.join(tiers, on="member_id", how="left"),
+        rates=rates,
+        expiry_months=settings.points_expiry_months,
+    )
     if lots.height == 0:
         return 0
     # An imported balance becomes its opening lot before the first accrual adds to it.
