@@ -61,7 +61,8 @@ def test_campaign_json_and_table(cli, campaign_id: int) -> None:  # type: ignore
     assert set(report) >= {"campaign", "funnel", "by_variant", "by_store", "by_day", "ab", "lift"}
     assert report["funnel"]["converted"] == 2 and report["funnel"]["revenue_cents"] == 25_000
     assert table.exit_code == 0
-    assert "revenue ¥250.00" in table.output and "A/B B vs A" in table.output
+    assert "¥250.00" in table.output and "A/B B vs A" in table.output
+    assert "variant B" in table.output and "BJ01" in table.output and "2026-11-02" in table.output
 
 
 def test_campaign_csv_has_a_row_per_level(cli, campaign_id: int, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -25,9 +25,13 @@ CAMPAIGN = CampaignCreate(
     name="周末鲜果节",
     rule="consent == true",
     variants=[
-        VariantCreate(template="{surname}，周末鲜果节：{store|门店}榴莲、车厘子满99减20", weight=1),
-        VariantCreate(template="{name|会员}您好，周末鲜果节会员专享水果8折", weight=1),
+        VariantCreate(
+            template="{surname}，周末鲜果节：{store|门店}榴莲、车厘子满99减20 {link}", weight=1
+        ),
+        VariantCreate(template="{name|会员}您好，周末鲜果节会员专享水果8折 {link}", weight=1),
     ],
+    # Each member's own short link, so the report counts who clicked (robots apart).
+    link="https://shop.example.cn/fruit-weekend",
     holdout=0.1,
     offer_type="fruit_weekend",
     expires="1d",

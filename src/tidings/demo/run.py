@@ -23,6 +23,7 @@ from tidings.demo.generate import (
     period_start,
     read_manifest,
 )
+from tidings.demo.results import results_line
 from tidings.imports import ImportResult
 from tidings.members.importer import import_members, import_stores
 from tidings.members.models import Member, Store
@@ -156,6 +157,13 @@ def run_campaign(run: DemoRun) -> str:
     return campaign_line(run.engine)
 
 
+def report_results(run: DemoRun) -> str:
+    """Simulates the members' reactions over the days after the campaign (clicks, orders,
+    coupons, with a known true effect), credits the orders and prints the campaign's report:
+    funnel, A/B verdict, lift over the holdout, health, and its charts as PNG files."""
+    return results_line(run.engine, charts=run.directory / "charts")
+
+
 def refresh_profiles(run: DemoRun) -> str:
     """Computes every member's profile as of the demo's last day: RFM segments and tiers."""
     from tidings.profiles import service
@@ -187,6 +195,7 @@ STEPS: tuple[Step, ...] = (
     Step("profiles", refresh_profiles),
     Step("summarise", summarise_store),
     Step("campaign", run_campaign),
+    Step("results", report_results),
 )
 
 

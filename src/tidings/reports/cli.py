@@ -20,15 +20,14 @@ from tidings.db import session_scope
 from tidings.dispatch.service import CampaignNotFound
 from tidings.migrate import ready_engine
 from tidings.reports import exports, health
-from tidings.reports.results import FUNNEL_KEYS
 from tidings.reports.service import campaign_report, render_charts
+from tidings.reports.tables import print_report
 from tidings.tracking.credits import attribute_orders
 
 report_app = typer.Typer(
     help="Results: credit orders to messages, and report on campaigns.", no_args_is_help=True
 )
 JSON_HELP = "Print the result as JSON."
-LEVEL_TITLES = {"by_variant": "variant", "by_store": "store_code", "by_day": "day"}
 
 
 def _fail(message: str) -> NoReturn:
@@ -118,58 +117,6 @@ def campaign(
             typer.echo(f"wrote {out}")
     else:
         print_report(report)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _money(cents: int | None) -> str:
-    return "-" if cents is None else f"¥{cents / 100:,.2f}"
-
-
-def print_report(report: dict[str, Any], console: Console | None = None) -> None:
-    """Prints the report as tables: funnel per level, then the A/B and lift verdicts."""
-    console = console or Console()
-    info = report["campaign"]
-    console.print(
-        f"[bold]campaign {info['id']} {info['name']}[/bold] ({info['status']}, holdout"
-        f" {info['holdout_share']:.0%}, control {info['control'] or '-'})"
-    )
-    funnel = report["funnel"]
-    console.print(
-        f"revenue {_money(funnel['revenue_cents'])}, cost {_money(funnel['cost_cents'])},"
-        f" revenue per message {_money(funnel['revenue_per_message_cents'])},"
-        f" cost per conversion {_money(funnel['cost_per_conversion_cents'])}"
-    )
-    for key, column in (("funnel", None), *LEVEL_TITLES.items()):
-        rows = [report["funnel"]] if column is None else report[key]
-        table = Table(title=key.replace("_", " "), title_justify="left")
-        table.add_column(column or "campaign")
-        for name in FUNNEL_KEYS[:9]:
-            table.add_column(name.replace("_", " "), justify="right")
-        table.add_column("revenue", justify="right")
-        table.add_column("cost", justify="right")
-        for row in rows:
-            label = str(info["id"]) if column is None else _cell(row.get(column))
-            cells = [_cell(row[name]) for name in FUNNEL_KEYS[:9]]
-            table.add_row(label, *cells, _money(row["revenue_cents"]), _money(row["cost_cents"]))
-        console.print(table)
-    for comparison in report["ab"]:
-        console.print(f"A/B {comparison['variant']} vs {comparison['control']}: ", end="")
-        console.print(comparison["verdict"], markup=False)
-    console.print("lift over holdout: ", end="")
-    console.print(report["lift"].get("verdict", "-"), markup=False)
-    health = report.get("health")
-    if health:
-        state = "healthy" if health.get("healthy") else "needs attention"
-        console.print(f"health: {state}")
-        for finding in health.get("findings", []):
-            console.print(f"  {finding.get('text', finding)}", markup=False)
-    for name, path in (report.get("charts") or {}).items():
-        console.print(f"chart {name}: {path}", markup=False)
 
 
 @report_app.command("health")
