@@ -19,7 +19,7 @@ from tidings.config import Settings, get_settings
 from tidings.db import POLARS_SQLITE_TIME_FORMAT, BulkStore, utc_text
 from tidings.loyalty import points
 from tidings.loyalty.coupons import CouponTerms, issue
-from tidings.loyalty.models import LotKind
+from tidings.loyalty.models import LotKind, PointsLot
 from tidings.members.models import Member
 
 UTC_TIME = points.UTC_TIME
@@ -289,32 +289,23 @@ def redeem(
         terms=CouponTerms(value_cents=value, valid_days=settings.points_coupon_valid_days),
         now=now,
     )
-    store = BulkStore(db_session)
     drawn = points.draw_lots(lots, pl.DataFrame({"member_id": [member_id], "points": [cost]}))
-    store.execute_rows(
+    BulkStore(db_session).execute_rows(
         "UPDATE points_lots SET remaining = remaining - ? WHERE id = ?", drawn.select("drawn", "id")
     )
-    entry = pl.DataFrame(
-        {
-            "member_id": [member_id],
-            "kind": [LotKind.REDEMPTION.value],
-            "points": [-cost],
-            "remaining": [0],
-            "order_id": [None],
-            "occurred_at": [now],
-            "expires_at": [None],
-        },
-        schema={**dict.fromkeys(points.LOT_COLUMNS, pl.Int64), "kind": pl.String,
-                "occurred_at": UTC_TIME, "expires_at": UTC_TIME},
-    ).with_columns(pl.lit(coupon.id, dtype=pl.Int64).alias("coupon_id"))  # fmt: skip
-    store.ingest(
-        "points_lots",
-        entry.with_columns(
-            pl.lit(f"gift {gift}" if gift else "coupon", dtype=pl.String).alias("note"),
-            pl.lit(now, dtype=UTC_TIME).alias("created_at"),
-        ),
+    db_session.add(
+        PointsLot(
+            member_id=member_id,
+            kind=LotKind.REDEMPTION,
+            points=-cost,
+            remaining=0,
+            coupon_id=coupon.id,
+            occurred_at=now,
+            note=f"gift {gift}" if gift else "coupon",
+        )
     )
-    _add_to_balances(store, pl.DataFrame({"member_id": [member_id], "points": [-cost]}))
+    member.points -= cost
+    db_session.flush()
     db_session.refresh(member)
     return Redemption(
         member_id=member_id,
