@@ -78,7 +78,12 @@ class World:
     ) -> Message:
         """One message; delivered ones get `delivered_at` = sent + `delivered_after`."""
         serial = next(self._serial)
-        sent = state not in (MessageState.SKIPPED, MessageState.CANCELLED, MessageState.PLANNED)
+        sent = state not in (
+            MessageState.SKIPPED,
+            MessageState.CANCELLED,
+            MessageState.PLANNED,
+            MessageState.QUEUED,
+        )
         delivered = state == MessageState.DELIVERED and delivered_after is not None
         row = Message(
             dedupe_key=f"test:{campaign_id}:{member_id}:{serial}",

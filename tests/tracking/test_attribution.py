@@ -101,6 +101,23 @@ def test_a_redeemed_coupon_credits_its_message_whenever_the_order_comes(world: W
     assert credits(world.session)[order.id] == ("coupon", message.id)
 
 
+def test_a_coupon_whose_message_never_went_earns_nothing(world: World) -> None:
+    campaign, variants = world.campaign()
+    member = world.member()
+    world.message(
+        campaign_id=campaign,
+        variant_id=variants["A"],
+        member_id=member,
+        state=MessageState.QUEUED,
+    )
+    order = world.order(member, SENT + timedelta(days=1))
+    world.redeem(campaign_id=campaign, member_id=member, order=order)
+
+    attribute(world.session)
+
+    assert order.id not in credits(world.session)
+
+
 def test_the_most_direct_then_the_most_recent_message_wins(world: World) -> None:
     first, first_variants = world.campaign()
     second, second_variants = world.campaign()

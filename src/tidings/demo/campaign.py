@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from tidings.campaigns import review as reviewing
 from tidings.campaigns import service
 from tidings.campaigns.cli import print_review, wait_until_settled
-from tidings.campaigns.schemas import CampaignCreate, VariantCreate
+from tidings.campaigns.schemas import CampaignCreate, CouponOffer, VariantCreate
 from tidings.config import get_settings
 from tidings.db import session_scope
 from tidings.dispatch.worker import Worker
@@ -26,12 +26,17 @@ CAMPAIGN = CampaignCreate(
     rule="consent == true",
     variants=[
         VariantCreate(
-            template="{surname}，周末鲜果节：{store|门店}榴莲、车厘子满99减20 {link}", weight=1
+            template="{surname}，周末鲜果节：{store|门店}榴莲、车厘子满99减20，券{coupon} {link}",
+            weight=1,
         ),
-        VariantCreate(template="{name|会员}您好，周末鲜果节会员专享水果8折 {link}", weight=1),
+        VariantCreate(
+            template="{name|会员}您好，周末鲜果节会员专享水果8折，券{coupon} {link}", weight=1
+        ),
     ],
-    # Each member's own short link, so the report counts who clicked (robots apart).
+    # Each member's own short link and coupon, so the report counts who clicked (robots
+    # apart) and which orders the coupon brought.
     link="https://shop.example.cn/fruit-weekend",
+    coupon_offer=CouponOffer(value_cents=2_000, min_spend_cents=9_900, valid_days=7),
     holdout=0.1,
     offer_type="fruit_weekend",
     expires="1d",

@@ -28,7 +28,7 @@ BASE_ORDER_RATE = 0.06  # chance that a member orders in the window anyway
 ORDER_EFFECT = {"A": 0.03, "B": 0.06}  # extra chance a delivered message gives, by variant
 CLICK_RATE = {"A": 0.05, "B": 0.09}  # of delivered messages whose member opens the link
 PREVIEW_SHARE = 0.25  # of delivered links a chat app's link preview fetches first
-REDEEM_SHARE = 0.6  # of treated members' orders that use the campaign's coupon, if issued
+REDEEM_SHARE = 0.6  # of orders by members whose message (and coupon) arrived that use it
 MEAN_BASKET_CENTS = 12_000  # ¥120
 BASKET_SPREAD = 0.5  # log-normal sigma of basket size
 PERSON_AGENT = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0"
@@ -93,7 +93,7 @@ def simulate_reactions(*, db_session: Session, campaign_id: int, seed: int = 7) 
         pl.Series("orders", draws[0] < BASE_ORDER_RATE + effect * delivered),
         pl.Series("clicks", delivered & has_link & (draws[1] < clicking)),
         pl.Series("previewed", delivered & has_link & (draws[2] < PREVIEW_SHARE)),
-        pl.Series("redeems", draws[3] < REDEEM_SHARE),
+        pl.Series("redeems", delivered & (draws[3] < REDEEM_SHARE)),
         pl.col("reached_at").fill_null(start),
     )
     orders = _write_orders(db_session, frame.filter("orders"), rng, campaign_id, window)

@@ -147,13 +147,15 @@ def _clicks(store: BulkStore, since: datetime) -> pl.DataFrame:
 
 def _redemptions(store: BulkStore, since: datetime) -> pl.DataFrame:
     """Orders a message's coupon was redeemed on (the POS sends its own order id), with the
-    message of the coupon's campaign, or of its trigger, to the coupon's member."""
+    message of the coupon's campaign, or of its trigger, to the coupon's member. Only a
+    message a provider took counts: a coupon issued with a plan that never went out was not
+    what brought the member."""
     select = (
         "SELECT m.id, m.campaign_id, m.variant_id, m.trigger_id, o.id,"
         " COALESCE(m.submitted_at, m.send_at)"
         " FROM coupons c JOIN orders o ON o.external_id = c.redeemed_order_ref"
         " JOIN messages m ON m.member_id = c.member_id AND m.{key} = c.{key}"
-        f" WHERE o.ordered_at >= ? AND m.state NOT IN {NEVER_SENT}"
+        " WHERE o.ordered_at >= ? AND m.submitted_at IS NOT NULL"
     )
     moment = _moment(store, since)
     return store.frame(
