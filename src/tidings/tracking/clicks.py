@@ -13,20 +13,19 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Boolean, Engine, bindparam, text
+from sqlalchemy import Engine
 
-from tidings.db import UtcDateTime
+from tidings.db import utc_text
 
 log = logging.getLogger(__name__)
 MAX_WAITING = 200_000  # clicks kept while the store cannot take them; older ones are dropped
 STOP_GRACE = 10.0  # seconds the last flush may take when the server stops
 # A click on a link that was removed meanwhile (its campaign planned again) is dropped here
 # rather than failing its whole batch on the foreign key.
-INSERT_CLICK = text(
+INSERT_CLICK = (
     "INSERT INTO clicks (link_id, clicked_at, user_agent, is_robot, robot_reason)"
-    " SELECT :link_id, :clicked_at, :user_agent, :is_robot, :robot_reason"
-    " WHERE EXISTS (SELECT 1 FROM short_links WHERE id = :link_id)"
-).bindparams(bindparam("clicked_at", type_=UtcDateTime()), bindparam("is_robot", type_=Boolean()))
+    " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM short_links WHERE id = ?)"
+)
 
 
 @dataclass(frozen=True)
@@ -78,14 +77,32 @@ class ClickWriter:
             if not batch:
                 return 0
             try:
-                with self.engine.begin() as connection:
-                    connection.execute(INSERT_CLICK, [_row(click) for click in batch])
+                self._write(batch)
             except Exception:
                 log.exception("%d clicks could not be written; trying again", len(batch))
                 with self._lock:
                     self._waiting[:0] = batch
                 return 0
             return len(batch)
+
+    def _write(self, batch: list[ClickRecord]) -> None:
+        """One transaction, one executemany with the driver's own markers; the times go in
+        as each store keeps them (UTC text on SQLite)."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        sql = INSERT_CLICK if sqlite else INSERT_CLICK.replace("?", "%s")
+        rows = [
+            (
+                click.link_id,
+                utc_text(click.clicked_at) if sqlite else click.clicked_at,
+                click.user_agent,
+                click.robot_reason is not None,
+                click.robot_reason,
+                click.link_id,
+            )
+            for click in batch
+        ]
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(sql, rows)
 
     def close(self) -> None:
         """Stops the thread and writes what is still waiting (on the server's shutdown)."""
@@ -98,13 +115,3 @@ class ClickWriter:
     def _run(self) -> None:
         while not self._stop.wait(self.flush_seconds):
             self.flush()
-
-
-def _row(click: ClickRecord) -> dict[str, object]:
-    return {
-        "link_id": click.link_id,
-        "clicked_at": click.clicked_at,
-        "user_agent": click.user_agent,
-        "is_robot": click.robot_reason is not None,
-        "robot_reason": click.robot_reason,
-    }
