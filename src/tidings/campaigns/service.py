@@ -267,8 +267,9 @@ def plan(
             audience=audience,
             now=now,
         )
-        terms = offers.terms_of(campaign.coupon)
-        if terms is not None:
+    terms = offers.terms_of(campaign.coupon)
+    if terms is not None:
+        with timer("coupons"):
             offers.issue_for_plan(
                 db_session=db_session,
                 campaign_id=campaign_id,
