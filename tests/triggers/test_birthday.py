@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
+
+from tidings.triggers.scheduler import due, run_once, scheduled_pass, scheduler_lock
 
 from .conftest import add_member, add_sent_messages, at, local, run_date_trigger, trigger_messages
 
@@ -80,3 +82,26 @@ def test_a_disabled_trigger_fires_nothing(engine: Engine, cli) -> None:  # type:
     assert result.exit_code == 0, result.output
     assert "birthday" not in result.output
     assert trigger_messages(engine, "birthday").height == 0
+
+
+def test_while_one_process_runs_the_scheduler_another_does_not(engine: Engine) -> None:
+    add_member(engine, 1, birthday=date(1990, 6, 13))
+    with scheduler_lock(engine) as mine:
+        assert mine
+        with at(local(2026, 6, 10)):
+            assert run_once(engine, now=local(2026, 6, 10)) is None
+    assert trigger_messages(engine, "birthday").height == 0
+    _run(engine, local(2026, 6, 10))
+    assert trigger_messages(engine, "birthday").height == 1
+
+
+def test_the_background_pass_runs_at_once_then_every_interval(engine: Engine) -> None:
+    start = local(2026, 6, 10)
+    assert due(None, start, 900)
+    assert not due(start, start + timedelta(seconds=899), 900)
+    assert due(start, start + timedelta(seconds=900), 900)
+    assert not due(None, start, 0)
+    add_member(engine, 1, birthday=date(1990, 6, 13))
+    with at(start):
+        scheduled_pass(engine, now=start)
+    assert trigger_messages(engine, "birthday").height == 1

@@ -49,6 +49,7 @@ from tidings.providers.base import (
 )
 from tidings.reports import health
 from tidings.tracking.credits import attribute_orders
+from tidings.triggers.scheduler import due, scheduled_pass
 
 log = logging.getLogger(__name__)
 IDLE_POLL = 0.2  # seconds between claims when nothing is due
@@ -114,6 +115,7 @@ class Worker:
         self.quiet_hours = DailyWindow.parse_optional(settings.quiet_hours)
         self.lease = settings.dispatch_lease_seconds
         self._stop = asyncio.Event()
+        self._trigger_pass: asyncio.Task[None] | None = None  # the scheduler's latest pass
 
     def stop(self) -> None:
         """Asks the worker to finish the batches in hand and return."""
@@ -361,6 +363,7 @@ class Worker:
         health_every = self.settings.health_check_minutes * 60
         last_credit = clock.now()
         last_expiry: datetime | None = None  # on the first round too: a restart catches up
+        last_triggers: datetime | None = None  # date triggers: at start, then every interval
         while not self._stop.is_set():
             await self._pause(HOUSEKEEPING_INTERVAL)
             await self._poll_receipts()
@@ -386,6 +389,12 @@ class Worker:
             if last_expiry is None or (now - last_expiry).total_seconds() >= POINTS_EXPIRY_INTERVAL:
                 await asyncio.to_thread(self._expire_points, now)
                 last_expiry = now
+            if not once and due(last_triggers, now, self.settings.trigger_interval_seconds):
+                # A pass over a large base takes a while: it runs beside the housekeeping.
+                self._trigger_pass = asyncio.create_task(
+                    asyncio.to_thread(scheduled_pass, self.engine, now=now)
+                )
+                last_triggers = now
             if (now - last_reconcile).total_seconds() >= reconcile_every:
                 await self._reconcile()
                 since = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)

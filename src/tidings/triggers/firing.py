@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, is_dataclass
 from dataclasses import fields as dataclass_fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
@@ -390,6 +390,7 @@ def fire(
     """
     engine = db_session.get_bind()
     assert isinstance(engine, Engine), "triggers fire on a session bound to an engine"
+    now = now.astimezone(UTC)
     occasions = occasions_frame(occasions)
     fresh = _unfired(db_session, spec.trigger_id, occasions)
     fired = Fired(occasions=occasions.height)

@@ -9,11 +9,12 @@ TIDINGS_TRIGGER_INTERVAL_SECONDS.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 from sqlalchemy import Engine, text
@@ -30,6 +31,7 @@ from tidings.triggers.models import Trigger
 # The advisory lock's key: any constant every process agrees on ("tidings" in ASCII).
 SCHEDULER_LOCK_KEY = 0x74696469_6E6773
 _local = threading.Lock()
+log = logging.getLogger(__name__)
 UTC_TIME = pl.Datetime("us", "UTC")
 
 
@@ -255,6 +257,7 @@ def run_once(
     the brand's timezone); commits per trigger. Returns what each did, or None when another
     process holds the scheduler."""
     zone = get_settings().default_timezone
+    now = now.astimezone(UTC)
     day = Day(today=as_of or dates.local_day(now, zone), now=now, timezone=zone)
     with scheduler_lock(engine) as mine:
         if not mine:
@@ -271,3 +274,21 @@ def run_once(
                 trigger = service.get(db_session=db_session, ref=trigger_id)
                 report[trigger.name] = run_trigger(db_session, trigger=trigger, day=day).as_dict()
         return report
+
+
+def due(last: datetime | None, now: datetime, interval: float) -> bool:
+    """Whether a periodic pass is due: never when `interval` is 0, else at once and then
+    every `interval` seconds."""
+    return interval > 0 and (last is None or (now - last).total_seconds() >= interval)
+
+
+def scheduled_pass(engine: Engine, *, now: datetime) -> None:
+    """One pass of the background scheduler; a failure is logged and the next pass retries."""
+    try:
+        report = run_once(engine, now=now)
+    except Exception:
+        log.exception("the trigger scheduler failed; it runs again at the next interval")
+        return
+    if report:
+        fired = {name: counts["fired"] for name, counts in report.items() if counts["fired"]}
+        log.info("trigger scheduler pass: %s", fired or "nothing due")
