@@ -234,3 +234,18 @@ def test_the_worker_writes_off_expired_points_on_its_first_round(engine: Engine)
         ).scalar_one()
         balance = connection.scalar(text("SELECT points FROM members"))
     assert (entry, balance) == (-60, 0)
+
+
+def test_a_gift_takes_its_points_and_gives_a_voucher(
+    engine: Engine, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_POINTS_GIFTS", '{"tote-bag": 300}')
+    member_id = _member(engine)
+    _lots(engine, member_id, (250, NOW + timedelta(days=20)), (100, NOW + timedelta(days=200)))
+    with clock.frozen(NOW):
+        done = json.loads(cli("points", "redeem", "M1", "--gift", "tote-bag", "--json").output)
+        unknown = cli("points", "redeem", "M1", "--gift", "kettle")
+        voucher = json.loads(cli("coupon", "show", done["coupon_code"], "--json").output)
+    assert (done["points"], done["balance"], done["gift"]) == (300, 50, "tote-bag")
+    assert (voucher["gift"], voucher["source"], voucher["value_cents"]) == ("tote-bag", "points", 0)
+    assert unknown.exit_code == 1 and "no gift 'kettle'; the gifts are: tote-bag" in unknown.output
