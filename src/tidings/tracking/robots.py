@@ -60,8 +60,10 @@ TOOLS: tuple[tuple[str, str], ...] = (
     ("phantomjs", "tool:headless"),
     ("postmanruntime", "tool:postman"),
 )
-# Any other self-declared robot: "bot" as a word or before a version, crawler, spider.
-GENERIC_ROBOT = re.compile(r"\bbot\b|bot[/_-]|crawler|spider|scanner|preview|monitor")
+# Any other self-declared robot: "bot" as a word or ending a name before its version
+# (SomeBot/2.0, but not the CUBOT phone), crawler, spider, scanner, preview, monitor.
+GENERIC_WORDS = ("bot", "crawler", "spider", "scanner", "preview", "monitor")
+GENERIC_ROBOT = re.compile(r"\bbot\b|[a-z]bot/|crawler|spider|scanner|\bpreview\b|monitor")
 # Headers a browser or app sends when it loads a page ahead of a person asking for it.
 PREFETCH_HEADERS: tuple[tuple[str, str], ...] = (
     ("purpose", "prefetch"),
@@ -96,4 +98,6 @@ def agent_reason(user_agent: str) -> str | None:
         if word in agent:
             return reason
     found = GENERIC_ROBOT.search(agent)
-    return f"robot:{found.group(0).strip('/_-')}" if found else None
+    if found is None:
+        return None
+    return "robot:" + next(word for word in GENERIC_WORDS if word in found.group(0))
