@@ -8,13 +8,14 @@ from dataclasses import replace
 import polars as pl
 import pytest
 
+from tidings.profiles import copurchase
 from tidings.profiles.copurchase import (
     RECOMMENDATION_SCHEMA,
     RuleLimits,
     association_rules,
     reason,
-    recommendations,
 )
+from tidings.profiles.preferences import category_preferences
 
 NAPPIES, FORMULA, WIPES = "BB01", "BB02", "BB03"
 APPLES, PEARS, BEER, WINE = "FR01", "FR02", "DR01", "DR02"
@@ -41,6 +42,14 @@ def lines_of(baskets: dict[int, list[str]]) -> pl.DataFrame:
             "amount_cents": pl.Int64,
         },
     )
+
+
+def recommendations(
+    lines: pl.DataFrame, products: pl.DataFrame, *, limits: RuleLimits
+) -> pl.DataFrame:
+    """Recommendations with the favourite categories a refresh computes."""
+    favourites = category_preferences(lines, top=3)
+    return copurchase.recommendations(lines, products, favourites, limits=limits)
 
 
 def planted_base() -> dict[int, list[str]]:

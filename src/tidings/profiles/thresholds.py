@@ -63,9 +63,9 @@ class ProfileThresholds:
     # Recommendations (tidings.profiles.copurchase).
     recommend_min_pair_members: int = 20
     recommend_min_confidence: float = 0.05
-    recommend_min_lift: float = 1.2
-    recommend_per_item: int = 5
-    recommend_sample_members: int = 100_000
+    recommend_min_lift: float = 1.5
+    recommend_per_item: int = 10
+    recommend_sample_members: int = 50_000
     recommend_regular_purchases: int = 2
 
     def __post_init__(self) -> None:
