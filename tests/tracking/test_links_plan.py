@@ -9,6 +9,7 @@ from sqlalchemy import Engine, text
 
 from campaigns.conftest import add_members, message_rows, midday_zone
 from tidings.campaigns.service import CampaignError
+from tidings.config import get_settings
 from tidings.db import session_scope
 from tidings.segments.snapshot import invalidate
 from tidings.tracking import codes
@@ -119,3 +120,23 @@ def test_a_link_that_is_no_url_is_refused(engine: Engine) -> None:
         create_campaign(engine, link="shop.example.com/sale")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT COUNT(*) FROM campaigns")).scalar_one() == 0
+
+
+def test_links_on_the_short_domain_pass_the_content_check(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_SHORT_DOMAIN", "https://go.brand-example.com/")
+    get_settings.cache_clear()
+    add_members(engine, 3, timezone=midday_zone())
+    campaign = create_campaign(engine)
+    summary = plan_campaign(engine, campaign)
+    assert summary["planned"] == 3 and summary["skipped"] == {}
+    texts = message_rows(engine, campaign)["text"]
+    assert texts.str.contains(r"https://go\.brand-example\.com/s/\w{7} ").all()
+    # The same link written into the template by hand, on a domain of no one's, is stopped.
+    stray = create_campaign(
+        engine, name="外链", variants=[{"template": "见 https://x.example.org/a"}]
+    )
+    assert plan_campaign(engine, stray)["skipped"] == {
+        "content:foreign_link:https://x.example.org/a": 3
+    }
