@@ -47,9 +47,7 @@ from tidings.providers.base import (
     UnknownProvider,
     get_provider,
 )
-from tidings.providers.simulator import SimulatorProvider
 from tidings.reports import health
-from tidings.tracking import service as links
 from tidings.tracking.credits import attribute_orders
 from tidings.triggers.scheduler import due, scheduled_pass
 
@@ -138,7 +136,6 @@ class Worker:
             await asyncio.gather(*senders)
             await self._poll_receipts()
             await self._poll_replies()
-            self._record_simulated_clicks()
             for throttle in self.throttles.values():
                 await throttle.close()
             for provider in self.providers.values():
@@ -346,19 +343,6 @@ class Worker:
                     inbound.store_replies(db_session=session, replies=batch, now=clock.now())
                 self.report.replies += len(batch)
 
-    def _record_simulated_clicks(self) -> None:
-        """Records the simulator's members opening their messages' short links (after the
-        replies are taken: the simulator hands both over in one list)."""
-        for provider in list(self.providers.values()):
-            if not isinstance(provider, SimulatorProvider):
-                continue
-            opened = [
-                (e.message_id, e.occurred_at) for e in provider.poll_events() if e.kind == "click"
-            ]
-            if opened:
-                with session_scope(self.engine) as session:
-                    links.record_message_clicks(db_session=session, clicks=opened)
-
     async def _reconcile(self) -> None:
         tally = await reconcile(
             engine=self.engine,
@@ -384,7 +368,6 @@ class Worker:
             await self._pause(HOUSEKEEPING_INTERVAL)
             await self._poll_receipts()
             await self._poll_replies()
-            self._record_simulated_clicks()
             now = clock.now()
             if (now - last_rollout).total_seconds() >= ROLLOUT_INTERVAL:
                 # Release the next rollout stage of healthy campaigns, pause the others.

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -11,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tidings.config import get_settings
-from tidings.db import BulkStore, utc_text
+from tidings.db import BulkStore
 from tidings.dispatch.models import Message
 from tidings.tracking.links import short_url
 from tidings.tracking.models import Click, ShortLink
@@ -127,34 +126,3 @@ def member_clicks(*, db_session: Session, member_id: int, limit: int) -> list[di
         }
         for click, code, campaign_id, target in rows
     ]
-
-
-# What a simulated handset's browser says it is: a person's phone, so its clicks count.
-SIMULATED_AGENT = "Mozilla/5.0 (Linux; Android 14; tidings simulator) Mobile Safari/537.36"
-
-
-def record_message_clicks(
-    *, db_session: Session, clicks: list[tuple[int, datetime]], user_agent: str = SIMULATED_AGENT
-) -> int:
-    """Records a person's click on each message's short link, given (message id, time), as the
-    simulator's members make them; messages without a link are passed over."""
-    sqlite = BulkStore(db_session).dialect == "sqlite"
-    rows = pl.DataFrame(
-        {
-            "at": [utc_text(at) if sqlite else at for _, at in clicks],
-            "agent": [user_agent] * len(clicks),
-            "message_id": [message_id for message_id, _ in clicks],
-        },
-        schema={
-            "at": pl.String if sqlite else pl.Datetime("us", "UTC"),
-            "agent": pl.String,
-            "message_id": pl.Int64,
-        },
-    )
-    BulkStore(db_session).execute_rows(
-        "INSERT INTO clicks (link_id, clicked_at, user_agent, is_robot)"
-        " SELECT l.id, ?, ?, false FROM short_links l JOIN messages m"
-        " ON m.dedupe_key = l.dedupe_key WHERE m.id = ?",
-        rows,
-    )
-    return len(clicks)
