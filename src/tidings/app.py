@@ -15,6 +15,8 @@ from tidings.inbound.hooks import router as hooks_router
 from tidings.loyalty.api import router as loyalty_router
 from tidings.members.api import router as members_router
 from tidings.migrate import ready_engine
+from tidings.notifications.api import router as notifications_router
+from tidings.notifications.pages import router as preference_pages
 from tidings.orders.api import router as orders_router
 from tidings.reports.api import router as reports_router
 from tidings.segments.api import router as segments_router
@@ -42,6 +44,7 @@ from tidings.web.console import mount_console
     protected.include_router(segments_router)
     protected.include_router(campaigns_router)
     protected.include_router(inbound_router)
+    protected.include_router(notifications_router)
     protected.include_router(loyalty_router)
     protected.include_router(reports_router)
     protected.include_router(triggers_router)
@@ -50,6 +53,8 @@ from tidings.web.console import mount_console
     app.include_router(protected)
     # Provider callbacks carry no API key: each is checked by its signature or secret.
     app.include_router(hooks_router)
+    # A member's preference page is reached by the signed link in their messages.
+    app.include_router(preference_pages)
     # Short links carry no key either; their route goes first, as the busiest.
     install_short_links(app, get_settings())
     install_log_redaction()

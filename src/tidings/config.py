@@ -257,6 +257,67 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("127.0.0.1", description="Address `tidings serve` binds to.")
     api_port: int = Field(8000, description="Port `tidings serve` binds to.")
+    callback_secret: str = Field(
+        "change-me",
+        description="Secret that signs status callbacks of API messages: header"
+        " X-Tidings-Signature = sha256=<hex HMAC-SHA256 of the body with this secret>.",
+    )
+    callback_max_attempts: int = Field(
+        10, description="Posts of one status callback before it is given up as failed."
+    )
+    callback_timeout_seconds: float = Field(5.0, description="Seconds one callback post may take.")
+    verification_secret: str = Field(
+        "change-me",
+        description="Secret key of the keyed hash verification codes are kept as (never in"
+        " clear); set it once per brand and give every process the same one.",
+    )
+    verification_digits: int = Field(6, description="Digits of a verification code.")
+    verification_valid_minutes: int = Field(5, description="Minutes a verification code works.")
+    verification_max_attempts: int = Field(
+        5, description="Wrong codes allowed before a verification is locked."
+    )
+    verification_limit_per_phone: str = Field(
+        "1/minute;5/hour",
+        description="Verification codes one phone may be sent, as limits rules (N/period,"
+        " separated by ';').",
+    )
+    verification_limit_per_ip: str = Field(
+        "30/hour;200/day",
+        description="Verification codes and checks one client address may ask for, as limits"
+        " rules (N/period, separated by ';').",
+    )
+    verification_text: str = Field(
+        "您的验证码是{code}，{minutes}分钟内有效。工作人员不会向您索要验证码，请勿告诉他人。",
+        description="Wording of verification messages; {code} and {minutes} are filled in.",
+    )
+    preference_secret: str = Field(
+        "change-me", description="Secret that signs the members' preference page links (/p/...)."
+    )
+    preference_link_days: int = Field(90, description="Days a preference page link works.")
+    preference_topics: str = Field(
+        "promotions=促销;new_arrivals=上新;tips=贴士;surveys=调查",
+        description="Kinds of messages members may decline, with the word of each in reply"
+        " keywords and on the preference page: kind=word separated by ';'.",
+    )
+    preference_stop_prefix: str = Field(
+        "TD", description="Reply prefix that declines one kind, e.g. TD促销 stops promotions."
+    )
+    preference_resume_prefix: str = Field(
+        "DY", description="Reply prefix that takes one kind back, e.g. DY促销 resumes promotions."
+    )
+    large_purchase_cents: int = Field(
+        200_000,
+        description="Order amount in cents (分) above which the member gets the anti-fraud"
+        " security reminder, once per order (0: never).",
+    )
+    large_purchase_hours: int = Field(
+        24, description="Hours after an order that its large-purchase reminder still goes."
+    )
+    large_purchase_text: str = Field(
+        "您刚刚消费{amount}元。谨防诈骗：我们不会以退款、积分清零、会员升级等理由向您索要"
+        "验证码或要求转账，如有疑问请直接联系门店。",
+        description="Wording of the large-purchase reminder; {amount} (yuan) is filled in.",
+    )
     console_secret: str | None = Field(
         None,
         description="Key the console's session cookies are signed with (default: a random key"

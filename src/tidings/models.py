@@ -7,6 +7,7 @@ from tidings.dispatch import models as dispatch_models
 from tidings.inbound import models as inbound_models
 from tidings.loyalty import models as loyalty_models
 from tidings.members import models as members_models
+from tidings.notifications import models as notifications_models
 from tidings.orders import models as orders_models
 from tidings.profiles import models as profiles_models
 from tidings.reports import models as reports_models
@@ -22,6 +23,7 @@ __all__ = [
     "inbound_models",
     "loyalty_models",
     "members_models",
+    "notifications_models",
     "orders_models",
     "profiles_models",
     "reports_models",

@@ -111,6 +111,9 @@ class Campaign(Base):
     # Seams for the loyalty and tracking issues: how coupons and short links are attached.
     coupon: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     links: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The kind of message (promotions, new_arrivals, tips, surveys): members who declined it
+    # are skipped with reason preference:<kind>. None: every member with consent.
+    category: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now, onupdate=clock.now)
 

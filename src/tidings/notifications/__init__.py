@@ -1,0 +1,2 @@
+"""Transactional messages for integrators, verification codes, message preferences and the
+large-purchase notice."""

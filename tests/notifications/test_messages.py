@@ -1,0 +1,114 @@
+"""Transactional messages end to end: sent at once through the simulator, once per
+idempotency key, in the ledger and its history, with suppression and quiet hours kept."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from tidings import clock
+from tidings.campaigns.sources import phone_hash
+from tidings.config import Settings
+from tidings.db import session_scope
+from tidings.members.models import Suppression, SuppressionReason
+
+from .conftest import NIGHT, NOW, PHONE, run_worker
+
+ORDER = {
+    "idempotency_key": "order-8801-confirmed",
+    "template": "{surname}，您的订单{order}已确认，预计{day}送达。",
+    "values": {"order": "8801", "day": "周五"},
+}
+
+
+def _inbox(settings: Settings) -> list[dict[str, object]]:
+    path = settings.simulator_inbox
+    assert path is not None
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_a_notice_goes_once_per_key_and_shows_its_history(
+    engine: Engine, client: TestClient, settings: Settings, member: int
+) -> None:
+    with clock.frozen(NOW):
+        first = client.post("/api/v1/messages", json={**ORDER, "member_id": member})
+        again = client.post("/api/v1/messages", json={**ORDER, "member_id": member})
+    assert first.status_code == 201, first.text
+    assert first.json()["state"] == "queued", first.json()["skip_reason"]
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["replayed"] is True
+
+    run_worker(engine, settings)
+    received = _inbox(settings)
+    assert [line["message_id"] for line in received] == [first.json()["id"]]
+    assert received[0]["text"] == "【好邻居】陈女士，您的订单8801已确认，预计周五送达。"
+
+    shown = client.get(f"/api/v1/messages/{first.json()['id']}").json()
+    assert shown["state"] == "delivered"
+    assert [step["state"] for step in shown["history"]] == ["accepted", "submitted", "delivered"]
+    assert shown["idempotency_key"] == ORDER["idempotency_key"]
+
+
+def test_a_complaint_stops_a_notice_and_a_bad_request_changes_nothing(
+    engine: Engine, client: TestClient, member: int
+) -> None:
+    with session_scope(engine) as session:
+        session.add(
+            Suppression(
+                phone_hash=phone_hash(PHONE), reason=SuppressionReason.COMPLAINED, source="test"
+            )
+        )
+    stopped = client.post("/api/v1/messages", json={**ORDER, "phone": "138 0000 0001"})
+    assert stopped.status_code == 201
+    assert (stopped.json()["state"], stopped.json()["skip_reason"]) == ("skipped", "complained")
+
+    missing = client.post(
+        "/api/v1/messages",
+        json={**ORDER, "idempotency_key": "k2", "member_id": member, "values": {"order": "1"}},
+    )
+    assert missing.status_code == 422
+    assert "'day'" in missing.json()["detail"]
+    unknown = client.post(
+        "/api/v1/messages", json={**ORDER, "idempotency_key": "k3", "member_id": 999_999}
+    )
+    assert unknown.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+    with engine.connect() as connection:
+        count = connection.execute(text("SELECT COUNT(*) FROM messages")).scalar_one()
+    assert count == 1
+
+
+def test_a_notice_waits_out_quiet_hours_but_an_urgent_one_does_not(
+    client: TestClient, member: int
+) -> None:
+    with clock.frozen(NIGHT):
+        calm = client.post("/api/v1/messages", json={**ORDER, "member_id": member}).json()
+        urgent = client.post(
+            "/api/v1/messages",
+            json={**ORDER, "idempotency_key": "fire", "urgent": True, "member_id": member},
+        ).json()
+    assert calm["send_at"].startswith("2026-12-03T00:00")  # 08:00 in Shanghai
+    assert urgent["send_at"].startswith("2026-12-02T15:30")
+
+
+def test_a_batch_answers_each_message_and_replays_repeated_keys(
+    client: TestClient, member: int
+) -> None:
+    body = {
+        "messages": [
+            {**ORDER, "member_id": member},
+            {"idempotency_key": "b", "phone": "13800000002", "text": "您的快递已到店。"},
+            {**ORDER, "idempotency_key": "c", "phone": "12345"},
+            {**ORDER, "member_id": member},
+        ]
+    }
+    answer = client.post("/api/v1/messages:batch", json=body).json()
+    assert (answer["accepted"], answer["refused"]) == (3, 1), answer["results"]
+    statuses = [item["status"] for item in answer["results"]]
+    assert statuses == [201, 201, 422, 200]
+    assert answer["results"][3]["message"]["id"] == answer["results"][0]["message"]["id"]
