@@ -91,11 +91,19 @@ def suppressions(engine: Engine) -> pl.DataFrame:
     )
 
 
-def history(engine: Engine, *, campaign_id: int, rules: PolicyRules, now: datetime) -> pl.DataFrame:
+def history(
+    engine: Engine,
+    *,
+    campaign_id: int,
+    rules: PolicyRules,
+    now: datetime,
+    member_ids: Collection[int] | None = None,
+) -> pl.DataFrame:
     """Messages of other campaigns and triggers that count towards caps and cool-downs.
 
     Sent ones by when they were handed over, planned and queued ones by when they will go;
-    only those near enough to `now` to matter for the longest cap or the cool-down.
+    only those near enough to `now` to matter for the longest cap or the cool-down, and only
+    those of `member_ids` when given (a trigger firing for a batch of events).
     """
     longest = max([rule.window_days for rule in rules.caps] + [rules.offer_cooldown_days, 1])
     since = now - timedelta(days=longest)
@@ -108,6 +116,8 @@ def history(engine: Engine, *, campaign_id: int, rules: PolicyRules, now: dateti
         f" AND (campaign_id IS NULL OR campaign_id <> {int(campaign_id)})"
         f" AND COALESCE(submitted_at, send_at) >= '{moment}'"
     )
+    if member_ids is not None:
+        sql += f" AND member_id IN ({', '.join(str(int(i)) for i in member_ids) or 'NULL'})"
     return _read(
         engine,
         sql,

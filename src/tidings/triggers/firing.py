@@ -50,6 +50,8 @@ OCCASION_SCHEMA: dict[str, Any] = {
     "expires_at": UTC_TIME,
     "event_at": UTC_TIME,
 }
+# Up to this many members, only their own history is read (an event batch); beyond, all of it.
+HISTORY_BY_ID = 10_000
 # What the policy and the message need of each member, beyond the template's fields.
 MEMBER_NEEDS = ("member_id", "phone", "phone_status", "consent", "tier", "lifecycle_stage")
 POLICY_KIND = {
@@ -264,7 +266,9 @@ def _decided(
         trigger_id=pl.lit(spec.trigger_id, dtype=pl.Int64),
         offer_type=pl.lit(spec.offer_type, dtype=pl.String),
     )
-    history = sources.history(engine, campaign_id=0, rules=rules, now=now)
+    ids = candidates["member_id"].unique()
+    few = ids.to_list() if ids.len() <= HISTORY_BY_ID else None
+    history = sources.history(engine, campaign_id=0, rules=rules, now=now, member_ids=few)
     decided = decide(
         candidates, history=history, suppressions=sources.suppressions(engine), rules=rules, now=now
     )

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import bindparam, text
+from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -22,10 +22,11 @@ from tidings.db import BulkStore, is_sqlite
 from tidings.dispatch.models import MessageState, state_guard
 from tidings.members.phone import fast_e164
 from tidings.orders.models import Event
+from tidings.segments.audience import local_today
 from tidings.triggers import events as occasions
 from tidings.triggers import service
 from tidings.triggers.catalogue import CUSTOM
-from tidings.triggers.firing import Fired, fire
+from tidings.triggers.firing import Fired, fire, member_frame
 from tidings.triggers.models import Trigger
 from tidings.triggers.schemas import EventError, EventIn, EventsResult, MemberRef
 
@@ -75,13 +76,8 @@ def _insert_events(db_session: Session, rows: list[dict[str, Any]]) -> int:
         return 0
     insert = sqlite_insert if is_sqlite(db_session) else postgresql_insert
     statement = insert(Event).on_conflict_do_nothing(index_elements=["external_id"])
-    before = _event_count(db_session)
-    db_session.execute(statement, rows)
-    return _event_count(db_session) - before
-
-
-def _event_count(db_session: Session) -> int:
-    return int(db_session.execute(text("SELECT COUNT(*) FROM events")).scalar_one())
+    inserted = db_session.execute(statement.returning(Event.id), rows).all()
+    return len(inserted)
 
 
 def record_events(db_session: Session, *, batch: Sequence[EventIn], now: datetime) -> EventsResult:
@@ -156,7 +152,11 @@ def _last_orders(db_session: Session, member_ids: list[int]) -> pl.DataFrame:
 
 def _fire_carts(db_session: Session, trigger: Trigger, carts: pl.DataFrame, now: datetime) -> Fired:
     spec = service.spec_of(trigger)
-    last = _last_orders(db_session, carts["member_id"].unique().to_list())
+    ids = carts["member_id"].unique().to_list()
+    last = _last_orders(db_session, ids)
+    members = member_frame(
+        engine_of(db_session), member_ids=ids, fields=spec.fields(), today=local_today()
+    )
     stop = float(service.setting(trigger, "stop_after_minutes"))
     result = Fired()
     for step, name in ((1, "first_after_minutes"), (2, "second_after_minutes")):
@@ -167,7 +167,8 @@ def _fire_carts(db_session: Session, trigger: Trigger, carts: pl.DataFrame, now:
             carts, step=step, after_minutes=float(after), stop_after_minutes=stop
         )
         found = occasions.without_later_order(found, last)
-        result = result.add(fire(db_session, spec=spec, occasions=found, now=now))
+        fired = fire(db_session, spec=spec, occasions=found, now=now, members=members)
+        result = result.add(fired)
     return result
 
 
@@ -288,3 +289,10 @@ def orders_arrived(
         spec = service.spec_of(trigger)
         fired[trigger.name] = fire(db_session, spec=spec, occasions=found, now=now).as_dict()
     return fired
+
+
+def engine_of(db_session: Session) -> Engine:
+    """The engine a session is bound to (triggers read members through it in bulk)."""
+    engine = db_session.get_bind()
+    assert isinstance(engine, Engine), "triggers react on a session bound to an engine"
+    return engine
