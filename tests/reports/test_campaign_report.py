@@ -97,3 +97,14 @@ def test_the_report_credits_the_orders_first_and_again_changes_nothing(session: 
 def test_an_unknown_campaign_is_said_so(session: Session) -> None:
     with pytest.raises(CampaignNotFound):
         campaign_report(db_session=session, campaign_id=999, now=LATER)
+
+
+def test_a_campaign_not_sent_yet_reports_zeros_and_no_verdicts(session: Session) -> None:
+    campaign_id, _ = World(session).campaign()
+
+    report = campaign_report(db_session=session, campaign_id=campaign_id, now=LATER)
+
+    assert report["funnel"]["planned"] == 0 and report["funnel"]["sent"] == 0
+    assert report["funnel"]["revenue_per_message_cents"] is None
+    assert (report["by_variant"], report["by_store"], report["by_day"]) == ([], [], [])
+    assert report["ab"] == [] and report["lift"]["window"] is None
