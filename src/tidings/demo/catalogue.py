@@ -247,6 +247,25 @@ PRODUCTS: tuple[Item, ...] = (
     Item("静音无线鼠标", "数码", 89.0, None),
 )
 
+
+class Companion(NamedTuple):
+    """A product often put in the same basket as another: the pattern recommendations find."""
+
+    product: str
+    companion: str
+    share: float  # of the product's lines that bring the companion along
+
+
+COMPANIONS: tuple[Companion, ...] = (
+    Companion("婴儿纸尿裤 L码 120片", "婴儿配方奶粉 3段 800g", 0.30),
+    Companion("婴儿配方奶粉 3段 800g", "宽口径玻璃奶瓶 240ml", 0.20),
+    Companion("精酿啤酒 500ml×6", "原味薯片 3连包", 0.40),
+    Companion("成猫全价猫粮 2kg", "冻干鸡胸肉零食 100g", 0.35),
+    Companion("10000mAh充电宝", "编织快充数据线 1m", 0.45),
+    Companion("鲜活基围虾 500g", "绍兴黄酒 2.5L", 0.30),
+    Companion("清爽防晒霜 50ml", "冰丝防晒衣", 0.30),
+)
+
 # A consumable is re-bought on a schedule when one pack lasts at least this long.
 REPLENISH_MIN_PACK_DAYS = 14  # days
 

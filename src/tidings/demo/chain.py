@@ -14,6 +14,7 @@ import polars as pl
 from tidings.demo.catalogue import (
     CATEGORIES,
     CITIES,
+    COMPANIONS,
     MULTI_UNIT_CATEGORIES,
     PRODUCTS,
     REPLENISH_MIN_PACK_DAYS,
@@ -51,6 +52,8 @@ class Catalogue:
     casual: np.ndarray  # the other product numbers, grouped by category
     casual_first: np.ndarray  # index into `casual` of each category's first casual product
     casual_count: np.ndarray
+    companion: np.ndarray  # product number often bought along with each product, or -1
+    companion_share: np.ndarray  # share of each product's lines that bring the companion
 
 
 def build_stores(*, rng: np.random.Generator) -> Stores:
@@ -133,4 +136,16 @@ def build_catalogue() -> Catalogue:
         casual=casual,
         casual_first=np.concatenate([[0], np.cumsum(casual_count)[:-1]]),
         casual_count=casual_count,
+        **_companions([item.name for item in ordered]),
     )
+
+
+def _companions(names: list[str]) -> dict[str, np.ndarray]:
+    """The companion arrays of the catalogue, from COMPANIONS by product name."""
+    companion = np.full(len(names), -1, dtype=np.int64)
+    share = np.zeros(len(names))
+    for pair in COMPANIONS:
+        number = names.index(pair.product)
+        companion[number] = names.index(pair.companion)
+        share[number] = pair.share
+    return {"companion": companion, "companion_share": share}

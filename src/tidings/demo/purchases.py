@@ -3,7 +3,8 @@
 Three kinds of order make up a member's history: the sign-up purchase of members who join
 during the period, ordinary visits (a Poisson process cut short when the member stops for
 good, as in BG/NBD), and re-purchases of consumables timed by their pack size. Each order
-then gets lines from the member's favourite categories, quantities and discounts.
+then gets lines from the member's favourite categories, quantities and discounts, and some
+lines bring their companion along (`COMPANIONS`: beer with crisps, nappies with formula).
 """
 
 from __future__ import annotations
@@ -208,6 +209,10 @@ def _lines(
     product = _products_of(rng=rng, category=category, catalogue=catalogue)
     forced = (line_no == 0) & (orders.product[order] >= 0)
     product = np.where(forced, orders.product[order], product)
+    order, product, forced = _with_companions(
+        rng=rng, order=order, product=product, forced=forced, catalogue=catalogue
+    )
+    line_no = np.arange(order.size) - np.searchsorted(order, order)
     several = rng.choice([1, 2, 3], size=order.size, p=[0.70, 0.22, 0.08])
     few = rng.choice([1, 2], size=order.size, p=[0.93, 0.07])
     quantity = np.where(catalogue.multi_unit[product], several, few)
@@ -230,6 +235,29 @@ def _lines(
             "with_phone": (rng.random(size) < PHONE_ON_ORDER_SHARE)[order],
         }
     ).sort("at", "order", "line_no")
+
+
+def _with_companions(
+    *,
+    rng: np.random.Generator,
+    order: np.ndarray,
+    product: np.ndarray,
+    forced: np.ndarray,
+    catalogue: Catalogue,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Adds the companion of some lines' products to the same order (after its own lines).
+
+    `order` is sorted; so are the orders returned, whose lines keep their order.
+    """
+    brings = rng.random(product.size) < catalogue.companion_share[product]
+    added = np.flatnonzero(brings)
+    merged = np.concatenate([order, order[added]])
+    position = np.argsort(merged, kind="stable")
+    return (
+        merged[position],
+        np.concatenate([product, catalogue.companion[product[added]]])[position],
+        np.concatenate([forced, np.zeros(added.size, dtype=bool)])[position],
+    )
 
 
 def _order_stores(
