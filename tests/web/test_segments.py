@@ -76,3 +76,15 @@ def test_a_bad_rule_is_not_saved(console: Console, engine: Engine) -> None:
     )
     assert response.status_code == 422
     assert "<td>坏规则</td>" not in response.text
+
+
+def test_an_unfinished_builder_row_leaves_the_builder_alone(
+    console: Console, engine: Engine
+) -> None:
+    client = console(Role.MARKETER)
+    response = _preview(
+        client, {"source": "builder", "field": ["tier"], "operator": ["=="], "value": [""]}
+    )
+    assert 'id="rule-error"' in response.text and "value is missing" in response.text
+    # The rows being edited are not replaced: only the text editor comes back.
+    assert 'id="builder"' not in response.text and 'id="rule-text"' in response.text

@@ -99,6 +99,7 @@ def preview(
         rule, rows = _from_form(source, rule, fields, operators, values)
     except RuleError as error:
         context: dict[str, Any] = {"rule": rule, "rows": None, "error": str(error)}
+        context["source"] = source
     else:
         context = _editor(request, viewer, db_session, rule=rule, rows=rows, source=source)
     return render(
