@@ -37,6 +37,7 @@ from tidings.dispatch.throttle import ProviderThrottle
 from tidings.inbound import service as inbound
 from tidings.inbound import tickets
 from tidings.loyalty import service as points
+from tidings.notifications import callbacks
 from tidings.providers.base import (
     OutgoingMessage,
     ProviderUnavailable,
@@ -56,6 +57,7 @@ IDLE_POLL = 0.2  # seconds between claims when nothing is due
 HOUSEKEEPING_INTERVAL = 0.2  # seconds between receipt polls
 ROLLOUT_INTERVAL = 1.0  # seconds between checks of campaigns' rollout gates
 BREACH_INTERVAL = 30.0  # seconds between flags of tickets past their first-response deadline
+CALLBACK_INTERVAL = 1.0  # seconds between passes over API messages' status callbacks
 POINTS_EXPIRY_INTERVAL = 86_400.0  # seconds between write-offs of expired points (daily)
 UNKNOWN_PROVIDER_CODE = "unknown_provider"
 
@@ -116,6 +118,7 @@ class Worker:
         self.lease = settings.dispatch_lease_seconds
         self._stop = asyncio.Event()
         self._trigger_pass: asyncio.Task[None] | None = None  # the scheduler's latest pass
+        self._callback_pass: asyncio.Task[None] | None = None  # status callbacks being posted
 
     def stop(self) -> None:
         """Asks the worker to finish the batches in hand and return."""
@@ -134,6 +137,8 @@ class Worker:
         finally:
             self._stop.set()
             await asyncio.gather(*senders)
+            if self._callback_pass is not None:
+                await self._callback_pass
             await self._poll_receipts()
             await self._poll_replies()
             for throttle in self.throttles.values():
@@ -361,7 +366,7 @@ class Worker:
         last_breaches: datetime | None = None
         last_health: datetime | None = None
         health_every = self.settings.health_check_minutes * 60
-        last_credit = clock.now()
+        last_credit = last_callbacks = clock.now()
         last_expiry: datetime | None = None  # on the first round too: a restart catches up
         last_triggers: datetime | None = None  # date triggers: at start, then every interval
         while not self._stop.is_set():
@@ -395,6 +400,11 @@ class Worker:
                     asyncio.to_thread(scheduled_pass, self.engine, now=now)
                 )
                 last_triggers = now
+            idle = self._callback_pass is None or self._callback_pass.done()
+            if idle and (now - last_callbacks).total_seconds() >= CALLBACK_INTERVAL:
+                # Posting waits on integrators' servers: it runs beside the housekeeping.
+                self._callback_pass = asyncio.create_task(asyncio.to_thread(self._post_callbacks))
+                last_callbacks = now
             if (now - last_reconcile).total_seconds() >= reconcile_every:
                 await self._reconcile()
                 since = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)
@@ -404,6 +414,13 @@ class Worker:
                 last_reconcile = now
             if once and self._nothing_left(now):
                 return
+
+    def _post_callbacks(self) -> None:
+        """Notes API messages' state changes and posts the status callbacks due."""
+        try:
+            callbacks.run_pass(self.engine, settings=self.settings)
+        except Exception:
+            log.exception("posting status callbacks failed; the next pass tries again")
 
     def _check_health(self, now: datetime) -> None:
         """Stores, logs and posts new breaches of the last day's sending health."""
