@@ -18,6 +18,7 @@ from tidings.migrate import ready_engine
 from tidings.notifications.api import router as notifications_router
 from tidings.notifications.pages import router as preference_pages
 from tidings.orders.api import router as orders_router
+from tidings.profiles.api import router as profiles_router
 from tidings.reports.api import router as reports_router
 from tidings.segments.api import router as segments_router
 from tidings.tracking.redirect import install_short_links
@@ -41,6 +42,7 @@ from tidings.web.console import mount_console
     protected = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)])
     protected.include_router(members_router)
     protected.include_router(orders_router)
+    protected.include_router(profiles_router)
     protected.include_router(segments_router)
     protected.include_router(campaigns_router)
     protected.include_router(inbound_router)

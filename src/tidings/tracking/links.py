@@ -147,6 +147,8 @@ def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datet
     many went in. What all rows share is written into the statement once."""
     if rows.height == 0:
         return 0
+    if store.dialect == "sqlite":
+        return _insert_sqlite(store, links, rows, now=now)
     targets = links.targets()
     cases = " ".join("WHEN ? THEN ?" for _ in targets)
     params: list[object] = [value for pair in targets.items() for value in pair]
@@ -163,6 +165,30 @@ def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datet
     store.create_temp("new_links", {"code": "TEXT", "member_id": "BIGINT", "variant_id": "BIGINT"})
     store.ingest("new_links", frame)
     return store.execute(f"{insert}{select} FROM new_links{conflict}", params)
+
+
+def _insert_sqlite(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datetime) -> int:
+    """`_insert` on SQLite: one executemany straight into the table (a staging table would
+    only write everything twice), with only code, member and variant bound per row."""
+    campaign = int(links.campaign_id)
+    cases = " ".join(
+        f"WHEN {int(vid)} THEN {_literal(url)}" for vid, url in links.targets().items()
+    )
+    sql = (
+        "INSERT INTO short_links (code, dedupe_key, campaign_id, member_id, target_url,"
+        f" created_at) VALUES (?1, 'campaign:{campaign}:member:' || ?2, {campaign}, ?2,"
+        f" CASE ?3 {cases} ELSE {_literal(links.url)} END, {_literal(utc_text(now))})"
+        " ON CONFLICT (code) DO NOTHING"
+    )
+    raw = store.session.connection().connection.driver_connection
+    assert raw is not None
+    frame = rows.select("code", "member_id", "variant_id")
+    return int(raw.executemany(sql, frame.iter_rows()).rowcount)
+
+
+def _literal(value: str) -> str:
+    """Text as an SQL literal (for SQLite statements, which take it as written)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _recode(
