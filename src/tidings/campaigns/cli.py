@@ -89,6 +89,9 @@ def create(
     holdout: float = typer.Option(0.0, "--holdout", help="Share kept out, e.g. 0.1."),
     kind: CampaignKind = typer.Option(CampaignKind.MARKETING, "--kind", help="What it is."),
     offer_type: str = typer.Option(None, "--offer-type", help="Offer type, for cool-downs."),
+    category: str = typer.Option(
+        None, "--category", help="Kind of message: promotions, new_arrivals, tips, surveys."
+    ),
     schedule: str = typer.Option(
         "now", "--schedule", help="now | ISO time | best-hour[:DATE] | spread:FROM-TO"
     ),
@@ -151,6 +154,7 @@ def create(
             ],
             holdout=holdout,
             offer_type=offer_type,
+            category=category,
             schedule=schedule,
             expires=expires,
             provider=provider,

@@ -41,6 +41,7 @@ CHECKED_SCHEMA = {
     "_cost": pl.Int64,
 }
 BLOCKED_PREFIX = "content:"  # a rendered message a word check or length rule stops
+PREFERENCE_PREFIX = "preference:"  # a member who declined the campaign's kind of message
 REASON_LENGTH = 64  # characters the messages table keeps of a skip reason
 
 # A campaign's kind decides three things, mapped here and nowhere else. The policy ranks
@@ -118,6 +119,7 @@ class PlanSpec:
     timezone: str  # the brand's: schedules without a zone are read in it
     scheme: CountingScheme
     price_per_part_cents: int
+    category: str | None = None  # its kind of message: who declined it is skipped
 
 
 def _assign(audience: pl.DataFrame, spec: PlanSpec) -> pl.DataFrame:
@@ -160,9 +162,11 @@ def _decide(
     suppressions: pl.DataFrame,
     rules: PolicyRules,
     now: datetime,
+    declined: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Runs the policy over every member with a usable phone; adds `_decision`, `_send_at`,
-    `_reason` (the skip reason, or null)."""
+    `_reason` (the skip reason, or null). Members in `declined` chose not to get the
+    campaign's kind of message: `preference:<kind>`."""
     usable = (pl.col("phone_status") == "ok") & pl.col("phone").is_not_null()
     frame = frame.with_columns(_usable=usable.fill_null(False))
     candidates = candidates_of(frame.filter(pl.col("_usable")), spec, desired="_desired")
@@ -181,11 +185,17 @@ def _decide(
         .then(pl.lit(SkipReason.INVALID_PHONE.value))
         .when(skipped)
         .then(pl.col("_policy_reason"))
+        .when(pl.col("member_id").is_in(_ids(declined).implode()))
+        .then(pl.lit(f"{PREFERENCE_PREFIX}{spec.category}"))
         .when(pl.col("_held"))
         .then(pl.lit(HOLDOUT))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
     return frame.with_columns(_reason=reason)
+
+
+def _ids(declined: pl.Series | None) -> pl.Series:
+    return pl.Series("member_id", [] if declined is None else declined, dtype=pl.Int64)
 
 
 def _render_and_check(frame: pl.DataFrame, spec: PlanSpec, lint: LintRules) -> pl.DataFrame:
@@ -261,6 +271,7 @@ def plan_frame(
     rules: PolicyRules,
     lint: LintRules,
     now: datetime,
+    declined: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Plans the campaign for `audience` (one row per member; AUDIENCE_NEEDS, `timezone`,
     `phone_hash`, `best_hour` and the template's fields). Returns PLAN_COLUMNS, plus
@@ -275,7 +286,15 @@ def plan_frame(
             timezone=spec.timezone,
         )
     )
-    frame = _decide(frame, spec, history=history, suppressions=suppressions, rules=rules, now=now)
+    frame = _decide(
+        frame,
+        spec,
+        history=history,
+        suppressions=suppressions,
+        rules=rules,
+        now=now,
+        declined=declined,
+    )
     frame = _render_and_check(frame, spec, lint)
     planned = pl.col("_reason").is_null()
     ids = pl.Series([variant.id for variant in spec.variants], dtype=pl.Int64)

@@ -43,6 +43,12 @@ class CampaignCreate(BaseModel):
     variants: list[VariantCreate] = Field(min_length=1, max_length=26)
     holdout: float = Field(0.0, ge=0.0, lt=1.0, description="Share kept out on purpose.")
     offer_type: str | None = Field(None, max_length=64, description="For offer cool-downs.")
+    category: str | None = Field(
+        None,
+        max_length=32,
+        description="Kind of message (promotions, new_arrivals, tips, surveys): members who"
+        " declined it are skipped.",
+    )
     schedule: str = Field("now", description="now | ISO time | best-hour[:DATE] | spread:FROM-TO")
     expires: str | None = Field(None, description="ISO time or a duration after now: 2d, 12h.")
     provider: str | None = Field(None, description="Provider name (default from settings).")

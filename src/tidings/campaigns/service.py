@@ -43,7 +43,7 @@ from tidings.campaigns.spec import (
     schedule_of,
     template_columns,
 )
-from tidings.config import get_settings
+from tidings.config import Settings, get_settings
 from tidings.content.lint import lint_rules
 from tidings.content.template import TemplateError, prepare_template
 from tidings.dispatch import service as dispatch
@@ -51,6 +51,7 @@ from tidings.dispatch.models import Message, MessageState
 from tidings.dispatch.service import CampaignNotFound, CampaignStateError
 from tidings.loyalty import offers
 from tidings.loyalty.offers import coupon_column
+from tidings.notifications import preferences
 from tidings.policy.rules import PolicyRules
 from tidings.providers.templates import approval_missing
 from tidings.segments.audience import local_today
@@ -91,6 +92,15 @@ def _expiry(text_value: str | None, *, now: datetime, timezone: str) -> datetime
             f"expiry '{text_value}' is not an ISO time or a duration like 2d or 12h"
         ) from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(timezone))).astimezone(UTC)
+
+
+def _category(category: str | None, settings: Settings) -> str | None:
+    if category is None:
+        return None
+    try:
+        return preferences.check_topic(category, settings)
+    except preferences.PreferenceError as error:
+        raise CampaignError(str(error)) from None
 
 
 def _check_rollout(stages: list[int]) -> list[int]:
@@ -154,6 +164,7 @@ def create(*, db_session: Session, spec: CampaignCreate, now: datetime | None = 
         segment_name=spec.segment,
         rule=spec.rule,
         holdout_share=spec.holdout,
+        category=_category(spec.category, settings),
         offer_type=spec.offer_type,
         schedule_kind=schedule.kind,
         scheduled_at=schedule.at,
@@ -238,6 +249,11 @@ def plan(
         audience = audience.with_columns(phone_hash=hashes)
     with timer("history"):
         history = sources.history(engine, campaign_id=campaign_id, rules=rules, now=now)
+        declined = (
+            preferences.declined_members(engine, topic=campaign.category)
+            if campaign.category
+            else None
+        )
     with timer("plan"):
         frame = plan_frame(
             audience,
@@ -247,6 +263,7 @@ def plan(
             rules=rules,
             lint=lint_rules(kind=CONTENT_KIND[campaign.kind], scheme=spec.scheme),
             now=now,
+            declined=declined,
         )
     with timer("write"):
         sources.write_plan(

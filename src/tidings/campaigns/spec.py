@@ -76,6 +76,7 @@ def plan_spec(campaign: Campaign, variants: list[Variant], settings: Settings) -
         timezone=settings.default_timezone,
         scheme=scheme,
         price_per_part_cents=price,
+        category=campaign.category,
     )
 
 

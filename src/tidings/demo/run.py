@@ -23,6 +23,7 @@ from tidings.demo.generate import (
     period_start,
     read_manifest,
 )
+from tidings.demo.recommendations import recommendation_line
 from tidings.demo.results import results_line
 from tidings.imports import ImportResult
 from tidings.members.importer import import_members, import_stores
@@ -189,10 +190,16 @@ def refresh_profiles(run: DemoRun) -> str:
     )
 
 
+def show_recommendations(run: DemoRun) -> str:
+    """Shows how many members the refresh found a next product for, and why for one."""
+    return recommendation_line(run.engine)
+
+
 STEPS: tuple[Step, ...] = (
     Step("generate", generate_files),
     Step("import", import_files),
     Step("profiles", refresh_profiles),
+    Step("recommend", show_recommendations),
     Step("summarise", summarise_store),
     Step("campaign", run_campaign),
     Step("results", report_results),

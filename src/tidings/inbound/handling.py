@@ -27,6 +27,7 @@ from tidings.inbound.keywords import KeywordRules, compact, detect
 from tidings.inbound.models import Reply
 from tidings.inbound.texts import DEFAULT_TEXTS, text_for
 from tidings.inbound.tickets import flag_breaches, open_tickets
+from tidings.notifications import preferences
 
 replies_table: Table = Reply.__table__  # type: ignore[assignment]
 Service = Callable[..., None]
@@ -40,6 +41,7 @@ SERVICES: dict[str, Service] = {
     "booking": services.booking,
     "survey": services.survey,
     "coupon": services.coupon,
+    "preference": preferences.apply_replies,
 }
 SILENT = {"empty", Intent.THANKS.value}  # nothing to answer, nothing to do
 _NOT_A_REQUEST = (None, Intent.THANKS)
@@ -64,6 +66,9 @@ def decide(ctx: ReplyContext, *, settings: Settings, rules: KeywordRules) -> Dec
     """What `ctx`'s reply asks for."""
     if not compact(ctx.text):
         return Decision("empty", 1.0)
+    # Before the opt-out words: TD促销 declines promotions only, not all marketing.
+    if preferences.keyword_of(ctx.text, settings) is not None:
+        return Decision("preference", 1.0)
     keyword = detect(ctx.text, rules)
     if keyword is not None:
         return Decision(keyword.kind.value, 1.0)
@@ -101,7 +106,7 @@ def _route(
     intent = decision.intent
     if intent in SILENT:
         return None
-    if intent in ("opt_out", "opt_in", "complaint", "survey"):
+    if intent in ("opt_out", "opt_in", "complaint", "survey", "preference"):
         return intent
     if intent == "help":
         effects.answers.append(ctx.answer(text_for("help", settings)))

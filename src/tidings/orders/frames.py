@@ -105,10 +105,15 @@ def order_lines(engine: Engine, *, orders_frame: pl.DataFrame | None = None) -> 
 
 
 def products(engine: Engine) -> pl.DataFrame:
-    """Every product's `sku, category, pack_size_days` (days one pack lasts, or null)."""
+    """Every product's `sku, name, category, pack_size_days` (days one pack lasts, or null)."""
     frame = read_frame(
         engine,
-        "SELECT sku, COALESCE(category, '') AS category, pack_size_days FROM products",
-        schema={"sku": pl.String, "category": pl.String, "pack_size_days": pl.Int64},
+        "SELECT sku, name, COALESCE(category, '') AS category, pack_size_days FROM products",
+        schema={
+            "sku": pl.String,
+            "name": pl.String,
+            "category": pl.String,
+            "pack_size_days": pl.Int64,
+        },
     )
     return frame.with_columns(pl.col("category").replace("", None))

@@ -1,4 +1,4 @@
-"""`tidings profiles` (refresh, tag rules) and `tidings model` (fit the purchase models)."""
+"""`tidings profiles` (refresh, recommend, tag rules) and `tidings model` (fit the models)."""
 
 from __future__ import annotations
 
@@ -95,6 +95,36 @@ def refresh(
         console.print(table)
     for name, message in result.tag_rule_errors.items():
         typer.echo(f"tag rule '{name}' was skipped: {message}", err=True)
+
+
+@profiles_app.command("recommend")
+def recommend(
+    key: str = typer.Argument(..., help="The member's phone (any common form) or member code."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Shows the product to offer a member next, its category and the reason."""
+    from tidings.config import get_settings
+    from tidings.members.service import find_member
+    from tidings.profiles.recommendations import RecommendationError, get_recommendation
+
+    try:
+        with _store() as engine, session_scope(engine) as db_session:
+            member = find_member(
+                db_session=db_session, key=key, region=get_settings().default_region
+            )
+            if member is None:
+                raise RecommendationError(f"no member has the phone or member code '{key}'")
+            found = get_recommendation(db_session=db_session, member_id=member.id)
+    except RecommendationError as error:
+        _fail(error)
+    if as_json:
+        _print_json(found.model_dump(mode="json"))
+        return
+    typer.echo(
+        f"{found.product} ({found.category or '-'}, {found.sku})\n"
+        f"{found.reason_zh}\n{found.reason_en}\n"
+        f"confidence {found.confidence:.0%}, lift {found.lift:.2f}, as of {found.as_of}"
+    )
 
 
 @tag_rule_app.command("add")

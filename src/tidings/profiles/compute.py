@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-from tidings.profiles import bgnbd, preferences, replenish, rfm, sendtime, tags
+from tidings.profiles import bgnbd, copurchase, preferences, replenish, rfm, sendtime, tags
 from tidings.profiles.bgnbd import BgNbdParams, GammaGammaParams
 from tidings.profiles.thresholds import ProfileThresholds
 
@@ -64,6 +64,7 @@ PROFILE_COLUMNS = (
     "clv_12m_cents",
     "churn_risk",
     "tags",
+    *copurchase.RECOMMENDATION_COLUMNS,
 )
 
 
@@ -99,19 +100,23 @@ def compute_profiles(
     members: member_id, store_id, tier (the POS's), timezone, tags (list of text);
     orders: as `tidings.orders.frames.orders` loads them; lines: order lines with at least
     order_id, sku, category, quantity, amount_cents, discounted (their member and time are
-    their order's); products: sku, pack_size_days;
+    their order's); products: sku, pack_size_days, and name when known;
     previous: member_id, tier, previous_tier, tier_changed_at (the last refresh's profiles).
     """
     t = thresholds
     dated = rfm.dated_orders(orders, as_of=as_of, timezone=timezone)
     summary = rfm.rfm_scores(rfm.order_summary(dated, thresholds=t))
     dated_lines = _dated_lines(lines, dated)
+    favourites = preferences.category_preferences(dated_lines, top=t.top_categories)
     parts = [
         summary,
-        preferences.category_preferences(dated_lines, top=t.top_categories),
+        favourites,
         preferences.discount_shares(dated_lines),
         preferences.main_stores(dated),
         _replenishment(dated_lines, products, as_of=as_of, thresholds=t),
+        copurchase.recommendations(
+            dated_lines, products, favourites, limits=copurchase.limits_from(t)
+        ),
         predictions(dated, models=models, as_of=as_of, thresholds=t),
         _previous(previous),
     ]

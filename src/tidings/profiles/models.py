@@ -65,6 +65,15 @@ class Profile(Base):
     clv_12m_cents: Mapped[int | None] = mapped_column(Integer)
     churn_risk: Mapped[bool] = mapped_column(Boolean, default=False)
     tags: Mapped[list[str] | None] = mapped_column(JSON)
+    # What to offer next and why (tidings.profiles.copurchase): bought with `because`, a
+    # product or a category as `basis` says, by `confidence` of the members who buy it.
+    recommended_sku: Mapped[str | None] = mapped_column(String(64))
+    recommended_product: Mapped[str | None] = mapped_column(String(200))
+    recommended_category: Mapped[str | None] = mapped_column(String(100))
+    recommendation_basis: Mapped[str | None] = mapped_column(String(16))
+    recommendation_because: Mapped[str | None] = mapped_column(String(200))
+    recommendation_confidence: Mapped[float | None] = mapped_column(Float)
+    recommendation_lift: Mapped[float | None] = mapped_column(Float)
     computed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
 
 

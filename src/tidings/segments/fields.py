@@ -125,6 +125,10 @@ FIELD_LIST: tuple[Field, ...] = (
         "new, active, dormant, lapsed or never (no order yet)",
     ),
     _field("top_category", T, "profiles", "最常购品类", "Category with the largest spend"),
+    _field(
+        "recommended_product", T, "profiles", "推荐商品", "Product to offer next (see the reason)"
+    ),
+    _field("recommended_category", T, "profiles", "推荐品类", "Category of the product to offer"),
     _field("discount_share", N, "profiles", "折扣购买占比", "Share of lines bought on discount"),
     _field("main_store_code", T, "profiles", "常去门店编号", "Code of the store used most"),
     _field("main_store_share", N, "profiles", "常去门店占比", "Share of orders at the main store"),
