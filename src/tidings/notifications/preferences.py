@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from tidings.config import Settings
 from tidings.db import read_frame
+from tidings.inbound.context import Effects, ReplyContext
 from tidings.inbound.keywords import compact
 from tidings.members.models import ConsentEvent, ConsentKind
 
@@ -78,6 +79,44 @@ def keyword_of(text: str, settings: Settings) -> PreferenceKeyword | None:
         if resume and said in (resume + target, target + resume):
             return PreferenceKeyword(topic, ConsentKind.OPT_IN)
     return None
+
+
+# What a member is told after a reply that changes a preference.
+CONFIRM_DECLINED = "已为您停止{word}类消息，其他消息照常。回复{resume}{word}可恢复。"
+CONFIRM_RESUMED = "已为您恢复{word}类消息。回复{stop}{word}可再次停止。"
+
+
+def apply_replies(
+    db_session: Session,
+    contexts: Sequence[ReplyContext],
+    effects: Effects,
+    *,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Records each reply's preference change in the consent ledger and confirms it."""
+    for ctx in contexts:
+        found = keyword_of(ctx.text, settings)
+        if found is None or ctx.member_id is None:
+            continue
+        wording = CONFIRM_DECLINED if found.kind is ConsentKind.OPT_OUT else CONFIRM_RESUMED
+        word = topics(settings)[found.topic]
+        effects.answers.append(
+            ctx.answer(
+                wording.format(
+                    word=word,
+                    stop=settings.preference_stop_prefix,
+                    resume=settings.preference_resume_prefix,
+                )
+            )
+        )
+        record(
+            db_session=db_session,
+            changes=[(ctx.member_id, found.topic, found.kind)],
+            source=SOURCE_REPLY,
+            text_shown=ctx.text,
+            now=ctx.received_at,
+        )
 
 
 def current(*, db_session: Session, member_id: int, settings: Settings) -> dict[str, bool]:

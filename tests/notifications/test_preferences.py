@@ -1,0 +1,129 @@
+"""Preferences: a member declines one kind of marketing by a reply or on their page, the
+choice is in the consent ledger, and the next campaign of that kind leaves them out (with
+its reason) while other kinds still reach them."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from campaigns.conftest import add_members, message_rows, midday_zone
+from tidings import clock
+from tidings.campaigns import service as campaigns
+from tidings.campaigns.schemas import CampaignCreate, VariantCreate
+from tidings.campaigns.service import CampaignError
+from tidings.config import Settings
+from tidings.db import session_scope
+from tidings.inbound import service as inbound
+from tidings.notifications import preferences
+from tidings.providers.base import InboundReply
+from tidings.segments.snapshot import invalidate
+
+
+@pytest.fixture(autouse=True)
+def fresh_snapshots() -> None:
+    """Each test writes a new base: forget the audience kept in memory by an earlier one."""
+    invalidate()
+
+
+def _planned(engine: Engine, category: str | None) -> pl.DataFrame:
+    spec = CampaignCreate(
+        name=f"周末{category}",
+        rule="consent == true",
+        category=category,
+        variants=[VariantCreate(template="{surname}，本周末水果特价")],
+    )
+    with session_scope(engine) as session:
+        campaign = campaigns.create(db_session=session, spec=spec).id
+        campaigns.plan(db_session=session, campaign_id=campaign)
+    return message_rows(engine, campaign).select("member_id", "state", "skip_reason")
+
+
+def _reply(engine: Engine, settings: Settings, phone: str, said: str) -> None:
+    now = clock.now()
+    with session_scope(engine) as session:
+        reply = InboundReply("simulator", phone, said, now, provider_message_id=f"{said}{now}")
+        inbound.store_replies(db_session=session, replies=[reply], now=now, settings=settings)
+
+
+def test_a_reply_declines_one_kind_until_taken_back(engine: Engine, settings: Settings) -> None:
+    first, *_ = add_members(engine, 3, timezone=midday_zone())
+    phone = f"+86139{first:08d}"
+    _reply(engine, settings, phone, "TD促销")
+
+    promotions = _planned(engine, "promotions")
+    skipped = promotions.filter(pl.col("state") == "skipped")
+    assert skipped.rows() == [(first, "skipped", "preference:promotions")]
+    assert promotions.filter(pl.col("state") == "planned").height == 2
+    assert _planned(engine, "tips").filter(pl.col("state") == "planned").height == 3
+    with engine.connect() as connection:
+        events = connection.execute(
+            text("SELECT topic, kind, source FROM consent_events WHERE source = 'sms_reply'")
+        ).all()
+        answer = connection.execute(
+            text("SELECT text FROM messages WHERE kind IN ('reply', 'transactional')")
+        ).scalar_one()
+        suppressed = connection.execute(text("SELECT COUNT(*) FROM suppressions")).scalar_one()
+    assert [tuple(e) for e in events] == [("promotions", "opt_out", "sms_reply")]
+    assert "促销" in answer and "DY促销" in answer
+    assert suppressed == 0  # a bare TD stops everything; TD促销 only promotions
+
+    _reply(engine, settings, phone, "dy 促销")
+    again = _planned(engine, "promotions")
+    assert again.filter(pl.col("state") == "planned").height == 3
+
+
+def test_a_campaign_of_an_unknown_kind_is_refused(engine: Engine) -> None:
+    with pytest.raises(CampaignError, match="promotions"), session_scope(engine) as session:
+        spec = CampaignCreate(
+            name="x",
+            rule="consent == true",
+            category="spam",
+            variants=[VariantCreate(template="x")],
+        )
+        campaigns.create(db_session=session, spec=spec)
+
+
+def test_the_page_changes_choices_only_with_its_own_form(
+    engine: Engine, client: TestClient, settings: Settings
+) -> None:
+    first, *_ = add_members(engine, 2, timezone=midday_zone())
+    link = preferences.preference_link(first, settings)
+    path = urlsplit(link).path
+    page = client.get(path)
+    assert page.status_code == 200
+    assert page.text.count('type="checkbox"') == 4 and page.text.count("checked") == 4
+    token = re.search(r'name="form_token" value="([^"]+)"', page.text)
+    assert token is not None
+
+    keep = {"receive": ["new_arrivals", "tips", "surveys"]}
+    forged = client.post(path, data={**keep, "form_token": "forged"})
+    assert forged.status_code == 403
+    other = preferences.form_token(first + 1, settings)
+    assert client.post(path, data={**keep, "form_token": other}).status_code == 403
+    assert client.get("/p/not-a-token").status_code == 403
+    with engine.connect() as connection:
+        assert (
+            connection.execute(
+                text("SELECT COUNT(*) FROM consent_events WHERE topic != 'marketing'")
+            ).scalar_one()
+            == 0
+        )
+
+    saved = client.post(path, data={**keep, "form_token": token.group(1)})
+    assert saved.status_code == 200 and "已保存" in saved.text
+    assert saved.text.count("checked") == 3
+    promotions = _planned(engine, "promotions")
+    assert promotions.filter(pl.col("state") == "skipped")["skip_reason"].to_list() == [
+        "preference:promotions"
+    ]
+    with engine.connect() as connection:
+        source = connection.execute(
+            text("SELECT source FROM consent_events WHERE topic = 'promotions'")
+        ).scalar_one()
+    assert source == "preference_page"
