@@ -6,10 +6,12 @@ import polars as pl
 from fastapi import APIRouter
 
 from tidings import clock
+from tidings.config import get_settings
 from tidings.db import BulkStore
 from tidings.http import DbSession
 from tidings.members.api import batch_result, check_batch_size
 from tidings.members.schemas import BatchResult
+from tidings.notifications.large_purchase import notify_large_orders
 from tidings.orders.importer import ORDER_FIELDS, OrderBatches
 from tidings.orders.schemas import OrdersBatch
 from tidings.tracking.credits import attribute_orders
@@ -34,5 +36,12 @@ def orders_batch(body: OrdersBatch, db_session: DbSession) -> BatchResult:
     batches.accrue_points()
     # Receipts for the new orders, and no more cart reminders for those who ordered.
     orders_arrived(db_session, first_order_id=batches.first_new_order, now=clock.now())
+    # The anti-fraud reminder after a large purchase, once per order.
+    notify_large_orders(
+        db_session=db_session,
+        first_order_id=batches.first_new_order,
+        settings=get_settings(),
+        now=clock.now(),
+    )
     attribute_orders(db_session=db_session)
     return batch_result(batches.result, problems)

@@ -46,6 +46,7 @@ from tidings.loyalty import service as loyalty
 from tidings.members.merging import NO_PROBLEMS
 from tidings.members.phone import normalise_phones
 from tidings.members.service import store_refs
+from tidings.notifications.large_purchase import notify_large_orders
 from tidings.orders import service
 from tidings.tracking.credits import attribute_orders
 from tidings.triggers.reactions import orders_arrived
@@ -398,6 +399,13 @@ def import_orders(
                 # Receipts for the new orders; no more cart reminders for those who ordered.
                 orders_arrived(
                     store.session, first_order_id=batches.first_new_order, now=clock.now()
+                )
+                # The anti-fraud reminder after a large purchase, once per order.
+                notify_large_orders(
+                    db_session=store.session,
+                    first_order_id=batches.first_new_order,
+                    settings=settings,
+                    now=clock.now(),
                 )
                 # Credit the new orders to the messages that earned them.
                 attribute_orders(db_session=store.session)
