@@ -332,6 +332,11 @@ class Settings(BaseSettings):
         description="Sign-in attempts allowed per account and per address, in `limits`"
         " notation (e.g. 5/minute); more answer 429.",
     )
+    console_dashboard_seconds: float = Field(
+        60.0,
+        description="Seconds the dashboard's figures are kept before a view recomputes them"
+        " in the background.",
+    )
 
     @property
     def short_link_base(self) -> str:

@@ -15,6 +15,7 @@ from tidings.config import Settings
 from tidings.web.audit.views import router as audit_router
 from tidings.web.campaigns.views import router as campaigns_router
 from tidings.web.campaigns.wizard import router as wizard_router
+from tidings.web.dashboard.figures import FiguresCache
 from tidings.web.dashboard.views import router as dashboard_router
 from tidings.web.members.views import router as members_router
 from tidings.web.rendering import WEB_DIR, is_htmx, render
@@ -45,6 +46,9 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
         https_only=settings.console_https,
     )
     app.state.sign_in_limiter = SignInLimiter(settings.console_sign_in_limit)
+    app.state.dashboard_figures = FiguresCache(
+        app.state.engine, max_age_seconds=settings.console_dashboard_seconds
+    )
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     _install_handlers(app)
     for router in (

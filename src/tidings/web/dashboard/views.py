@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tidings import clock
-from tidings.http import DbSession
-from tidings.reports import overview
+from tidings.config import get_settings
+from tidings.web.dashboard.figures import FiguresCache
 from tidings.web.rendering import language_of, render
 from tidings.web.security import CurrentViewer
 from tidings.web.texts import TEXTS
@@ -71,20 +71,21 @@ def _money_chart(days: list[dict[str, Any]], texts: dict[str, str]) -> str:
 
 
 @router.get("/")
-def dashboard(request: Request, viewer: CurrentViewer, db_session: DbSession) -> Response:
+def dashboard(request: Request, viewer: CurrentViewer) -> Response:
     """Shows the dashboard (a store manager sees their store's figures)."""
-    days = overview.daily(db_session=db_session, now=clock.now(), store_id=viewer.store_scope)
-    totals = {key: sum(day[key] for day in days) for key in days[0] if key != "day"}
+    cache: FiguresCache = request.app.state.dashboard_figures
+    figures = cache.get(viewer.store_scope)
     texts = TEXTS[language_of(request)]
     return render(
         request,
         "dashboard/templates/dashboard.html",
         viewer=viewer,
-        days=days,
-        totals=totals,
-        breaches=overview.latest_breaches(db_session=db_session),
-        campaigns=overview.running_campaigns(db_session=db_session),
-        tickets=overview.ticket_counts(db_session=db_session, store_id=viewer.store_scope),
-        sends_chart=_chart(days, texts),
-        money_chart=_money_chart(days, texts),
+        days=figures.days,
+        totals=figures.totals,
+        breaches=figures.breaches,
+        campaigns=figures.campaigns,
+        tickets=figures.tickets,
+        computed_at=figures.computed_at.astimezone(ZoneInfo(get_settings().default_timezone)),
+        sends_chart=_chart(figures.days, texts),
+        money_chart=_money_chart(figures.days, texts),
     )
