@@ -15,6 +15,7 @@ from tidings.config import Settings
 from tidings.web.audit.views import router as audit_router
 from tidings.web.campaigns.views import router as campaigns_router
 from tidings.web.campaigns.wizard import router as wizard_router
+from tidings.web.content.views import router as content_router
 from tidings.web.dashboard.figures import FiguresCache
 from tidings.web.dashboard.views import router as dashboard_router
 from tidings.web.members.views import router as members_router
@@ -56,6 +57,7 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
         dashboard_router,
         members_router,
         segments_router,
+        content_router,
         wizard_router,  # before the campaign pages: /campaigns/new/... is not a campaign id
         campaigns_router,
         tickets_router,
