@@ -29,6 +29,7 @@ MESSAGES = int(os.environ.get("BENCH_HEALTH_MESSAGES", "1000000"))
 CAMPAIGNS = 20
 PROVIDERS = ("aliyun", "tencent", "smpp")
 TARGET = 10.0  # seconds per check
+COMPLAINED = 0.001  # share of messages complained about
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 UTC_TIME = pl.Datetime("us", "UTC")
 POSTGRES_URL = os.environ.get(
@@ -83,7 +84,19 @@ def _fill(engine: Engine) -> None:
         .otherwise(pl.lit("thanks")),
         created_at=pl.lit(NOW, dtype=UTC_TIME),
     )
-    complained = messages.sample(fraction=0.001, seed=2)
+    # Complaints come as replies that the inbound handling takes for complaints: each one
+    # suppresses the phone (a hotline complaint without a reply is the rare, slow case).
+    complained = messages.sample(fraction=COMPLAINED, seed=2)
+    complaint_replies = complained.select(
+        provider="provider",
+        provider_message_id=pl.format("complaint-{}", "id"),
+        phone="phone",
+        text=pl.lit("骚扰短信，我要投诉"),
+        received_at=pl.col("submitted_at") + pl.duration(hours=1),
+        in_reply_to_message_id="id",
+        intent=pl.lit("complaint"),
+        created_at=pl.lit(NOW, dtype=UTC_TIME),
+    )
     complaints = pl.DataFrame({"phone_hash": phone_hashes(complained["phone"])}).with_columns(
         reason=pl.lit("complained"),
         source=pl.lit("bench"),
@@ -104,7 +117,7 @@ def _fill(engine: Engine) -> None:
     with session_scope(engine) as session:
         bulk_insert(session, "campaigns", campaigns)
         bulk_insert(session, "messages", messages)
-        bulk_insert(session, "replies", replies)
+        bulk_insert(session, "replies", pl.concat([replies, complaint_replies]))
         bulk_insert(session, "suppressions", complaints)
 
 
@@ -116,6 +129,8 @@ def _check(engine: Engine, store: str) -> None:
     seconds = time.perf_counter() - started
     sent = sum(row["sent"] for row in rows if row["scope"] == "day")
     assert sent == MESSAGES, f"the check counted {sent:,} of {MESSAGES:,} messages"
+    complained = sum(row["complained"] for row in rows if row["scope"] == "day")
+    assert complained == round(MESSAGES * COMPLAINED), f"{complained:,} complaints counted"
     report(
         f"health check of {MESSAGES:,} messages ({store})",
         seconds,

@@ -1,9 +1,7 @@
 """Sending health: delivery, opt-out, complaint and reply rates per campaign, provider and
 day, against the thresholds in settings; breaches are stored once, logged and posted.
 
-Counts are read in bulk (messages handed to a provider, the replies to them, opt-outs and
-complaint suppressions) and joined in Polars: a reply counts for the message it answers, an
-opt-out or complaint for the member's latest message before it (within RESPONSE_WINDOW).
+The counts come from health_counts (summed in SQL, responses laid to messages in Polars).
 Rates are shares of settled messages (delivery) or of delivered ones (the others).
 """
 
@@ -19,27 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tidings import clock
-from tidings.campaigns.sources import phone_hashes
 from tidings.config import Settings, get_settings
-from tidings.db import BulkStore, utc_text
+from tidings.db import BulkStore
 from tidings.reports import alerts, wording
+from tidings.reports.health_counts import COUNTS, SENT_AT, Scope, moment, scope_counts
 from tidings.reports.models import HealthBreach
 
 log = logging.getLogger(__name__)
-RESPONSE_WINDOW = timedelta(days=3)  # an opt-out this soon after a message is laid to it
-SCOPES = ("campaign", "provider", "day")
 BREACH_METRICS = ("delivery_rate", "opt_out_rate", "complaint_rate")
-SENT_STATES = "('submitted', 'unknown', 'delivered', 'failed', 'expired')"
-MESSAGE_SCHEMA = {
-    "id": pl.Int64,
-    "campaign_id": pl.Int64,
-    "provider": pl.String,
-    "phone": pl.String,
-    "member_id": pl.Int64,
-    "state": pl.String,
-    "sent_at": pl.Datetime("us", "UTC"),
-}
-COUNTS = ("sent", "settled", "delivered", "undelivered", "replied", "opted_out", "complained")
 
 
 class HealthInputError(ValueError):
@@ -68,101 +53,6 @@ class Thresholds:
             reply_high=settings.health_reply_max,
             min_settled=settings.health_min_settled,
         )
-
-
-def _moment(store: BulkStore, moment: datetime) -> Any:
-    """A time as a query parameter: SQLite keeps UTC text, PostgreSQL a timestamp."""
-    return utc_text(moment) if store.dialect == "sqlite" else moment.astimezone(UTC)
-
-
-def _messages(store: BulkStore, where: str, params: tuple[Any, ...]) -> pl.DataFrame:
-    """Messages handed to a provider, with the time they were handed over."""
-    return store.frame(
-        "SELECT id, campaign_id, provider, phone, member_id, state,"
-        " COALESCE(submitted_at, final_at, updated_at) AS sent_at FROM messages"
-        f" WHERE attempts > 0 AND state IN {SENT_STATES} AND ({where})",
-        params,
-        schema=MESSAGE_SCHEMA,
-    )
-
-
-def _responses(store: BulkStore, since: datetime) -> dict[str, pl.DataFrame]:
-    """Replies, opt-outs and complaint suppressions since `since`."""
-    at = _moment(store, since)
-    when = pl.Datetime("us", "UTC")
-    return {
-        "replies": store.frame(
-            "SELECT in_reply_to_message_id, intent FROM replies"
-            " WHERE in_reply_to_message_id IS NOT NULL AND received_at >= ?",
-            (at,),
-            schema={"id": pl.Int64, "intent": pl.String},
-        ),
-        "opt_outs": store.frame(
-            "SELECT member_id, occurred_at FROM consent_events"
-            " WHERE kind = 'opt_out' AND occurred_at >= ?",
-            (at,),
-            schema={"member_id": pl.Int64, "at": when},
-        ),
-        "complaints": store.frame(
-            "SELECT phone_hash, created_at FROM suppressions"
-            " WHERE reason = 'complained' AND created_at >= ?",
-            (at,),
-            schema={"phone_hash": pl.String, "at": when},
-        ),
-    }
-
-
-def _laid_to_messages(events: pl.DataFrame, messages: pl.DataFrame, key: str) -> pl.Series:
-    """Ids of the messages each event is laid to: the latest one to the same `key` before
-    the event, within RESPONSE_WINDOW."""
-    if events.height == 0 or messages.height == 0:
-        return pl.Series("id", [], dtype=pl.Int64)
-    laid = (
-        events.drop_nulls(key)
-        .sort("at")
-        .join_asof(
-            messages.select(key, "id", pl.col("sent_at").alias("at")).drop_nulls(key).sort("at"),
-            on="at",
-            by=key,
-            strategy="backward",
-            check_sortedness=False,  # sorted by time above; Polars cannot check within groups
-            tolerance=RESPONSE_WINDOW,
-        )
-    )
-    return laid["id"].drop_nulls()
-
-
-def message_outcomes(
-    messages: pl.DataFrame, responses: dict[str, pl.DataFrame], *, timezone: str
-) -> pl.DataFrame:
-    """One row per message: its scope keys, whether it settled, was delivered, answered,
-    followed by an opt-out or by a complaint."""
-    replies = responses["replies"]
-    opted = pl.concat(
-        [
-            replies.filter(pl.col("intent") == "opt_out")["id"],
-            _laid_to_messages(responses["opt_outs"], messages, "member_id"),
-        ]
-    )
-    hashed = messages.with_columns(phone_hash=phone_hashes(messages["phone"]))
-    complained = pl.concat(
-        [
-            replies.filter(pl.col("intent") == "complaint")["id"],
-            _laid_to_messages(responses["complaints"], hashed, "phone_hash"),
-        ]
-    )
-    return messages.select(
-        pl.col("campaign_id").cast(pl.String).alias("campaign"),
-        pl.col("provider"),
-        pl.col("sent_at").dt.convert_time_zone(timezone).dt.date().alias("day"),
-        pl.lit(1).alias("sent"),
-        pl.col("state").is_in(["delivered", "failed", "expired"]).cast(pl.Int64).alias("settled"),
-        (pl.col("state") == "delivered").cast(pl.Int64).alias("delivered"),
-        pl.col("state").is_in(["failed", "expired"]).cast(pl.Int64).alias("undelivered"),
-        pl.col("id").is_in(replies["id"].implode()).cast(pl.Int64).alias("replied"),
-        pl.col("id").is_in(opted.implode()).cast(pl.Int64).alias("opted_out"),
-        pl.col("id").is_in(complained.implode()).cast(pl.Int64).alias("complained"),
-    )
 
 
 def _rates(counts: pl.DataFrame) -> pl.DataFrame:
@@ -258,17 +148,6 @@ def _scope_rows(
     return rows
 
 
-def _outcomes(
-    store: BulkStore, messages: pl.DataFrame, *, since: datetime, settings: Settings
-) -> pl.DataFrame:
-    """The outcome of each message, reading the responses since its first was sent."""
-    first = messages["sent_at"].min() if messages.height else None
-    start = min(first, since) if isinstance(first, datetime) else since
-    return message_outcomes(
-        messages, _responses(store, start), timezone=settings.default_timezone
-    ).with_columns(messages["sent_at"])
-
-
 def health_rows(
     *, db_session: Session, days: int, now: datetime, settings: Settings | None = None
 ) -> list[dict[str, Any]]:
@@ -278,23 +157,28 @@ def health_rows(
         raise HealthInputError(f"days must be at least 1, not {days}")
     store = BulkStore(db_session)
     since = now - timedelta(days=days)
-    at = _moment(store, since)
+    at = moment(store, since)
     # A campaign that sent in the period is judged on all of its messages.
-    messages = _messages(
-        store,
-        "COALESCE(submitted_at, final_at, updated_at) >= ? OR campaign_id IN (SELECT campaign_id"
-        " FROM messages WHERE campaign_id IS NOT NULL AND submitted_at >= ?)",
+    scope = Scope(
+        f"{SENT_AT} >= ? OR m.campaign_id IN (SELECT campaign_id FROM messages"
+        " WHERE campaign_id IS NOT NULL AND submitted_at >= ?)",
         (at, at),
+        since,
     )
-    outcomes = _outcomes(store, messages, since=since, settings=settings)
+    counts = _keyed(scope_counts(store, scope, timezone=settings.default_timezone))
     thresholds = Thresholds.from_settings(settings)
-    recent = outcomes.filter(pl.col("sent_at") >= since)
-    campaigns = summarise(outcomes.drop_nulls("campaign"), ["campaign"])
+    recent = counts.filter(pl.col("recent") == 1)
+    campaigns = summarise(counts.drop_nulls("campaign"), ["campaign"])
     return [
         *_scope_rows(campaigns, "campaign", "campaign", thresholds),
         *_scope_rows(summarise(recent, ["provider", "day"]), "provider", "provider", thresholds),
         *_scope_rows(summarise(recent, ["day"]), "day", None, thresholds),
     ]
+
+
+def _keyed(counts: pl.DataFrame) -> pl.DataFrame:
+    """The counts with the campaign's id as the text of its scope key."""
+    return counts.with_columns(campaign=pl.col("campaign_id").cast(pl.String))
 
 
 def campaign_health(
@@ -303,8 +187,8 @@ def campaign_health(
     """Health of one campaign: overall, per provider and per day, with findings."""
     settings = settings or get_settings()
     store = BulkStore(db_session)
-    messages = _messages(store, "campaign_id = ?", (campaign_id,))
-    outcomes = _outcomes(store, messages, since=clock.now(), settings=settings)
+    scope = Scope("m.campaign_id = ?", (campaign_id,), clock.now())
+    outcomes = _keyed(scope_counts(store, scope, timezone=settings.default_timezone))
     thresholds = Thresholds.from_settings(settings)
     overall = summarise(outcomes, []).with_columns(first_day=pl.col("day"))
     (row,) = _scope_rows(
