@@ -10,7 +10,9 @@ so that they join the caller's transaction.
 
 from __future__ import annotations
 
+import atexit
 import io
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -36,6 +38,9 @@ SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 # Polars' %f writes nanoseconds; SQLAlchemy reads SQLite times with microseconds.
 POLARS_SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%6f"
 FETCH_ROWS = 100_000  # rows per block when reading SQLite into a frame
+ADBC_IDLE_MAX = 8  # ADBC connections kept open per PostgreSQL store between reads
+_ADBC_IDLE: dict[str, list[Any]] = {}
+_ADBC_LOCK = threading.Lock()
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -130,16 +135,50 @@ def read_frame(engine: Engine, sql: str, *, schema: dict[str, Any] | None = None
     if engine.dialect.name == "sqlite":
         frame = _read_sqlite(engine, sql)
     else:
-        import adbc_driver_postgresql.dbapi as adbc_postgresql
-
-        connection = adbc_postgresql.connect(_libpq_uri(engine))
-        with connection, connection.cursor() as cursor:
-            cursor.execute(sql)
-            table = cursor.fetch_arrow_table()
+        table = _read_postgresql(_libpq_uri(engine), sql)
         converted = pl.from_arrow(table)
         assert isinstance(converted, pl.DataFrame)
         frame = converted
     return cast_frame(frame, schema) if schema else frame
+
+
+def _read_postgresql(uri: str, sql: str) -> Any:
+    """Runs a query through an ADBC connection kept open between reads (opening one costs
+    about a tenth of a second, more than a small read); returns an Arrow table."""
+    with _ADBC_LOCK:
+        connection = _ADBC_IDLE.setdefault(uri, []).pop() if _ADBC_IDLE.get(uri) else None
+    if connection is not None:
+        try:
+            return _read_on(connection, uri, sql)
+        except Exception:
+            connection.close()  # the server may have closed it while idle: try a fresh one
+    import adbc_driver_postgresql.dbapi as adbc_postgresql
+
+    return _read_on(adbc_postgresql.connect(uri), uri, sql)
+
+
+@atexit.register
+def _close_idle_readers() -> None:
+    """Closes the kept ADBC connections before the interpreter tears their driver down."""
+    with _ADBC_LOCK:
+        for idle in _ADBC_IDLE.values():
+            while idle:
+                idle.pop().close()
+
+
+def _read_on(connection: Any, uri: str, sql: str) -> Any:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        table = cursor.fetch_arrow_table()
+    # End the read's transaction: an idle connection must hold no locks.
+    connection.rollback()
+    with _ADBC_LOCK:
+        idle = _ADBC_IDLE.setdefault(uri, [])
+        if len(idle) < ADBC_IDLE_MAX:
+            idle.append(connection)
+            return table
+    connection.close()
+    return table
 
 
 def _read_sqlite(engine: Engine, sql: str) -> pl.DataFrame:
