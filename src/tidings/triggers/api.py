@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter
+import stamina
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from tidings import clock
+from tidings.db import session_factory
 from tidings.http import DbSession, problem
 from tidings.triggers import alerts, reactions, service
 from tidings.triggers.schemas import (
@@ -25,6 +31,7 @@ from tidings.triggers.schemas import (
 
 router = APIRouter(tags=["triggers"])
 T = TypeVar("T")
+_SQLITE_WRITER = threading.Lock()
 Problems: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such trigger (or member)."},
     422: {"description": "The request cannot be used as given; the detail says why."},
@@ -44,6 +51,39 @@ def _answer(db_session: Session, action: Callable[[Session], T]) -> T | JSONResp
     except service.TriggerError as error:
         db_session.rollback()
         return problem(422, "Invalid trigger", str(error))
+
+
+def _snapshot_conflict(error: Exception) -> bool:
+    # Bulk writes use the driver's connection, so the error may be sqlite3's own.
+    locked = (OperationalError, sqlite3.OperationalError)
+    return isinstance(error, locked) and "database is locked" in str(error)
+
+
+def _in_turn(
+    request: Request, db_session: Session, work: Callable[[Session], T]
+) -> T | JSONResponse:
+    """Runs `work` in a session of its own and commits it.
+
+    SQLite has one writer: this process's requests take turns, and one whose snapshot went
+    stale (another process wrote after it read) is simply run again, since firing is
+    idempotent. The request's own session (the API key's check, which notes when the key was
+    last used) is settled first; if its note lost a race it is dropped. PostgreSQL runs
+    requests side by side.
+    """
+    engine = request.app.state.engine
+    sqlite = engine.dialect.name == "sqlite"
+    with _SQLITE_WRITER if sqlite else contextlib.nullcontext():
+        try:
+            db_session.commit()
+        except OperationalError:
+            db_session.rollback()
+        for attempt in stamina.retry_context(
+            on=_snapshot_conflict, attempts=10, wait_initial=0.01, wait_max=0.5
+        ):
+            with attempt, session_factory(engine)() as session:
+                result = _answer(session, work)
+                session.commit()
+    return result
 
 
 @router.get("/triggers", response_model=list[Trigger])
@@ -84,28 +124,29 @@ def patch_trigger(ref: str, body: TriggerUpdate, db_session: DbSession) -> Any:
 
 
 @router.post("/events:batch", response_model=EventsResult)
-def events_batch(body: EventsBatch, db_session: DbSession) -> Any:
+def events_batch(body: EventsBatch, request: Request, db_session: DbSession) -> Any:
     """Stores up to 10,000 events (an id sent twice is kept once) and fires the triggers they
     set off (cart reminders, custom triggers) at once; unknown members are listed as errors."""
-    return _answer(
+    return _in_turn(
+        request,
         db_session,
         lambda s: reactions.record_events(s, batch=body.events, now=clock.now()),
     )
 
 
 @router.post("/events/weather", response_model=Reaction)
-def weather(body: WeatherAlert, db_session: DbSession) -> Any:
+def weather(body: WeatherAlert, request: Request, db_session: DbSession) -> Any:
     """A weather alert for a city: members of its stores get the matching advice, once."""
 
     def react(session: Session) -> Reaction:
         stored, fired = alerts.weather_alert(session, alert=body, now=clock.now())
         return Reaction(stored=stored, fired=fired)
 
-    return _answer(db_session, react)
+    return _in_turn(request, db_session, react)
 
 
 @router.post("/events/location", response_model=Reaction, responses=Problems)
-def location(body: LocationPing, db_session: DbSession) -> Any:
+def location(body: LocationPing, request: Request, db_session: DbSession) -> Any:
     """Where a member is: near a store (within the geofence radius), an instant offer."""
 
     def react(session: Session) -> Reaction:
@@ -113,4 +154,4 @@ def location(body: LocationPing, db_session: DbSession) -> Any:
         detail = f"near {nearest}" if nearest else "no store within the radius"
         return Reaction(stored=True, fired=fired, detail=detail)
 
-    return _answer(db_session, react)
+    return _in_turn(request, db_session, react)

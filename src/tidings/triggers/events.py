@@ -29,6 +29,7 @@ def cart_occasions(
         expires_at=pl.col("occurred_at") + _minutes(stop_after_minutes),
         event_at="occurred_at",
         product="product",
+        step=pl.lit(step, dtype=pl.Int64),
     )
 
 

@@ -50,6 +50,7 @@ OCCASION_SCHEMA: dict[str, Any] = {
     "expires_at": UTC_TIME,
     "event_at": UTC_TIME,
 }
+STEPS_PER_TRIGGER = 100  # steps a trigger may have, for the one-per-run rule
 # Up to this many members, only their own history is read (an event batch); beyond, all of it.
 HISTORY_BY_ID = 10_000
 # What the policy and the message need of each member, beyond the template's fields.
@@ -247,6 +248,14 @@ def _conditioned(
     return frame
 
 
+def _trigger_step(frame: pl.DataFrame, trigger_id: int) -> pl.Expr:
+    """The id the policy's one-per-run rule sees: the trigger's, or for a trigger of steps
+    (`step`: a cart's 1 h and 24 h reminders) one per step, so both steps go in one run."""
+    if "step" not in frame.columns:
+        return pl.lit(trigger_id, dtype=pl.Int64)
+    return pl.lit(trigger_id * STEPS_PER_TRIGGER, dtype=pl.Int64) + pl.col("step")
+
+
 def _decided(
     frame: pl.DataFrame, spec: FiringSpec, *, engine: Engine, rules: PolicyRules, now: datetime
 ) -> pl.DataFrame:
@@ -263,7 +272,7 @@ def _decided(
         "expires_at",
         desired_at=pl.col("desired_at").fill_null(pl.lit(now, dtype=UTC_TIME)),
         kind=pl.lit(POLICY_KIND[spec.message_kind].value),
-        trigger_id=pl.lit(spec.trigger_id, dtype=pl.Int64),
+        trigger_id=_trigger_step(frame, spec.trigger_id),
         offer_type=pl.lit(spec.offer_type, dtype=pl.String),
     )
     ids = candidates["member_id"].unique()

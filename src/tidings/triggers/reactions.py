@@ -32,6 +32,7 @@ from tidings.triggers.schemas import EventError, EventIn, EventsResult, MemberRe
 
 UTC_TIME = pl.Datetime("us", "UTC")
 ORDERED = "ordered"  # why a cart reminder was cancelled
+CART_STEPS = ("first_after_minutes", "second_after_minutes")
 
 
 def _expanding(sql: str, *names: str) -> Any:
@@ -158,18 +159,17 @@ def _fire_carts(db_session: Session, trigger: Trigger, carts: pl.DataFrame, now:
         engine_of(db_session), member_ids=ids, fields=spec.fields(), today=local_today()
     )
     stop = float(service.setting(trigger, "stop_after_minutes"))
-    result = Fired()
-    for step, name in ((1, "first_after_minutes"), (2, "second_after_minutes")):
-        after = service.setting(trigger, name)
-        if after is None:
-            continue
-        found = occasions.cart_occasions(
+    steps = [
+        occasions.cart_occasions(
             carts, step=step, after_minutes=float(after), stop_after_minutes=stop
         )
-        found = occasions.without_later_order(found, last)
-        fired = fire(db_session, spec=spec, occasions=found, now=now, members=members)
-        result = result.add(fired)
-    return result
+        for step, after in enumerate(
+            (service.setting(trigger, name) for name in CART_STEPS), start=1
+        )
+        if after is not None
+    ]
+    found = occasions.without_later_order(pl.concat(steps), last)
+    return fire(db_session, spec=spec, occasions=found, now=now, members=members)
 
 
 def _fire_custom(
