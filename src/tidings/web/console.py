@@ -32,6 +32,7 @@ from tidings.web.segments.views import router as segments_router
 from tidings.web.settings.views import router as settings_router
 from tidings.web.signin.views import router as signin_router
 from tidings.web.tickets.views import router as tickets_router
+from tidings.web.triggers.views import router as triggers_router
 
 SESSION_COOKIE = "tidings_session"
 
@@ -60,6 +61,7 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
         content_router,
         wizard_router,  # before the campaign pages: /campaigns/new/... is not a campaign id
         campaigns_router,
+        triggers_router,
         tickets_router,
         audit_router,
         settings_router,
