@@ -6,7 +6,9 @@ part is `campaigns.service.plan` end to end: reading the audience (members, stor
 consent), history and suppressions, the vectorised plan, and the bulk write. Setting up the
 base (members, profiles, 300,000 earlier messages for the caps) is not timed. Two figures per
 store: cold (a fresh process reads the audience from the store) and warm (a second campaign
-while the audience snapshot is in memory, as in `tidings serve`).
+while the audience snapshot is in memory, as in `tidings serve`). Variant A carries a coupon
+of its own for each planned member (issue 8: codes derived while planning, issued in bulk
+after the write, in the `coupons` phase); BENCH_CAMPAIGN_COUPONS=0 plans without it.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from sqlalchemy import Engine, text
 from bench.harness import report
 from tidings import migrate
 from tidings.campaigns import service
-from tidings.campaigns.schemas import CampaignCreate, VariantCreate
+from tidings.campaigns.schemas import CampaignCreate, CouponOffer, VariantCreate
 from tidings.db import bulk_insert, make_engine, session_scope
 from tidings.segments.snapshot import invalidate
 
 MEMBERS = int(os.environ.get("BENCH_CAMPAIGN_MEMBERS", "1000000"))  # smaller for a quick look
+COUPONS = os.environ.get("BENCH_CAMPAIGN_COUPONS", "1") != "0"
 HISTORY = 300_000  # earlier marketing messages, so caps and cool-downs have work to do
 TARGET_SECONDS = 10.0
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -163,7 +166,11 @@ def _plan(
         name=name,
         rule="consent == true or consent == false",
         variants=[
-            VariantCreate(template="{surname}，双十二全场满199减50，{store}等你", weight=1),
+            VariantCreate(
+                template="{surname}，双十二全场满199减50，{store}等你"
+                + ("，券码{coupon}" if COUPONS else ""),
+                weight=1,
+            ),
             VariantCreate(template="{name|会员}您好，双十二会员专享8折 {link}", weight=1),
         ],
         holdout=0.1,
@@ -172,6 +179,9 @@ def _plan(
         expires="2d",
         rollout=[1, 10, 100],
         link="https://t.example.cn/1212",
+        coupon_offer=(
+            CouponOffer(value_cents=1000, min_spend_cents=5000, valid_days=7) if COUPONS else None
+        ),
     )
     with session_scope(engine) as session:
         campaign_id = service.create(db_session=session, spec=spec).id
