@@ -138,3 +138,20 @@ def test_an_offer_and_a_fixed_code_are_not_both_given(engine: Engine, cli: Any) 
         TEMPLATE, "--coupon", "FIXED", "--coupon-value", "10",
     )  # fmt: skip
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_a_variant_that_does_not_show_the_coupon_issues_none(engine: Engine) -> None:
+    add_members(engine, 40, timezone=midday_zone())
+    spec = CampaignCreate(
+        name="券与无券",
+        rule="consent == true",
+        variants=[VariantCreate(template=TEMPLATE), VariantCreate(template="{surname}，会员日8折")],
+        coupon_offer=CouponOffer(discount_percent=20),
+    )
+    with session_scope(engine) as session:
+        campaign = service.create(db_session=session, spec=spec).id
+    _plan(engine, campaign)
+    planned = message_rows(engine, campaign).filter(pl.col("state") == "planned")
+    with_coupon = planned.filter(pl.col("variant") == "A")["member_id"].to_list()
+    assert 0 < len(with_coupon) < planned.height
+    assert _coupons(engine, campaign)["member_id"].to_list() == with_coupon

@@ -291,7 +291,7 @@ def plan(
                 db_session=db_session,
                 campaign_id=campaign_id,
                 terms=terms,
-                plan=frame,
+                plan=offers.shown_coupons(frame, spec.variants),
                 codes=audience.select("member_id", "coupon"),
                 now=now,
             )

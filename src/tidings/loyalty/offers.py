@@ -10,6 +10,7 @@ and in the message text alike (codes have one length: the message's parts and co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from tidings.loyalty.coupons import CouponTerms
 from tidings.loyalty.models import CouponKind, CouponStatus
 
 if TYPE_CHECKING:
+    from tidings.campaigns.planner import PlanVariant
     from tidings.campaigns.schemas import CampaignCreate
 
 PLANNED = "planned"
@@ -52,6 +54,17 @@ def coupon_column(spec: CampaignCreate) -> dict[str, Any] | None:
         valid_days=offer.valid_days,
     )
     return {"offer": terms.as_json()}
+
+
+def shown_coupons(plan: pl.DataFrame, variants: Sequence[PlanVariant]) -> pl.DataFrame:
+    """The rows of a plan whose variant's template shows `{coupon}`: a variant without it
+    (the control of a coupon test) issues none."""
+    showing = [
+        variant.id
+        for variant in variants
+        if any(piece.field == "coupon" for piece in variant.template.placeholders)
+    ]
+    return plan.filter(pl.col("variant_id").is_in(showing))
 
 
 def campaign_codes(member_ids: pl.Series, *, campaign_id: int) -> pl.Series:
