@@ -17,7 +17,7 @@ from tidings.http import DbSession
 from tidings.members.models import Store
 from tidings.reports.charts import chart_data
 from tidings.reports.service import campaign_report
-from tidings.web.rendering import is_htmx, render
+from tidings.web.rendering import PAGE_SIZE, is_htmx, render
 from tidings.web.security import CsrfChecked, CurrentViewer, NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -42,10 +42,21 @@ def progress_of(status: dict[str, Any]) -> dict[str, int]:
 
 
 @router.get("/campaigns")
-def campaign_list(request: Request, viewer: CurrentViewer, db_session: DbSession) -> Response:
-    """Lists campaigns, newest first."""
+def campaign_list(
+    request: Request, viewer: CurrentViewer, db_session: DbSession, page: int = 1
+) -> Response:
+    """Lists campaigns, newest first, a page at a time."""
     rows = campaigns.list_campaigns(db_session=db_session)
-    return render(request, "campaigns/templates/list.html", viewer=viewer, campaigns=rows)
+    page = max(page, 1)
+    shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    return render(
+        request,
+        "campaigns/templates/list.html",
+        viewer=viewer,
+        campaigns=shown,
+        page=page,
+        has_more=len(rows) > page * PAGE_SIZE,
+    )
 
 
 @router.get("/campaigns/{campaign_id}")
