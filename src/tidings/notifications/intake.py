@@ -70,11 +70,18 @@ class Intake:
                     waiting.answer.set_result(outcome.answers[index])
 
     def _send(self, requests: list[MessageCreate]) -> service.Outcome:
+        # Read and decide first, then write in a short transaction of its own: SQLite holds
+        # its one write lock only for the inserts, not while the policy decides.
+        now = clock.now()
         with session_scope(self.engine) as session:
-            return service.send_many(
+            pending = service.prepare_many(
                 db_session=session,
                 requests=requests,
                 settings=self.settings,
-                now=clock.now(),
+                now=now,
                 limits=self.limits,
+            )
+        with session_scope(self.engine) as session:
+            return service.write_many(
+                db_session=session, pending=pending, settings=self.settings, now=now
             )

@@ -361,10 +361,21 @@ def _add_verifications(
     db_session.flush()
 
 
-def send_batch(
+@dataclass
+class Prepared:
+    """A batch worked out but not written: answers of known keys, refusals, and the rows."""
+
+    requests: Sequence[MessageCreate]
+    outcome: Outcome
+    first_of: dict[str, int]
+    fresh: list[_Fresh]
+    rows: list[dict[str, Any]]
+
+
+def prepare_batch(
     *, db_session: Session, requests: Sequence[MessageCreate], settings: Settings, now: datetime
-) -> Outcome:
-    """Sends a batch of transactional messages; answers each, or says why it was refused."""
+) -> Prepared:
+    """Works a batch out, reading only: replays known keys, resolves, renders and decides."""
     outcome = Outcome()
     replays = _replays(db_session, [r.idempotency_key for r in requests])
     first_of: dict[str, int] = {}
@@ -373,21 +384,29 @@ def send_batch(
         key = request.idempotency_key
         if key in replays:
             outcome.answers[index] = _parsed(replays[key]).model_copy(update={"replayed": True})
-        elif key in first_of:
-            continue  # answered below, from the first request with the key
-        else:
+        elif key not in first_of:  # a repeat within the batch is answered from the first
             first_of[key] = index
             pending.append((index, request))
     fresh = _prepare(db_session, pending, outcome, settings)
+    rows: list[dict[str, Any]] = []
     if fresh:
         decided = _decided(db_session, fresh, settings, now)
         rows = _message_rows(fresh, decided, _checked(fresh, settings), settings, now)
-        _write(db_session, fresh, rows, settings, now)
+    return Prepared(requests, outcome, first_of, fresh, rows)
+
+
+def write_batch(
+    *, db_session: Session, prepared: Prepared, settings: Settings, now: datetime
+) -> Outcome:
+    """Writes a prepared batch; a key another process wrote meanwhile gets that first answer."""
+    outcome, fresh = prepared.outcome, prepared.fresh
+    if fresh:
+        _write(db_session, fresh, prepared.rows, settings, now)
         stored = _replays(db_session, [item.request.idempotency_key for item in fresh])
         for item in fresh:
             outcome.answers[item.index] = _parsed(stored[item.request.idempotency_key])
-    for index, request in enumerate(requests):
-        first = first_of.get(request.idempotency_key)
+    for index, request in enumerate(prepared.requests):
+        first = prepared.first_of.get(request.idempotency_key)
         if index not in outcome.answers and index not in outcome.errors and first is not None:
             if first in outcome.answers:
                 outcome.answers[index] = outcome.answers[first].model_copy(

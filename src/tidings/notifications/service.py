@@ -5,12 +5,14 @@ functions never commit; the request or job that calls them does."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
+from tidings.db import is_sqlite
 from tidings.dispatch.models import DeliveryReceipt, Message, MessageState
 from tidings.notifications import codes
 from tidings.notifications.models import Notification, NotificationKind, Verification
@@ -22,7 +24,7 @@ from tidings.notifications.schemas import (
     StateChange,
     VerificationResult,
 )
-from tidings.notifications.sending import Outcome, send_batch
+from tidings.notifications.sending import Outcome, Prepared, prepare_batch, write_batch
 from tidings.notifications.throttle import VerificationLimits
 
 __all__ = ["NotificationError", "Outcome"]
@@ -38,6 +40,61 @@ HANDED_OVER = (
 )
 
 
+def _limited(
+    requests: Sequence[MessageCreate], limits: VerificationLimits | None
+) -> tuple[list[int], dict[int, str]]:
+    """The positions of requests within their phone's limits, and the refusals of the rest."""
+    allowed, refused = [], {}
+    for index, request in enumerate(requests):
+        refusal = limits.phone_refusal(request) if limits is not None else None
+        if refusal is None:
+            allowed.append(index)
+        else:
+            refused[index] = refusal
+    return allowed, refused
+
+
+@dataclass
+class Pending:
+    """A batch read and decided, to be written by `write_many`."""
+
+    size: int
+    allowed: list[int]
+    refused: dict[int, str]
+    prepared: Prepared
+
+
+def prepare_many(
+    *,
+    db_session: Session,
+    requests: Sequence[MessageCreate],
+    settings: Settings,
+    now: datetime,
+    limits: VerificationLimits | None = None,
+) -> Pending:
+    """Reads and decides a batch of transactional messages without writing anything."""
+    allowed, refused = _limited(requests, limits)
+    prepared = prepare_batch(
+        db_session=db_session, requests=[requests[i] for i in allowed], settings=settings, now=now
+    )
+    return Pending(len(requests), allowed, refused, prepared)
+
+
+def write_many(
+    *, db_session: Session, pending: Pending, settings: Settings, now: datetime
+) -> Outcome:
+    """Writes a batch from `prepare_many`: each request's answer, or why it was refused."""
+    _hold_write_lock(db_session)
+    sent = write_batch(db_session=db_session, prepared=pending.prepared, settings=settings, now=now)
+    outcome = Outcome(errors=dict(pending.refused))
+    for position, index in enumerate(pending.allowed):
+        if position in sent.answers:
+            outcome.answers[index] = sent.answers[position]
+        else:
+            outcome.errors[index] = sent.errors[position]
+    return outcome
+
+
 def send_many(
     *,
     db_session: Session,
@@ -47,23 +104,18 @@ def send_many(
     limits: VerificationLimits | None = None,
 ) -> Outcome:
     """Sends transactional messages at once; a verification past its phone's limit is refused."""
-    allowed: list[int] = []
-    outcome = Outcome()
-    for index, request in enumerate(requests):
-        refusal = limits.phone_refusal(request) if limits is not None else None
-        if refusal is not None:
-            outcome.errors[index] = refusal
-        else:
-            allowed.append(index)
-    sent = send_batch(
-        db_session=db_session, requests=[requests[i] for i in allowed], settings=settings, now=now
+    _hold_write_lock(db_session)
+    pending = prepare_many(
+        db_session=db_session, requests=requests, settings=settings, now=now, limits=limits
     )
-    for position, index in enumerate(allowed):
-        if position in sent.answers:
-            outcome.answers[index] = sent.answers[position]
-        else:
-            outcome.errors[index] = sent.errors[position]
-    return outcome
+    return write_many(db_session=db_session, pending=pending, settings=settings, now=now)
+
+
+def _hold_write_lock(db_session: Session) -> None:
+    """On SQLite, takes the write lock before reading: a transaction that has read cannot
+    wait for the lock, so a write of another request in between would make this one fail."""
+    if is_sqlite(db_session):
+        db_session.execute(text("UPDATE notifications SET id = id WHERE 1 = 0"))
 
 
 def send_one(
