@@ -4,19 +4,24 @@ housekeeping runs the check."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 
+from tidings import clock
 from tidings.config import Settings
 from tidings.db import session_scope
+from tidings.dispatch.worker import Worker
 from tidings.reports.health import (
     HealthInputError,
     campaign_health,
@@ -196,3 +201,16 @@ def test_a_failed_post_is_tried_again_at_the_next_check(engine: Engine, receiver
 def test_days_must_be_positive(engine: Engine) -> None:
     with session_scope(engine) as session, pytest.raises(HealthInputError, match="at least 1"):
         health_rows(db_session=session, days=0, now=NOW, settings=_settings())
+
+
+def test_the_workers_housekeeping_checks_health(
+    engine: Engine, receiver: Receiver, tmp_path: Path
+) -> None:
+    build(engine)
+    settings = _settings(health_webhook_url=receiver.url, simulator_inbox=tmp_path / "inbox.jsonl")
+    with clock.frozen(SENT + timedelta(hours=3)):
+        asyncio.run(Worker(engine, settings=settings).run(once=True))
+    with session_scope(engine) as session:
+        stored = stored_breaches(db_session=session, since=SENT.date())
+    assert len(stored) == 9 and all(item["posted_at"] for item in stored)
+    assert len(receiver.bodies()) == 9
