@@ -15,6 +15,7 @@ from tidings.dispatch.cli import worker_command
 from tidings.inbound.cli import import_stock, tickets_app
 from tidings.loyalty.cli import coupon_app, points_app
 from tidings.members.cli import import_members, import_stores, member_app
+from tidings.notifications.cli import notify_app
 from tidings.orders.cli import import_orders, import_products
 from tidings.policy.cli import policy_app
 from tidings.profiles.cli import model_app, profiles_app
@@ -56,6 +57,7 @@ app.add_typer(points_app, name="points")
 app.add_typer(coupon_app, name="coupon")
 app.add_typer(report_app, name="report")
 app.add_typer(trigger_app, name="trigger")
+app.add_typer(notify_app, name="notify")
 app.add_typer(links_app, name="links")
 app.command("worker")(worker_command)
 
