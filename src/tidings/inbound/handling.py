@@ -1,8 +1,9 @@
 """Handling every stored reply: decide what each asks for, then apply the effects of the
 whole batch together (suppressions, consent events, records, tickets, answers).
 
-The order of decisions is the order of stakes: an opt-out first (it must never be missed),
-then opt-in and help, then what the message it answers makes of it (a survey score, a "1"
+The order of decisions is the order of stakes: an opt-out first (it must never be missed;
+only a preference keyword such as TD促销, which names one kind of message, goes before it,
+since TD inside it would read as stopping everything), then opt-in and help, then what the message it answers makes of it (a survey score, a "1"
 to a delivery offer), then the free-text classifier. A complaint is never answered by a
 machine. A reply whose intent is unclear opens a ticket with suggested answers, so no reply
 goes unheard.
