@@ -25,6 +25,7 @@ from tidings.demo.generate import (
 )
 from tidings.demo.recommendations import recommendation_line
 from tidings.demo.results import results_line
+from tidings.demo.triggers import triggers_line
 from tidings.imports import ImportResult
 from tidings.members.importer import import_members, import_stores
 from tidings.members.models import Member, Store
@@ -190,6 +191,12 @@ def refresh_profiles(run: DemoRun) -> str:
     )
 
 
+def fire_triggers(run: DemoRun) -> str:
+    """Runs a day of triggers: the scheduler's birthdays, follow-ups, win-backs, run-outs,
+    points and tiers, then carts, a rain alert and a member near a store."""
+    return triggers_line(run.engine)
+
+
 def show_recommendations(run: DemoRun) -> str:
     """Shows how many members the refresh found a next product for, and why for one."""
     return recommendation_line(run.engine)
@@ -203,6 +210,7 @@ STEPS: tuple[Step, ...] = (
     Step("summarise", summarise_store),
     Step("campaign", run_campaign),
     Step("results", report_results),
+    Step("triggers", fire_triggers),
 )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,7 +16,8 @@ from sqlalchemy.orm import Session
 from tidings import clock
 from tidings.db import session_factory
 from tidings.http import DbSession, problem
-from tidings.triggers import alerts, reactions, service
+from tidings.triggers import alerts, service
+from tidings.triggers.intake import intake_for, snapshot_conflict
 from tidings.triggers.schemas import (
     EventsBatch,
     EventsResult,
@@ -53,10 +53,13 @@ def _answer(db_session: Session, action: Callable[[Session], T]) -> T | JSONResp
         return problem(422, "Invalid trigger", str(error))
 
 
-def _snapshot_conflict(error: Exception) -> bool:
-    # Bulk writes use the driver's connection, so the error may be sqlite3's own.
-    locked = (OperationalError, sqlite3.OperationalError)
-    return isinstance(error, locked) and "database is locked" in str(error)
+def _settle(db_session: Session) -> None:
+    """Ends the request's own session (the API key's check, which notes when the key was last
+    used) before the events are written; on SQLite a note that lost a race is dropped."""
+    try:
+        db_session.commit()
+    except OperationalError:
+        db_session.rollback()
 
 
 def _in_turn(
@@ -73,12 +76,9 @@ def _in_turn(
     engine = request.app.state.engine
     sqlite = engine.dialect.name == "sqlite"
     with _SQLITE_WRITER if sqlite else contextlib.nullcontext():
-        try:
-            db_session.commit()
-        except OperationalError:
-            db_session.rollback()
+        _settle(db_session)
         for attempt in stamina.retry_context(
-            on=_snapshot_conflict, attempts=10, wait_initial=0.01, wait_max=0.5
+            on=snapshot_conflict, attempts=10, wait_initial=0.01, wait_max=0.5
         ):
             with attempt, session_factory(engine)() as session:
                 result = _answer(session, work)
@@ -127,11 +127,11 @@ def patch_trigger(ref: str, body: TriggerUpdate, db_session: DbSession) -> Any:
 def events_batch(body: EventsBatch, request: Request, db_session: DbSession) -> Any:
     """Stores up to 10,000 events (an id sent twice is kept once) and fires the triggers they
     set off (cart reminders, custom triggers) at once; unknown members are listed as errors."""
-    return _in_turn(
-        request,
-        db_session,
-        lambda s: reactions.record_events(s, batch=body.events, now=clock.now()),
-    )
+    _settle(db_session)
+    try:
+        return intake_for(request.app.state.engine).record(body.events, now=clock.now())
+    except (service.TriggerError, service.TriggerNotFound) as error:
+        return problem(422, "Invalid trigger", str(error))
 
 
 @router.post("/events/weather", response_model=Reaction)

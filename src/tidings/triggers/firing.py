@@ -30,7 +30,7 @@ from tidings.config import get_settings
 from tidings.content.lint import lint_rules
 from tidings.content.template import MessageKind as ContentKind
 from tidings.content.template import Template
-from tidings.db import execute_many, read_frame
+from tidings.db import BulkStore, execute_many, is_sqlite, read_frame
 from tidings.dispatch.models import PRIORITY, MessageKind, MessageState
 from tidings.policy.decide import Decision, decide
 from tidings.policy.reasons import SkipReason
@@ -86,16 +86,34 @@ MESSAGE_COLUMNS = (
     "created_at",
     "updated_at",
 )
-FIRING_COLUMNS = (
-    "trigger_id",
-    "member_id",
-    "key",
-    "event_at",
-    "fired_at",
-    "dedupe_key",
-    "outcome",
-    "skip_reason",
-)
+TIME_TYPE = "TIMESTAMP WITH TIME ZONE"
+# SQL types of the staged columns (PostgreSQL only).
+COLUMN_TYPES = {
+    **dict.fromkeys(
+        ("trigger_id", "member_id", "priority", "parts", "cost_cents", "rollout_stage", "attempts"),
+        "BIGINT",
+    ),
+    **dict.fromkeys(
+        ("send_at", "expires_at", "final_at", "created_at", "updated_at", "event_at", "fired_at"),
+        TIME_TYPE,
+    ),
+    **dict.fromkeys(
+        (
+            "dedupe_key",
+            "phone",
+            "timezone",
+            "kind",
+            "offer_type",
+            "state",
+            "skip_reason",
+            "provider",
+            "key",
+            "outcome",
+        ),
+        "VARCHAR(100)",
+    ),
+    "text": "TEXT",
+}
 
 
 @dataclass(frozen=True)
@@ -362,13 +380,6 @@ def _rows(frame: pl.DataFrame, spec: FiringSpec, *, now: datetime) -> pl.DataFra
 
 def _write(db_session: Session, rows: pl.DataFrame, *, now: datetime) -> None:
     """Inserts the messages and their firings, ignoring any already there."""
-    columns = ", ".join(MESSAGE_COLUMNS)
-    markers = ", ".join("?" for _ in MESSAGE_COLUMNS)
-    execute_many(
-        db_session,
-        f"INSERT INTO messages ({columns}) VALUES ({markers}) ON CONFLICT (dedupe_key) DO NOTHING",
-        rows.select(MESSAGE_COLUMNS),
-    )
     firings = rows.select(
         "trigger_id",
         "member_id",
@@ -379,12 +390,29 @@ def _write(db_session: Session, rows: pl.DataFrame, *, now: datetime) -> None:
         outcome="state",
         skip_reason="skip_reason",
     )
-    names = ", ".join(FIRING_COLUMNS)
-    execute_many(
-        db_session,
-        f"INSERT INTO trigger_firings ({names}) VALUES ({', '.join('?' for _ in FIRING_COLUMNS)})"
-        " ON CONFLICT (trigger_id, member_id, key) DO NOTHING",
-        firings,
+    _insert_new(db_session, "messages", rows.select(MESSAGE_COLUMNS), conflict="dedupe_key")
+    _insert_new(db_session, "trigger_firings", firings, conflict="trigger_id, member_id, key")
+
+
+def _insert_new(db_session: Session, table: str, frame: pl.DataFrame, *, conflict: str) -> None:
+    """Inserts rows, skipping those whose `conflict` key exists. PostgreSQL copies them into
+    a temporary table first (COPY is far quicker than a statement per row); SQLite, whose
+    executemany is quick, takes them directly."""
+    names = ", ".join(frame.columns)
+    if is_sqlite(db_session):
+        markers = ", ".join("?" for _ in frame.columns)
+        sql = (
+            f"INSERT INTO {table} ({names}) VALUES ({markers}) ON CONFLICT ({conflict}) DO NOTHING"
+        )
+        execute_many(db_session, sql, frame)
+        return
+    store = BulkStore(db_session)
+    staged = f"firing_{table}"
+    store.create_temp(staged, {name: COLUMN_TYPES[name] for name in frame.columns})
+    store.ingest(staged, frame)
+    store.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged}"
+        f" ON CONFLICT ({conflict}) DO NOTHING"
     )
 
 

@@ -32,6 +32,13 @@ from tidings.triggers.schemas import EventError, EventIn, EventsResult, MemberRe
 
 UTC_TIME = pl.Datetime("us", "UTC")
 ORDERED = "ordered"  # why a cart reminder was cancelled
+PAYLOAD_FIELDS = ("product", "value", "item")  # payload values triggers show
+EVENT_SCHEMA: dict[str, Any] = {
+    "member_id": pl.Int64,
+    "kind": pl.String,
+    "occurred_at": UTC_TIME,
+    **dict.fromkeys(PAYLOAD_FIELDS, pl.String),
+}
 CART_STEPS = ("first_after_minutes", "second_after_minutes")
 
 
@@ -81,8 +88,10 @@ def _insert_events(db_session: Session, rows: list[dict[str, Any]]) -> int:
     return len(inserted)
 
 
-def record_events(db_session: Session, *, batch: Sequence[EventIn], now: datetime) -> EventsResult:
-    """Stores a batch of events and fires the triggers they set off."""
+def _store_batch(
+    db_session: Session, batch: Sequence[EventIn], now: datetime
+) -> tuple[EventsResult, pl.DataFrame]:
+    """Stores one batch's events; returns its counts and its events as a frame."""
     members = resolve_members(db_session, batch)
     errors = [
         EventError(index=i, reason="no member matches its member_id, member_code or phone")
@@ -107,28 +116,33 @@ def record_events(db_session: Session, *, batch: Sequence[EventIn], now: datetim
             "member_id": [member for _, member in kept],
             "kind": [event.kind for event, _ in kept],
             "occurred_at": [event.occurred_at for event, _ in kept],
-            "product": [_payload_text(event.payload, "product") for event, _ in kept],
-            "value": [_payload_text(event.payload, "value") for event, _ in kept],
-            "item": [_payload_text(event.payload, "item") for event, _ in kept],
+            **{
+                name: [_payload_text(event.payload, name) for event, _ in kept]
+                for name in PAYLOAD_FIELDS
+            },
         },
-        schema={
-            "member_id": pl.Int64,
-            "kind": pl.String,
-            "occurred_at": UTC_TIME,
-            "product": pl.String,
-            "value": pl.String,
-            "item": pl.String,
-        },
+        schema=EVENT_SCHEMA,
     )
-    fired = react_to_events(db_session, events=frame, now=now)
-    return EventsResult(
+    counts = EventsResult(
         received=len(batch),
         stored=stored,
         duplicates=len(kept) - stored,
         rejected=len(errors),
         errors=errors,
-        fired=fired,
+        fired={},
     )
+    return counts, frame
+
+
+def record_events(
+    db_session: Session, *, batches: Sequence[Sequence[EventIn]], now: datetime
+) -> list[EventsResult]:
+    """Stores batches of events and fires the triggers they set off, all in one pass; each
+    batch's result carries the pass's firings."""
+    stored = [_store_batch(db_session, batch, now) for batch in batches]
+    events = pl.concat([frame for _, frame in stored]) if stored else pl.DataFrame()
+    fired = react_to_events(db_session, events=events, now=now)
+    return [counts.model_copy(update={"fired": fired}) for counts, _ in stored]
 
 
 def _payload_text(payload: dict[str, Any] | None, name: str) -> str | None:
