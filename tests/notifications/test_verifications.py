@@ -24,14 +24,18 @@ from .conftest import NIGHT, NOW, PHONE, run_worker
 CODE = re.compile(r"\d{6}")
 
 
-@pytest.fixture
-def limited(engine: Engine, settings: Settings) -> Iterator[TestClient]:
-    """A client of an app that allows two codes per phone an hour."""
+def _client(engine: Engine, settings: Settings, **limits: str) -> TestClient:
     with session_scope(engine) as db_session:
         _, key = accounts.create(db_session=db_session, name="login")
     app = create_app(engine)
-    app.state.settings = settings.model_copy(update={"verification_limit_per_phone": "2/hour"})
-    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as test_client:
+    app.state.settings = settings.model_copy(update=limits)
+    return TestClient(app, headers={"Authorization": f"Bearer {key}"})
+
+
+@pytest.fixture
+def limited(engine: Engine, settings: Settings) -> Iterator[TestClient]:
+    """A client of an app that allows two codes per phone an hour."""
+    with _client(engine, settings, verification_limit_per_phone="2/hour") as test_client:
         yield test_client
 
 
@@ -117,3 +121,22 @@ def test_a_phone_gets_only_so_many_codes(engine: Engine, limited: TestClient) ->
 def test_a_code_goes_at_once_even_at_night(client: TestClient) -> None:
     sent = _ask(client, "night", at=NIGHT, phone="+8613900000009")
     assert (sent["state"], sent["send_at"]) == ("queued", "2026-12-02T15:30:00Z")
+
+
+def test_one_address_gets_only_so_many_codes_and_checks(engine: Engine, settings: Settings) -> None:
+    with _client(engine, settings, verification_limit_per_ip="3/hour") as client:
+        first = _ask(client, "ip-1", phone="+8613900000011")
+        _ask(client, "ip-2", phone="+8613900000012")
+        _check(client, first["verification_id"], "000000")
+        body = {"idempotency_key": "ip-3", "kind": "verification", "phone": "+8613900000013"}
+        refused = client.post("/api/v1/messages", json=body)
+        check = client.post(
+            f"/api/v1/verifications/{first['verification_id']}/check", json={"code": "1"}
+        )
+        notice = client.post(
+            "/api/v1/messages",
+            json={"idempotency_key": "n", "phone": "+8613900000013", "text": "到货提醒"},
+        )
+    assert (refused.status_code, check.status_code) == (429, 429)
+    assert "address" in refused.json()["detail"]
+    assert notice.status_code == 201  # notices are not limited
