@@ -4,15 +4,18 @@ beats the control on orders; without a clear winner, or without the option, noth
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
+import pytest
 from sqlalchemy import Engine, text
 
 from tidings import clock
 from tidings.campaigns import rollout, service
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.schemas import CampaignCreate, VariantCreate
+from tidings.config import get_settings
 from tidings.db import session_scope
 from tidings.orders.models import Order
 from tidings.tracking.models import Attribution, AttributionKind
@@ -22,14 +25,15 @@ from .conftest import add_members, message_rows, midday_zone
 TEMPLATES = ("{surname}，周末水果8折", "{surname}，周末水果买一送一")
 
 
-def _campaign(engine: Engine, *, promote: bool) -> int:
+def _campaign(engine: Engine, *, promote: bool, templates: tuple[str, str] = TEMPLATES) -> int:
     add_members(engine, 400, timezone=midday_zone())
     spec = CampaignCreate(
         name="周末特惠",
         rule="consent == true",
-        variants=[VariantCreate(template=template) for template in TEMPLATES],
+        variants=[VariantCreate(template=template) for template in templates],
         rollout=[50, 100],
         promote_winner=promote,
+        link="https://shop.example.cn/sale" if any("{link}" in t for t in templates) else None,
     )
     with session_scope(engine) as session:
         campaign = service.create(db_session=session, spec=spec)
@@ -151,3 +155,59 @@ def test_the_cli_creates_a_campaign_that_promotes_its_winner(engine: Engine, cli
         gates = connection.execute(text("SELECT gates FROM campaigns")).scalar_one()
     gates = gates if isinstance(gates, dict) else json.loads(gates)
     assert gates["promote_winner"] is True
+
+
+@pytest.fixture
+def link_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TIDINGS_SHORT_LINK_SECRET", "promote-test-secret")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _stored_links(engine: Engine, campaign_id: int) -> dict[int, str]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT member_id, code FROM short_links WHERE campaign_id = :id"),
+            {"id": campaign_id},
+        ).all()
+    return {member_id: code for member_id, code in rows}
+
+
+def test_promoted_messages_show_the_short_link_written_for_them(
+    engine: Engine, link_secret: None
+) -> None:
+    campaign_id = _campaign(
+        engine,
+        promote=True,
+        templates=("{surname}，周末水果8折 {link}", "{surname}，买一送一 {link}"),
+    )
+    _first_stage_ordered(engine, campaign_id, {"A": 0.04, "B": 0.4})
+
+    done, report = _advance(engine, campaign_id)
+
+    assert done == "released" and report[-1]["winner"] == "B" and report[-1]["messages"] > 50
+    links = _stored_links(engine, campaign_id)
+    after = message_rows(engine, campaign_id).filter(pl.col("rollout_stage") == 1)
+    assert set(after["variant"]) == {"B"}
+    for member_id, line in after.select("member_id", "text").iter_rows():
+        assert "买一送一" in line and f"/s/{links[member_id]}" in line
+
+
+def test_a_member_given_no_link_keeps_a_variant_without_one(
+    engine: Engine, link_secret: None
+) -> None:
+    campaign_id = _campaign(
+        engine, promote=True, templates=("{surname}，周末水果8折", "{surname}，买一送一 {link}")
+    )
+    before = message_rows(engine, campaign_id).filter(pl.col("rollout_stage") == 1)
+    _first_stage_ordered(engine, campaign_id, {"A": 0.04, "B": 0.4})
+
+    done, report = _advance(engine, campaign_id)
+
+    assert done == "released"
+    promotion = report[-1]
+    kept = before.filter(pl.col("variant") == "A").height
+    assert (promotion["winner"], promotion["messages"], promotion["kept"]) == ("B", 0, kept)
+    after = message_rows(engine, campaign_id).filter(pl.col("rollout_stage") == 1)
+    assert after["text"].to_list() == before["text"].to_list()
