@@ -160,6 +160,7 @@ def create(
             provider=provider,
             rollout=stages,
             gates=gate_values,
+            promote_winner=promote_winner,
             coupon=coupon,
             coupon_offer=offer,
             link=link,
@@ -168,7 +169,6 @@ def create(
             utm_campaign=utm_campaign,
         )
     except ValidationError as error:
-            promote_winner=promote_winner,
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()))
     except GateError as error:
         _fail(str(error))
@@ -338,6 +338,12 @@ def status(
         return
     typer.echo(_status_line(result))
     for check in result["rollout_report"]:
+        if check.get("kind") == PROMOTION:
+            typer.echo(
+                f"  after stage {check['stage'] + 1}: later stages go with {check['winner']}"
+                f" ({check['verdict']}; {check['messages']:,} messages changed)"
+            )
+            continue
         verdict = "passed" if check["passed"] else "; ".join(check["failures"])
         typer.echo(f"  gate after stage {check['stage'] + 1} ({check['percent']}%): {verdict}")
 
@@ -346,12 +352,6 @@ def _steer(campaign_id: int, action: Callable[[Session], object], as_json: bool)
     _run(action)
     result = _run(lambda s: service.status(db_session=s, campaign_id=campaign_id))
     if as_json:
-        if check.get("kind") == PROMOTION:
-            typer.echo(
-                f"  after stage {check['stage'] + 1}: later stages go with {check['winner']}"
-                f" ({check['verdict']}; {check['messages']:,} messages changed)"
-            )
-            continue
         _print_json({"id": campaign_id, "status": result["status"]})
     else:
         typer.echo(_status_line(result))
