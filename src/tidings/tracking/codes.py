@@ -74,11 +74,9 @@ def _coded(frame: pl.DataFrame, secret: str, campaign_id: int) -> pl.DataFrame:
         % _SPACE
     )
     base = len(ALPHABET)
+    alphabet = pl.lit(pl.Series(list(ALPHABET)))
     digits = [
-        (pl.col("_number") // base**place % base).replace_strict(
-            list(range(base)), list(ALPHABET), return_dtype=pl.String
-        )
-        for place in range(CODE_LENGTH)
+        alphabet.gather(pl.col("_number") // base**place % base) for place in range(CODE_LENGTH)
     ]
     return (
         frame.with_columns(_message=message)

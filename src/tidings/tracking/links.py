@@ -27,6 +27,7 @@ from tidings.tracking.targets import Utm, target_url
 
 KEY_FILE = "short-link.key"
 LINK_PATH = "/s/"
+WRITE_CACHE_KIB = 256 * 1024  # SQLite page cache while a plan's links are written
 _LINK_SCHEMA = {"member_id": pl.Int64, "code": pl.String}
 
 
@@ -183,7 +184,14 @@ def _insert_sqlite(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now
     raw = store.session.connection().connection.driver_connection
     assert raw is not None
     frame = rows.select("code", "member_id", "variant_id")
-    return int(raw.executemany(sql, frame.iter_rows()).rowcount)
+    # Codes are random, so each insert touches a random page of the code index: with the
+    # default small page cache a million links would read and write pages for most of them.
+    previous = raw.execute("PRAGMA cache_size").fetchone()[0]
+    raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
+    try:
+        return int(raw.executemany(sql, frame.iter_rows()).rowcount)
+    finally:
+        raw.execute(f"PRAGMA cache_size = {int(previous)}")
 
 
 def _literal(value: str) -> str:
