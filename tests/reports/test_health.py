@@ -24,8 +24,10 @@ from tidings.db import session_scope
 from tidings.dispatch.worker import Worker
 from tidings.reports.health import (
     HealthInputError,
+    Thresholds,
     campaign_health,
     check_health,
+    findings,
     health_rows,
     stored_breaches,
 )
@@ -214,3 +216,22 @@ def test_the_workers_housekeeping_checks_health(
         stored = stored_breaches(db_session=session, since=SENT.date())
     assert len(stored) == 9 and all(item["posted_at"] for item in stored)
     assert len(receiver.bodies()) == 9
+
+
+def test_a_reply_rate_above_the_healthy_range_is_a_note_saying_so() -> None:
+    row = {
+        "settled": 1000,
+        "delivered": 1000,
+        "replied": 120,
+        "opted_out": 0,
+        "complained": 0,
+        "delivery_rate": 1.0,
+        "opt_out_rate": 0.0,
+        "complaint_rate": 0.0,
+        "reply_rate": 0.12,
+    }
+    [note] = findings(row, Thresholds.from_settings(_settings()))
+    assert (note["kind"], note["threshold"]) == ("note", 0.08)
+    assert note["text"] == (
+        "reply rate 12.0% is above the healthy 5%-8%: check for confusion or complaints"
+    )

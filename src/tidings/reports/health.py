@@ -106,27 +106,28 @@ def findings(row: dict[str, Any], thresholds: Thresholds) -> list[dict[str, Any]
                 "text": text,
             }
         )
-    reply = row["reply_rate"]
-    if reply is not None and not thresholds.reply_low <= reply <= thresholds.reply_high:
-        template = (
-            wording.HEALTH_REPLY_LOW if reply < thresholds.reply_low else wording.HEALTH_REPLY_HIGH
-        )
-        text = template.format(
-            value=wording.percent(reply),
-            low=wording.percent(thresholds.reply_low, 0),
-            high=wording.percent(thresholds.reply_high, 0),
-        )
-        threshold = thresholds.reply_low if reply < thresholds.reply_low else thresholds.reply_high
-        found.append(
-            {
-                "metric": "reply_rate",
-                "kind": "note",
-                "value": reply,
-                "threshold": threshold,
-                "text": text,
-            }
-        )
-    return found
+    note = _reply_note(row["reply_rate"], thresholds)
+    return [*found, note] if note else found
+
+
+def _reply_note(reply: float | None, thresholds: Thresholds) -> dict[str, Any] | None:
+    """A note when the reply rate is outside the healthy range, saying on which side."""
+    if reply is None or thresholds.reply_low <= reply <= thresholds.reply_high:
+        return None
+    low = reply < thresholds.reply_low
+    text = (wording.HEALTH_REPLY_LOW if low else wording.HEALTH_REPLY_HIGH).format(
+        value=wording.percent(reply),
+        low=wording.percent(thresholds.reply_low, 0),
+        high=wording.percent(thresholds.reply_high, 0),
+    )
+    threshold = thresholds.reply_low if low else thresholds.reply_high
+    return {
+        "metric": "reply_rate",
+        "kind": "note",
+        "value": reply,
+        "threshold": threshold,
+        "text": text,
+    }
 
 
 def _scope_rows(
