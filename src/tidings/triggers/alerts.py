@@ -88,6 +88,19 @@ def _recently_fired(db_session: Session, trigger_id: int, member_id: int, since:
     return found is not None
 
 
+def _store_places(db_session: Session) -> pl.DataFrame:
+    """Every store's id, name and coordinates."""
+    return BulkStore(db_session).frame(
+        "SELECT id, name, latitude, longitude FROM stores",
+        schema={
+            "store_id": pl.Int64,
+            "nearby_store": pl.String,
+            "latitude": pl.Float64,
+            "longitude": pl.Float64,
+        },
+    )
+
+
 def location_ping(
     db_session: Session, *, ping: LocationPing, now: datetime
 ) -> tuple[str | None, dict[str, dict[str, Any]]]:
@@ -107,15 +120,7 @@ def location_ping(
         payload={"latitude": ping.latitude, "longitude": ping.longitude},
         created_at=now,
     )
-    stores = BulkStore(db_session).frame(
-        "SELECT id, name, latitude, longitude FROM stores",
-        schema={
-            "store_id": pl.Int64,
-            "nearby_store": pl.String,
-            "latitude": pl.Float64,
-            "longitude": pl.Float64,
-        },
-    )
+    stores = _store_places(db_session)
     here = pl.DataFrame(
         {"member_id": [member_id], "latitude": [ping.latitude], "longitude": [ping.longitude]}
     )

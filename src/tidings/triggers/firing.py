@@ -30,7 +30,7 @@ from tidings.config import get_settings
 from tidings.content.lint import lint_rules
 from tidings.content.template import MessageKind as ContentKind
 from tidings.content.template import Template
-from tidings.db import BulkStore, execute_many, is_sqlite, read_frame
+from tidings.db import read_frame
 from tidings.dispatch.models import PRIORITY, MessageKind, MessageState
 from tidings.policy.decide import Decision, decide
 from tidings.policy.reasons import SkipReason
@@ -41,6 +41,7 @@ from tidings.segments.history import aggregates_used
 from tidings.segments.service import matching_ids, saved_rules
 from tidings.segments.snapshot import order_lines_snapshot
 from tidings.segments.tree import FieldRef, InSegment, Rule
+from tidings.triggers.outbox import write_firings
 
 UTC_TIME = pl.Datetime("us", "UTC")
 OCCASION_SCHEMA: dict[str, Any] = {
@@ -62,57 +63,6 @@ POLICY_KIND = {
 CONTENT_KIND = {
     MessageKind.TRIGGER: ContentKind.MARKETING,
     MessageKind.TRANSACTIONAL: ContentKind.TRANSACTIONAL,
-}
-MESSAGE_COLUMNS = (
-    "dedupe_key",
-    "trigger_id",
-    "member_id",
-    "phone",
-    "timezone",
-    "kind",
-    "offer_type",
-    "priority",
-    "text",
-    "parts",
-    "cost_cents",
-    "state",
-    "skip_reason",
-    "rollout_stage",
-    "send_at",
-    "expires_at",
-    "provider",
-    "attempts",
-    "final_at",
-    "created_at",
-    "updated_at",
-)
-TIME_TYPE = "TIMESTAMP WITH TIME ZONE"
-# SQL types of the staged columns (PostgreSQL only).
-COLUMN_TYPES = {
-    **dict.fromkeys(
-        ("trigger_id", "member_id", "priority", "parts", "cost_cents", "rollout_stage", "attempts"),
-        "BIGINT",
-    ),
-    **dict.fromkeys(
-        ("send_at", "expires_at", "final_at", "created_at", "updated_at", "event_at", "fired_at"),
-        TIME_TYPE,
-    ),
-    **dict.fromkeys(
-        (
-            "dedupe_key",
-            "phone",
-            "timezone",
-            "kind",
-            "offer_type",
-            "state",
-            "skip_reason",
-            "provider",
-            "key",
-            "outcome",
-        ),
-        "VARCHAR(100)",
-    ),
-    "text": "TEXT",
 }
 
 
@@ -378,44 +328,6 @@ def _rows(frame: pl.DataFrame, spec: FiringSpec, *, now: datetime) -> pl.DataFra
     )
 
 
-def _write(db_session: Session, rows: pl.DataFrame, *, now: datetime) -> None:
-    """Inserts the messages and their firings, ignoring any already there."""
-    firings = rows.select(
-        "trigger_id",
-        "member_id",
-        "key",
-        "event_at",
-        fired_at=pl.lit(now, dtype=UTC_TIME),
-        dedupe_key="dedupe_key",
-        outcome="state",
-        skip_reason="skip_reason",
-    )
-    _insert_new(db_session, "messages", rows.select(MESSAGE_COLUMNS), conflict="dedupe_key")
-    _insert_new(db_session, "trigger_firings", firings, conflict="trigger_id, member_id, key")
-
-
-def _insert_new(db_session: Session, table: str, frame: pl.DataFrame, *, conflict: str) -> None:
-    """Inserts rows, skipping those whose `conflict` key exists. PostgreSQL copies them into
-    a temporary table first (COPY is far quicker than a statement per row); SQLite, whose
-    executemany is quick, takes them directly."""
-    names = ", ".join(frame.columns)
-    if is_sqlite(db_session):
-        markers = ", ".join("?" for _ in frame.columns)
-        sql = (
-            f"INSERT INTO {table} ({names}) VALUES ({markers}) ON CONFLICT ({conflict}) DO NOTHING"
-        )
-        execute_many(db_session, sql, frame)
-        return
-    store = BulkStore(db_session)
-    staged = f"firing_{table}"
-    store.create_temp(staged, {name: COLUMN_TYPES[name] for name in frame.columns})
-    store.ingest(staged, frame)
-    store.execute(
-        f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged}"
-        f" ON CONFLICT ({conflict}) DO NOTHING"
-    )
-
-
 def fire(
     db_session: Session,
     *,
@@ -450,7 +362,7 @@ def fire(
     rules = PolicyRules.from_settings(get_settings())
     frame = _rendered(_decided(frame, spec, engine=engine, rules=rules, now=now), spec)
     rows = _rows(frame, spec, now=now)
-    _write(db_session, rows, now=now)
+    write_firings(db_session, rows, now=now)
     skipped = rows.filter(pl.col("state") == MessageState.SKIPPED.value)
     reasons = skipped.group_by("skip_reason").len()
     return Fired(
