@@ -33,6 +33,7 @@ from tidings.triggers.schemas import EventError, EventIn, EventsResult, MemberRe
 UTC_TIME = pl.Datetime("us", "UTC")
 ORDERED = "ordered"  # why a cart reminder was cancelled
 PAYLOAD_FIELDS = ("product", "value", "item")  # payload values triggers show
+UNKNOWN_MEMBER = "no member matches its member_id, member_code or phone"
 EVENT_SCHEMA: dict[str, Any] = {
     "member_id": pl.Int64,
     "kind": pl.String,
@@ -78,40 +79,25 @@ def resolve_members(db_session: Session, refs: Sequence[MemberRef]) -> list[int 
     return found
 
 
-def _insert_events(db_session: Session, rows: list[dict[str, Any]]) -> int:
-    """Stores events, an event whose id is known already once; returns how many were new."""
+def _insert_events(db_session: Session, rows: list[dict[str, Any]]) -> list[bool]:
+    """Stores events in one statement, an event whose id is known already once; tells for each
+    row whether it was new (the first of an id sent twice in one go is the new one)."""
     if not rows:
-        return 0
+        return []
     insert = sqlite_insert if is_sqlite(db_session) else postgresql_insert
     statement = insert(Event).on_conflict_do_nothing(index_elements=["external_id"])
-    inserted = db_session.execute(statement.returning(Event.id), rows).all()
-    return len(inserted)
+    new = {row[0] for row in db_session.execute(statement.returning(Event.external_id), rows)}
+    stored = []
+    for row in rows:
+        external = row["external_id"]
+        stored.append(external is None or external in new)
+        new.discard(external)
+    return stored
 
 
-def _store_batch(
-    db_session: Session, batch: Sequence[EventIn], now: datetime
-) -> tuple[EventsResult, pl.DataFrame]:
-    """Stores one batch's events; returns its counts and its events as a frame."""
-    members = resolve_members(db_session, batch)
-    errors = [
-        EventError(index=i, reason="no member matches its member_id, member_code or phone")
-        for i, member in enumerate(members)
-        if member is None
-    ]
-    kept = [(event, member) for event, member in zip(batch, members, strict=True) if member]
-    rows = [
-        {
-            "external_id": event.id,
-            "member_id": member,
-            "kind": event.kind,
-            "occurred_at": event.occurred_at,
-            "payload": event.payload,
-            "created_at": now,
-        }
-        for event, member in kept
-    ]
-    stored = _insert_events(db_session, rows)
-    frame = pl.DataFrame(
+def _events_frame(kept: list[tuple[EventIn, int]]) -> pl.DataFrame:
+    """The events that found their member, as the triggers read them."""
+    return pl.DataFrame(
         {
             "member_id": [member for _, member in kept],
             "kind": [event.kind for event, _ in kept],
@@ -123,26 +109,53 @@ def _store_batch(
         },
         schema=EVENT_SCHEMA,
     )
-    counts = EventsResult(
-        received=len(batch),
-        stored=stored,
-        duplicates=len(kept) - stored,
-        rejected=len(errors),
-        errors=errors,
-        fired={},
-    )
-    return counts, frame
 
 
 def record_events(
     db_session: Session, *, batches: Sequence[Sequence[EventIn]], now: datetime
 ) -> list[EventsResult]:
-    """Stores batches of events and fires the triggers they set off, all in one pass; each
-    batch's result carries the pass's firings."""
-    stored = [_store_batch(db_session, batch, now) for batch in batches]
-    events = pl.concat([frame for _, frame in stored]) if stored else pl.DataFrame()
-    fired = react_to_events(db_session, events=events, now=now)
-    return [counts.model_copy(update={"fired": fired}) for counts, _ in stored]
+    """Stores batches of events and fires the triggers they set off, all in one pass (one
+    look-up of members, one insert); each batch's result carries the pass's firings."""
+    flat = [
+        (number, index, event) for number, b in enumerate(batches) for index, event in enumerate(b)
+    ]
+    members = resolve_members(db_session, [event for _, _, event in flat])
+    kept = [(entry, member) for entry, member in zip(flat, members, strict=True) if member]
+    rows = [
+        {
+            "external_id": event.id,
+            "member_id": member,
+            "kind": event.kind,
+            "occurred_at": event.occurred_at,
+            "payload": event.payload,
+            "created_at": now,
+        }
+        for (_, _, event), member in kept
+    ]
+    stored = _insert_events(db_session, rows)
+    fired = react_to_events(
+        db_session, events=_events_frame([(e, m) for (_, _, e), m in kept]), now=now
+    )
+    results = []
+    for number, batch in enumerate(batches):
+        errors = [
+            EventError(index=index, reason=UNKNOWN_MEMBER)
+            for (n, index, _), member in zip(flat, members, strict=True)
+            if n == number and member is None
+        ]
+        new = sum(s for ((n, _, _), _), s in zip(kept, stored, strict=True) if n == number)
+        matched = len(batch) - len(errors)
+        results.append(
+            EventsResult(
+                received=len(batch),
+                stored=new,
+                duplicates=matched - new,
+                rejected=len(errors),
+                errors=errors,
+                fired=fired,
+            )
+        )
+    return results
 
 
 def _payload_text(payload: dict[str, Any] | None, name: str) -> str | None:
