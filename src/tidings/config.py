@@ -329,8 +329,13 @@ class Settings(BaseSettings):
     console_session_hours: int = Field(12, description="Hours a console sign-in lasts.")
     console_sign_in_limit: str = Field(
         "5/minute",
-        description="Sign-in attempts allowed per account and per address, in `limits`"
-        " notation (e.g. 5/minute); more answer 429.",
+        description="Sign-in attempts allowed per account, in `limits` notation (e.g."
+        " 5/minute); more answer 429.",
+    )
+    console_sign_in_address_limit: str = Field(
+        "30/minute",
+        description="Sign-in attempts allowed per client address (an office shares one),"
+        " in `limits` notation; more answer 429.",
     )
     console_dashboard_seconds: float = Field(
         60.0,

@@ -99,25 +99,31 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     root = tmp_path_factory.mktemp("e2e")
     url = _demo_store(root)
-    os.environ["TIDINGS_VAR_DIR"] = str(root / "var")
+    with pytest.MonkeyPatch.context() as patch:
+        # The served app keeps its keys under the demo's var/, and tests after these
+        # see the settings they had before.
+        patch.setenv("TIDINGS_VAR_DIR", str(root / "var"))
+        get_settings.cache_clear()
+        engine = make_engine(url)
+        store_code, other_store_code = _people_and_a_ticket(engine)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(engine), host="127.0.0.1", port=_free_port(), log_level="warning"
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not server.started:
+            if time.monotonic() > deadline:
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.05)
+        port = server.config.port
+        yield Served(f"http://127.0.0.1:{port}", engine, store_code, other_store_code)
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
     get_settings.cache_clear()
-    engine = make_engine(url)
-    store_code, other_store_code = _people_and_a_ticket(engine)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT
-    while not server.started:
-        if time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{port}", engine, store_code, other_store_code)
-    server.should_exit = True
-    thread.join(timeout=10)
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,12 @@ CSRF on the form, attempts limited per account and address, each sign-in audited
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, select
 
 from tidings.accounts.models import ConsoleUser, Role
 from tidings.audit.models import AuditEvent
+from tidings.config import get_settings
 from tidings.db import session_scope
 
 from .conftest import PASSWORD, Console, csrf_of, sign_in
@@ -93,3 +95,16 @@ def test_the_console_speaks_chinese_until_switched_to_english(console: Console) 
     client.get("/lang/en", headers={"referer": "http://testserver/members"})
     page = client.get("/members").text
     assert "Members" in page and "会员卡号" not in page
+
+
+def test_people_sharing_an_address_are_limited_together(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_CONSOLE_SIGN_IN_ADDRESS_LIMIT", "3/minute")
+    get_settings.cache_clear()
+    shared = Console(console.engine)  # the app reads the limit when it is made
+    names = [shared.add_user(role) for role in (Role.ADMIN, Role.AGENT, Role.ANALYST)]
+    client = shared.client()
+    assert [sign_in(client, name, "wrong password!").status_code for name in names] == [401] * 3
+    # A fourth account from the same address waits, though it never tried before.
+    assert sign_in(client, shared.add_user(Role.MARKETER), PASSWORD).status_code == 429

@@ -47,7 +47,10 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
         same_site="lax",
         https_only=settings.console_https,
     )
-    app.state.sign_in_limiter = SignInLimiter(settings.console_sign_in_limit)
+    app.state.sign_in_limiter = SignInLimiter(
+        per_account=settings.console_sign_in_limit,
+        per_address=settings.console_sign_in_address_limit,
+    )
     app.state.dashboard_figures = FiguresCache(
         app.state.engine, max_age_seconds=settings.console_dashboard_seconds
     )

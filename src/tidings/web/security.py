@@ -86,14 +86,15 @@ async def check_csrf(request: Request) -> None:
 class SignInLimiter:
     """Counts sign-in attempts per account and per address in fixed windows."""
 
-    def __init__(self, limit: str) -> None:
-        self.item = parse(limit)
+    def __init__(self, *, per_account: str, per_address: str) -> None:
+        self.per_account = parse(per_account)
+        self.per_address = parse(per_address)
         self.limiter = FixedWindowRateLimiter(MemoryStorage())
 
     def allow(self, *, name: str, address: str) -> bool:
         """Takes one attempt for both keys; False when either has none left."""
-        by_name = self.limiter.hit(self.item, "sign-in-name", name.strip().lower())
-        by_address = self.limiter.hit(self.item, "sign-in-address", address)
+        by_name = self.limiter.hit(self.per_account, "sign-in-name", name.strip().lower())
+        by_address = self.limiter.hit(self.per_address, "sign-in-address", address)
         return by_name and by_address
 
 
