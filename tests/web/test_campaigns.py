@@ -119,3 +119,13 @@ def test_the_dashboard_counts_what_was_sent_and_shows_the_running_campaign(
     assert sent is not None and int(sent.group(1).replace(",", "")) == delivered
     assert f"¥{delivered * 5 / 100:,.2f}" in page
     assert f'href="/campaigns/{campaign_id}">周末快闪<' in page
+
+
+def test_a_store_manager_does_not_see_a_review_of_every_stores_messages(
+    console: Console, engine: Engine
+) -> None:
+    add_members(engine, MEMBERS, timezone=midday_zone())
+    review_url = _walk_wizard(console(Role.MARKETER))
+    assert console(Role.STORE_MANAGER, "SH01").get(review_url).status_code == 403
+    analyst = console(Role.ANALYST).get(review_url).text
+    assert "+86139" not in analyst and "139****" in analyst

@@ -147,7 +147,9 @@ def choose_schedule(
 def review(
     request: Request, campaign_id: int, viewer: CurrentViewer, db_session: DbSession
 ) -> Response:
-    """Shows what the plan will do before anything is sent."""
+    """Shows what the plan will do before anything is sent (its first messages go to
+    members of every store, so store managers and agents do not see it)."""
+    viewer.require(Role.MARKETER, Role.ANALYST)
     try:
         result = reviewing.review(db_session=db_session, campaign_id=campaign_id)
         campaign = campaigns.get(db_session=db_session, campaign_id=campaign_id)
