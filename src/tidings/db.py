@@ -69,6 +69,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# Connections kept open: one per worker thread of the server (anyio's 40), so that requests
+# in flight together do not each open a connection (and run its PRAGMAs) and close it again.
+SQLITE_POOL_SIZE = 40
+
+
 def _prepare_sqlite_file(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":
@@ -80,7 +85,9 @@ def make_engine(url: str | None = None, *, schema: str | None = None) -> Engine:
     url = url or get_settings().database_url
     if url.startswith("sqlite"):
         _prepare_sqlite_file(url)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(
+            url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL_SIZE, max_overflow=20
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that
         # SAVEPOINTs and bulk writes stay inside the session's transaction.

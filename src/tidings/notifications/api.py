@@ -69,6 +69,9 @@ def _commit_key_check(db_session: Session) -> None:
         if not is_sqlite(db_session):
             raise
         db_session.rollback()
+    # Give the connection back while the message waits for its batch: requests in flight
+    # would otherwise hold one each and outgrow the pool.
+    db_session.close()
 
 
 @router.post("/messages", response_model=MessageAccepted, status_code=201)

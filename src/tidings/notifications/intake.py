@@ -39,10 +39,13 @@ class Intake:
 
     async def submit(self, request: MessageCreate) -> MessageAccepted:
         """Sends one message with whatever else arrives; raises a NotificationError."""
-        if self._queue is None or self._task is None or self._task.done():
+        loop = asyncio.get_running_loop()
+        stale = self._task is None or self._task.done() or self._task.get_loop() is not loop
+        if self._queue is None or stale:
+            # A sender per event loop: an application served again gets a fresh one.
             self._queue = asyncio.Queue()
-            self._task = asyncio.create_task(self._run(self._queue))
-        answer: asyncio.Future[MessageAccepted] = asyncio.get_running_loop().create_future()
+            self._task = loop.create_task(self._run(self._queue))
+        answer: asyncio.Future[MessageAccepted] = loop.create_future()
         await self._queue.put(_Waiting(request, answer))
         return await answer
 
