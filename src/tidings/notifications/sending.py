@@ -1,6 +1,6 @@
-"""The send path of transactional messages, in batches: replay known idempotency keys,
-resolve recipients, render, decide with the shared policy, and write queued (or skipped)
-messages to the ledger with their requests.
+"""The send path of transactional messages, in batches, up to the write: replay known
+idempotency keys, resolve recipients, render, and decide with the shared policy; the rows
+of queued (or skipped) messages then go to the ledger (`notifications.recording`).
 
 A batch is one policy decision (`tidings.policy.decide`) over all its messages: transactional
 messages need no consent and have no caps, but suppression (complaint, erasure, invalid
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Table, bindparam, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from tidings.campaigns.planner import BLOCKED_PREFIX
@@ -28,20 +27,16 @@ from tidings.config import Settings
 from tidings.content.length import measure
 from tidings.content.lint import lint_messages, lint_rules
 from tidings.content.template import MessageKind as ContentKind
-from tidings.db import is_sqlite
-from tidings.dispatch.models import PRIORITY, Message, MessageKind, MessageState
+from tidings.dispatch.models import PRIORITY, MessageKind, MessageState
 from tidings.members.models import Member, PhoneStatus
 from tidings.members.phone import classify
-from tidings.notifications import codes
-from tidings.notifications.models import Notification, NotificationKind, Verification
+from tidings.notifications.models import Notification, NotificationKind
 from tidings.notifications.rendering import NotificationError, render_request
 from tidings.notifications.schemas import MessageAccepted, MessageCreate
 from tidings.policy.decide import Decision, decide
 from tidings.policy.rules import CandidateKind, PolicyRules
 
 UTC_TIME = pl.Datetime("us", "UTC")
-messages_table: Table = Message.__table__  # type: ignore[assignment]
-notifications_table: Table = Notification.__table__  # type: ignore[assignment]
 KEY_PREFIX = "api:"  # dedupe_key of an API message: this and its idempotency key
 HISTORY_SCHEMA: dict[str, pl.DataType] = {
     "member_id": pl.Int64(),
@@ -59,7 +54,7 @@ class Outcome:
 
 
 @dataclass
-class _Fresh:
+class Fresh:
     """A request to send now, with what was worked out for it."""
 
     index: int
@@ -72,8 +67,8 @@ class _Fresh:
     code: str | None = None
 
 
-def _replays(db_session: Session, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The first answers of keys already used."""
+def first_answers(db_session: Session, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The first answers of idempotency keys already used, by key."""
     if not keys:
         return {}
     query = select(Notification.idempotency_key, Notification.answer).where(
@@ -124,7 +119,7 @@ def _prepare(
     requests: Sequence[tuple[int, MessageCreate]],
     outcome: Outcome,
     settings: Settings,
-) -> list[_Fresh]:
+) -> list[Fresh]:
     """Resolves and renders each fresh request; a refused one gets its error in `outcome`."""
     members = _members(db_session, [r for _, r in requests])
     raw_phones = [r.phone for _, r in requests if r.phone]
@@ -140,7 +135,7 @@ def _prepare(
             outcome.errors[index] = str(error)
             continue
         fresh.append(
-            _Fresh(
+            Fresh(
                 index=index,
                 request=request,
                 phone=phone,
@@ -154,7 +149,8 @@ def _prepare(
     return fresh
 
 
-def _urgent(request: MessageCreate) -> bool:
+def is_urgent(request: MessageCreate) -> bool:
+    """Whether a message goes at any hour: a verification, or a notice marked urgent."""
     return request.urgent or request.kind is NotificationKind.VERIFICATION
 
 
@@ -172,7 +168,7 @@ def _suppressions(db_session: Session, hashes: Sequence[str]) -> pl.DataFrame:
 
 
 def _decided(
-    db_session: Session, fresh: Sequence[_Fresh], settings: Settings, now: datetime
+    db_session: Session, fresh: Sequence[Fresh], settings: Settings, now: datetime
 ) -> pl.DataFrame:
     """The policy's decision for each fresh message, in order: decision, send_at, reason."""
     hashes = [phone_hash(item.phone) for item in fresh]
@@ -183,7 +179,7 @@ def _decided(
             "phone_hash": hashes,
             "kind": [
                 (
-                    CandidateKind.REPLY if _urgent(item.request) else CandidateKind.TRANSACTIONAL
+                    CandidateKind.REPLY if is_urgent(item.request) else CandidateKind.TRANSACTIONAL
                 ).value
                 for item in fresh
             ],
@@ -201,7 +197,7 @@ def _decided(
     ).select("decision", "send_at", "reason")
 
 
-def _checked(fresh: Sequence[_Fresh], settings: Settings) -> pl.DataFrame:
+def _checked(fresh: Sequence[Fresh], settings: Settings) -> pl.DataFrame:
     """Parts, cost and any word or length finding that blocks each text."""
     scheme, price = counting_of(settings.default_provider, settings)
     texts = pl.Series("text", [item.text for item in fresh], dtype=pl.String)
@@ -216,7 +212,7 @@ def _checked(fresh: Sequence[_Fresh], settings: Settings) -> pl.DataFrame:
 
 
 def _message_rows(
-    fresh: Sequence[_Fresh],
+    fresh: Sequence[Fresh],
     decided: pl.DataFrame,
     checked: pl.DataFrame,
     settings: Settings,
@@ -229,7 +225,7 @@ def _message_rows(
         reason = decision["reason"] if decision["decision"] == Decision.SKIP else None
         if reason is None and check["blocked"]:
             reason = f"{BLOCKED_PREFIX}{check['blocked']}"[:64]
-        kind = MessageKind.REPLY if _urgent(item.request) else MessageKind.TRANSACTIONAL
+        kind = MessageKind.REPLY if is_urgent(item.request) else MessageKind.TRANSACTIONAL
         going = reason is None
         rows.append(
             {
@@ -256,111 +252,6 @@ def _message_rows(
     return rows
 
 
-def _insert_ignoring(
-    db_session: Session, table: Table, rows: list[dict[str, Any]], key: str
-) -> None:
-    """Inserts rows, skipping any whose unique `key` is taken (a concurrent twin won)."""
-    if rows:
-        dialect = sqlite if is_sqlite(db_session) else postgresql
-        statement = dialect.insert(table).on_conflict_do_nothing(index_elements=[key])
-        db_session.execute(statement, rows)
-
-
-def _ids_by_key(db_session: Session, keys: Sequence[str]) -> dict[str, int]:
-    query = text("SELECT dedupe_key, id FROM messages WHERE dedupe_key IN :keys").bindparams(
-        bindparam("keys", expanding=True)
-    )
-    return {key: int(i) for key, i in db_session.execute(query, {"keys": list(keys)}).all()}
-
-
-def _answers(
-    fresh: Sequence[_Fresh], rows: Sequence[dict[str, Any]], ids: dict[str, int]
-) -> list[MessageAccepted]:
-    return [
-        MessageAccepted(
-            id=ids[row["dedupe_key"]],
-            idempotency_key=item.request.idempotency_key,
-            kind=item.request.kind,
-            state=row["state"],
-            send_at=row["send_at"] if row["state"] == MessageState.QUEUED.value else None,
-            skip_reason=row["skip_reason"],
-            verification_id=codes.new_public_id() if item.code is not None else None,
-        )
-        for item, row in zip(fresh, rows, strict=True)
-    ]
-
-
-def _write(
-    db_session: Session,
-    fresh: Sequence[_Fresh],
-    rows: list[dict[str, Any]],
-    settings: Settings,
-    now: datetime,
-) -> None:
-    """Writes messages, then their requests, then verification codes (hashed)."""
-    _insert_ignoring(db_session, messages_table, rows, "dedupe_key")
-    ids = _ids_by_key(db_session, [row["dedupe_key"] for row in rows])
-    answers = _answers(fresh, rows, ids)
-    requests = [
-        {
-            "idempotency_key": answer.idempotency_key,
-            "message_id": answer.id,
-            "kind": answer.kind.value,
-            "urgent": _urgent(item.request),
-            "callback_url": str(item.request.callback_url) if item.request.callback_url else None,
-            "notified_state": None,
-            "answer": answer.model_dump(mode="json"),
-            "created_at": now,
-        }
-        for item, answer in zip(fresh, answers, strict=True)
-    ]
-    _insert_ignoring(db_session, notifications_table, requests, "idempotency_key")
-    _add_verifications(db_session, fresh, answers, settings, now)
-
-
-def _add_verifications(
-    db_session: Session,
-    fresh: Sequence[_Fresh],
-    answers: Sequence[MessageAccepted],
-    settings: Settings,
-    now: datetime,
-) -> None:
-    pairs = [(i, a) for i, a in zip(fresh, answers, strict=True) if i.code and a.verification_id]
-    if not pairs:
-        return
-    keys = [answer.idempotency_key for _, answer in pairs]
-    owners = dict(
-        db_session.execute(
-            select(Notification.idempotency_key, Notification.id).where(
-                Notification.idempotency_key.in_(keys),
-                Notification.message_id.in_([a.id for _, a in pairs]),
-            )
-        ).all()
-    )
-    expires = now + timedelta(minutes=settings.verification_valid_minutes)
-    for item, answer in pairs:
-        if answer.idempotency_key not in owners or answer.verification_id is None:
-            continue  # a concurrent twin with this key won; its code stands
-        db_session.add(
-            Verification(
-                public_id=answer.verification_id,
-                notification_id=owners[answer.idempotency_key],
-                phone=item.phone,
-                code_hash=codes.code_hash(
-                    item.code or "",
-                    public_id=answer.verification_id,
-                    secret=settings.verification_secret,
-                ),
-                expires_at=expires,
-                attempts=0,
-                max_attempts=settings.verification_max_attempts,
-                masked_text=item.shown,
-                created_at=now,
-            )
-        )
-    db_session.flush()
-
-
 @dataclass
 class Prepared:
     """A batch worked out but not written: answers of known keys, refusals, and the rows."""
@@ -368,7 +259,7 @@ class Prepared:
     requests: Sequence[MessageCreate]
     outcome: Outcome
     first_of: dict[str, int]
-    fresh: list[_Fresh]
+    fresh: list[Fresh]
     rows: list[dict[str, Any]]
 
 
@@ -377,13 +268,13 @@ def prepare_batch(
 ) -> Prepared:
     """Works a batch out, reading only: replays known keys, resolves, renders and decides."""
     outcome = Outcome()
-    replays = _replays(db_session, [r.idempotency_key for r in requests])
+    replays = first_answers(db_session, [r.idempotency_key for r in requests])
     first_of: dict[str, int] = {}
     pending: list[tuple[int, MessageCreate]] = []
     for index, request in enumerate(requests):
         key = request.idempotency_key
         if key in replays:
-            outcome.answers[index] = _parsed(replays[key]).model_copy(update={"replayed": True})
+            outcome.answers[index] = answer_of(replays[key]).model_copy(update={"replayed": True})
         elif key not in first_of:  # a repeat within the batch is answered from the first
             first_of[key] = index
             pending.append((index, request))
@@ -395,29 +286,8 @@ def prepare_batch(
     return Prepared(requests, outcome, first_of, fresh, rows)
 
 
-def write_batch(
-    *, db_session: Session, prepared: Prepared, settings: Settings, now: datetime
-) -> Outcome:
-    """Writes a prepared batch; a key another process wrote meanwhile gets that first answer."""
-    outcome, fresh = prepared.outcome, prepared.fresh
-    if fresh:
-        _write(db_session, fresh, prepared.rows, settings, now)
-        stored = _replays(db_session, [item.request.idempotency_key for item in fresh])
-        for item in fresh:
-            outcome.answers[item.index] = _parsed(stored[item.request.idempotency_key])
-    for index, request in enumerate(prepared.requests):
-        first = prepared.first_of.get(request.idempotency_key)
-        if index not in outcome.answers and index not in outcome.errors and first is not None:
-            if first in outcome.answers:
-                outcome.answers[index] = outcome.answers[first].model_copy(
-                    update={"replayed": True}
-                )
-            else:
-                outcome.errors[index] = outcome.errors[first]
-    return outcome
-
-
-def _parsed(answer: Any) -> MessageAccepted:
+def answer_of(answer: Any) -> MessageAccepted:
+    """A stored first answer (JSON) as the API gives it."""
     if isinstance(answer, str):
         return MessageAccepted.model_validate_json(answer)
     return MessageAccepted.model_validate(answer)

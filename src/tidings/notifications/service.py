@@ -16,6 +16,7 @@ from tidings.db import is_sqlite
 from tidings.dispatch.models import DeliveryReceipt, Message, MessageState
 from tidings.notifications import codes
 from tidings.notifications.models import Notification, NotificationKind, Verification
+from tidings.notifications.recording import write_batch
 from tidings.notifications.rendering import NotificationError
 from tidings.notifications.schemas import (
     MessageAccepted,
@@ -24,7 +25,7 @@ from tidings.notifications.schemas import (
     StateChange,
     VerificationResult,
 )
-from tidings.notifications.sending import Outcome, Prepared, prepare_batch, write_batch
+from tidings.notifications.sending import Outcome, Prepared, prepare_batch
 from tidings.notifications.throttle import VerificationLimits
 
 __all__ = ["NotificationError", "Outcome"]

@@ -1,0 +1,159 @@
+"""Writing a prepared batch of transactional messages: the messages, then their requests
+with the first answer of each idempotency key, then the verification codes as keyed hashes.
+Every insert skips a key already taken, so two processes sending the same key at the same
+time write one message, and both answer with it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tidings.config import Settings
+from tidings.db import is_sqlite
+from tidings.dispatch.models import Message, MessageState
+from tidings.notifications import codes
+from tidings.notifications.models import Notification, Verification
+from tidings.notifications.schemas import MessageAccepted
+from tidings.notifications.sending import (
+    Fresh,
+    Outcome,
+    Prepared,
+    answer_of,
+    first_answers,
+    is_urgent,
+)
+
+messages_table: Table = Message.__table__  # type: ignore[assignment]
+notifications_table: Table = Notification.__table__  # type: ignore[assignment]
+
+
+def _insert_ignoring(
+    db_session: Session, table: Table, rows: list[dict[str, Any]], key: str
+) -> None:
+    """Inserts rows, skipping any whose unique `key` is taken (a concurrent twin won)."""
+    if rows:
+        dialect = sqlite if is_sqlite(db_session) else postgresql
+        statement = dialect.insert(table).on_conflict_do_nothing(index_elements=[key])
+        db_session.execute(statement, rows)
+
+
+def _ids_by_key(db_session: Session, keys: Sequence[str]) -> dict[str, int]:
+    query = text("SELECT dedupe_key, id FROM messages WHERE dedupe_key IN :keys").bindparams(
+        bindparam("keys", expanding=True)
+    )
+    return {key: int(i) for key, i in db_session.execute(query, {"keys": list(keys)}).all()}
+
+
+def _answers(
+    fresh: Sequence[Fresh], rows: Sequence[dict[str, Any]], ids: dict[str, int]
+) -> list[MessageAccepted]:
+    return [
+        MessageAccepted(
+            id=ids[row["dedupe_key"]],
+            idempotency_key=item.request.idempotency_key,
+            kind=item.request.kind,
+            state=row["state"],
+            send_at=row["send_at"] if row["state"] == MessageState.QUEUED.value else None,
+            skip_reason=row["skip_reason"],
+            verification_id=codes.new_public_id() if item.code is not None else None,
+        )
+        for item, row in zip(fresh, rows, strict=True)
+    ]
+
+
+def _write(
+    db_session: Session,
+    fresh: Sequence[Fresh],
+    rows: list[dict[str, Any]],
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Writes messages, then their requests, then verification codes (hashed)."""
+    _insert_ignoring(db_session, messages_table, rows, "dedupe_key")
+    ids = _ids_by_key(db_session, [row["dedupe_key"] for row in rows])
+    answers = _answers(fresh, rows, ids)
+    requests = [
+        {
+            "idempotency_key": answer.idempotency_key,
+            "message_id": answer.id,
+            "kind": answer.kind.value,
+            "urgent": is_urgent(item.request),
+            "callback_url": str(item.request.callback_url) if item.request.callback_url else None,
+            "notified_state": None,
+            "answer": answer.model_dump(mode="json"),
+            "created_at": now,
+        }
+        for item, answer in zip(fresh, answers, strict=True)
+    ]
+    _insert_ignoring(db_session, notifications_table, requests, "idempotency_key")
+    _add_verifications(db_session, fresh, answers, settings, now)
+
+
+def _add_verifications(
+    db_session: Session,
+    fresh: Sequence[Fresh],
+    answers: Sequence[MessageAccepted],
+    settings: Settings,
+    now: datetime,
+) -> None:
+    pairs = [(i, a) for i, a in zip(fresh, answers, strict=True) if i.code and a.verification_id]
+    if not pairs:
+        return
+    keys = [answer.idempotency_key for _, answer in pairs]
+    owners = dict(
+        db_session.execute(
+            select(Notification.idempotency_key, Notification.id).where(
+                Notification.idempotency_key.in_(keys),
+                Notification.message_id.in_([a.id for _, a in pairs]),
+            )
+        ).all()
+    )
+    expires = now + timedelta(minutes=settings.verification_valid_minutes)
+    for item, answer in pairs:
+        if answer.idempotency_key not in owners or answer.verification_id is None:
+            continue  # a concurrent twin with this key won; its code stands
+        db_session.add(
+            Verification(
+                public_id=answer.verification_id,
+                notification_id=owners[answer.idempotency_key],
+                phone=item.phone,
+                code_hash=codes.code_hash(
+                    item.code or "",
+                    public_id=answer.verification_id,
+                    secret=settings.verification_secret,
+                ),
+                expires_at=expires,
+                attempts=0,
+                max_attempts=settings.verification_max_attempts,
+                masked_text=item.shown,
+                created_at=now,
+            )
+        )
+    db_session.flush()
+
+
+def write_batch(
+    *, db_session: Session, prepared: Prepared, settings: Settings, now: datetime
+) -> Outcome:
+    """Writes a prepared batch; a key another process wrote meanwhile gets that first answer."""
+    outcome, fresh = prepared.outcome, prepared.fresh
+    if fresh:
+        _write(db_session, fresh, prepared.rows, settings, now)
+        stored = first_answers(db_session, [item.request.idempotency_key for item in fresh])
+        for item in fresh:
+            outcome.answers[item.index] = answer_of(stored[item.request.idempotency_key])
+    for index, request in enumerate(prepared.requests):
+        first = prepared.first_of.get(request.idempotency_key)
+        if index not in outcome.answers and index not in outcome.errors and first is not None:
+            if first in outcome.answers:
+                outcome.answers[index] = outcome.answers[first].model_copy(
+                    update={"replayed": True}
+                )
+            else:
+                outcome.errors[index] = outcome.errors[first]
+    return outcome
