@@ -112,3 +112,17 @@ def test_a_batch_answers_each_message_and_replays_repeated_keys(
     statuses = [item["status"] for item in answer["results"]]
     assert statuses == [201, 201, 422, 200]
     assert answer["results"][3]["message"]["id"] == answer["results"][0]["message"]["id"]
+
+
+def test_an_opted_out_member_still_gets_a_service_notice(
+    engine: Engine, client: TestClient, member: int
+) -> None:
+    with session_scope(engine) as session:
+        session.add(
+            Suppression(
+                phone_hash=phone_hash(PHONE), reason=SuppressionReason.OPTED_OUT, source="test"
+            )
+        )
+    with clock.frozen(NOW):
+        answer = client.post("/api/v1/messages", json={**ORDER, "member_id": member}).json()
+    assert (answer["state"], answer["skip_reason"]) == ("queued", None)
