@@ -23,10 +23,10 @@ from tidings.reports.api import router as reports_router
 from tidings.segments.api import router as segments_router
 from tidings.tracking.redirect import install_short_links
 from tidings.triggers.api import router as triggers_router
+from tidings.web.console import mount_console
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
-from tidings.web.console import mount_console
     """Builds the application on `engine` (default: the configured store, migrated)."""
     app = FastAPI(title="tidings", version=__version__, docs_url="/docs")
     app.state.engine = engine or ready_engine()
@@ -59,7 +59,7 @@ from tidings.web.console import mount_console
     app.include_router(preference_pages)
     # Short links carry no key either; their route goes first, as the busiest.
     install_short_links(app, get_settings())
-    install_log_redaction()
-    return app
     # The web console at /, after every other route so that none of them is shadowed.
     mount_console(app, get_settings())
+    install_log_redaction()
+    return app
