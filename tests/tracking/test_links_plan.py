@@ -140,3 +140,25 @@ def test_links_on_the_short_domain_pass_the_content_check(
     assert plan_campaign(engine, stray)["skipped"] == {
         "content:foreign_link:https://x.example.org/a": 3
     }
+
+
+def test_codes_spell_no_listed_word(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    # One letter as a blocked word: about one code in five would spell it.
+    words = tmp_path / "words.txt"
+    words.write_text("q\n", encoding="utf-8")
+    monkeypatch.setenv("TIDINGS_SENSITIVE_WORDS_FILE", str(words))
+    get_settings.cache_clear()
+    add_members(engine, 60, timezone=midday_zone())
+    campaign = create_campaign(engine, variants=[{"template": "鲜果8折 {link}"}])
+    summary = plan_campaign(engine, campaign)
+    assert summary["planned"] == 60 and summary["skipped"] == {}
+    links = link_rows(engine, campaign)
+    assert not links["code"].str.contains("(?i)q").any()
+    first_try = [
+        code_for(secret="tracking-tests", campaign_id=campaign, member_id=m)
+        for m in links["member_id"]
+    ]
+    spelled = [code for code in first_try if "q" in code.lower()]
+    assert spelled and set(spelled).isdisjoint(links["code"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 
 import polars as pl
 import polars_hash as plh
@@ -44,18 +45,33 @@ def code_for(*, secret: str, campaign_id: int, member_id: int, attempt: int = 0)
     return "".join(characters)
 
 
-def with_codes(members: pl.DataFrame, *, secret: str, campaign_id: int) -> pl.DataFrame:
+def spells_any(code: str, avoid: Sequence[str]) -> bool:
+    """Whether `code` spells one of the words to avoid (any case)."""
+    lowered = code.lower()
+    return any(word.lower() in lowered for word in avoid)
+
+
+def with_codes(
+    members: pl.DataFrame, *, secret: str, campaign_id: int, avoid: Sequence[str] = ()
+) -> pl.DataFrame:
     """Adds `code` and `attempt` to a frame of distinct `member_id`s (as `code_for` makes
-    them), every code different from the others."""
+    them), every code different from the others and spelling none of the words in `avoid`
+    (a code reading LSD would get its message stopped by the content check)."""
     frame = _coded(members.with_columns(attempt=pl.lit(0, dtype=pl.Int64)), secret, campaign_id)
+    words = [word.lower() for word in avoid]
     for _ in range(MAX_ATTEMPTS):
-        if frame["code"].n_unique() == frame.height:
+        spelled = (
+            pl.col("code").str.contains_any(words, ascii_case_insensitive=True)
+            if words
+            else pl.lit(False)
+        )
+        if frame["code"].n_unique() == frame.height and not frame.select(spelled.any()).item():
             return frame
         # Of the members sharing a code, the one with the fewest attempts (then the lowest
-        # id) keeps it; the others derive their next code.
-        shared = frame.filter(pl.col("code").is_duplicated())
+        # id) keeps it; the others, and codes spelling a word, derive their next code.
+        shared = frame.filter(pl.col("code").is_duplicated() & ~spelled)
         keeper = shared.sort("attempt", "member_id").unique("code", keep="first")
-        moved = shared.join(keeper, on="member_id", how="anti")
+        moved = pl.concat([shared.join(keeper, on="member_id", how="anti"), frame.filter(spelled)])
         again = _coded(moved.with_columns(attempt=pl.col("attempt") + 1), secret, campaign_id)
         frame = pl.concat(
             [frame.join(moved, on="member_id", how="anti"), again], how="vertical_relaxed"

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from tidings.campaigns.models import Campaign
 from tidings.config import Settings, get_settings
+from tidings.content.words import word_matcher
 from tidings.db import BulkStore, utc_text
 from tidings.dispatch.models import MessageState
-from tidings.tracking.codes import MAX_ATTEMPTS, CodeCollision, code_for, with_codes
+from tidings.tracking.codes import MAX_ATTEMPTS, CodeCollision, code_for, spells_any, with_codes
 from tidings.tracking.targets import Utm, target_url
 
 KEY_FILE = "short-link.key"
@@ -49,6 +50,13 @@ def link_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def words_to_avoid() -> list[str]:
+    """The listed words a code could spell (letters and digits only): a code must not, or
+    the content check would stop the message that shows it."""
+    keys = word_matcher().by_key
+    return sorted(key for key in keys if key.isascii() and key.isalnum())
+
+
 def short_url(base: str, code: str) -> str:
     """The short link of `code` under the short domain `base`."""
     return f"{base}{LINK_PATH}{code}"
@@ -57,7 +65,8 @@ def short_url(base: str, code: str) -> str:
 def link_urls(audience: pl.DataFrame, *, campaign_id: int, settings: Settings) -> pl.Series:
     """Each audience member's short link in the campaign, in the audience's order."""
     members = audience.select(pl.col("member_id").cast(pl.Int64)).unique()
-    coded = with_codes(members, secret=link_secret(settings), campaign_id=campaign_id)
+    secret = link_secret(settings)
+    coded = with_codes(members, secret=secret, campaign_id=campaign_id, avoid=words_to_avoid())
     prefix = pl.lit(settings.short_link_base + LINK_PATH)
     urls = coded.select("member_id", link=prefix + pl.col("code"))
     joined = audience.select(pl.col("member_id").cast(pl.Int64)).join(
@@ -206,11 +215,14 @@ def _recode(
     moves (member_id, variant_id, code shown, code_kept). Rare: about one member in millions,
     so one at a time."""
     moves = []
+    avoid = words_to_avoid()
     for member_id, variant_id, code in taken.select("member_id", "variant_id", "code").rows():
         for attempt in range(1, MAX_ATTEMPTS + 1):
             candidate = code_for(
                 secret=secret, campaign_id=links.campaign_id, member_id=member_id, attempt=attempt
             )
+            if spells_any(candidate, avoid):
+                continue
             row = pl.DataFrame(
                 {"member_id": [member_id], "variant_id": [variant_id], "code": [candidate]},
                 schema={"member_id": pl.Int64, "variant_id": pl.Int64, "code": pl.String},
