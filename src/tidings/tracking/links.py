@@ -9,6 +9,7 @@ message text alike (same length, so parts and cost stay right).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass, replace
@@ -39,14 +40,14 @@ def link_secret(settings: Settings) -> str:
     path = Path(settings.var_dir) / KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # Exclusive creation: of two processes making the key at once, one writes it.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(secrets.token_hex(32))
+        draft = path.with_name(f"{KEY_FILE}.{os.getpid()}")
+        draft.write_text(secrets.token_hex(32))
+        draft.chmod(0o600)
+        # A hard link appears whole or not at all: of two processes making the key at
+        # once, the first one's stands and both read it.
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        draft.unlink()
     return path.read_text().strip()
 
 
