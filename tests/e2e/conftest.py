@@ -92,7 +92,7 @@ def _people_and_a_ticket(engine: Engine) -> tuple[str, str]:
         return first.code, second.code
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The console on a demo store, served on a free loopback port."""
     if not CHROMIUM.exists():
@@ -126,9 +126,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     get_settings.cache_clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's chromium, headless."""
+    """Debian's chromium, headless. Module-scoped: Playwright's sync API keeps an event loop
+    running while it is open, which later tests calling asyncio.run() must not meet."""
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     from playwright.sync_api import sync_playwright
 
