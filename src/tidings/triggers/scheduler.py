@@ -28,8 +28,11 @@ from tidings.triggers.catalogue import Reacts, builtin
 from tidings.triggers.firing import Fired, FiringSpec, fire, member_frame
 from tidings.triggers.models import Trigger
 
-# The advisory lock's key: any constant every process agrees on ("tidings" in ASCII).
-SCHEDULER_LOCK_KEY = 0x74696469_6E6773
+# The advisory lock's keys: a constant every process agrees on ("tids" in ASCII), and the
+# store's schema, since advisory locks span the database and a deployment is one schema.
+SCHEDULER_LOCK_KEY = 0x74696473
+LOCK = "pg_try_advisory_lock(:key, hashtext(current_schema()))"
+UNLOCK = "pg_advisory_unlock(:key, hashtext(current_schema()))"
 _local = threading.Lock()
 log = logging.getLogger(__name__)
 UTC_TIME = pl.Datetime("us", "UTC")
@@ -48,18 +51,14 @@ def scheduler_lock(engine: Engine) -> Iterator[bool]:
         return
     with engine.connect() as connection:
         taken = bool(
-            connection.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK_KEY}
-            ).scalar()
+            connection.execute(text(f"SELECT {LOCK}"), {"key": SCHEDULER_LOCK_KEY}).scalar()
         )
         connection.commit()
         try:
             yield taken
         finally:
             if taken:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK_KEY}
-                )
+                connection.execute(text(f"SELECT {UNLOCK}"), {"key": SCHEDULER_LOCK_KEY})
                 connection.commit()
 
 
