@@ -131,3 +131,24 @@ class Variant(Base):
     weight: Mapped[int] = mapped_column(Integer, default=1)
     is_control: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
+
+
+class CampaignStep(Base):
+    """A later send of a campaign: after a delay to those of the step before who reacted (or
+    did not), or at a set time (a countdown to a date) to an audience rule of its own."""
+
+    __tablename__ = "campaign_steps"
+    __table_args__ = (UniqueConstraint("campaign_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, ...: the campaign's own send is 0
+    after_minutes: Mapped[int | None] = mapped_column(Integer)  # after the step before went
+    at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # or at this moment
+    # Who of the step before: clicked, not-clicked, converted, ... (None: all of them).
+    reaction: Mapped[str | None] = mapped_column(String(32))
+    rule: Mapped[str | None] = mapped_column(Text)  # an audience of its own (countdowns)
+    template: Mapped[str] = mapped_column(Text)
+    planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    plan_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)

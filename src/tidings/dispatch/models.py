@@ -126,6 +126,8 @@ class Message(Base):
     state: Mapped[MessageState] = mapped_column(_enum(MessageState), default=MessageState.PLANNED)
     skip_reason: Mapped[str | None] = mapped_column(String(64))
     rollout_stage: Mapped[int] = mapped_column(Integer, default=0)
+    # 0: the campaign's first send; 1, 2, ...: its follow-up or countdown steps.
+    step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     send_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     provider: Mapped[str] = mapped_column(String(32), default="simulator")
