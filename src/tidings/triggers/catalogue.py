@@ -3,9 +3,10 @@
 Defaults follow the articles: a birthday greeting 3 days ahead, a follow-up 3 days after a
 first order, a win-back after 30 days without an order, cart reminders at 1 and 24 hours
 (nothing after 48), a replenishment note 5 days before a run-out, points expiring within 15
-days, a receipt 30 minutes after an order, a holiday warm-up 7 days ahead, weather alerts and
-a geofence offer within 3 km at most once a week. Every built-in is seeded enabled except the
-holiday warm-up, which writes to everyone unless given a segment: an operator turns it on.
+days, a note a week before a tier lapses, a receipt 30 minutes after an order, a holiday
+warm-up 7 days ahead, weather alerts and a geofence offer within 3 km at most once a week.
+Every built-in is seeded enabled except the holiday warm-up, which writes to everyone unless
+given a segment: an operator turns it on.
 """
 
 from __future__ import annotations
@@ -103,6 +104,15 @@ BUILTINS: tuple[Builtin, ...] = (
         summary="Congratulations on moving up a tier (within window_days of the change).",
         template="{surname|亲爱的会员}，恭喜您升级为{tier}！专属权益已为您开通，感谢您的支持。",
         config={"window_days": 3},
+    ),
+    Builtin(
+        key="tier_loss",
+        reacts=Reacts.DATE,
+        summary="A gentle note days_before the tier lapses, as orders leave the tier window.",
+        template="{surname|亲爱的会员}，您的{tier}权益将保留至{tier_kept_until}，"
+        "此前再消费{keep_spend_yuan:,}元即可继续享有，期待您再次光临。",
+        config={"days_before": 7},
+        columns=("tier_kept_until", "keep_spend_yuan"),
     ),
     Builtin(
         key="holiday_warmup",

@@ -78,6 +78,51 @@ def tier_up_occasions(profiles: pl.DataFrame, *, today: date, window_days: int) 
     )
 
 
+def tier_loss_occasions(
+    orders: pl.DataFrame,
+    tiers: pl.DataFrame,
+    *,
+    today: date,
+    days_before: int,
+    window_days: int,
+    minimums: dict[str, int],
+    timezone: str,
+) -> pl.DataFrame:
+    """Members whose tier lapses 1 to `days_before` days from today if they buy nothing more.
+
+    A tier holds while spend over the trailing `window_days` reaches its minimum (`minimums`:
+    tier -> cents); as days pass, orders leave the window. `orders`: member_id, ordered_at
+    (UTC), amount_cents; `tiers`: member_id, tier (only tiers named in `minimums`). Gives the
+    last day the tier holds (`tier_kept_until`) and what keeps it (`keep_spend_yuan`); the key
+    names the tier and that day.
+    """
+    held = tiers.filter(pl.col("tier").is_in(list(minimums))).with_columns(
+        minimum=pl.col("tier").replace_strict(minimums, return_dtype=pl.Int64)
+    )
+    daily = (
+        orders.with_columns(day=pl.col("ordered_at").dt.convert_time_zone(timezone).dt.date())
+        .filter((pl.lit(today) - pl.col("day")).dt.total_days().is_between(0, window_days - 1))
+        .group_by("member_id", "day")
+        .agg(pl.col("amount_cents").sum())
+        .join(held, on="member_id", how="inner")
+        .sort("member_id", "day", descending=[False, True])
+        .with_columns(spent=pl.col("amount_cents").cum_sum().over("member_id"))
+    )
+    # The oldest order the tier still needs: once it leaves the window, the tier lapses.
+    needed = daily.filter(pl.col("spent") >= pl.col("minimum")).unique(
+        "member_id", keep="first", maintain_order=True
+    )
+    lapses = pl.col("day").dt.offset_by(f"{window_days}d")
+    after = pl.col("spent") - pl.col("amount_cents")
+    soon = (lapses - pl.lit(today)).dt.total_days().is_between(1, days_before)
+    return needed.filter(soon).select(
+        "member_id",
+        key=pl.format("tier_loss:{}:{}", "tier", lapses.dt.strftime("%Y%m%d")),
+        tier_kept_until=lapses.dt.offset_by("-1d"),
+        keep_spend_yuan=((pl.col("minimum") - after + 99) // 100).cast(pl.Int64),
+    )
+
+
 def next_holiday(today: date, *, days_before: int) -> tuple[str, date] | None:
     """The name and first day of a public holiday starting 1 to `days_before` days from
     today, or None (a few calendar look-ups, not one per member)."""

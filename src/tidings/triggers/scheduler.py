@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from tidings.config import get_settings
 from tidings.db import read_frame, session_scope, utc_text
 from tidings.loyalty import points
+from tidings.profiles import thresholds
 from tidings.triggers import dates, lifecycle, service
 from tidings.triggers.catalogue import Reacts, builtin
 from tidings.triggers.firing import Fired, FiringSpec, fire, member_frame
@@ -180,6 +181,46 @@ def _tier_change(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -
     return lifecycle.tier_up_occasions(profiles, today=day.today, window_days=window), None
 
 
+def _recently_noted(engine: Engine, trigger_id: int, since: datetime) -> pl.DataFrame:
+    """Members this trigger fired for since `since`."""
+    return read_frame(
+        engine,
+        f"SELECT DISTINCT member_id FROM trigger_firings WHERE trigger_id = {int(trigger_id)}"
+        f" AND fired_at >= '{_time_literal(engine, since)}'",
+        schema={"member_id": pl.Int64},
+    )
+
+
+def _tier_loss(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Occasions:
+    t = thresholds.from_settings(get_settings())
+    tiers = read_frame(
+        engine,
+        "SELECT member_id, tier FROM profiles WHERE tier IN ('silver', 'gold')",
+        schema={"member_id": pl.Int64, "tier": pl.String},
+    )
+    if t.tier_from_pos:  # the POS reviews tiers by its own rule, which cannot be foreseen here
+        tiers = tiers.clear()
+    since = day.now - timedelta(days=t.tier_window_days + 1)
+    orders = read_frame(
+        engine,
+        "SELECT member_id, ordered_at, amount_cents FROM orders"
+        f" WHERE member_id IS NOT NULL AND ordered_at >= '{_time_literal(engine, since)}'",
+        schema={"member_id": pl.Int64, "ordered_at": UTC_TIME, "amount_cents": pl.Int64},
+    )
+    found = lifecycle.tier_loss_occasions(
+        orders,
+        tiers,
+        today=day.today,
+        days_before=int(service.setting(trigger, "days_before")),
+        window_days=t.tier_window_days,
+        minimums={"silver": t.silver_min_cents, "gold": t.gold_min_cents},
+        timezone=day.timezone,
+    )
+    # Once per member per tier window, however the lapse day moves with later orders.
+    noted = _recently_noted(engine, trigger.id, day.now - timedelta(days=t.tier_window_days))
+    return found.join(noted, on="member_id", how="anti"), None
+
+
 def _holiday_warmup(engine: Engine, trigger: Trigger, spec: FiringSpec, day: Day) -> Occasions:
     coming = lifecycle.next_holiday(
         day.today, days_before=int(service.setting(trigger, "days_before"))
@@ -204,6 +245,7 @@ DATE_TRIGGERS: dict[str, Callable[[Engine, Trigger, FiringSpec, Day], Occasions]
     "replenishment": _replenishment,
     "points_expiring": _points_expiring,
     "tier_change": _tier_change,
+    "tier_loss": _tier_loss,
     "holiday_warmup": _holiday_warmup,
 }
 
