@@ -139,6 +139,12 @@ def test_framing_adds_nothing_the_template_already_has() -> None:
     assert render_one(template, {"name": "李雷"}).text == "【好邻居】李雷，新品到店。回TD退订"
 
 
+def test_a_lone_surrogate_is_refused_with_its_position() -> None:
+    with pytest.raises(TemplateError, match="column 4: half of an emoji") as caught:
+        parse_template("您好，\ud83d{name}", columns=COLUMNS)
+    assert caught.value.position == 3
+
+
 def test_framing_keeps_positions_pointing_into_the_framed_source() -> None:
     template = prepare_template("{name}好", kind=MessageKind.MARKETING, brand_name="好邻居")
     (placeholder,) = template.placeholders
@@ -176,7 +182,8 @@ placeholders = st.sampled_from(
         "{expiry_date:iso|近期}",
     ]
 )
-literals = st.text(alphabet=st.characters(exclude_characters="{}"), max_size=5)
+# Decoded text holds no lone surrogates; a template with one is refused (tested below).
+literals = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="{}"), max_size=5)
 templates = st.lists(st.one_of(placeholders, literals), max_size=6).map("".join)
 
 

@@ -277,8 +277,20 @@ def _check_field(placeholder: Placeholder, *, columns: Collection[str]) -> None:
     )
 
 
+def _check_encodable(text: str) -> None:
+    """Refuses a lone surrogate (a broken emoji from a JSON escape): no SMS can carry it."""
+    for index, char in enumerate(text):
+        if "\ud800" <= char <= "\udfff":
+            raise TemplateError(
+                "half of an emoji or other symbol stands here; paste the whole symbol again"
+                " or remove it",
+                position=index,
+            )
+
+
 def parse_template(text: str, *, columns: Collection[str] = AUDIENCE_COLUMNS) -> Template:
     """Parses and checks `text` against the audience `columns` (plus per-message ones)."""
+    _check_encodable(text)
     pieces = _parse_pieces(text)
     for piece in pieces:
         if isinstance(piece, Placeholder):
