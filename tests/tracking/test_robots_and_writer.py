@@ -14,6 +14,7 @@ from tidings.app import create_app
 from tidings.db import session_scope
 from tidings.tracking.clicks import ClickRecord, ClickWriter
 from tidings.tracking.robots import robot_reason
+from tidings.tracking.targets import Utm, check_target, target_url
 
 from .conftest import TARGET, create_campaign, link_rows, plan_campaign
 
@@ -76,3 +77,15 @@ def test_the_api_refuses_a_link_that_is_no_address_and_creates_nothing(engine: E
         assert connection.execute(text("SELECT COUNT(*) FROM campaigns")).scalar_one() == 0
     created = client.post("/api/v1/campaigns", json={**body, "link": TARGET})
     assert created.status_code == 201
+
+
+def test_a_target_in_chinese_is_sent_percent_encoded_with_its_query_kept() -> None:
+    url = check_target(" https://shop.example.com/水果/节?store=徐汇&a=%20b#top ")
+    assert url == (
+        "https://shop.example.com/%E6%B0%B4%E6%9E%9C/%E8%8A%82?store=%E5%BE%90%E6%B1%87&a=%20b#top"
+    )
+    utm = Utm("sms", "sms", "7")
+    assert target_url(url, utm, variant="B") == (
+        "https://shop.example.com/%E6%B0%B4%E6%9E%9C/%E8%8A%82?store=%E5%BE%90%E6%B1%87&a=%20b"
+        "&utm_source=sms&utm_medium=sms&utm_campaign=7&utm_content=B#top"
+    )

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from tidings.config import Settings
+
+URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # characters a URL keeps as they are
 
 
 class TargetError(ValueError):
@@ -34,7 +36,8 @@ class Utm:
 
 
 def check_target(url: str) -> str:
-    """Returns `url` stripped if it is a full http(s) address, or says what is wrong."""
+    """Returns `url` stripped (and ASCII) if it is a full http(s) address, or says what is
+    wrong."""
     url = url.strip()
     try:
         parts = urlsplit(url)
@@ -45,7 +48,9 @@ def check_target(url: str) -> str:
             f"link '{url}' must be a full http(s) address without spaces,"
             " e.g. https://shop.example.com/sale"
         )
-    return url
+    # A redirect's Location header is ASCII: other characters (a path in Chinese) go
+    # percent-encoded, as a browser would send them; what is encoded already stays.
+    return quote(url, safe=URL_SAFE)
 
 
 def target_url(url: str, utm: Utm | None, *, variant: str) -> str:
