@@ -148,6 +148,11 @@ def _setup(engine: Engine, tables: dict[str, pl.DataFrame]) -> None:
         )
         for table, frame in tables.items():
             bulk_insert(session, table, frame)
+    if engine.dialect.name == "postgresql":
+        # As autovacuum would soon after a bulk load: without statistics PostgreSQL joins the
+        # redeemed coupons to the messages row by row (12 s instead of 0.1 s at 200,000).
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE"))
 
 
 def _in_memory(tables: dict[str, pl.DataFrame]) -> None:

@@ -155,7 +155,8 @@ def _redemptions(store: BulkStore, since: datetime) -> pl.DataFrame:
         " COALESCE(m.submitted_at, m.send_at)"
         " FROM coupons c JOIN orders o ON o.external_id = c.redeemed_order_ref"
         " JOIN messages m ON m.member_id = c.member_id AND m.{key} = c.{key}"
-        " WHERE o.ordered_at >= ? AND m.submitted_at IS NOT NULL"
+        " WHERE c.{key} IS NOT NULL AND c.redeemed_order_ref IS NOT NULL"
+        " AND o.ordered_at >= ? AND m.submitted_at IS NOT NULL"
     )
     moment = _moment(store, since)
     return store.frame(
