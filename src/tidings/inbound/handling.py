@@ -3,10 +3,11 @@ whole batch together (suppressions, consent events, records, tickets, answers).
 
 The order of decisions is the order of stakes: an opt-out first (it must never be missed;
 only a preference keyword such as TD促销, which names one kind of message, goes before it,
-since TD inside it would read as stopping everything), then opt-in and help, then what the message it answers makes of it (a survey score, a "1"
-to a delivery offer), then the free-text classifier. A complaint is never answered by a
-machine. A reply whose intent is unclear opens a ticket with suggested answers, so no reply
-goes unheard.
+since TD inside it would read as stopping everything), then opt-in and help, then what the
+message it answers makes of it (a survey score, a "1" to a delivery offer), then the
+free-text classifier. A complaint is never answered by a machine. A reply whose intent is
+unclear opens a ticket with suggested answers, so no reply goes unheard. Replies then fire
+the operator's triggers on `reply` or `reply:<intent>` (`tidings.triggers.reactions`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tidings.inbound.models import Reply
 from tidings.inbound.texts import DEFAULT_TEXTS, text_for
 from tidings.inbound.tickets import flag_breaches, open_tickets
 from tidings.notifications import preferences
+from tidings.triggers.reactions import replies_arrived
 
 replies_table: Table = Reply.__table__  # type: ignore[assignment]
 Service = Callable[..., None]
@@ -158,6 +160,15 @@ def handle_replies(
         db_session=db_session, drafts=effects.tickets, now=now, settings=settings
     )
     flag_breaches(db_session=db_session, now=now)
+    # After the services, so an opt-in or a stop in this batch already counts for the policy.
+    replies_arrived(
+        db_session,
+        replies=[
+            (ctx.reply_id, ctx.member_id, d.intent, ctx.received_at, ctx.text)
+            for ctx, d in decisions
+        ],
+        now=now,
+    )
     db_session.execute(
         update(replies_table)
         .where(replies_table.c.id == bindparam("reply_id"))

@@ -162,7 +162,9 @@ def create_command(
     name: str = typer.Argument(..., help="The trigger's name, unique."),
     template: str = typer.Option(..., "--template", help="Its message; fields as in campaigns."),
     event_type: str = typer.Option(
-        None, "--event-type", help="Fire on events of this kind (from POST /api/v1/events:batch)."
+        None,
+        "--event-type",
+        help="Fire on events of this kind (POST /api/v1/events:batch), or reply / reply:INTENT.",
     ),
     date_field: str = typer.Option(
         None, "--date-field", help="Fire on the day of this date field (e.g. next_run_out_on)."

@@ -8,9 +8,24 @@ from __future__ import annotations
 
 import polars as pl
 
+from tidings.inbound.intents import Intent
+from tidings.inbound.keywords import KeywordKind
+
 UTC_TIME = pl.Datetime("us", "UTC")
 EARTH_RADIUS_KM = 6371.0088
 STAMP = "%Y%m%dT%H%M%S"
+# Replies fire operator triggers on `reply` (any reply taken for something) or
+# `reply:<intent>`. A stop is answered by its confirmation only, a complaint goes to a person
+# and a reply nobody could read has nothing to react to: none of them fires a trigger.
+REPLY_EVENT = "reply"
+REPLY_PREFIX = f"{REPLY_EVENT}:"
+REPLIES_NEVER_FIRE = frozenset(
+    {"empty", "unknown", KeywordKind.OPT_OUT.value, Intent.COMPLAINT.value}
+)
+REPLY_INTENTS = frozenset(
+    {*(i.value for i in Intent), *(k.value for k in KeywordKind), "survey", "preference"}
+    - REPLIES_NEVER_FIRE
+)
 
 
 def _minutes(count: float) -> pl.Expr:
@@ -107,4 +122,47 @@ def custom_event_occasions(
         event_at="occurred_at",
         event_value="value",
         event_item="item",
+    )
+
+
+def reacts_to_replies(event_type: str | None) -> bool:
+    """Whether a trigger's event type is `reply` or `reply:<intent>`."""
+    kind = event_type or ""
+    return kind == REPLY_EVENT or kind.startswith(REPLY_PREFIX)
+
+
+def reply_intent_problem(event_type: str) -> str | None:
+    """Why `reply:<intent>` cannot fire (no reply is taken for that intent), or None."""
+    intent = event_type.removeprefix(REPLY_PREFIX)
+    if not event_type.startswith(REPLY_PREFIX) or intent in REPLY_INTENTS:
+        return None
+    return (
+        f"no reply is taken for '{intent}'; a reply trigger reacts to 'reply' or to"
+        f" 'reply:' and one of: {', '.join(sorted(REPLY_INTENTS))}"
+    )
+
+
+def reply_occasions(
+    replies: pl.DataFrame, *, event_type: str, delay_minutes: int, expiry_minutes: int | None
+) -> pl.DataFrame:
+    """One occasion per reply (`reply_id`, `member_id`, `intent`, `received_at`, `text`) that
+    `event_type` reacts to, keyed by the reply; its intent and text are the template's
+    {event_value} and {event_item}."""
+    wanted = ~pl.col("intent").is_in(list(REPLIES_NEVER_FIRE))
+    if event_type.startswith(REPLY_PREFIX):
+        wanted = pl.col("intent") == event_type.removeprefix(REPLY_PREFIX)
+    desired = pl.col("received_at") + _minutes(delay_minutes)
+    expires = (
+        desired + _minutes(expiry_minutes)
+        if expiry_minutes is not None
+        else pl.lit(None, dtype=UTC_TIME)
+    )
+    return replies.filter(wanted & pl.col("member_id").is_not_null()).select(
+        "member_id",
+        key=pl.format("reply:{}", "reply_id"),
+        desired_at=desired,
+        expires_at=expires,
+        event_at="received_at",
+        event_value="intent",
+        event_item=pl.col("text").str.strip_chars().str.slice(0, 40),
     )

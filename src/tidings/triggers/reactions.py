@@ -229,6 +229,42 @@ def react_to_events(
     return fired
 
 
+REPLY_SCHEMA: dict[str, Any] = {
+    "reply_id": pl.Int64,
+    "member_id": pl.Int64,
+    "intent": pl.String,
+    "received_at": UTC_TIME,
+    "text": pl.String,
+}
+
+
+def replies_arrived(
+    db_session: Session,
+    *,
+    replies: Sequence[tuple[int, int | None, str, datetime, str]],
+    now: datetime,
+) -> dict[str, dict[str, Any]]:
+    """Fires the enabled operator triggers on `reply` or `reply:<intent>` for replies just
+    handled (reply id, member id, intent, received at, text); once per reply. Never commits."""
+    fired: dict[str, dict[str, Any]] = {}
+    frame = pl.DataFrame(list(replies), schema=REPLY_SCHEMA, orient="row")
+    if frame.filter(pl.col("member_id").is_not_null()).height == 0:
+        return fired
+    for trigger in service.enabled_of_kind(db_session=db_session, kind=CUSTOM):
+        if not occasions.reacts_to_replies(trigger.event_type):
+            continue
+        found = occasions.reply_occasions(
+            frame,
+            event_type=str(trigger.event_type),
+            delay_minutes=trigger.delay_minutes,
+            expiry_minutes=trigger.expiry_minutes,
+        )
+        if found.height:
+            spec = service.spec_of(trigger)
+            fired[trigger.name] = fire(db_session, spec=spec, occasions=found, now=now).as_dict()
+    return fired
+
+
 def _new_orders(db_session: Session, first_order_id: int) -> pl.DataFrame:
     """Orders from `first_order_id` on, with their store's name, points earned and balance."""
     return BulkStore(db_session).frame(

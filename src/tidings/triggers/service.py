@@ -20,6 +20,7 @@ from tidings.segments.fields import FIELD_LIST, FIELDS, FieldType
 from tidings.segments.rules import parse
 from tidings.segments.tree import Rule
 from tidings.triggers.catalogue import BUILTINS, CUSTOM, Builtin, builtin
+from tidings.triggers.events import reply_intent_problem
 from tidings.triggers.firing import CONTENT_KIND, FiringSpec
 from tidings.triggers.models import Trigger, TriggerFiring
 from tidings.triggers.schemas import TriggerCreate
@@ -70,6 +71,9 @@ def _check_source(spec: TriggerCreate) -> None:
     """An operator's trigger reacts to exactly one thing: an event type or a date field."""
     if (spec.event_type is None) == (spec.date_field is None):
         raise TriggerError("give the trigger an event type or a date field, not both")
+    problem = reply_intent_problem(spec.event_type or "")
+    if problem is not None:
+        raise TriggerError(problem)
     if spec.date_field is not None:
         field = FIELDS.get(spec.date_field)
         if field is None or field.type not in DATE_TYPES:
