@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings.accounts import service as accounts
 from tidings.accounts.models import ApiKey
+from tidings.accounts.scopes import grants
 from tidings.db import session_factory
 
 PROBLEM_JSON = "application/problem+json"
+MAX_PER_PAGE = 200  # rows per page of any list endpoint
+
+ItemT = TypeVar("ItemT")
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -90,3 +95,44 @@ def require_api_key(request: Request, db_session: DbSession) -> ApiKey:
 
 
 Authenticated = Annotated[ApiKey, Depends(require_api_key)]
+
+
+def require_scope(scope: str) -> Any:
+    """A route dependency that lets through only keys holding `scope`; others get 403."""
+
+    def check_scope(api_key: Authenticated) -> ApiKey:
+        if not grants(list(api_key.scopes or []), scope):
+            raise HTTPException(
+                403,
+                f"the API key '{api_key.name}' lacks the scope '{scope}'; create a key that"
+                f" holds it: tidings apikey create NAME --scope {scope}",
+            )
+        return api_key
+
+    check_scope.required_scope = scope  # type: ignore[attr-defined]
+    return Depends(check_scope)
+
+
+class Paging(BaseModel):
+    """Which page of a list to answer: `page` counts from 1, `per_page` rows each."""
+
+    page: int = Field(1, ge=1, le=100_000, description="The page, counting from 1.")
+    per_page: int = Field(25, ge=1, le=MAX_PER_PAGE, description="Rows per page.")
+
+    def next_link(self, request: Request, has_more: bool) -> str | None:
+        """The URL of the next page (same filters), or None on the last page."""
+        if not has_more:
+            return None
+        return str(request.url.include_query_params(page=self.page + 1, per_page=self.per_page))
+
+
+PagingQuery = Annotated[Paging, Query()]
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """One page of a list: its rows, and the link to the next page when there is one."""
+
+    items: list[ItemT]
+    page: int
+    per_page: int
+    next: str | None = Field(None, description="URL of the next page; null on the last page.")

@@ -18,17 +18,20 @@ apikey_app = typer.Typer(help="API keys for integrators (sent as 'Authorization:
 @apikey_app.command("create")
 def create(
     name: str = typer.Argument(..., help="A name that says who uses the key."),
+    scope: list[str] = typer.Option(
+        [], "--scope", help="A scope the key holds (repeat it); all scopes when none is given."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Creates a key and prints it once; only its hash is kept."""
     try:
         with session_scope(ready_engine()) as db_session:
-            api_key, key = service.create(db_session=db_session, name=name)
+            api_key, key = service.create(db_session=db_session, name=name, scopes=scope or None)
     except service.ApiKeyError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     if as_json:
-        typer.echo(json.dumps({"name": api_key.name, "key": key}))
+        typer.echo(json.dumps({"name": api_key.name, "key": key, "scopes": api_key.scopes}))
     else:
         typer.echo(f"{key}\n(shown once: store it now; send it as 'Authorization: Bearer <key>')")
 
@@ -39,7 +42,8 @@ def list_keys() -> None:
     with session_scope(ready_engine()) as db_session:
         for api_key in service.list_keys(db_session=db_session):
             state = "revoked" if api_key.revoked_at else "active"
-            typer.echo(f"{api_key.name}\t{api_key.prefix}…\t{state}")
+            scopes = ",".join(api_key.scopes)
+            typer.echo(f"{api_key.name}\t{api_key.prefix}…\t{state}\t{scopes}")
 
 
 @apikey_app.command("revoke")

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from tidings import clock
 from tidings.accounts.models import ApiKey
+from tidings.accounts.scopes import ALL, UnknownScope, check_scopes
 
 KEY_PREFIX = "tid_"
 
@@ -29,8 +30,12 @@ def create(
     """Creates a key named `name`; returns the row and the key itself, which is never stored."""
     if db_session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
         raise ApiKeyError(f"an API key named '{name}' exists already; choose another name")
+    try:
+        scopes = check_scopes(scopes or [ALL])
+    except UnknownScope as error:
+        raise ApiKeyError(str(error)) from error
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    api_key = ApiKey(name=name, prefix=key[:10], key_hash=hash_key(key), scopes=scopes or ["*"])
+    api_key = ApiKey(name=name, prefix=key[:10], key_hash=hash_key(key), scopes=scopes)
     db_session.add(api_key)
     db_session.flush()
     return api_key, key

@@ -20,7 +20,7 @@ from tidings.campaigns.schemas import (
     PlanResult,
     SendResult,
 )
-from tidings.http import DbSession, problem
+from tidings.http import DbSession, problem, require_scope
 from tidings.segments.api import rule_problem
 from tidings.segments.lexer import RuleError
 
@@ -51,7 +51,13 @@ def _answer(db_session: Session, action: Callable[[Session], T]) -> T | JSONResp
         return problem(422, "Invalid campaign", str(error))
 
 
-@router.post("/campaigns", response_model=CampaignCreated, status_code=201, responses=Problems)
+@router.post(
+    "/campaigns",
+    response_model=CampaignCreated,
+    status_code=201,
+    responses=Problems,
+    dependencies=[require_scope("campaigns:write")],
+)
 def create_campaign(body: CampaignCreate, db_session: DbSession) -> Any:
     """Creates a draft campaign after checking its audience, templates, schedule and rollout."""
     try:
@@ -64,25 +70,39 @@ def create_campaign(body: CampaignCreate, db_session: DbSession) -> Any:
     return CampaignCreated(id=result.id)
 
 
-@router.get("/campaigns")
+@router.get("/campaigns", dependencies=[require_scope("campaigns:read")])
 def list_campaigns(db_session: DbSession) -> list[dict[str, Any]]:
     """Lists every campaign, newest first, with its status."""
     return service.list_campaigns(db_session=db_session)
 
 
-@router.get("/campaigns/{campaign_id}", response_model=CampaignStatusOut, responses=Problems)
+@router.get(
+    "/campaigns/{campaign_id}",
+    response_model=CampaignStatusOut,
+    responses=Problems,
+    dependencies=[require_scope("campaigns:read")],
+)
 def campaign_status(campaign_id: int, db_session: DbSession) -> Any:
     """Shows a campaign's status, rollout progress and gate checks, and its messages by state."""
     return _answer(db_session, lambda s: service.status(db_session=s, campaign_id=campaign_id))
 
 
-@router.post("/campaigns/{campaign_id}/plan", response_model=PlanResult, responses=Problems)
+@router.post(
+    "/campaigns/{campaign_id}/plan",
+    response_model=PlanResult,
+    responses=Problems,
+    dependencies=[require_scope("campaigns:write")],
+)
 def plan_campaign(campaign_id: int, db_session: DbSession) -> Any:
     """Plans (or plans again) the campaign's messages."""
     return _answer(db_session, lambda s: service.plan(db_session=s, campaign_id=campaign_id))
 
 
-@router.get("/campaigns/{campaign_id}/review", responses=Problems)
+@router.get(
+    "/campaigns/{campaign_id}/review",
+    responses=Problems,
+    dependencies=[require_scope("campaigns:read")],
+)
 def review_campaign(campaign_id: int, db_session: DbSession) -> Any:
     """What the plan will do: audience, holdout, variants, skips, parts, cost, findings."""
     return _answer(db_session, lambda s: reviewing.review(db_session=s, campaign_id=campaign_id))
@@ -94,7 +114,12 @@ def _counts(db_session: Session, campaign_id: int) -> SendResult:
     return SendResult(status=str(campaign.status), **counts)
 
 
-@router.post("/campaigns/{campaign_id}/send", response_model=SendResult, responses=Problems)
+@router.post(
+    "/campaigns/{campaign_id}/send",
+    response_model=SendResult,
+    responses=Problems,
+    dependencies=[require_scope("campaigns:write")],
+)
 def send_campaign(campaign_id: int, db_session: DbSession) -> Any:
     """Starts sending: the campaign runs and its first rollout stage is queued."""
 
@@ -113,7 +138,12 @@ def _steer(db_session: Session, campaign_id: int, step: Callable[[Session], obje
     return _answer(db_session, action)
 
 
-@router.post("/campaigns/{campaign_id}/pause", response_model=CampaignStatusOut, responses=Problems)
+@router.post(
+    "/campaigns/{campaign_id}/pause",
+    response_model=CampaignStatusOut,
+    responses=Problems,
+    dependencies=[require_scope("campaigns:write")],
+)
 def pause_campaign(campaign_id: int, db_session: DbSession) -> Any:
     """Pauses the campaign; its queued messages wait until it resumes."""
     return _steer(
@@ -122,7 +152,10 @@ def pause_campaign(campaign_id: int, db_session: DbSession) -> Any:
 
 
 @router.post(
-    "/campaigns/{campaign_id}/resume", response_model=CampaignStatusOut, responses=Problems
+    "/campaigns/{campaign_id}/resume",
+    response_model=CampaignStatusOut,
+    responses=Problems,
+    dependencies=[require_scope("campaigns:write")],
 )
 def resume_campaign(campaign_id: int, db_session: DbSession) -> Any:
     """Resumes a paused campaign; after a failed gate, this releases the next stage."""
@@ -132,7 +165,10 @@ def resume_campaign(campaign_id: int, db_session: DbSession) -> Any:
 
 
 @router.post(
-    "/campaigns/{campaign_id}/cancel", response_model=CampaignStatusOut, responses=Problems
+    "/campaigns/{campaign_id}/cancel",
+    response_model=CampaignStatusOut,
+    responses=Problems,
+    dependencies=[require_scope("campaigns:write")],
 )
 def cancel_campaign(campaign_id: int, db_session: DbSession) -> Any:
     """Cancels the campaign and every message of it not yet handed to a provider."""
@@ -145,6 +181,7 @@ def cancel_campaign(campaign_id: int, db_session: DbSession) -> Any:
     "/campaigns/{campaign_id}/members/{member_id}/explanation",
     response_model=Explanation,
     responses=Problems,
+    dependencies=[require_scope("campaigns:read")],
 )
 def explain(campaign_id: int, member_id: int, db_session: DbSession) -> Any:
     """Why this member does or does not get this campaign, and when, in one sentence."""

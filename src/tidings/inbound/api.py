@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 
 from tidings import clock
 from tidings.config import Settings, get_settings
-from tidings.http import DbSession, problem
+from tidings.http import DbSession, problem, require_scope
 from tidings.inbound import tickets
 from tidings.inbound.models import TicketStatus
 from tidings.inbound.schemas import (
@@ -35,7 +35,7 @@ def _settings(request: Request) -> Settings:
     return getattr(request.app.state, "settings", None) or get_settings()
 
 
-@router.get("/tickets", response_model=TicketList)
+@router.get("/tickets", response_model=TicketList, dependencies=[require_scope("tickets:read")])
 def list_tickets(
     db_session: DbSession,
     status: TicketStatus | None = None,
@@ -54,7 +54,12 @@ def list_tickets(
     )
 
 
-@router.get("/tickets/{ticket_id}", response_model=TicketOut, responses=Problems)
+@router.get(
+    "/tickets/{ticket_id}",
+    response_model=TicketOut,
+    responses=Problems,
+    dependencies=[require_scope("tickets:read")],
+)
 def show_ticket(ticket_id: int, db_session: DbSession) -> Any:
     """One ticket with its history."""
     try:
@@ -64,7 +69,12 @@ def show_ticket(ticket_id: int, db_session: DbSession) -> Any:
     return TicketOut.of(ticket, tickets.history(db_session=db_session, ticket_id=ticket_id))
 
 
-@router.post("/tickets/{ticket_id}/answer", response_model=TicketAnswered, responses=Problems)
+@router.post(
+    "/tickets/{ticket_id}/answer",
+    response_model=TicketAnswered,
+    responses=Problems,
+    dependencies=[require_scope("tickets:write")],
+)
 def answer_ticket(
     ticket_id: int, body: TicketAnswer, db_session: DbSession, request: Request
 ) -> Any:
@@ -90,7 +100,12 @@ def answer_ticket(
     return TicketAnswered(ticket=TicketOut.of(ticket, events), message_id=message_id)
 
 
-@router.patch("/tickets/{ticket_id}", response_model=TicketOut, responses=Problems)
+@router.patch(
+    "/tickets/{ticket_id}",
+    response_model=TicketOut,
+    responses=Problems,
+    dependencies=[require_scope("tickets:write")],
+)
 def change_ticket(ticket_id: int, body: TicketChange, db_session: DbSession) -> Any:
     """Moves a ticket to another status and/or assigns it."""
     try:
@@ -108,7 +123,12 @@ def change_ticket(ticket_id: int, body: TicketChange, db_session: DbSession) -> 
     return TicketOut.of(ticket, tickets.history(db_session=db_session, ticket_id=ticket_id))
 
 
-@router.post("/stock:batch", response_model=BatchResult, tags=["stock"])
+@router.post(
+    "/stock:batch",
+    response_model=BatchResult,
+    tags=["stock"],
+    dependencies=[require_scope("orders:write")],
+)
 def stock_batch(body: StockBatch, db_session: DbSession) -> BatchResult:
     """Writes up to 10,000 stock counts; each replaces the store's count of that product."""
     check_batch_size(len(body.stock), "stock lines")

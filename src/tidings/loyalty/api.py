@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from tidings import clock
-from tidings.http import DbSession, problem
+from tidings.http import DbSession, problem, require_scope
 from tidings.loyalty import coupons
 from tidings.loyalty.schemas import Coupon, CouponRedeem
 
@@ -26,7 +26,12 @@ def _refused(error: coupons.CouponRefused) -> Any:
     )
 
 
-@router.get("/coupons/{code}", response_model=Coupon, responses=Problems)
+@router.get(
+    "/coupons/{code}",
+    response_model=Coupon,
+    responses=Problems,
+    dependencies=[require_scope("coupons:read")],
+)
 def show_coupon(code: str, db_session: DbSession) -> Any:
     """One coupon: its worth, validity, owner and redemption."""
     try:
@@ -36,7 +41,12 @@ def show_coupon(code: str, db_session: DbSession) -> Any:
     return coupons.describe(db_session=db_session, coupon=coupon)
 
 
-@router.post("/coupons/{code}/redeem", response_model=Coupon, responses=Problems)
+@router.post(
+    "/coupons/{code}/redeem",
+    response_model=Coupon,
+    responses=Problems,
+    dependencies=[require_scope("coupons:redeem")],
+)
 def redeem_coupon(code: str, body: CouponRedeem, db_session: DbSession) -> Any:
     """Redeems a coupon on the till's order; the same order again gets the same answer."""
     try:

@@ -46,3 +46,22 @@ class BatchResult(BaseModel):
     merged_duplicates: int
     rejected: int
     errors: list[RowError]
+
+
+class Member(BaseModel):
+    """A member as the API shows them (personal fields are null once erased)."""
+
+    id: int
+    member_code: str | None
+    phone: str | None
+    phone_status: str
+    name: str | None
+    gender: str | None
+    birthday: str | None
+    birthday_is_lunar: bool
+    store_code: str | None
+    tier: str | None
+    points: int
+    consent: str | None = Field(None, description="opted_in, opted_out or null (never asked).")
+    registered_at: str | None
+    tags: list[str]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from tidings import clock
 from tidings.config import Settings, get_settings
 from tidings.db import is_sqlite
-from tidings.http import DbSession
+from tidings.http import DbSession, require_scope
 from tidings.notifications import service
 from tidings.notifications.intake import Intake
 from tidings.notifications.rendering import NotificationError
@@ -74,7 +74,12 @@ def _commit_key_check(db_session: Session) -> None:
     db_session.close()
 
 
-@router.post("/messages", response_model=MessageAccepted, status_code=201)
+@router.post(
+    "/messages",
+    response_model=MessageAccepted,
+    status_code=201,
+    dependencies=[require_scope("messages:write")],
+)
 async def send_message(
     body: MessageCreate, request: Request, response: Response, db_session: DbSession
 ) -> MessageAccepted:
@@ -90,7 +95,9 @@ async def send_message(
     return answer
 
 
-@router.post("/messages:batch", response_model=BatchAnswer)
+@router.post(
+    "/messages:batch", response_model=BatchAnswer, dependencies=[require_scope("messages:write")]
+)
 def send_batch(body: MessageBatch, request: Request, db_session: DbSession) -> BatchAnswer:
     """Sends up to 500 transactional messages; each is answered (or refused) on its own."""
     for message in body.messages:
@@ -115,7 +122,11 @@ def send_batch(body: MessageBatch, request: Request, db_session: DbSession) -> B
     return BatchAnswer(accepted=len(outcome.answers), refused=len(outcome.errors), results=results)
 
 
-@router.get("/messages/{message_id}", response_model=MessageStatus)
+@router.get(
+    "/messages/{message_id}",
+    response_model=MessageStatus,
+    dependencies=[require_scope("messages:read")],
+)
 def get_message(message_id: int, db_session: DbSession) -> MessageStatus:
     """A message's state and history: receipts and the times it changed (codes masked)."""
     try:
@@ -124,7 +135,11 @@ def get_message(message_id: int, db_session: DbSession) -> MessageStatus:
         raise HTTPException(error.status, str(error)) from None
 
 
-@router.post("/verifications/{verification_id}/check", response_model=VerificationResult)
+@router.post(
+    "/verifications/{verification_id}/check",
+    response_model=VerificationResult,
+    dependencies=[require_scope("messages:write")],
+)
 def check_verification(
     verification_id: str, body: VerificationCheck, request: Request, db_session: DbSession
 ) -> VerificationResult:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from tidings import clock
 from tidings.config import get_settings
 from tidings.db import BulkStore
-from tidings.http import DbSession
+from tidings.http import DbSession, require_scope
 from tidings.members.api import batch_result, check_batch_size
 from tidings.members.schemas import BatchResult
 from tidings.notifications.large_purchase import notify_large_orders
@@ -20,7 +20,9 @@ from tidings.triggers.reactions import orders_arrived
 router = APIRouter(tags=["orders"])
 
 
-@router.post("/orders:batch", response_model=BatchResult)
+@router.post(
+    "/orders:batch", response_model=BatchResult, dependencies=[require_scope("orders:write")]
+)
 def orders_batch(body: OrdersBatch, db_session: DbSession) -> BatchResult:
     """Imports up to 10,000 order lines with the cleaning of the CSV import; idempotent."""
     check_batch_size(len(body.orders), "order lines")

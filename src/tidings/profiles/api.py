@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from tidings.http import DbSession
+from tidings.http import DbSession, require_scope
 from tidings.profiles.recommendations import RecommendationError, get_recommendation
 from tidings.profiles.schemas import Recommendation
 
 router = APIRouter(tags=["profiles"])
 
 
-@router.get("/members/{member_id}/recommendation")
+@router.get("/members/{member_id}/recommendation", dependencies=[require_scope("members:read")])
 def recommendation(member_id: int, db_session: DbSession) -> Recommendation:
     """The product to offer the member next, its category and why (from the last refresh)."""
     try:

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from tidings import clock
 from tidings.config import get_settings
 from tidings.dispatch.service import CampaignNotFound
-from tidings.http import DbSession, problem
+from tidings.http import DbSession, problem, require_scope
 from tidings.reports import health
 from tidings.reports.charts import chart_data
 from tidings.reports.service import campaign_report, render_charts
@@ -24,7 +24,9 @@ Problems: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/campaigns/{campaign_id}", responses=Problems)
+@router.get(
+    "/campaigns/{campaign_id}", responses=Problems, dependencies=[require_scope("reports:read")]
+)
 def get_campaign_report(campaign_id: int, db_session: DbSession) -> Any:
     """A campaign's funnel per variant, store and day, A/B comparison, lift and health, with
     the series its charts draw under `chart_data` (the PNGs are under .../charts/)."""
@@ -40,6 +42,7 @@ def get_campaign_report(campaign_id: int, db_session: DbSession) -> Any:
     "/campaigns/{campaign_id}/charts/{name}.png",
     responses={**Problems, 200: {"content": {"image/png": {}}}},
     response_class=FileResponse,
+    dependencies=[require_scope("reports:read")],
 )
 def get_campaign_chart(campaign_id: int, name: str, db_session: DbSession) -> Any:
     """One chart of a campaign's report (funnel, daily, ab, lift) as a PNG image."""
@@ -56,7 +59,7 @@ def get_campaign_chart(campaign_id: int, name: str, db_session: DbSession) -> An
     return FileResponse(charts[name], media_type="image/png")
 
 
-@router.get("/health")
+@router.get("/health", dependencies=[require_scope("reports:read")])
 def get_health(
     db_session: DbSession,
     days: int = Query(7, ge=1, le=MAX_HEALTH_DAYS, description="How many days back to look."),

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from tidings.http import DbSession, problem
+from tidings.http import DbSession, problem, require_scope
 from tidings.segments import fields, service
 from tidings.segments.jsonform import from_json, to_json
 from tidings.segments.lexer import RuleError
@@ -74,13 +74,21 @@ def _segment(row: SegmentRow) -> Segment:
     )
 
 
-@router.get("/segments", response_model=list[Segment])
+@router.get(
+    "/segments", response_model=list[Segment], dependencies=[require_scope("segments:read")]
+)
 def list_segments(db_session: DbSession) -> list[Segment]:
     """Lists the saved segments with their current sizes."""
     return [_segment(row) for row in service.measure(db_session=db_session)]
 
 
-@router.post("/segments", response_model=Segment, status_code=201, responses=RuleProblem)
+@router.post(
+    "/segments",
+    response_model=Segment,
+    status_code=201,
+    responses=RuleProblem,
+    dependencies=[require_scope("segments:write")],
+)
 def create_segment(body: SegmentCreate, db_session: DbSession) -> Segment | JSONResponse:
     """Saves a new segment; 409 if the name is taken."""
     try:
@@ -100,13 +108,19 @@ def create_segment(body: SegmentCreate, db_session: DbSession) -> Segment | JSON
     return _segment(row)
 
 
-@router.get("/segments/fields", response_model=list[FieldInfo])
+@router.get(
+    "/segments/fields",
+    response_model=list[FieldInfo],
+    dependencies=[require_scope("segments:read")],
+)
 def list_fields() -> list[dict[str, str]]:
     """Lists every field a rule can use, with its type and meaning."""
     return fields.describe()
 
 
-@router.get("/segments/{name}", response_model=Segment)
+@router.get(
+    "/segments/{name}", response_model=Segment, dependencies=[require_scope("segments:read")]
+)
 def get_segment(name: str, db_session: DbSession) -> Segment | JSONResponse:
     """Shows a saved segment."""
     try:
@@ -115,7 +129,12 @@ def get_segment(name: str, db_session: DbSession) -> Segment | JSONResponse:
         return problem(404, "Segment not found", str(error))
 
 
-@router.put("/segments/{name}", response_model=Segment, responses=RuleProblem)
+@router.put(
+    "/segments/{name}",
+    response_model=Segment,
+    responses=RuleProblem,
+    dependencies=[require_scope("segments:write")],
+)
 def update_segment(name: str, body: SegmentUpdate, db_session: DbSession) -> Segment | JSONResponse:
     """Replaces a segment's rule (and description), creating the segment if it is new."""
     try:
@@ -129,7 +148,7 @@ def update_segment(name: str, body: SegmentUpdate, db_session: DbSession) -> Seg
     return _segment(row)
 
 
-@router.delete("/segments/{name}", status_code=204)
+@router.delete("/segments/{name}", status_code=204, dependencies=[require_scope("segments:write")])
 def delete_segment(name: str, db_session: DbSession) -> Response:
     """Deletes a segment no other segment refers to; 409 if one does."""
     try:
@@ -141,7 +160,12 @@ def delete_segment(name: str, db_session: DbSession) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/segments:count", response_model=CountResult, responses=RuleProblem)
+@router.post(
+    "/segments:count",
+    response_model=CountResult,
+    responses=RuleProblem,
+    dependencies=[require_scope("segments:read")],
+)
 def count_segment(body: RuleInput, request: Request) -> CountResult | JSONResponse:
     """Counts the members a rule matches (from a snapshot in memory: fast per keystroke)."""
     try:
@@ -151,7 +175,12 @@ def count_segment(body: RuleInput, request: Request) -> CountResult | JSONRespon
     return CountResult(**result)
 
 
-@router.post("/segments:parse", response_model=ParseResult, responses=RuleProblem)
+@router.post(
+    "/segments:parse",
+    response_model=ParseResult,
+    responses=RuleProblem,
+    dependencies=[require_scope("segments:read")],
+)
 def parse_segment(body: RuleInput) -> ParseResult | JSONResponse:
     """Reads a rule (text or tree) and answers its canonical text and JSON tree."""
     try:

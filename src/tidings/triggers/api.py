@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from tidings import clock
 from tidings.db import session_factory
-from tidings.http import DbSession, problem
+from tidings.http import DbSession, problem, require_scope
 from tidings.triggers import alerts, service
 from tidings.triggers.intake import intake_for, snapshot_conflict
 from tidings.triggers.schemas import (
@@ -86,7 +86,9 @@ def _in_turn(
     return result
 
 
-@router.get("/triggers", response_model=list[Trigger])
+@router.get(
+    "/triggers", response_model=list[Trigger], dependencies=[require_scope("triggers:read")]
+)
 def list_triggers(db_session: DbSession) -> Any:
     """Every trigger, built-in and the operator's, with its settings and firings."""
     counts = service.firing_counts(db_session=db_session)
@@ -95,13 +97,24 @@ def list_triggers(db_session: DbSession) -> Any:
     ]
 
 
-@router.post("/triggers", response_model=Trigger, status_code=201, responses=Problems)
+@router.post(
+    "/triggers",
+    response_model=Trigger,
+    status_code=201,
+    responses=Problems,
+    dependencies=[require_scope("triggers:write")],
+)
 def create_trigger(body: TriggerCreate, db_session: DbSession) -> Any:
     """Creates an operator's trigger on an event type or a date field."""
     return _answer(db_session, lambda s: service.describe(service.create(db_session=s, spec=body)))
 
 
-@router.get("/triggers/{ref}", response_model=Trigger, responses=Problems)
+@router.get(
+    "/triggers/{ref}",
+    response_model=Trigger,
+    responses=Problems,
+    dependencies=[require_scope("triggers:read")],
+)
 def get_trigger(ref: str, db_session: DbSession) -> Any:
     """One trigger by id or name."""
 
@@ -112,7 +125,12 @@ def get_trigger(ref: str, db_session: DbSession) -> Any:
     return _answer(db_session, show)
 
 
-@router.patch("/triggers/{ref}", response_model=Trigger, responses=Problems)
+@router.patch(
+    "/triggers/{ref}",
+    response_model=Trigger,
+    responses=Problems,
+    dependencies=[require_scope("triggers:write")],
+)
 def patch_trigger(ref: str, body: TriggerUpdate, db_session: DbSession) -> Any:
     """Switches a trigger on or off, or changes its settings, template or conditions."""
     changes = body.model_dump(exclude_unset=True)
@@ -123,7 +141,9 @@ def patch_trigger(ref: str, body: TriggerUpdate, db_session: DbSession) -> Any:
     return _answer(db_session, change)
 
 
-@router.post("/events:batch", response_model=EventsResult)
+@router.post(
+    "/events:batch", response_model=EventsResult, dependencies=[require_scope("events:write")]
+)
 def events_batch(body: EventsBatch, request: Request, db_session: DbSession) -> Any:
     """Stores up to 10,000 events (an id sent twice is kept once) and fires the triggers they
     set off (cart reminders, custom triggers) at once; unknown members are listed as errors."""
@@ -134,7 +154,9 @@ def events_batch(body: EventsBatch, request: Request, db_session: DbSession) -> 
         return problem(422, "Invalid trigger", str(error))
 
 
-@router.post("/events/weather", response_model=Reaction)
+@router.post(
+    "/events/weather", response_model=Reaction, dependencies=[require_scope("events:write")]
+)
 def weather(body: WeatherAlert, request: Request, db_session: DbSession) -> Any:
     """A weather alert for a city: members of its stores get the matching advice, once."""
 
@@ -145,7 +167,12 @@ def weather(body: WeatherAlert, request: Request, db_session: DbSession) -> Any:
     return _in_turn(request, db_session, react)
 
 
-@router.post("/events/location", response_model=Reaction, responses=Problems)
+@router.post(
+    "/events/location",
+    response_model=Reaction,
+    responses=Problems,
+    dependencies=[require_scope("events:write")],
+)
 def location(body: LocationPing, request: Request, db_session: DbSession) -> Any:
     """Where a member is: near a store (within the geofence radius), an instant offer."""
 
