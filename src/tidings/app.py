@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from tidings import __version__
 from tidings.campaigns.api import router as campaigns_router
 from tidings.config import get_settings
+from tidings.content.api import router as content_router
 from tidings.http import install_problem_handlers, require_api_key
 from tidings.inbound.api import router as inbound_router
 from tidings.inbound.hooks import install_log_redaction
@@ -44,6 +45,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     protected.include_router(orders_router)
     protected.include_router(profiles_router)
     protected.include_router(segments_router)
+    protected.include_router(content_router)
     protected.include_router(campaigns_router)
     protected.include_router(inbound_router)
     protected.include_router(notifications_router)
