@@ -21,6 +21,7 @@ from tidings.db import session_scope
 from tidings.dispatch.models import Message, MessageState
 from tidings.inbound import tickets
 from tidings.inbound.stock import upsert_stock
+from tidings.loyalty.models import LotKind, PointsLot
 from tidings.members.models import Member, Store
 from tidings.orders.models import Product
 
@@ -173,6 +174,29 @@ def test_points_are_answered_from_the_members_balance(
     push(client, "积分")
     push(client, "ＪＦ")
     assert answers(engine) == ["【好邻居】陈晓燕，您当前积分12,345分。"] * 2
+
+
+def test_points_answer_names_the_points_expiring_soon_and_their_date(
+    client: TestClient, engine: Engine, member: int
+) -> None:
+    # 345 points expire in 10 days (Shanghai date 2026-12-03), 12,000 in a year: only
+    # the first are within the 30-day window.
+    soon, later = NOW + timedelta(days=10), NOW + timedelta(days=365)
+    with session_scope(engine) as session:
+        for points, expires in ((345, soon), (12_000, later)):
+            lot = PointsLot(
+                member_id=member,
+                kind=LotKind.ACCRUAL,
+                points=points,
+                remaining=points,
+                occurred_at=NOW - timedelta(days=300),
+                expires_at=expires,
+            )
+            session.add(lot)
+    push(client, "积分")
+    assert answers(engine) == [
+        "【好邻居】陈晓燕，您当前积分12,345分，其中345分将于2026-12-03到期，请及时使用。"
+    ]
 
 
 def test_stock_names_the_members_store_or_the_nearest_ones(

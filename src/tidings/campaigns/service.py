@@ -49,7 +49,7 @@ from tidings.content.template import TemplateError, prepare_template
 from tidings.dispatch import service as dispatch
 from tidings.dispatch.models import Message, MessageState
 from tidings.dispatch.service import CampaignNotFound, CampaignStateError
-from tidings.loyalty import offers
+from tidings.loyalty import coupons, offers
 from tidings.loyalty.offers import coupon_column
 from tidings.notifications import preferences
 from tidings.policy.rules import PolicyRules
@@ -373,8 +373,11 @@ def resume(*, db_session: Session, campaign_id: int, now: datetime | None = None
 
 
 def cancel(*, db_session: Session, campaign_id: int) -> int:
-    """Cancels a campaign and every message of it not yet handed to a provider."""
-    return dispatch.cancel(db_session=db_session, campaign_id=campaign_id)
+    """Cancels a campaign and every message of it not yet handed to a provider; its
+    coupons not redeemed are voided, so a till refuses them."""
+    cancelled = dispatch.cancel(db_session=db_session, campaign_id=campaign_id)
+    coupons.void_campaign(db_session=db_session, campaign_id=campaign_id)
+    return cancelled
 
 
 def outcome_counts(*, db_session: Session, campaign_id: int) -> dict[str, int]:

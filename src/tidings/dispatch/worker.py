@@ -36,6 +36,7 @@ from tidings.dispatch.sendwindow import DailyWindow, next_allowed
 from tidings.dispatch.throttle import ProviderThrottle
 from tidings.inbound import service as inbound
 from tidings.inbound import tickets
+from tidings.loyalty import coupons
 from tidings.loyalty import service as points
 from tidings.notifications import callbacks
 from tidings.providers.base import (
@@ -59,6 +60,7 @@ ROLLOUT_INTERVAL = 1.0  # seconds between checks of campaigns' rollout gates
 BREACH_INTERVAL = 30.0  # seconds between flags of tickets past their first-response deadline
 CALLBACK_INTERVAL = 1.0  # seconds between passes over API messages' status callbacks
 POINTS_EXPIRY_INTERVAL = 86_400.0  # seconds between write-offs of expired points (daily)
+LOYALTY_UPKEEP_INTERVAL = 3_600.0  # seconds between points catch-ups and coupon voids (hourly)
 UNKNOWN_PROVIDER_CODE = "unknown_provider"
 
 
@@ -368,6 +370,7 @@ class Worker:
         health_every = self.settings.health_check_minutes * 60
         last_credit = last_callbacks = clock.now()
         last_expiry: datetime | None = None  # on the first round too: a restart catches up
+        last_upkeep: datetime | None = None  # orders an import left without points, too
         last_triggers: datetime | None = None  # date triggers: at start, then every interval
         while not self._stop.is_set():
             await self._pause(HOUSEKEEPING_INTERVAL)
@@ -394,6 +397,9 @@ class Worker:
             if last_expiry is None or (now - last_expiry).total_seconds() >= POINTS_EXPIRY_INTERVAL:
                 await asyncio.to_thread(self._expire_points, now)
                 last_expiry = now
+            if due(last_upkeep, now, LOYALTY_UPKEEP_INTERVAL):
+                await asyncio.to_thread(self._loyalty_upkeep, now)
+                last_upkeep = now
             if not once and due(last_triggers, now, self.settings.trigger_interval_seconds):
                 # A pass over a large base takes a while: it runs beside the housekeeping.
                 self._trigger_pass = asyncio.create_task(
@@ -445,6 +451,16 @@ class Worker:
                 points.expire(db_session=session, now=now)
         except Exception:
             log.exception("expiring points failed; it runs again at the next interval")
+
+    def _loyalty_upkeep(self, now: datetime) -> None:
+        """Credits orders left without points and voids coupons whose message never arrived."""
+        try:
+            with session_scope(self.engine) as session:
+                # One anti-join on the accruals' order index: cheap when nothing is missing.
+                points.accrue_orders(db_session=session, now=now)
+                coupons.void_undelivered(db_session=session)
+        except Exception:
+            log.exception("points catch-up failed; it runs again at the next interval")
 
     def _nothing_left(self, now: datetime) -> bool:
         """True when no message is due (or retrying soon), in flight, or awaiting a receipt."""

@@ -2,17 +2,18 @@
 
 Consent (opt-out, opt-in, complaint) changes the suppression list and the consent ledger at
 once, before any answer is queued, so a campaign planned a moment later already leaves the
-member out. Points come from the member's `points` column (no points ledger exists yet, so
-there are no expiring points to mention until one does).
+member out. Points come from the member's `points` column; the points ledger says which of
+them expire soon, and when.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import polars as pl
 from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -29,6 +30,8 @@ from tidings.inbound.keywords import compact
 from tidings.inbound.models import Booking, SurveyResponse, TicketPriority
 from tidings.inbound.stock import stock_answer
 from tidings.inbound.texts import text_for
+from tidings.loyalty.models import PointsLot
+from tidings.loyalty.points import UTC_TIME, expiring_soon
 from tidings.members.models import ConsentEvent, ConsentKind, Suppression, SuppressionReason
 
 SOURCE = "sms_reply"  # the consent ledger's source for what members text back
@@ -164,13 +167,46 @@ def points(
     settings: Settings,
     now: datetime,
 ) -> None:
-    """The member's points balance."""
+    """The member's points balance, and the points expiring soon with their first date."""
+    soon = _expiring(db_session, [c.member_id for c in contexts if c.member_id], settings, now)
     for ctx in contexts:
         if ctx.member_id is None:
             effects.tickets.append(ctx.ticket("points"))
             continue
-        fields = {"name": ctx.member_name, "points": f"{ctx.points:,}"}
-        effects.answers.append(ctx.answer(text_for("points", settings, fields)))
+        fields: dict[str, object] = {"name": ctx.member_name, "points": f"{ctx.points:,}"}
+        name = "points"
+        if ctx.member_id in soon:
+            expiring, first = soon[ctx.member_id]
+            fields |= {"expiring": f"{expiring:,}", "expiry_date": f"{first:%Y-%m-%d}"}
+            name = "points_expiring"
+        effects.answers.append(ctx.answer(text_for(name, settings, fields)))
+
+
+def _expiring(
+    db_session: Session, member_ids: list[int], settings: Settings, now: datetime
+) -> dict[int, tuple[int, date]]:
+    """Per member, the points expiring within TIDINGS_POINTS_EXPIRING_DAYS and the first
+    local date among them, read in one query for the batch."""
+    if not member_ids:
+        return {}
+    horizon = now + timedelta(days=settings.points_expiring_days)
+    rows = db_session.execute(
+        select(PointsLot.member_id, PointsLot.remaining, PointsLot.expires_at).where(
+            PointsLot.member_id.in_(set(member_ids)),
+            PointsLot.remaining > 0,
+            PointsLot.expires_at > now,
+            PointsLot.expires_at <= horizon,
+        )
+    ).all()
+    lots = pl.DataFrame(
+        rows,
+        schema={"member_id": pl.Int64, "remaining": pl.Int64, "expires_at": UTC_TIME},
+        orient="row",
+    )
+    soon = expiring_soon(
+        lots, now=now, days=settings.points_expiring_days, timezone=settings.default_timezone
+    )
+    return {m: (n, d) for m, n, d in soon.iter_rows()}
 
 
 def stock(

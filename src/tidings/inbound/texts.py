@@ -15,6 +15,9 @@ DEFAULT_TEXTS: dict[str, str] = {
     "opt_in": "您已重新订阅会员活动短信，拒收请回复R。",
     "help": "回复“积分”查积分，“库存+商品名”查库存，“预约+时间”预约到店；人工服务请直接留言。",
     "points": "{name|尊敬的会员}，您当前积分{points}分。",
+    "points_expiring": (
+        "{name|尊敬的会员}，您当前积分{points}分，其中{expiring}分将于{expiry_date}到期，请及时使用。"
+    ),
     "stock_here": "{product}：您的门店{store}现有{quantity}件。",
     "stock_nearby": "{product}：{store}暂时缺货，附近有货：{nearby}。",
     "stock_none": "{product}：附近门店暂时都缺货，到货后门店会联系您。",

@@ -1,12 +1,14 @@
-"""`tidings points show|expire|redeem` and `tidings coupon show|redeem`."""
+"""`tidings points show|expire|accrue|redeem` and `tidings coupon show|redeem`."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy.orm import Session
@@ -102,6 +104,27 @@ def expire(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> Non
         f"expired {result['points']:,} points of {result['lots']:,} lots"
         f" from {result['members']:,} members"
     )
+
+
+@points_app.command("accrue")
+def accrue(
+    since: datetime = typer.Option(
+        None,
+        "--since",
+        formats=["%Y-%m-%d"],
+        help="Only orders placed on or after this date (YYYY-MM-DD, the brand's timezone).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Credits every order that has no points yet (after an import stopped partway)."""
+    start = None
+    if since is not None:
+        start = since.replace(tzinfo=ZoneInfo(get_settings().default_timezone))
+    result = _run(lambda s: service.accrue_orders(db_session=s, now=clock.now(), since=start))
+    if as_json:
+        _print_json(result)
+        return
+    typer.echo(f"credited {result['points']:,} points to {result['orders']:,} orders")
 
 
 @points_app.command("redeem")

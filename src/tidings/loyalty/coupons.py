@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from tidings.config import get_settings
@@ -21,6 +21,8 @@ from tidings.loyalty.models import Coupon, CouponKind, CouponStatus, LotKind, Po
 from tidings.members.models import Member
 
 _CODE_TRIES = 8  # a random code clashing even once is already a one-in-a-billion event
+# A message that ended in one of these never reached the member: its coupon is withdrawn.
+UNDELIVERED = ("failed", "expired", "skipped")
 
 
 class CouponRefused(ValueError):
@@ -189,6 +191,35 @@ def redeem(
     coupon.redeemed_amount_cents = amount_cents
     db_session.flush()
     return coupon
+
+
+def void_campaign(*, db_session: Session, campaign_id: int) -> int:
+    """Voids a cancelled campaign's coupons not redeemed; returns how many."""
+    result = db_session.execute(
+        text(
+            "UPDATE coupons SET status = 'void' WHERE campaign_id = :campaign AND status = 'issued'"
+        ),
+        {"campaign": campaign_id},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def void_undelivered(*, db_session: Session) -> int:
+    """Voids, in bulk, the issued campaign coupons whose member's every message of the
+    campaign ended failed, expired or skipped; returns how many."""
+    ended = ", ".join(f"'{state}'" for state in UNDELIVERED)
+    # Driven from the few ended messages (their state index), each finding its coupon
+    # through the (campaign_id, member_id) index: the many issued coupons are not scanned.
+    result = db_session.execute(
+        text(
+            "UPDATE coupons SET status = 'void' WHERE status = 'issued' AND source = 'campaign'"
+            " AND (campaign_id, member_id) IN (SELECT campaign_id, member_id FROM messages"
+            f" WHERE state IN ({ended}) AND campaign_id IS NOT NULL)"
+            " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = coupons.campaign_id"
+            f" AND m.member_id = coupons.member_id AND m.state NOT IN ({ended}))"
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def describe(*, db_session: Session, coupon: Coupon) -> dict[str, Any]:

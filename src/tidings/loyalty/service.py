@@ -63,8 +63,11 @@ def _stage_ids(store: BulkStore, table: str, frame: pl.DataFrame) -> None:
     store.ingest(table, frame)
 
 
-def _insert_lots(store: BulkStore, lots: pl.DataFrame, *, now: datetime, note: str | None) -> int:
-    """Appends ledger entries of one kind, in member order (the member index fills in order)."""
+def _insert_lots(
+    store: BulkStore, lots: pl.DataFrame, *, now: datetime, note: str | None, verb: str = "INSERT"
+) -> int:
+    """Appends ledger entries of one kind, in member order (the member index fills in order).
+    Returns how many went in."""
     lots = lots.select(points.LOT_COLUMNS).sort("member_id", "expires_at", nulls_last=True)
     if store.dialect != "sqlite" or lots.height == 0:
         return store.ingest(
@@ -83,7 +86,7 @@ def _insert_lots(store: BulkStore, lots: pl.DataFrame, *, now: datetime, note: s
         "NULL" if v is None else "'" + v.replace("'", "''") + "'" for v in shared.values()
     )
     sql = (
-        f"INSERT INTO points_lots ({', '.join([*varying, *shared])})"
+        f"{verb} INTO points_lots ({', '.join([*varying, *shared])})"
         f" VALUES ({', '.join('?' for _ in varying)}, {literals})"
     )
     raw = store.session.connection().connection.driver_connection
@@ -92,10 +95,10 @@ def _insert_lots(store: BulkStore, lots: pl.DataFrame, *, now: datetime, note: s
     raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
     try:
         as_text = pl.col(pl.Datetime).dt.strftime(POLARS_SQLITE_TIME_FORMAT)
-        raw.executemany(sql, lots.select(varying).with_columns(as_text).iter_rows())
+        rows = lots.select(varying).with_columns(as_text).iter_rows()
+        return int(raw.executemany(sql, rows).rowcount)
     finally:
         raw.execute(f"PRAGMA cache_size = {int(previous)}")
-    return lots.height
 
 
 def _add_to_balances(store: BulkStore, deltas: pl.DataFrame) -> None:
@@ -160,17 +163,62 @@ def settle_imported_balances(*, db_session: Session, member_ids: pl.Series, now:
     )
 
 
-def accrue_orders(*, db_session: Session, now: datetime, first_order_id: int = 0) -> int:
-    """Gives every order from `first_order_id` on that has not earned yet its lot, at its
-    member's tier rate (each order once: re-running changes nothing). Returns points given."""
+def _insert_accruals(store: BulkStore, lots: pl.DataFrame, *, now: datetime) -> pl.DataFrame:
+    """Writes accrual lots, leaving out orders that another batch credited meanwhile (one
+    accrual per order), and adds what went in to the members' balances. Returns the
+    `member_id, points` written."""
+    shape = {"member_id": pl.Int64, "points": pl.Int64}
+    if store.dialect == "sqlite":
+        written = _insert_lots(store, lots, now=now, note=None, verb="INSERT OR IGNORE")
+        inserted = lots.select(list(shape))
+        if written < lots.height:
+            # One writer at a time makes this a leftover only: read back what went in.
+            _stage_ids(store, "loyalty_orders", lots.select("order_id"))
+            inserted = store.frame(
+                "SELECT member_id, points FROM points_lots WHERE kind = 'accrual'"
+                " AND created_at = ? AND order_id IN (SELECT order_id FROM loyalty_orders)",
+                (utc_text(now),),
+                schema=shape,
+            )
+    else:
+        columns = ", ".join(points.LOT_COLUMNS)
+        types = ["BIGINT", "VARCHAR(16)", "BIGINT", "BIGINT", "BIGINT", *["TIMESTAMPTZ"] * 2]
+        store.create_temp("loyalty_accruals", dict(zip(points.LOT_COLUMNS, types, strict=True)))
+        store.ingest("loyalty_accruals", lots.select(points.LOT_COLUMNS))
+        # Another batch crediting the same orders makes this one wait, then skip them: the
+        # balances grow by what this statement inserted, never by what it left out.
+        inserted = store.frame(
+            f"INSERT INTO points_lots ({columns}, created_at) SELECT {columns}, ?"
+            " FROM loyalty_accruals ORDER BY order_id"
+            " ON CONFLICT (kind, order_id) DO NOTHING RETURNING member_id, points",
+            (now,),
+            schema=shape,
+        )
+    _add_to_balances(store, inserted.group_by("member_id").agg(pl.col("points").sum()))
+    return inserted
+
+
+def accrue_orders(
+    *,
+    db_session: Session,
+    now: datetime,
+    first_order_id: int = 0,
+    since: datetime | None = None,
+) -> dict[str, int]:
+    """Gives every order from `first_order_id` on (placed at or after `since`) that has not
+    earned yet its lot, at its member's tier rate (each order once, even when two batches
+    credit it at the same moment: re-running changes nothing). Returns the orders credited
+    and the points they earned."""
     settings = get_settings()
     rates = points.parse_rates(settings.points_per_yuan)
     store = BulkStore(db_session)
+    placed = "" if since is None else " AND o.ordered_at >= ?"
     orders = store.frame(
         "SELECT o.id, o.member_id, o.ordered_at, o.amount_cents FROM orders o WHERE o.id >= ?"
-        " AND NOT EXISTS (SELECT 1 FROM points_lots l"
+        + placed
+        + " AND NOT EXISTS (SELECT 1 FROM points_lots l"
         " WHERE l.kind = 'accrual' AND l.order_id = o.id)",
-        (first_order_id,),
+        (first_order_id,) if since is None else (first_order_id, _at(store, since)),
         schema={
             "order_id": pl.Int64,
             "member_id": pl.Int64,
@@ -179,9 +227,15 @@ def accrue_orders(*, db_session: Session, now: datetime, first_order_id: int = 0
         },
     )
     if orders.height == 0:
-        return 0
+        return {"orders": 0, "points": 0}
     # The tier of each member once (the profile's, else the imported one), joined in Polars.
     _stage_ids(store, "loyalty_members", orders.select(pl.col("member_id").unique()))
+    if store.dialect != "sqlite":
+        # Overlapping batches take their members in one order: neither opens a ledger twice.
+        store.execute(
+            "SELECT id FROM members WHERE id IN (SELECT member_id FROM loyalty_members)"
+            " ORDER BY id FOR UPDATE"
+        )
     tiers = store.frame(
         "SELECT k.member_id, COALESCE(p.tier, m.tier, '') FROM loyalty_members k"
         " JOIN members m ON m.id = k.member_id LEFT JOIN profiles p ON p.member_id = k.member_id",
@@ -193,12 +247,11 @@ def accrue_orders(*, db_session: Session, now: datetime, first_order_id: int = 0
         expiry_months=settings.points_expiry_months,
     )
     if lots.height == 0:
-        return 0
+        return {"orders": 0, "points": 0}
     # An imported balance becomes its opening lot before the first accrual adds to it.
     open_ledgers(db_session=db_session, now=now, member_ids=lots["member_id"])
-    _insert_lots(store, lots, now=now, note=None)
-    _add_to_balances(store, lots.group_by("member_id").agg(pl.col("points").sum()))
-    return int(lots["points"].sum())
+    inserted = _insert_accruals(store, lots, now=now)
+    return {"orders": inserted.height, "points": int(inserted["points"].sum())}
 
 
 def expire(*, db_session: Session, now: datetime) -> dict[str, int]:

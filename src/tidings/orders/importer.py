@@ -187,7 +187,7 @@ class OrderBatches:
         """Gives the orders this import created their points (each order once)."""
         return loyalty.accrue_orders(
             db_session=self.store.session, now=clock.now(), first_order_id=self.first_new_order
-        )
+        )["points"]
 
     def clean(self, frame: pl.DataFrame, *, trimmed: bool = False) -> CleanedLines:
         """Cleans one batch without touching the store (so it may run ahead in a thread)."""
