@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -20,8 +20,14 @@ from tidings.db import session_factory
 
 PROBLEM_JSON = "application/problem+json"
 MAX_PER_PAGE = 200  # rows per page of any list endpoint
+MAX_ROW_ID = 2**63 - 1  # the largest id a store's BIGINT (and SQLite's INTEGER) holds
+MAX_CENTS = 10**12  # ten billion yuan: more than any one order, coupon or spend threshold
 
 ItemT = TypeVar("ItemT")
+
+# An id in a path: beyond a 64-bit integer no row can match, so it is refused as invalid
+# instead of reaching the store, whose driver cannot even send it.
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A row's id.")]
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:

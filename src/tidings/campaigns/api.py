@@ -20,7 +20,7 @@ from tidings.campaigns.schemas import (
     PlanResult,
     SendResult,
 )
-from tidings.http import DbSession, problem, require_scope
+from tidings.http import DbSession, RowId, problem, require_scope
 from tidings.segments.api import rule_problem
 from tidings.segments.lexer import RuleError
 
@@ -82,7 +82,7 @@ def list_campaigns(db_session: DbSession) -> list[dict[str, Any]]:
     responses=Problems,
     dependencies=[require_scope("campaigns:read")],
 )
-def campaign_status(campaign_id: int, db_session: DbSession) -> Any:
+def campaign_status(campaign_id: RowId, db_session: DbSession) -> Any:
     """Shows a campaign's status, rollout progress and gate checks, and its messages by state."""
     return _answer(db_session, lambda s: service.status(db_session=s, campaign_id=campaign_id))
 
@@ -93,7 +93,7 @@ def campaign_status(campaign_id: int, db_session: DbSession) -> Any:
     responses=Problems,
     dependencies=[require_scope("campaigns:write")],
 )
-def plan_campaign(campaign_id: int, db_session: DbSession) -> Any:
+def plan_campaign(campaign_id: RowId, db_session: DbSession) -> Any:
     """Plans (or plans again) the campaign's messages."""
     return _answer(db_session, lambda s: service.plan(db_session=s, campaign_id=campaign_id))
 
@@ -103,7 +103,7 @@ def plan_campaign(campaign_id: int, db_session: DbSession) -> Any:
     responses=Problems,
     dependencies=[require_scope("campaigns:read")],
 )
-def review_campaign(campaign_id: int, db_session: DbSession) -> Any:
+def review_campaign(campaign_id: RowId, db_session: DbSession) -> Any:
     """What the plan will do: audience, holdout, variants, skips, parts, cost, findings."""
     return _answer(db_session, lambda s: reviewing.review(db_session=s, campaign_id=campaign_id))
 
@@ -120,7 +120,7 @@ def _counts(db_session: Session, campaign_id: int) -> SendResult:
     responses=Problems,
     dependencies=[require_scope("campaigns:write")],
 )
-def send_campaign(campaign_id: int, db_session: DbSession) -> Any:
+def send_campaign(campaign_id: RowId, db_session: DbSession) -> Any:
     """Starts sending: the campaign runs and its first rollout stage is queued."""
 
     def action(s: Session) -> SendResult:
@@ -144,7 +144,7 @@ def _steer(db_session: Session, campaign_id: int, step: Callable[[Session], obje
     responses=Problems,
     dependencies=[require_scope("campaigns:write")],
 )
-def pause_campaign(campaign_id: int, db_session: DbSession) -> Any:
+def pause_campaign(campaign_id: RowId, db_session: DbSession) -> Any:
     """Pauses the campaign; its queued messages wait until it resumes."""
     return _steer(
         db_session, campaign_id, lambda s: service.pause(db_session=s, campaign_id=campaign_id)
@@ -157,7 +157,7 @@ def pause_campaign(campaign_id: int, db_session: DbSession) -> Any:
     responses=Problems,
     dependencies=[require_scope("campaigns:write")],
 )
-def resume_campaign(campaign_id: int, db_session: DbSession) -> Any:
+def resume_campaign(campaign_id: RowId, db_session: DbSession) -> Any:
     """Resumes a paused campaign; after a failed gate, this releases the next stage."""
     return _steer(
         db_session, campaign_id, lambda s: service.resume(db_session=s, campaign_id=campaign_id)
@@ -170,7 +170,7 @@ def resume_campaign(campaign_id: int, db_session: DbSession) -> Any:
     responses=Problems,
     dependencies=[require_scope("campaigns:write")],
 )
-def cancel_campaign(campaign_id: int, db_session: DbSession) -> Any:
+def cancel_campaign(campaign_id: RowId, db_session: DbSession) -> Any:
     """Cancels the campaign and every message of it not yet handed to a provider."""
     return _steer(
         db_session, campaign_id, lambda s: service.cancel(db_session=s, campaign_id=campaign_id)
@@ -183,7 +183,7 @@ def cancel_campaign(campaign_id: int, db_session: DbSession) -> Any:
     responses=Problems,
     dependencies=[require_scope("campaigns:read")],
 )
-def explain(campaign_id: int, member_id: int, db_session: DbSession) -> Any:
+def explain(campaign_id: RowId, member_id: RowId, db_session: DbSession) -> Any:
     """Why this member does or does not get this campaign, and when, in one sentence."""
     return _answer(
         db_session,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from tidings.campaigns.models import CampaignKind
+from tidings.http import MAX_CENTS
 
 
 class VariantCreate(BaseModel):
@@ -21,10 +22,16 @@ class CouponOffer(BaseModel):
     """A coupon each planned member gets, with a code of their own shown by {coupon}: a value
     off (cents) or a percentage off, a minimum spend and the days it stays valid."""
 
-    value_cents: int | None = Field(None, gt=0, description="Cents off, e.g. 1000 (10 yuan).")
+    value_cents: int | None = Field(
+        None, gt=0, le=MAX_CENTS, description="Cents off, e.g. 1000 (10 yuan)."
+    )
     discount_percent: int | None = Field(None, ge=1, le=100, description="Percent off.")
-    min_spend_cents: int = Field(0, ge=0, description="Least an order must be, in cents.")
-    valid_days: int | None = Field(30, ge=1, description="Days valid from planning (None: ever).")
+    min_spend_cents: int = Field(
+        0, ge=0, le=MAX_CENTS, description="Least an order must be, in cents."
+    )
+    valid_days: int | None = Field(
+        30, ge=1, le=3660, description="Days valid from planning (None: ever)."
+    )
 
     @model_validator(mode="after")
     def _one_discount(self) -> CouponOffer:

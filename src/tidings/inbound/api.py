@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from tidings import clock
 from tidings.config import Settings, get_settings
-from tidings.http import DbSession, problem, require_scope
+from tidings.http import DbSession, RowId, problem, require_scope
 from tidings.inbound import tickets
 from tidings.inbound.models import TicketStatus
 from tidings.inbound.schemas import (
@@ -39,14 +39,14 @@ def _settings(request: Request) -> Settings:
 def list_tickets(
     db_session: DbSession,
     status: TicketStatus | None = None,
-    queue: str | None = None,
+    queue: str | None = Query(None, max_length=100),
     breached: bool | None = None,
-    limit: int = 100,
+    limit: int = Query(100, ge=1, le=1000, description="At most this many tickets."),
 ) -> Any:
     """Tickets, urgent and nearest deadline first; breaches are flagged before listing."""
     tickets.flag_breaches(db_session=db_session, now=clock.now())
     found = tickets.list_tickets(
-        db_session=db_session, status=status, queue=queue, breached=breached, limit=min(limit, 1000)
+        db_session=db_session, status=status, queue=queue, breached=breached, limit=limit
     )
     return TicketList(
         tickets=[TicketOut.of(ticket) for ticket in found],
@@ -60,7 +60,7 @@ def list_tickets(
     responses=Problems,
     dependencies=[require_scope("tickets:read")],
 )
-def show_ticket(ticket_id: int, db_session: DbSession) -> Any:
+def show_ticket(ticket_id: RowId, db_session: DbSession) -> Any:
     """One ticket with its history."""
     try:
         ticket = tickets.get(db_session=db_session, ticket_id=ticket_id)
@@ -76,7 +76,7 @@ def show_ticket(ticket_id: int, db_session: DbSession) -> Any:
     dependencies=[require_scope("tickets:write")],
 )
 def answer_ticket(
-    ticket_id: int, body: TicketAnswer, db_session: DbSession, request: Request
+    ticket_id: RowId, body: TicketAnswer, db_session: DbSession, request: Request
 ) -> Any:
     """Sends the agent's answer to the member as an SMS and adds it to the history."""
     try:
@@ -106,7 +106,7 @@ def answer_ticket(
     responses=Problems,
     dependencies=[require_scope("tickets:write")],
 )
-def change_ticket(ticket_id: int, body: TicketChange, db_session: DbSession) -> Any:
+def change_ticket(ticket_id: RowId, body: TicketChange, db_session: DbSession) -> Any:
     """Moves a ticket to another status and/or assigns it."""
     try:
         ticket = tickets.change(

@@ -6,13 +6,17 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from tidings.http import MAX_CENTS, MAX_ROW_ID
+
 
 class CouponRedeem(BaseModel):
     """A till's request to redeem a coupon on one of its orders."""
 
     order_id: str = Field(min_length=1, max_length=100, description="The till's own order id.")
-    amount_cents: int = Field(ge=0, description="The order's amount in cents (分).")
-    member_id: int | None = Field(None, description="The member at the till, if known.")
+    amount_cents: int = Field(ge=0, le=MAX_CENTS, description="The order's amount in cents (分).")
+    member_id: int | None = Field(
+        None, ge=1, le=MAX_ROW_ID, description="The member at the till, if known."
+    )
     phone: str | None = Field(None, max_length=32, description="Or the member's phone.")
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from tidings.audit import service as audit
 from tidings.config import get_settings
 from tidings.db import BulkStore
-from tidings.http import Authenticated, DbSession, Page, PagingQuery, require_scope
+from tidings.http import Authenticated, DbSession, Page, PagingQuery, RowId, require_scope
 from tidings.imports import ImportResult
 from tidings.inbound.timeline import DEFAULT_LIMIT, member_timeline
 from tidings.members.importer import MemberBatches, members_from_records
@@ -66,7 +66,7 @@ def members_batch(body: MembersBatch, db_session: DbSession, api_key: Authentica
 
 @router.get("/members/{member_id}/timeline", dependencies=[require_scope("members:read")])
 def timeline(
-    member_id: int,
+    member_id: RowId,
     db_session: DbSession,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
@@ -124,13 +124,13 @@ def list_members(
     response_model=MemberOut,
     dependencies=[require_scope("members:read")],
 )
-def get_member(member_id: int, db_session: DbSession) -> MemberOut:
+def get_member(member_id: RowId, db_session: DbSession) -> MemberOut:
     """One member: codes, phone, store, tier, points, consent and tags."""
     return _shown(db_session, _found(db_session, member_id))
 
 
 @router.get("/members/{member_id}/export", dependencies=[require_scope("members:read")])
-def export(member_id: int, db_session: DbSession, api_key: Authenticated) -> dict[str, Any]:
+def export(member_id: RowId, db_session: DbSession, api_key: Authenticated) -> dict[str, Any]:
     """Everything kept about the member (profile, consent, points, coupons, timeline); audited."""
     member = _found(db_session, member_id)
     try:
@@ -151,7 +151,7 @@ def export(member_id: int, db_session: DbSession, api_key: Authenticated) -> dic
     response_model=MemberOut,
     dependencies=[require_scope("members:write")],
 )
-def erase(member_id: int, db_session: DbSession, api_key: Authenticated) -> MemberOut:
+def erase(member_id: RowId, db_session: DbSession, api_key: Authenticated) -> MemberOut:
     """Removes the member's personal data; the phone is kept only as a suppression hash. Audited."""
     member = _found(db_session, member_id)
     try:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from tidings import clock
 from tidings.config import Settings, get_settings
 from tidings.db import is_sqlite
-from tidings.http import DbSession, require_scope
+from tidings.http import DbSession, RowId, require_scope
 from tidings.notifications import service
 from tidings.notifications.intake import Intake
 from tidings.notifications.rendering import NotificationError
@@ -127,7 +127,7 @@ def send_batch(body: MessageBatch, request: Request, db_session: DbSession) -> B
     response_model=MessageStatus,
     dependencies=[require_scope("messages:read")],
 )
-def get_message(message_id: int, db_session: DbSession) -> MessageStatus:
+def get_message(message_id: RowId, db_session: DbSession) -> MessageStatus:
     """A message's state and history: receipts and the times it changed (codes masked)."""
     try:
         return service.get_message(db_session=db_session, message_id=message_id)

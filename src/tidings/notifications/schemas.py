@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, HttpUrl, model_validator
 
+from tidings.http import MAX_ROW_ID
 from tidings.notifications.models import NotificationKind
 
 Value = str | int | float | None
@@ -30,7 +31,7 @@ class MessageCreate(BaseModel):
         " surname, points, tier). A verification's template needs {code}.",
     )
     text: str | None = Field(None, max_length=1000, description="Fixed text, sent as written.")
-    member_id: int | None = Field(None, ge=1)
+    member_id: int | None = Field(None, ge=1, le=MAX_ROW_ID)
     phone: str | None = Field(None, max_length=32, description="A mobile, any common form.")
     values: dict[str, Value] = Field(default_factory=dict)
     urgent: bool = Field(

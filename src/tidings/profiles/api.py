@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from tidings.http import DbSession, require_scope
+from tidings.http import DbSession, RowId, require_scope
 from tidings.profiles.recommendations import RecommendationError, get_recommendation
 from tidings.profiles.schemas import Recommendation
 
@@ -12,7 +12,7 @@ router = APIRouter(tags=["profiles"])
 
 
 @router.get("/members/{member_id}/recommendation", dependencies=[require_scope("members:read")])
-def recommendation(member_id: int, db_session: DbSession) -> Recommendation:
+def recommendation(member_id: RowId, db_session: DbSession) -> Recommendation:
     """The product to offer the member next, its category and why (from the last refresh)."""
     try:
         return get_recommendation(db_session=db_session, member_id=member_id)

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from tidings import clock
 from tidings.config import get_settings
 from tidings.dispatch.service import CampaignNotFound
-from tidings.http import DbSession, problem, require_scope
+from tidings.http import DbSession, RowId, problem, require_scope
 from tidings.reports import health
 from tidings.reports.charts import chart_data
 from tidings.reports.service import campaign_report, render_charts
@@ -27,7 +27,7 @@ Problems: dict[int | str, dict[str, Any]] = {
 @router.get(
     "/campaigns/{campaign_id}", responses=Problems, dependencies=[require_scope("reports:read")]
 )
-def get_campaign_report(campaign_id: int, db_session: DbSession) -> Any:
+def get_campaign_report(campaign_id: RowId, db_session: DbSession) -> Any:
     """A campaign's funnel per variant, store and day, A/B comparison, lift and health, with
     the series its charts draw under `chart_data` (the PNGs are under .../charts/)."""
     try:
@@ -44,7 +44,7 @@ def get_campaign_report(campaign_id: int, db_session: DbSession) -> Any:
     response_class=FileResponse,
     dependencies=[require_scope("reports:read")],
 )
-def get_campaign_chart(campaign_id: int, name: str, db_session: DbSession) -> Any:
+def get_campaign_chart(campaign_id: RowId, name: str, db_session: DbSession) -> Any:
     """One chart of a campaign's report (funnel, daily, ab, lift) as a PNG image."""
     try:
         report = campaign_report(db_session=db_session, campaign_id=campaign_id)

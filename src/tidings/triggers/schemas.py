@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from tidings.http import MAX_ROW_ID
+
 MAX_EVENTS = 10_000  # events in one request
 WeatherKind = Literal["rain", "heat", "cold", "typhoon"]
 
@@ -73,7 +75,7 @@ class Trigger(BaseModel):
 class MemberRef(BaseModel):
     """Who an event is about: the member's id in tidings, the retailer's code, or the phone."""
 
-    member_id: int | None = None
+    member_id: int | None = Field(None, ge=1, le=MAX_ROW_ID)
     member_code: str | None = None
     phone: str | None = None
 
