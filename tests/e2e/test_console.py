@@ -126,3 +126,22 @@ def test_the_console_switches_to_english(served: Served, sign_in_as) -> None:  #
     page.wait_for_timeout(300)  # the charts draw on the next frames
     assert "Funnel" in page.inner_text("main")
     screenshot(page, "campaign-results-en")
+
+
+def test_chinese_pages_draw_real_glyphs(served: Served, sign_in_as) -> None:  # type: ignore[no-untyped-def]
+    page = sign_in_as(Role.MARKETER)
+    screenshot(page, "dashboard-zh-glyphs")
+    # Without a CJK font every Chinese character is drawn as the same empty box, so two
+    # different characters in the page's own font come out as identical pictures.
+    pictures = page.evaluate(
+        """(chars) => chars.map((ch) => {
+            const canvas = document.createElement('canvas');
+            canvas.width = 48; canvas.height = 48;
+            const context = canvas.getContext('2d');
+            context.font = '32px ' + getComputedStyle(document.body).fontFamily;
+            context.fillText(ch, 4, 38);
+            return canvas.toDataURL();
+        })""",
+        ["会", "员", "活"],
+    )
+    assert len(set(pictures)) == 3
