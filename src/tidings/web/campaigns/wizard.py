@@ -17,6 +17,7 @@ from tidings.campaigns import service as campaigns
 from tidings.campaigns.schemas import CampaignCreate, VariantCreate
 from tidings.http import DbSession
 from tidings.segments import service as segments
+from tidings.web.campaigns.options import OptionError, coupon_fields, gate_fields
 from tidings.web.rendering import render
 from tidings.web.security import CsrfChecked, CurrentViewer, NotFound, Viewer
 
@@ -94,8 +95,15 @@ def choose_content(
     weight_a: Annotated[int, Form()] = 1,
     weight_b: Annotated[int, Form()] = 1,
     link: Annotated[str, Form()] = "",
+    link_utm: Annotated[bool, Form()] = False,
+    coupon_kind: Annotated[str, Form()] = "none",
+    coupon_code: Annotated[str, Form()] = "",
+    coupon_value_yuan: Annotated[str, Form()] = "",
+    coupon_percent: Annotated[str, Form()] = "",
+    coupon_min_spend_yuan: Annotated[str, Form()] = "",
+    coupon_valid_days: Annotated[str, Form()] = "30",
 ) -> Response:
-    """Keeps the variants (B is optional) and the campaign's link."""
+    """Keeps the variants (B is optional), the campaign's link and its coupon."""
     viewer.require(Role.MARKETER)
     draft = dict(request.session.get(WIZARD_KEY, {}))
     if not draft:
@@ -107,7 +115,20 @@ def choose_content(
         [VariantCreate(**variant) for variant in variants]
     except ValidationError:
         return _step(request, viewer, "content", 422, error="write variant A's text")
-    draft.update(variants=variants, link=link.strip() or None)
+    try:
+        coupon = coupon_fields(
+            kind=coupon_kind,
+            code=coupon_code,
+            value_yuan=coupon_value_yuan,
+            percent=coupon_percent,
+            min_spend_yuan=coupon_min_spend_yuan,
+            valid_days=coupon_valid_days,
+        )
+    except OptionError as error:
+        return _step(request, viewer, "content", 422, error=str(error))
+    draft.pop("coupon", None)
+    draft.pop("coupon_offer", None)
+    draft.update(variants=variants, link=link.strip() or None, link_utm=link_utm, **coupon)
     request.session[WIZARD_KEY] = draft
     return RedirectResponse("/campaigns/new/schedule", status_code=303)
 
@@ -120,6 +141,10 @@ def choose_schedule(
     schedule: Annotated[str, Form()] = "now",
     rollout: Annotated[str, Form()] = "100",
     holdout_percent: Annotated[float, Form()] = 0.0,
+    gate_delivery_min: Annotated[str, Form()] = "",
+    gate_opt_out_max: Annotated[str, Form()] = "",
+    gate_complaint_max: Annotated[str, Form()] = "",
+    promote_winner: Annotated[bool, Form()] = False,
 ) -> Response:
     """Creates the campaign from the wizard's answers and plans it, then shows the review."""
     viewer.require(Role.MARKETER)
@@ -128,8 +153,15 @@ def choose_schedule(
         return RedirectResponse("/campaigns/new/audience", status_code=303)
     try:
         stages = [int(part) for part in rollout.replace("，", ",").split(",") if part.strip()]
+        gates = gate_fields(
+            delivery_min=gate_delivery_min,
+            opt_out_max=gate_opt_out_max,
+            complaint_max=gate_complaint_max,
+            promote_winner=promote_winner,
+        )
         spec = CampaignCreate(
             **draft,
+            **gates,
             schedule=schedule.strip() or "now",
             rollout=stages,
             holdout=holdout_percent / 100,
