@@ -18,7 +18,12 @@ from tidings.db import session_scope
 from tidings.dispatch.worker import Worker
 from tidings.loyalty import coupons
 
-from .test_campaign_coupons import _campaign, _coupons, _plan
+from .test_campaign_coupons import (
+    _campaign,
+    _coupons,
+    _plan,
+    fresh_snapshots,  # noqa: F401 (autouse)
+)
 
 AT_TILL = datetime.now(UTC) + timedelta(hours=1)  # within the coupons' 7 valid days
 

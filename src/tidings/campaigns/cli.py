@@ -119,6 +119,9 @@ def create(
     coupon_valid_days: int = typer.Option(
         30, "--coupon-valid-days", help="Days the coupon stays valid from planning."
     ),
+    coupon_per_member: int = typer.Option(
+        1, "--coupon-per-member", help="Coupons each member gets; {coupon} shows the first."
+    ),
     link: str = typer.Option(
         None, "--link", help="The URL {link} leads to, as each member's own short link."
     ),
@@ -136,6 +139,7 @@ def create(
             "discount_percent": coupon_percent,
             "min_spend_cents": round(coupon_min_spend * 100),
             "valid_days": coupon_valid_days,
+            "per_member": coupon_per_member,
         }
     try:
         stages = [int(part) for part in rollout.split(",") if part.strip()]

@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field, model_validator
 from tidings.campaigns.models import CampaignKind
 from tidings.http import MAX_CENTS
 
+MAX_COUPONS_PER_MEMBER = 10  # one campaign's coupons for one member: more is a mistyped number
+
 
 class VariantCreate(BaseModel):
     """One arm of an A/B/n test: its template and its weight."""
@@ -31,6 +33,9 @@ class CouponOffer(BaseModel):
     )
     valid_days: int | None = Field(
         30, ge=1, le=3660, description="Days valid from planning (None: ever)."
+    )
+    per_member: int = Field(
+        1, ge=1, le=MAX_COUPONS_PER_MEMBER, description="Coupons per member ({coupon}: the first)."
     )
 
     @model_validator(mode="after")

@@ -37,13 +37,15 @@ class CouponRefused(ValueError):
 @dataclass(frozen=True)
 class CouponTerms:
     """What a coupon is worth and when it may be used: a value or a percentage off, a
-    minimum spend, and the days it stays valid (None: no end)."""
+    minimum spend, and the days it stays valid (None: no end); for a campaign's offer, how
+    many coupons each member gets."""
 
     kind: CouponKind = CouponKind.VALUE
     value_cents: int = 0
     discount_percent: int = 0
     min_spend_cents: int = 0
     valid_days: int | None = None
+    per_member: int = 1
 
     def as_json(self) -> dict[str, Any]:
         """The terms as kept in a campaign's `coupon` column."""

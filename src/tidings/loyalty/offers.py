@@ -1,11 +1,13 @@
-"""Coupons a campaign gives: one code per member, shown by `{coupon}` while the campaign is
-planned and issued in bulk for the members the plan keeps.
+"""Coupons a campaign gives: one code per member (or as many as the offer's `per_member`),
+the first shown by `{coupon}` while the campaign is planned, issued in bulk for the members
+the plan keeps.
 
-A member's code is a keyed hash of the campaign and the member (`tidings.loyalty.codes`), so
-planning again gives the same codes: re-planning issues nothing twice, and a member the new
-plan skips loses their coupon. A code that another coupon already holds (with ten million
-coupons issued, about one code in eighty million) is replaced by a fresh one, in the coupon
-and in the message text alike (codes have one length: the message's parts and cost stay).
+A member's code is a keyed hash of the campaign, the member and the coupon's place among
+theirs (`tidings.loyalty.codes`), so planning again gives the same codes: re-planning
+issues nothing twice, and a member the new plan skips loses their coupons. A code that
+another coupon already holds (with ten million coupons issued, about one code in eighty
+million) is replaced by a fresh one, in the coupon and in the message text alike (codes
+have one length: the message's parts and cost stay).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def coupon_column(spec: CampaignCreate) -> dict[str, Any] | None:
         discount_percent=offer.discount_percent or 0,
         min_spend_cents=offer.min_spend_cents,
         valid_days=offer.valid_days,
+        per_member=offer.per_member,
     )
     return {"offer": terms.as_json()}
 
@@ -67,10 +70,26 @@ def shown_coupons(plan: pl.DataFrame, variants: Sequence[PlanVariant]) -> pl.Dat
     return plan.filter(pl.col("variant_id").is_in(showing))
 
 
-def campaign_codes(member_ids: pl.Series, *, campaign_id: int) -> pl.Series:
-    """Each member's code for a campaign (unique among them), named `coupon`."""
+def campaign_codes(member_ids: pl.Series, *, campaign_id: int, place: int = 0) -> pl.Series:
+    """Each member's code for a campaign (unique among them), named `coupon`: their first
+    coupon's, or the one at `place` (counted from 0) of a member given several."""
     secret = get_settings().coupon_secret
-    return member_codes(secret, f"campaign:{campaign_id}", member_ids).rename("coupon")
+    key = f"campaign:{campaign_id}" if place == 0 else f"campaign:{campaign_id}:{place}"
+    return member_codes(secret, key, member_ids).rename("coupon")
+
+
+def _every_code(
+    planned: pl.Series, codes: pl.DataFrame, *, campaign_id: int, per_member: int
+) -> pl.DataFrame:
+    """`member_id, code` of each planned member's coupons: the code their message shows,
+    then the others, each derived from its place (one frame per place, not per member)."""
+    first = codes.select("member_id", pl.col("coupon").alias("code"))
+    frames = [planned.to_frame("member_id").join(first, on="member_id")]
+    for place in range(1, per_member):
+        more = campaign_codes(planned, campaign_id=campaign_id, place=place).alias("code")
+        frames.append(pl.DataFrame([planned, more]))
+    # Both member indexes fill in order; only the code index is random.
+    return pl.concat(frames).sort("member_id", maintain_order=True)
 
 
 def _literal(value: Any) -> str:
@@ -133,19 +152,16 @@ def issue_for_plan(
     codes: pl.DataFrame,
     now: datetime,
 ) -> int:
-    """Issues the campaign's coupons to the planned members of `plan` (member_id, state)
-    with their `codes` (member_id, coupon), replacing what an earlier plan issued."""
+    """Issues the campaign's coupons to the planned members of `plan` (member_id, state),
+    `terms.per_member` each, the first with their `codes` (member_id, coupon), replacing
+    what an earlier plan issued."""
     store = BulkStore(db_session)
     store.execute(
         "DELETE FROM coupons WHERE campaign_id = ? AND source = 'campaign' AND status = ?",
         (campaign_id, CouponStatus.ISSUED.value),
     )
-    rows = (
-        plan.filter(pl.col("state") == PLANNED)
-        .select("member_id")
-        .join(codes.select("member_id", pl.col("coupon").alias("code")), on="member_id")
-        .sort("member_id")  # both member indexes fill in order; only the code index is random
-    )
+    planned = plan.filter(pl.col("state") == PLANNED)["member_id"].cast(pl.Int64)
+    rows = _every_code(planned, codes, campaign_id=campaign_id, per_member=terms.per_member)
     shared = _shared(campaign_id, terms, now)
     issued = _insert(store, rows, shared)
     if issued < rows.height:
@@ -160,14 +176,14 @@ def _replace_taken(
     rows: pl.DataFrame,
     shared: dict[str, Any],
 ) -> int:
-    """Gives the few members whose code another coupon holds a fresh code, in the coupon
+    """Gives the few coupons whose code another coupon holds a fresh code, in the coupon
     and in their planned message."""
     have = store.frame(
-        "SELECT member_id FROM coupons WHERE campaign_id = ?",
+        "SELECT member_id, code FROM coupons WHERE campaign_id = ?",
         (campaign_id,),
-        schema={"member_id": pl.Int64},
+        schema={"member_id": pl.Int64, "code": pl.String},
     )
-    taken = rows.join(have, on="member_id", how="anti")
+    taken = rows.join(have, on=["member_id", "code"], how="anti")
     replaced = 0
     for member_id, old in taken.iter_rows():
         fresh = pl.DataFrame({"member_id": [member_id], "code": [random_code()]})
