@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from tidings.campaigns import review as reviewing
 from tidings.campaigns import service
 from tidings.campaigns.explain import MemberNotFound, explain_member
+from tidings.campaigns.models import CampaignStatus
 from tidings.campaigns.schemas import (
     CampaignCreate,
     CampaignCreated,
@@ -20,7 +21,7 @@ from tidings.campaigns.schemas import (
     PlanResult,
     SendResult,
 )
-from tidings.http import DbSession, RowId, problem, require_scope
+from tidings.http import DbSession, Page, PagingQuery, RowId, problem, require_scope
 from tidings.segments.api import rule_problem
 from tidings.segments.lexer import RuleError
 
@@ -70,10 +71,28 @@ def create_campaign(body: CampaignCreate, db_session: DbSession) -> Any:
     return CampaignCreated(id=result.id)
 
 
-@router.get("/campaigns", dependencies=[require_scope("campaigns:read")])
-def list_campaigns(db_session: DbSession) -> list[dict[str, Any]]:
-    """Lists every campaign, newest first, with its status."""
-    return service.list_campaigns(db_session=db_session)
+@router.get(
+    "/campaigns",
+    response_model=Page[dict[str, Any]],
+    dependencies=[require_scope("campaigns:read")],
+)
+def list_campaigns(
+    request: Request,
+    db_session: DbSession,
+    paging: PagingQuery,
+    status: CampaignStatus | None = Query(None, description="Only campaigns in this state."),
+) -> Page[dict[str, Any]]:
+    """Campaigns, newest first, with their status and message count, a page at a time."""
+    rows = service.list_campaigns(db_session=db_session)
+    if status is not None:
+        rows = [row for row in rows if row["status"] == status.value]
+    start = (paging.page - 1) * paging.per_page
+    return Page[dict[str, Any]](
+        items=rows[start : start + paging.per_page],
+        page=paging.page,
+        per_page=paging.per_page,
+        next=paging.next_link(request, len(rows) > start + paging.per_page),
+    )
 
 
 @router.get(
