@@ -93,7 +93,11 @@ def _issued(store: BulkStore, campaign: Campaign, rows: pl.DataFrame) -> pl.Data
         prefix = get_settings().short_link_base + LINK_PATH
         given["link"] = ("SELECT member_id, code FROM short_links WHERE campaign_id = ?", prefix)
     if "coupon" in rows.columns and "offer" in (campaign.coupon or {}):
-        given["coupon"] = ("SELECT member_id, code FROM coupons WHERE campaign_id = ?", "")
+        # A member given several coupons was shown the first issued (the lowest id).
+        given["coupon"] = (
+            "SELECT member_id, code FROM coupons WHERE campaign_id = ? ORDER BY id",
+            "",
+        )
     for column, (sql, prefix) in given.items():
         codes = store.frame(sql, (campaign.id,), schema={"member_id": pl.Int64, "code": pl.String})
         shown = codes.unique("member_id", keep="first", maintain_order=True).select(
