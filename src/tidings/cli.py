@@ -7,6 +7,7 @@ import typer
 from tidings import migrate
 from tidings.accounts.cli import apikey_app, user_app
 from tidings.campaigns.cli import campaign_app
+from tidings.campaigns.steps_cli import steps as _campaign_steps  # noqa: F401  (registers it)
 from tidings.config import get_settings
 from tidings.content.cli import message_app
 from tidings.db import make_engine

@@ -22,6 +22,7 @@ from tidings.campaigns.models import CampaignKind
 from tidings.campaigns.promote import PROMOTION
 from tidings.campaigns.rollout import GateError, Gates
 from tidings.campaigns.schemas import CampaignCreate, VariantCreate
+from tidings.campaigns.steps import StepError, step_fields
 from tidings.config import get_settings
 from tidings.db import session_scope
 from tidings.dispatch import service as dispatch
@@ -128,9 +129,16 @@ def create(
     utm_medium: str = typer.Option(None, "--utm-medium", help="utm_medium (default: setting)."),
     utm_campaign: str = typer.Option(None, "--utm-campaign", help="utm_campaign (default: id)."),
     no_utm: bool = typer.Option(False, "--no-utm", help="Add no UTM parameters to the link."),
+    follow_up: list[str] = typer.Option(
+        [], "--follow-up", help="A follow-up step, DELAY:REACTION:TEMPLATE (2d:not-clicked:...)."
+    ),
+    countdown: str = typer.Option(None, "--countdown", help="The date a sequence counts to."),
+    countdown_step: list[str] = typer.Option(
+        [], "--countdown-step", help="A countdown step, OFFSET:RULE:TEMPLATE (-3d 10:00::...)."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Creates a draft campaign: its audience, variants, holdout, schedule and rollout."""
+    """Creates a draft campaign: its audience, variants, holdout, schedule, rollout, steps."""
     shares = _weights(variant, weight)
     offer = None
     if coupon_value is not None or coupon_percent is not None:
@@ -145,6 +153,15 @@ def create(
         stages = [int(part) for part in rollout.split(",") if part.strip()]
     except ValueError:
         _fail(f"rollout '{rollout}' must be percentages like 1,10,100")
+    try:
+        steps = step_fields(
+            follow_ups=follow_up,
+            countdown=countdown,
+            countdown_steps=countdown_step,
+            timezone=get_settings().default_timezone,
+        )
+    except StepError as error:
+        _fail(str(error))
     try:
         gate_values = Gates.parse(gates).as_json() if gates else None
         spec = CampaignCreate(
@@ -171,6 +188,7 @@ def create(
             link_utm=not no_utm,
             utm_medium=utm_medium,
             utm_campaign=utm_campaign,
+            steps=steps,
         )
     except ValidationError as error:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()))

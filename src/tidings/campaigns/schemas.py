@@ -45,6 +45,27 @@ class CouponOffer(BaseModel):
         return self
 
 
+class StepCreate(BaseModel):
+    """A later step: after a delay to those of the step before who reacted (or did not), or at
+    a moment (a countdown to a date) to an audience rule of its own."""
+
+    template: str = Field(min_length=1, description="The step's message template.")
+    after: str | None = Field(None, description="Delay after the step before: 2d, 12h, 30m.")
+    at: datetime | None = Field(None, description="Or the moment it goes (ISO, with a zone).")
+    reaction: str | None = Field(
+        None,
+        description="Who of the step before: all, clicked, not-clicked, converted,"
+        " not-converted, replied, not-replied.",
+    )
+    rule: str | None = Field(None, description="An audience rule of its own (countdowns).")
+
+    @model_validator(mode="after")
+    def _one_time(self) -> StepCreate:
+        if (self.after is None) == (self.at is None):
+            raise ValueError("give a step either a delay (after) or a moment (at), not both")
+        return self
+
+
 class CampaignCreate(BaseModel):
     """A new campaign; variants[0] is variant A."""
 
@@ -83,6 +104,9 @@ class CampaignCreate(BaseModel):
         " that leads there (with UTM parameters) and counts the clicks.",
     )
     link_utm: bool = Field(True, description="Add utm_source/medium/campaign/content to it.")
+    steps: list[StepCreate] = Field(
+        default_factory=list, max_length=10, description="Follow-up or countdown steps, in order."
+    )
     utm_medium: str | None = Field(None, max_length=100, description="Default: the setting.")
     utm_campaign: str | None = Field(
         None, max_length=100, description="Default: the campaign's id."
@@ -148,3 +172,14 @@ class Explanation(BaseModel):
     campaign_id: int
     state: str | None
     explanation: str
+
+
+class StepOut(BaseModel):
+    """A campaign step: when it goes, to whom, and what its plan made."""
+
+    number: int
+    when: str
+    audience: str
+    template: str
+    planned_at: datetime | None
+    plan: dict[str, Any] | None

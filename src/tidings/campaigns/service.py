@@ -22,7 +22,7 @@ from sqlalchemy import Engine, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from tidings import clock
-from tidings.campaigns import sources
+from tidings.campaigns import followups, sources
 from tidings.campaigns.models import Campaign, CampaignKind, CampaignStatus, Variant
 from tidings.campaigns.phases import PhaseTimer
 from tidings.campaigns.planner import (
@@ -190,6 +190,7 @@ def create(*, db_session: Session, spec: CampaignCreate, now: datetime | None = 
             )
         )
     db_session.flush()
+    followups.add_steps(db_session=db_session, campaign=campaign, steps=spec.steps, now=now)
     return campaign
 
 

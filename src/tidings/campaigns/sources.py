@@ -173,12 +173,18 @@ def write_plan(
     offer_type: str | None,
     provider: str,
     now: datetime,
+    step: int = 0,
 ) -> int:
-    """Replaces the campaign's planned and skipped messages with `plan`, in bulk."""
+    """Replaces the campaign's planned and skipped messages (of `step`) with `plan`, in bulk."""
     db_session.execute(
-        text("DELETE FROM messages WHERE campaign_id = :id AND state IN ('planned', 'skipped')"),
-        {"id": campaign_id},
+        text(
+            "DELETE FROM messages WHERE campaign_id = :id AND step = :step"
+            " AND state IN ('planned', 'skipped')"
+        ),
+        {"id": campaign_id, "step": step},
     )
+    # A step's messages are told apart from the first send's by their key (one per step).
+    prefix = f"campaign:{int(campaign_id)}:" + (f"step:{int(step)}:" if step else "")
     # What every row shares goes into the statement once; only the rest travels per row.
     shared = {
         "campaign_id": campaign_id,
@@ -187,6 +193,7 @@ def write_plan(
         "priority": priority,
         "provider": provider,
         "attempts": 0,
+        "step": step,
     }
     varying = plan.select(
         "member_id",
@@ -209,16 +216,16 @@ def write_plan(
     )
     if not is_sqlite(db_session):
         rows = varying.with_columns(
-            dedupe_key=pl.format("campaign:{}:member:{}", pl.lit(campaign_id), "member_id"),
+            dedupe_key=pl.format(prefix + "member:{}", "member_id"),
             **{name: pl.lit(value) for name, value in shared.items()},
         )
         return bulk_insert(db_session, "messages", rows)
-    return _insert_sqlite(db_session, campaign_id, varying, shared, now=now)
+    return _insert_sqlite(db_session, prefix, varying, shared, now=now)
 
 
 def _insert_sqlite(
     db_session: Session,
-    campaign_id: int,
+    prefix: str,
     varying: pl.DataFrame,
     shared: dict[str, object],
     *,
@@ -236,7 +243,7 @@ def _insert_sqlite(
     moment = _literal(utc_text(now))
     skipped = _literal(MessageState.SKIPPED.value)
     computed = {
-        "dedupe_key": f"'campaign:{int(campaign_id)}:member:' || {markers['member_id']}",
+        "dedupe_key": f"'{prefix}member:' || {markers['member_id']}",
         "final_at": f"CASE WHEN {markers['state']} = {skipped} THEN {moment} END",
         "created_at": moment,
         "updated_at": moment,

@@ -12,7 +12,12 @@ from sqlalchemy import Table, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from tidings import clock
-from tidings.campaigns.models import CAMPAIGN_TRANSITIONS, Campaign, CampaignStatus
+from tidings.campaigns.models import (
+    CAMPAIGN_TRANSITIONS,
+    Campaign,
+    CampaignStatus,
+    CampaignStep,
+)
 from tidings.dispatch.models import Message, MessageState, sources
 
 messages: Table = Message.__table__  # type: ignore[assignment]
@@ -139,10 +144,14 @@ def complete_finished(*, db_session: Session) -> list[int]:
         messages.c.campaign_id == Campaign.id, messages.c.state.in_(UNFINISHED)
     )
     planned = exists().where(messages.c.campaign_id == Campaign.id)
+    # A campaign whose follow-up or countdown steps are still to come keeps running.
+    steps_left = exists().where(
+        CampaignStep.campaign_id == Campaign.id, CampaignStep.planned_at.is_(None)
+    )
     ids = list(
         db_session.scalars(
             select(Campaign.id).where(
-                Campaign.status == CampaignStatus.RUNNING, planned, ~unfinished
+                Campaign.status == CampaignStatus.RUNNING, planned, ~unfinished, ~steps_left
             )
         )
     )

@@ -25,7 +25,7 @@ import stamina
 from sqlalchemy import Engine, and_, func, or_, select
 
 from tidings import clock
-from tidings.campaigns import rollout
+from tidings.campaigns import followups, rollout
 from tidings.config import Settings
 from tidings.db import session_scope
 from tidings.dispatch import claims, outcomes, receipts, service
@@ -51,6 +51,7 @@ from tidings.providers.base import (
 )
 from tidings.reports import health
 from tidings.tracking.credits import attribute_orders
+from tidings.triggers import exits
 from tidings.triggers.scheduler import due, scheduled_pass
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,7 @@ class Worker:
                 outcomes.expire(db_session=session, ids=expired, now=now)
             self.report.tally.add("deferred", len(deferred))
             self.report.tally.add(MessageState.EXPIRED, len(expired))
+        ready = self._without_exited(ready, now)
         by_provider: dict[str, list[ClaimedMessage]] = {}
         for message in ready:
             by_provider.setdefault(message.provider, []).append(message)
@@ -237,6 +239,23 @@ class Worker:
                     self._put_back(batch[start:])
                     break
                 await self._send_chunk(provider, batch[start : start + size], taken_at)
+
+    def _without_exited(self, ready: list[ClaimedMessage], now: datetime) -> list[ClaimedMessage]:
+        """Cancels trigger messages whose exit condition holds by now; returns the rest."""
+        triggered = [(m.id, m.trigger_id, m.member_id) for m in ready if m.trigger_id is not None]
+        if not triggered:
+            return ready
+        try:
+            with session_scope(self.engine) as session:
+                stopped = exits.exited_messages(session, claimed=triggered)  # type: ignore[arg-type]
+                exits.cancel_exited(session, owner=self.owner, stopped=stopped, now=now)
+        except Exception:
+            # The rule was checked when the trigger was saved; a store hiccup sends as queued.
+            log.exception("checking trigger exit conditions failed; sending as queued")
+            return ready
+        self.report.tally.add(MessageState.CANCELLED, len(stopped))
+        gone = {message_id for message_id, *_ in stopped}
+        return [m for m in ready if m.id not in gone]
 
     def _put_back(self, batch: Sequence[ClaimedMessage]) -> None:
         with session_scope(self.engine) as session:
@@ -372,6 +391,7 @@ class Worker:
         last_expiry: datetime | None = None  # on the first round too: a restart catches up
         last_upkeep: datetime | None = None  # orders an import left without points, too
         last_triggers: datetime | None = None  # date triggers: at start, then every interval
+        last_steps: datetime | None = None  # campaign steps: at start, then every interval
         while not self._stop.is_set():
             await self._pause(HOUSEKEEPING_INTERVAL)
             await self._poll_receipts()
@@ -382,6 +402,10 @@ class Worker:
                 with session_scope(self.engine) as session:
                     rollout.advance_rollouts(db_session=session, now=now)
                 last_rollout = now
+            if last_steps is None or (now - last_steps).total_seconds() >= ROLLOUT_INTERVAL:
+                # Plan the follow-up and countdown steps of campaigns that have come due.
+                await asyncio.to_thread(self._plan_steps, now)
+                last_steps = now
             if last_breaches is None or (now - last_breaches).total_seconds() >= BREACH_INTERVAL:
                 with session_scope(self.engine) as session:
                     tickets.flag_breaches(db_session=session, now=now)
@@ -443,6 +467,14 @@ class Worker:
                 attribute_orders(db_session=session, now=now, settings=self.settings)
         except Exception:
             log.exception("crediting orders failed; it runs again at the next interval")
+
+    def _plan_steps(self, now: datetime) -> None:
+        """Plans and queues the campaign steps that have come due."""
+        try:
+            with session_scope(self.engine) as session:
+                followups.plan_due(db_session=session, now=now)
+        except Exception:
+            log.exception("planning campaign steps failed; it runs again at the next interval")
 
     def _expire_points(self, now: datetime) -> None:
         """Writes off what is left of points lots past their date."""

@@ -1,0 +1,47 @@
+"""`tidings campaign steps`: a campaign's follow-up and countdown steps, when each goes, to
+whom, and what its plan made (registered on the `tidings campaign` group)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from tidings.campaigns import followups, service
+from tidings.campaigns.cli import ID_HELP, JSON_HELP, _print_json, _run, campaign_app
+
+
+@campaign_app.command("steps")
+def steps(
+    campaign_id: int = typer.Argument(..., help=ID_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Lists the campaign's later steps and what each one's plan made."""
+
+    def listed(session: Session) -> list[dict[str, Any]]:
+        service.get(db_session=session, campaign_id=campaign_id)  # says when there is none
+        return followups.list_steps(db_session=session, campaign_id=campaign_id)
+
+    rows = _run(listed)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        typer.echo(f"campaign {campaign_id} has no later steps")
+        return
+    table = Table("step", "when", "to whom", "planned", "skipped", "template")
+    for row in rows:
+        plan = row["plan"] or {}
+        skipped = sum((plan.get("skipped") or {}).values()) if plan else 0
+        table.add_row(
+            str(row["number"]),
+            row["when"],
+            row["audience"],
+            "not yet" if row["planned_at"] is None else str(plan.get("planned", 0)),
+            str(skipped),
+            row["template"],
+        )
+    Console().print(table)

@@ -1,0 +1,222 @@
+"""Follow-up steps: after their delay, to those of the step before who clicked, converted or
+replied (or did not), through the simulator with a frozen clock, under caps and windows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from tidings import clock
+from tidings.app import create_app
+from tidings.campaigns import followups, service
+from tidings.campaigns.schemas import CampaignCreate, StepCreate, VariantCreate
+from tidings.config import get_settings
+from tidings.db import session_scope
+from tidings.dispatch import service as dispatch
+from tidings.dispatch.worker import Worker
+from tidings.inbound.service import store_replies
+from tidings.orders.models import Order
+from tidings.providers.base import InboundReply
+from tidings.tracking.credits import attribute_orders
+
+from .conftest import add_members, inbox_phones, midday_zone
+
+SENT = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+ZONE = midday_zone(SENT)  # members' midday when the campaign goes, and days later
+PHONE_BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148"
+ROBOT = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
+FIRST = "{surname}，周末鲜果8折 {link}"
+REMINDER = "{surname}，鲜果优惠明天结束"
+
+
+@pytest.fixture(autouse=True)
+def world(quick_simulator: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """A quick simulator, the brand's short links, and the clock frozen at the send."""
+    # Receipts come at once: under a frozen clock a later one would never come due.
+    monkeypatch.setenv("TIDINGS_SIMULATOR_RECEIPT_DELAY", "0-0")
+    monkeypatch.setenv("TIDINGS_SHORT_DOMAIN", "https://t.example.cn")
+    monkeypatch.setenv("TIDINGS_SHORT_LINK_SECRET", "follow-up-tests")
+    monkeypatch.setenv("TIDINGS_VAR_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    with clock.frozen(SENT):
+        yield quick_simulator
+    get_settings.cache_clear()
+
+
+def sent_campaign(engine: Engine, members: int, steps: list[StepCreate], **fields: object) -> int:
+    """A campaign with a link for `members` new members (or those there are), planned, sent
+    and delivered."""
+    if members:
+        add_members(engine, members, timezone=ZONE)
+    values: dict[str, object] = {
+        "name": "周末鲜果",
+        "rule": "consent == true",
+        "variants": [VariantCreate(template=FIRST)],
+        "link": "https://shop.example.com/fruit",
+        "steps": steps,
+    }
+    values.update(fields)
+    with session_scope(engine) as session:
+        campaign = service.create(db_session=session, spec=CampaignCreate(**values))  # type: ignore[arg-type]
+        service.plan(db_session=session, campaign_id=campaign.id)
+        service.send(db_session=session, campaign_id=campaign.id)
+    run_worker(engine)
+    return campaign.id
+
+
+def run_worker(engine: Engine) -> None:
+    asyncio.run(Worker(engine, settings=get_settings()).run(once=True))
+
+
+def later(engine: Engine, delta: timedelta) -> None:
+    """Moves the frozen clock on by `delta` and lets a worker do what has come due."""
+    with clock.frozen(SENT + delta):
+        run_worker(engine)
+
+
+def step_texts(engine: Engine, campaign_id: int, step: int) -> dict[int, str]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT member_id, text FROM messages WHERE campaign_id = :id AND step = :step"
+                " AND state = 'delivered'"
+            ),
+            {"id": campaign_id, "step": step},
+        ).all()
+    return {int(member): str(body) for member, body in rows}
+
+
+def phones(ids: range | list[int]) -> set[str]:
+    return {f"+86139{i:08d}" for i in ids}
+
+
+def click(engine: Engine, campaign_id: int, members: dict[int, str]) -> None:
+    """Each member's own short link opened by the given browser (or robot)."""
+    with engine.connect() as connection:
+        codes = dict(
+            connection.execute(
+                text("SELECT member_id, code FROM short_links WHERE campaign_id = :id"),
+                {"id": campaign_id},
+            ).all()
+        )
+    with TestClient(create_app(engine), follow_redirects=False) as client:
+        for member, agent in members.items():
+            answer = client.get(f"/s/{codes[member]}", headers={"User-Agent": agent})
+            assert answer.status_code == 302
+
+
+def test_a_follow_up_reaches_only_those_who_did_not_click(engine: Engine, world: Path) -> None:
+    step = StepCreate(after="2d", reaction="not-clicked", template=REMINDER)
+    campaign = sent_campaign(engine, 12, [step])
+    assert set(step_texts(engine, campaign, 0)) == set(range(1, 13))
+    click(engine, campaign, {1: PHONE_BROWSER, 2: PHONE_BROWSER, 3: PHONE_BROWSER, 4: ROBOT})
+    later(engine, timedelta(days=1))  # not due yet: nobody gets a second message
+    assert set(inbox_phones(world).values()) == {1}
+    later(engine, timedelta(days=2, hours=1))
+    reminded = step_texts(engine, campaign, 1)
+    # A robot's preview is not a person's click: member 4 is reminded.
+    assert set(reminded) == set(range(4, 13))
+    assert all("鲜果优惠明天结束" in body for body in reminded.values())
+    received = inbox_phones(world)
+    assert {p for p, n in received.items() if n == 1} == phones([1, 2, 3])
+    assert {p for p, n in received.items() if n == 2} == phones(range(4, 13))
+    later(engine, timedelta(days=4))  # a step goes once
+    assert sum(inbox_phones(world).values()) == 12 + 9
+    with session_scope(engine) as session:
+        # Only now, with its one step done, may the campaign complete.
+        assert dispatch.complete_finished(db_session=session) == [campaign]
+        listed = followups.list_steps(db_session=session, campaign_id=campaign)
+    assert [(s["when"], s["audience"]) for s in listed] == [
+        ("2d after step 0", "recipients of step 0, not-clicked")
+    ]
+    assert listed[0]["plan"]["planned"] == 9
+
+
+def test_a_follow_up_to_those_who_replied_and_none_to_converters(
+    engine: Engine, world: Path
+) -> None:
+    thanks = StepCreate(after="1d", reaction="replied", template="{surname}，感谢回复，已为您登记")
+    nudge = StepCreate(after="1d", reaction="not-converted", template=REMINDER)
+    campaign = sent_campaign(engine, 10, [thanks, nudge])
+    with session_scope(engine) as session:
+        replies = [
+            InboundReply("simulator", phone, "好的，周末去", SENT + timedelta(hours=1))
+            for phone in sorted(phones([2, 5]))
+        ]
+        store_replies(db_session=session, replies=replies, now=SENT + timedelta(hours=1))
+    later(engine, timedelta(days=1, hours=1))
+    assert set(step_texts(engine, campaign, 1)) == {2, 5}
+    with session_scope(engine) as session:
+        for member in (5, 6, 7):  # they shopped the day after: the first message earned it
+            session.add(
+                Order(
+                    external_id=f"POS{member}",
+                    member_id=member,
+                    ordered_at=SENT + timedelta(hours=20),
+                    amount_cents=8_800,
+                )
+            )
+    with clock.frozen(SENT + timedelta(hours=21)), session_scope(engine) as session:
+        assert attribute_orders(db_session=session).credited == 3
+    # Step 2 follows step 1 a day later, to step 1's recipients who did not buy.
+    later(engine, timedelta(days=2))  # not yet
+    assert step_texts(engine, campaign, 2) == {}
+    later(engine, timedelta(days=2, hours=2))
+    assert set(step_texts(engine, campaign, 2)) == {2}
+
+
+def test_a_step_keeps_caps_and_send_windows(
+    engine: Engine, world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_CAPS", "default=2/7d")
+    get_settings.cache_clear()
+    add_members(engine, 4, timezone=ZONE, first_id=101)  # earlier messages count for caps
+    with session_scope(engine) as session:
+        other = service.create(
+            db_session=session,
+            spec=CampaignCreate(
+                name="会员日",
+                rule="member_id == 101",
+                variants=[VariantCreate(template="{surname}，会员日双倍积分")],
+            ),
+        )
+        service.plan(db_session=session, campaign_id=other.id)
+        service.send(db_session=session, campaign_id=other.id)
+    run_worker(engine)
+    step = StepCreate(after="7h", reaction="all", template=REMINDER)
+    campaign = sent_campaign(engine, 0, [step], rule="member_id >= 101")
+    # 7 hours after midday is 19:00; the step is planned at 22:00 local, outside the window.
+    later(engine, timedelta(hours=10))
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT member_id, state, skip_reason, send_at FROM messages"
+                " WHERE campaign_id = :id AND step = 1 ORDER BY member_id"
+            ),
+            {"id": campaign},
+        ).all()
+    zone = ZoneInfo(ZONE)
+    send_at = {int(r[0]): as_utc(r[3]) for r in rows}
+    assert [str(r[1]) for r in rows] == ["queued"] * 4
+    # Member 101 had two messages this week (the cap): theirs waits until the week is over.
+    assert send_at[101] >= SENT + timedelta(days=7)
+    # The others' goes at the next morning's window, never at night.
+    mornings = {send_at[m].astimezone(zone).replace(tzinfo=None) for m in (102, 103, 104)}
+    next_morning = (SENT.astimezone(zone) + timedelta(days=1)).replace(hour=8, tzinfo=None)
+    assert mornings == {next_morning}
+    assert set(inbox_phones(world).values()) == {1, 2}
+    assert step_texts(engine, campaign, 1) == {}
+    later(engine, timedelta(hours=20))
+    assert set(step_texts(engine, campaign, 1)) == {102, 103, 104}
+
+
+def as_utc(value: object) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
