@@ -1,14 +1,17 @@
-"""REST endpoints of the loyalty domain: a till looks up and redeems coupons."""
+"""REST endpoints of the loyalty domain: coupons listed by member, campaign or state; a till
+looks one up and redeems it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
 
 from tidings import clock
-from tidings.http import DbSession, problem, require_scope
+from tidings.http import MAX_ROW_ID, DbSession, Page, PagingQuery, problem, require_scope
 from tidings.loyalty import coupons
+from tidings.loyalty.coupon_search import find_coupons
+from tidings.loyalty.models import CouponStatus
 from tidings.loyalty.schemas import Coupon, CouponRedeem
 
 router = APIRouter(tags=["coupons"])
@@ -23,6 +26,32 @@ TITLES = {404: "Unknown coupon", 409: "Coupon cannot be used", 422: "Coupon refu
 def _refused(error: coupons.CouponRefused) -> Any:
     return problem(
         error.status, TITLES.get(error.status, "Refused"), str(error), reason=error.reason
+    )
+
+
+@router.get("/coupons", response_model=Page[Coupon], dependencies=[require_scope("coupons:read")])
+def list_coupons(
+    request: Request,
+    db_session: DbSession,
+    paging: PagingQuery,
+    member_id: int | None = Query(None, ge=1, le=MAX_ROW_ID, description="One member's."),
+    campaign_id: int | None = Query(None, ge=1, le=MAX_ROW_ID, description="One campaign's."),
+    status: CouponStatus | None = Query(None, description="Only coupons in this state."),
+) -> Page[Coupon]:
+    """Coupons, newest first, filtered by member, campaign and state, a page at a time."""
+    found, has_more = find_coupons(
+        db_session=db_session,
+        member_id=member_id,
+        campaign_id=campaign_id,
+        status=status,
+        page=paging.page,
+        per_page=paging.per_page,
+    )
+    return Page[Coupon](
+        items=[Coupon(**coupons.describe(db_session=db_session, coupon=c)) for c in found],
+        page=paging.page,
+        per_page=paging.per_page,
+        next=paging.next_link(request, has_more),
     )
 
 
