@@ -4,9 +4,11 @@ replied (or did not), through the simulator with a frozen clock, under caps and 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,6 +26,7 @@ from tidings.dispatch.worker import Worker
 from tidings.inbound.service import store_replies
 from tidings.orders.models import Order
 from tidings.providers.base import InboundReply
+from tidings.reports.service import campaign_report
 from tidings.tracking.credits import attribute_orders
 
 from .conftest import add_members, inbox_phones, midday_zone
@@ -137,6 +140,11 @@ def test_a_follow_up_reaches_only_those_who_did_not_click(engine: Engine, world:
         ("2d after step 0", "recipients of step 0, not-clicked")
     ]
     assert listed[0]["plan"]["planned"] == 9
+    with clock.frozen(SENT + timedelta(days=4)), session_scope(engine) as session:
+        report = campaign_report(db_session=session, campaign_id=campaign)
+    steps = [(r["step"], r["sent"], r["delivered"], r["clicked"]) for r in report["by_step"]]
+    assert steps == [(0, 12, 12, 3), (1, 9, 9, 0)]
+    assert report["funnel"]["sent"] == 21
 
 
 def test_a_follow_up_to_those_who_replied_and_none_to_converters(
@@ -220,3 +228,50 @@ def test_a_step_keeps_caps_and_send_windows(
 def as_utc(value: object) -> datetime:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def test_a_countdown_sequence_goes_on_its_days_to_its_own_audiences(
+    engine: Engine, world: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_CAPS", "default=10/30d")
+    add_members(engine, 3, timezone=ZONE, tier="gold")
+    add_members(engine, 5, timezone=ZONE, first_id=4)
+    made = cli(
+        "campaign", "create", "--name", "圣诞倒计时", "--rule", 'tier == "gold"',
+        "--template", "{surname}，金卡会员圣诞专场抢先看",
+        "--countdown", "2026-12-09",
+        "--countdown-step", "0d 08:00:not-converted:{surname}，今天最后一天",
+        "--countdown-step", "-3d 10:00:consent == true:{surname}，三天后圣诞大促",
+        "--json",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    campaign = int(json.loads(made.stdout)["id"])
+    listed = json.loads(cli("campaign", "steps", str(campaign), "--json").stdout)
+    assert [s["when"] for s in listed] == [
+        "at 2026-12-06 10:00 (Asia/Shanghai)",
+        "at 2026-12-09 08:00 (Asia/Shanghai)",
+    ]
+    with session_scope(engine) as session:  # the first send, seven days before, to the best
+        service.plan(db_session=session, campaign_id=campaign)
+        service.send(db_session=session, campaign_id=campaign)
+    run_worker(engine)
+    assert set(step_texts(engine, campaign, 0)) == {1, 2, 3}
+    later(engine, timedelta(days=3))  # 2026-12-05: nothing due
+    assert step_texts(engine, campaign, 1) == {}
+    later(engine, timedelta(days=3, hours=23))  # 2026-12-06 10:00 in Shanghai
+    assert set(step_texts(engine, campaign, 1)) == set(range(1, 9))
+    with session_scope(engine) as session:
+        session.add(
+            Order(
+                external_id="POS4",
+                member_id=4,
+                ordered_at=SENT + timedelta(days=5),
+                amount_cents=19_900,
+            )
+        )
+    with clock.frozen(SENT + timedelta(days=5, hours=1)), session_scope(engine) as session:
+        assert attribute_orders(db_session=session).credited == 1
+    later(engine, timedelta(days=6, hours=21))  # 2026-12-09 08:00 in Shanghai
+    last = step_texts(engine, campaign, 2)
+    assert set(last) == set(range(1, 9)) - {4}  # member 4 has bought already
+    assert all("今天最后一天" in body for body in last.values())

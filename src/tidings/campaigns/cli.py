@@ -134,7 +134,7 @@ def create(
     ),
     countdown: str = typer.Option(None, "--countdown", help="The date a sequence counts to."),
     countdown_step: list[str] = typer.Option(
-        [], "--countdown-step", help="A countdown step, OFFSET:RULE:TEMPLATE (-3d 10:00::...)."
+        [], "--countdown-step", help="A countdown step, OFFSET:AUDIENCE:TEMPLATE (-3d 10:00::...)."
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:

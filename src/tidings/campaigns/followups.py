@@ -47,6 +47,7 @@ from tidings.segments.rules import RuleError, parse
 from tidings.segments.service import saved_rules
 
 IDS = {"member_id": pl.Int64}
+EVERYONE = "member_id > 0"
 # What each action means, read in bulk over the messages of the steps looked at (`{steps}`):
 # a person's click on the member's link after the message went, an order attributed to it,
 # a reply to it.
@@ -224,8 +225,9 @@ def plan_step(
         offer_type=None,
     )
     saved = saved_rules(db_session=db_session)
-    rule_text = step.rule or campaign.rule
-    rule = saved[campaign.segment_name or ""] if rule_text is None else parse(rule_text)
+    # Without a rule of its own, a step's audience is the step before's recipients (narrowed
+    # below), whatever the campaign's rule says of them now.
+    rule = parse(step.rule or EVERYONE)
     audience = sources.audience_for(
         engine,
         rule=rule,

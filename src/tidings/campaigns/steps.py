@@ -37,6 +37,7 @@ class Reaction(enum.StrEnum):
         return not self.value.startswith("not-")
 
 
+REACTION_NAMES = frozenset(r.value for r in Reaction)
 _DELAY = re.compile(r"^(\d+)\s*([dhm])$")
 _OFFSET = re.compile(r"^([+-]?\d+)d(?:\s+(\d{1,2}):(\d{2}))?$")
 MINUTES = {"d": 24 * 60, "h": 60, "m": 1}
@@ -103,18 +104,27 @@ def countdown_moment(offset: str, *, day: date, timezone: str) -> datetime:
 
 
 def parse_countdown_step(text: str, *, day: date, timezone: str) -> StepDraft:
-    """Reads "OFFSET:RULE:TEMPLATE" of a countdown to `day`, e.g.
-    "0d 08:00:orders_90d == 0:{surname}，今天最后一天"; the rule may be empty (the campaign's)."""
+    """Reads "OFFSET:AUDIENCE:TEMPLATE" of a countdown to `day`, e.g.
+    "-3d 10:00:consent == true:{surname}，三天后大促". AUDIENCE is a rule of its own, a
+    reaction to the steps before ("0d 08:00:not-converted:..."), both ("RULE;REACTION"), or
+    empty: the campaign's rule."""
     match = re.match(r"^([+-]?\d+d(?:\s+\d{1,2}:\d{2})?):(.*?):(.+)$", text.strip(), re.S)
     if not match:
         raise StepError(
-            f"countdown step '{text}' is not OFFSET:RULE:TEMPLATE,"
+            f"countdown step '{text}' is not OFFSET:AUDIENCE:TEMPLATE,"
             " e.g. -3d 10:00:consent == true:{surname}，三天后大促"
         )
+    rule, reaction = None, None
+    for part in (p.strip() for p in match.group(2).split(";") if p.strip()):
+        if part.lower() in REACTION_NAMES:
+            reaction = reaction_of(part)
+        else:
+            rule = part
     return StepDraft(
         template=match.group(3).strip(),
         at=countdown_moment(match.group(1), day=day, timezone=timezone),
-        rule=match.group(2).strip() or None,
+        rule=rule,
+        reaction=reaction,
     )
 
 

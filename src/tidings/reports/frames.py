@@ -23,15 +23,16 @@ def _moment(store: BulkStore, moment: datetime) -> Any:
 
 def messages(store: BulkStore, campaign_id: int) -> pl.DataFrame:
     """Every message of the campaign (skipped ones too), with its variant's name, the
-    member's home store code, the phone's suppression hash and the time it went (or was due)."""
+    member's home store code, the phone's suppression hash, the time it went (or was due) and
+    its step (0: the first send, 1, 2, ...: follow-up or countdown steps)."""
     frame = store.frame(
         "SELECT m.id, m.member_id, m.phone, v.name, s.code, m.state, m.skip_reason,"
-        " m.cost_cents, COALESCE(m.submitted_at, m.send_at), m.submitted_at"
+        " m.cost_cents, COALESCE(m.submitted_at, m.send_at), m.submitted_at, m.step"
         " FROM messages m LEFT JOIN variants v ON v.id = m.variant_id"
         " LEFT JOIN members mb ON mb.id = m.member_id LEFT JOIN stores s ON s.id = mb.store_id"
         " WHERE m.campaign_id = ?",
         (campaign_id,),
-        schema={**MESSAGES_SCHEMA, "phone_hash": pl.String},
+        schema={**MESSAGES_SCHEMA, "phone_hash": pl.String, "step": pl.Int64},
     )
     return frame.with_columns(phone_hashes(frame["phone_hash"]).alias("phone_hash"))
 

@@ -24,7 +24,7 @@ from tidings.dispatch import service as dispatch
 from tidings.reports import charts, frames, health, results, stats
 from tidings.tracking.credits import attribute_orders
 
-LEVELS = {"by_variant": "variant", "by_store": "store_code", "by_day": "day"}
+LEVELS = {"by_variant": "variant", "by_store": "store_code", "by_day": "day", "by_step": "step"}
 
 
 def campaign_report(
@@ -57,7 +57,8 @@ def campaign_report(
             if column == "day" and row["day"] is not None:
                 row["day"] = row["day"].isoformat()
         report[key] = rows
-    report["ab"] = _ab(outcomes, control)
+    # Variants are arms of the first send; later steps have one template each.
+    report["ab"] = _ab(outcomes.filter(pl.col("step") == 0), control)
     report["lift"] = _lift(store, campaign_id, outcomes, (first, last), now=now, settings=settings)
     report["health"] = _health(db_session, campaign_id)
     return report
