@@ -8,6 +8,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -81,11 +82,22 @@ def get_db_session(request: Request) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(get_db_session)]
 
 
-def require_api_key(request: Request, db_session: DbSession) -> ApiKey:
+# Declared as a security scheme so that /docs offers to send a key ("Authorize"); the key
+# is checked below, with a message that says how to get one.
+bearer_key = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key (tidings apikey create NAME), sent as 'Authorization: Bearer <key>'.",
+)
+
+
+def require_api_key(
+    db_session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_key)],
+) -> ApiKey:
     """Checks 'Authorization: Bearer <key>' and returns the key, or answers 401."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = credentials.credentials if credentials is not None else ""
+    if not key.strip():
         raise HTTPException(
             401,
             "send an API key as 'Authorization: Bearer <key>'"
@@ -115,7 +127,6 @@ def require_scope(scope: str) -> Any:
             )
         return api_key
 
-    check_scope.required_scope = scope  # type: ignore[attr-defined]
     return Depends(check_scope)
 
 
