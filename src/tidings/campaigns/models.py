@@ -76,7 +76,13 @@ class Campaign(Base):
     """One send to an audience: variants, holdout, schedule, provider and staged rollout."""
 
     __tablename__ = "campaigns"
-    __table_args__ = (Index("ix_campaigns_status", "status"),)
+    __table_args__ = (
+        Index("ix_campaigns_status", "status"),
+        # One run per occurrence of a recurring campaign, whatever restarts or races.
+        UniqueConstraint(
+            "recurring_id", "occurrence_at", name="uq_campaigns_recurring_id_occurrence_at"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -114,6 +120,13 @@ class Campaign(Base):
     # The kind of message (promotions, new_arrivals, tips, surveys): members who declined it
     # are skipped with reason preference:<kind>. None: every member with consent.
     category: Mapped[str | None] = mapped_column(String(32))
+    # A recurring campaign's schedule ("every wed 10:00"): it is never sent itself; each
+    # occurrence makes a run, a campaign copied from it with recurring_id and occurrence_at.
+    recurrence: Mapped[str | None] = mapped_column(String(100))
+    recurring_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE", name="fk_campaigns_recurring_id")
+    )
+    occurrence_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now, onupdate=clock.now)
 

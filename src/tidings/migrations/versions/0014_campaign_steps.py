@@ -1,5 +1,6 @@
-"""campaign steps: follow-up and countdown steps of a campaign, and the step each message
-belongs to (0: the campaign's first send)
+"""campaign steps: follow-up and countdown steps of a campaign, the step each message
+belongs to (0: the campaign's first send), and recurring campaigns with their runs (one per
+occurrence)
 
 Revision ID: 0014
 Revises: 0013
@@ -39,9 +40,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("step", sa.Integer(), server_default="0", nullable=False))
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("recurrence", sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column("recurring_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("occurrence_at", tidings.db.UtcDateTime(), nullable=True))
+        batch_op.create_foreign_key(
+            "fk_campaigns_recurring_id", "campaigns", ["recurring_id"], ["id"], ondelete="CASCADE"
+        )
+        batch_op.create_unique_constraint(
+            "uq_campaigns_recurring_id_occurrence_at", ["recurring_id", "occurrence_at"]
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_campaigns_recurring_id_occurrence_at", type_="unique")
+        batch_op.drop_constraint("fk_campaigns_recurring_id", type_="foreignkey")
+        batch_op.drop_column("occurrence_at")
+        batch_op.drop_column("recurring_id")
+        batch_op.drop_column("recurrence")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_column("step")
     op.drop_table("campaign_steps")
