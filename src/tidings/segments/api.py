@@ -8,6 +8,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from tidings.http import DbSession, problem, require_scope
+from tidings.members.card import members_by_ids
+from tidings.members.schemas import Member
+from tidings.members.service import member_view
 from tidings.segments import fields, service
 from tidings.segments.jsonform import from_json, to_json
 from tidings.segments.lexer import RuleError
@@ -18,6 +21,7 @@ from tidings.segments.schemas import (
     FieldInfo,
     ParseResult,
     RuleInput,
+    SampleResult,
     Segment,
     SegmentCreate,
     SegmentUpdate,
@@ -173,6 +177,27 @@ def count_segment(body: RuleInput, request: Request) -> CountResult | JSONRespon
     except RuleError as error:
         return rule_problem(error, _text(body))
     return CountResult(**result)
+
+
+@router.post(
+    "/segments:sample",
+    response_model=SampleResult,
+    responses=RuleProblem,
+    dependencies=[require_scope("segments:read")],
+)
+def sample_segment(
+    body: RuleInput, request: Request, db_session: DbSession
+) -> SampleResult | JSONResponse:
+    """Counts the members a rule matches and shows the first few of them (who they are)."""
+    try:
+        result = service.count(engine=request.app.state.engine, rule=_read(body))
+    except RuleError as error:
+        return rule_problem(error, _text(body))
+    members = members_by_ids(db_session=db_session, member_ids=result["sample"])
+    return SampleResult(
+        count=result["count"],
+        members=[Member(id=m.id, **member_view(db_session=db_session, member=m)) for m in members],
+    )
 
 
 @router.post(

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from tidings.members.schemas import Member
+
 
 class RuleInput(BaseModel):
     """A rule as text (`rule`) or as the JSON tree of the console's builder (`tree`)."""
@@ -68,3 +70,10 @@ class FieldInfo(BaseModel):
     type: str
     zh: str
     en: str
+
+
+class SampleResult(BaseModel):
+    """How many members a rule matches, and the first few of them as the console shows them."""
+
+    count: int
+    members: list[Member]
