@@ -7,7 +7,8 @@ import typer
 from tidings import migrate
 from tidings.accounts.cli import apikey_app, user_app
 from tidings.campaigns.cli import campaign_app
-from tidings.campaigns.steps_cli import steps as _campaign_steps  # noqa: F401  (registers it)
+from tidings.campaigns.steps_cli import runs as _campaign_runs  # noqa: F401  (registers them)
+from tidings.campaigns.steps_cli import steps as _campaign_steps  # noqa: F401
 from tidings.config import get_settings
 from tidings.content.cli import message_app
 from tidings.db import make_engine

@@ -133,6 +133,9 @@ def create(
         [], "--follow-up", help="A follow-up step, DELAY:REACTION:TEMPLATE (2d:not-clicked:...)."
     ),
     countdown: str = typer.Option(None, "--countdown", help="The date a sequence counts to."),
+    every: str = typer.Option(
+        None, "--every", help="Recur, e.g. 'wed 10:00' or 'monthly 1 09:00': a run each time."
+    ),
     countdown_step: list[str] = typer.Option(
         [], "--countdown-step", help="A countdown step, OFFSET:AUDIENCE:TEMPLATE (-3d 10:00::...)."
     ),
@@ -189,6 +192,7 @@ def create(
             utm_medium=utm_medium,
             utm_campaign=utm_campaign,
             steps=steps,
+            every=every,
         )
     except ValidationError as error:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()))

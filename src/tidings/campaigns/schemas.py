@@ -104,6 +104,12 @@ class CampaignCreate(BaseModel):
         " that leads there (with UTM parameters) and counts the clicks.",
     )
     link_utm: bool = Field(True, description="Add utm_source/medium/campaign/content to it.")
+    every: str | None = Field(
+        None,
+        max_length=100,
+        description="Recur: 'every wed 10:00', 'every day 08:30', 'monthly 1 09:00'; each"
+        " occurrence makes and sends a run of its own.",
+    )
     steps: list[StepCreate] = Field(
         default_factory=list, max_length=10, description="Follow-up or countdown steps, in order."
     )

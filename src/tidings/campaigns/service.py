@@ -33,6 +33,7 @@ from tidings.campaigns.planner import (
     plan_frame,
     summarise,
 )
+from tidings.campaigns.recurrence import checked as checked_recurrence
 from tidings.campaigns.rollout import Gates, release_next_stage
 from tidings.campaigns.schedule import ScheduleError, parse_schedule
 from tidings.campaigns.schemas import CampaignCreate
@@ -177,6 +178,7 @@ def create(*, db_session: Session, spec: CampaignCreate, now: datetime | None = 
         gates=gates.as_json(),
         coupon=coupon_column(spec),
         links=links,
+        recurrence=checked_recurrence(spec.every) if spec.every else None,
     )
     db_session.add(campaign)
     db_session.flush()
@@ -221,6 +223,11 @@ def plan(
     now = now or clock.now()
     timer = PhaseTimer(phases)
     campaign = get(db_session=db_session, campaign_id=campaign_id)
+    if campaign.recurrence is not None:
+        raise CampaignStateError(
+            f"campaign {campaign_id} recurs ({campaign.recurrence}): each occurrence makes and"
+            f" sends a run of its own; see them with: tidings campaign runs {campaign_id}"
+        )
     if campaign.status not in PLANNABLE:
         raise CampaignStateError(
             f"campaign {campaign_id} is {campaign.status}; only a draft or scheduled campaign"

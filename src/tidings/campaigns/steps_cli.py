@@ -1,5 +1,6 @@
-"""`tidings campaign steps`: a campaign's follow-up and countdown steps, when each goes, to
-whom, and what its plan made (registered on the `tidings campaign` group)."""
+"""`tidings campaign steps` and `runs`: a campaign's follow-up and countdown steps (when each
+goes, to whom, what its plan made) and a recurring campaign's runs (registered on the
+`tidings campaign` group)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from tidings.campaigns import followups, service
+from tidings.campaigns import followups, recurring, service
 from tidings.campaigns.cli import ID_HELP, JSON_HELP, _print_json, _run, campaign_app
 
 
@@ -43,5 +44,30 @@ def steps(
             "not yet" if row["planned_at"] is None else str(plan.get("planned", 0)),
             str(skipped),
             row["template"],
+        )
+    Console().print(table)
+
+
+@campaign_app.command("runs")
+def runs(
+    campaign_id: int = typer.Argument(..., help=ID_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Lists a recurring campaign's runs, one per occurrence, newest first."""
+    rows = _run(lambda s: recurring.runs(db_session=s, campaign_id=campaign_id))
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        typer.echo(f"campaign {campaign_id} has made no runs")
+        return
+    table = Table("id", "name", "occurrence", "status", "messages")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["name"],
+            str(row["occurrence_at"]),
+            row["status"],
+            f"{row['messages']:,}",
         )
     Console().print(table)

@@ -25,7 +25,7 @@ import stamina
 from sqlalchemy import Engine, and_, func, or_, select
 
 from tidings import clock
-from tidings.campaigns import followups, rollout
+from tidings.campaigns import followups, recurring, rollout
 from tidings.config import Settings
 from tidings.db import session_scope
 from tidings.dispatch import claims, outcomes, receipts, service
@@ -403,7 +403,7 @@ class Worker:
                     rollout.advance_rollouts(db_session=session, now=now)
                 last_rollout = now
             if last_steps is None or (now - last_steps).total_seconds() >= ROLLOUT_INTERVAL:
-                # Plan the follow-up and countdown steps of campaigns that have come due.
+                # Make recurring campaigns' runs and plan campaigns' steps that have come due.
                 await asyncio.to_thread(self._plan_steps, now)
                 last_steps = now
             if last_breaches is None or (now - last_breaches).total_seconds() >= BREACH_INTERVAL:
@@ -469,9 +469,10 @@ class Worker:
             log.exception("crediting orders failed; it runs again at the next interval")
 
     def _plan_steps(self, now: datetime) -> None:
-        """Plans and queues the campaign steps that have come due."""
+        """Makes the runs of recurring campaigns and plans the campaign steps that are due."""
         try:
             with session_scope(self.engine) as session:
+                recurring.make_due_runs(db_session=session, now=now)
                 followups.plan_due(db_session=session, now=now)
         except Exception:
             log.exception("planning campaign steps failed; it runs again at the next interval")
