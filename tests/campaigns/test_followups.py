@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from tidings import clock
+from tidings.accounts import service as accounts
 from tidings.app import create_app
 from tidings.campaigns import followups, service
 from tidings.campaigns.schemas import CampaignCreate, StepCreate, VariantCreate
@@ -275,3 +276,36 @@ def test_a_countdown_sequence_goes_on_its_days_to_its_own_audiences(
     last = step_texts(engine, campaign, 2)
     assert set(last) == set(range(1, 9)) - {4}  # member 4 has bought already
     assert all("今天最后一天" in body for body in last.values())
+
+
+def test_the_api_takes_steps_and_refuses_bad_ones_whole(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        _, key = accounts.create(db_session=session, name="console")
+    client = TestClient(create_app(engine), headers={"Authorization": f"Bearer {key}"})
+    body = {
+        "name": "周末鲜果",
+        "rule": "consent == true",
+        "variants": [{"template": "{surname}，周末鲜果8折"}],
+        "steps": [{"after": "2d", "reaction": "not-clicked", "template": REMINDER}],
+    }
+    bad = [
+        ({"after": "2 weeks", "template": REMINDER}, "not like 2d, 12h or 30m"),
+        ({"after": "2d", "reaction": "ignored", "template": REMINDER}, "not a reaction"),
+        ({"after": "2d", "template": "{surname}，{link}"}, "step 1"),
+        ({"at": "2026-11-01T10:00:00+08:00", "template": REMINDER}, "has passed"),
+    ]
+    for step, says in bad:
+        answer = client.post("/api/v1/campaigns", json={**body, "steps": [step]})
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert says in answer.json()["detail"]
+    both = {"after": "2d", "at": "2026-12-24T10:00:00+08:00", "template": REMINDER}
+    assert client.post("/api/v1/campaigns", json={**body, "steps": [both]}).status_code == 422
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM campaigns")).scalar_one() == 0
+    made = client.post("/api/v1/campaigns", json=body).json()["id"]
+    steps = client.get(f"/api/v1/campaigns/{made}/steps").json()
+    assert [(s["number"], s["when"], s["planned_at"]) for s in steps] == [
+        (1, "2d after step 0", None)
+    ]
+    assert client.get("/api/v1/campaigns/999/steps").status_code == 404

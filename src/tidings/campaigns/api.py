@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from tidings.campaigns import followups, recurring, service
 from tidings.campaigns import review as reviewing
-from tidings.campaigns import service
 from tidings.campaigns.explain import MemberNotFound, explain_member
 from tidings.campaigns.models import CampaignStatus
 from tidings.campaigns.schemas import (
@@ -20,6 +20,7 @@ from tidings.campaigns.schemas import (
     Explanation,
     PlanResult,
     SendResult,
+    StepOut,
 )
 from tidings.http import DbSession, Page, PagingQuery, RowId, problem, require_scope
 from tidings.segments.api import rule_problem
@@ -208,3 +209,29 @@ def explain(campaign_id: RowId, member_id: RowId, db_session: DbSession) -> Any:
         db_session,
         lambda s: explain_member(db_session=s, campaign_id=campaign_id, member_id=member_id),
     )
+
+
+@router.get(
+    "/campaigns/{campaign_id}/steps",
+    response_model=list[StepOut],
+    responses=Problems,
+    dependencies=[require_scope("campaigns:read")],
+)
+def campaign_steps(campaign_id: RowId, db_session: DbSession) -> Any:
+    """The campaign's follow-up and countdown steps: when, to whom, and what each plan made."""
+
+    def action(s: Session) -> list[dict[str, Any]]:
+        service.get(db_session=s, campaign_id=campaign_id)
+        return followups.list_steps(db_session=s, campaign_id=campaign_id)
+
+    return _answer(db_session, action)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/runs",
+    responses=Problems,
+    dependencies=[require_scope("campaigns:read")],
+)
+def campaign_runs(campaign_id: RowId, db_session: DbSession) -> Any:
+    """A recurring campaign's runs, one per occurrence, newest first."""
+    return _answer(db_session, lambda s: recurring.runs(db_session=s, campaign_id=campaign_id))
