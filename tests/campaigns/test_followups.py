@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 
 from tidings import clock
 from tidings.accounts import service as accounts
+from tidings.accounts.models import Role
 from tidings.app import create_app
 from tidings.campaigns import followups, service
 from tidings.campaigns.schemas import CampaignCreate, StepCreate, VariantCreate
@@ -29,6 +30,7 @@ from tidings.orders.models import Order
 from tidings.providers.base import InboundReply
 from tidings.reports.service import campaign_report
 from tidings.tracking.credits import attribute_orders
+from web.conftest import Console  # type: ignore[import-not-found]
 
 from .conftest import add_members, inbox_phones, midday_zone
 
@@ -146,6 +148,10 @@ def test_a_follow_up_reaches_only_those_who_did_not_click(engine: Engine, world:
     steps = [(r["step"], r["sent"], r["delivered"], r["clicked"]) for r in report["by_step"]]
     assert steps == [(0, 12, 12, 3), (1, 9, 9, 0)]
     assert report["funnel"]["sent"] == 21
+    with clock.frozen(SENT + timedelta(days=4)):
+        page = Console(engine)(Role.ANALYST).get(f"/campaigns/{campaign}/results").text
+    shown = page[page.index('id="by-step"') :]
+    assert "<td>0</td><td>12</td>" in shown and "<td>1</td><td>9</td>" in shown
 
 
 def test_a_follow_up_to_those_who_replied_and_none_to_converters(

@@ -219,6 +219,7 @@ EN: dict[str, str] = {
     "chart_health": "Delivery by day",
     "ab_verdict": "A/B verdict",
     "lift": "Lift over the holdout",
+    "by_step": "By step (0: the first send)",
     "by_store": "By store",
     "failed": "Failed",
 }

@@ -219,6 +219,7 @@ ZH: dict[str, str] = {
     "chart_health": "每日送达",
     "ab_verdict": "A/B 结论",
     "lift": "相对对照组的提升",
+    "by_step": "分步骤（0 为首发）",
     "by_store": "分门店",
     "failed": "失败",
 }
