@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tidings import clock
 from tidings.campaigns import service
+from tidings.campaigns.followups import lock_for_writing
 from tidings.campaigns.models import Campaign, CampaignStatus, ScheduleKind, Variant
 from tidings.campaigns.recurrence import parse_recurrence
 from tidings.config import get_settings
@@ -84,6 +85,7 @@ def make_due_runs(*, db_session: Session, now: datetime | None = None) -> list[i
     (the latest one within GRACE); returns the new runs' ids."""
     now = now or clock.now()
     zone = get_settings().default_timezone
+    lock_for_writing(db_session)
     recurring = db_session.scalars(
         select(Campaign).where(
             Campaign.recurrence.is_not(None), Campaign.status != CampaignStatus.CANCELLED
