@@ -3,6 +3,8 @@ same firing path (consent, caps), never for a stop, a complaint or an unreadable
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
@@ -14,7 +16,7 @@ from tidings.providers.base import InboundReply
 
 from .conftest import add_member, at, local, trigger_messages
 
-NOW = local(2026, 6, 10, 11)
+NOW = local(2026, 6, 10, 11).astimezone(UTC)
 
 
 def _trigger(client: TestClient, event_type: str, name: str = "积分回复礼") -> None:

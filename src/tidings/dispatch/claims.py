@@ -43,6 +43,8 @@ class ClaimedMessage(NamedTuple):
     timezone: str | None
     expires_at: datetime | None
     attempts: int
+    trigger_id: int | None = None  # a trigger's message: its exit condition is checked again
+    member_id: int | None = None
 
 
 def campaign_running() -> ColumnElement[bool]:

@@ -193,7 +193,7 @@ def _id_list(ids: Collection[int]) -> str:
     return ", ".join(str(int(i)) for i in ids) or "NULL"
 
 
-def _matching(
+def members_matching(
     engine: Engine, db_session: Session, rule: Rule, frame: pl.DataFrame, today: date
 ) -> pl.Series:
     """The member ids of `frame` a segment rule matches."""
@@ -208,10 +208,10 @@ def _conditioned(
     """Keeps the members the condition matches and the exit condition does not."""
     members = frame.unique("member_id", maintain_order=True)
     if spec.condition is not None:
-        keep = _matching(engine, db_session, spec.condition, members, today)
+        keep = members_matching(engine, db_session, spec.condition, members, today)
         frame = frame.filter(pl.col("member_id").is_in(keep.implode()))
     if spec.exit_condition is not None:
-        gone = _matching(engine, db_session, spec.exit_condition, members, today)
+        gone = members_matching(engine, db_session, spec.exit_condition, members, today)
         frame = frame.filter(~pl.col("member_id").is_in(gone.implode()))
     return frame
 
