@@ -25,6 +25,7 @@ from tidings.campaigns.models import Campaign, CampaignStatus, CampaignStep, Sch
 from tidings.campaigns.planner import (
     CONTENT_KIND,
     MESSAGE_KIND,
+    PlanSpec,
     PlanVariant,
     audience_fields,
     dispatch_priority,
@@ -35,7 +36,7 @@ from tidings.campaigns.schedule import Schedule
 from tidings.campaigns.schemas import StepCreate
 from tidings.campaigns.spec import CampaignError, plan_spec, template_columns
 from tidings.campaigns.steps import Reaction, StepError, delay_minutes, reaction_of
-from tidings.config import get_settings
+from tidings.config import Settings, get_settings
 from tidings.content.lint import lint_rules
 from tidings.content.template import TemplateError, prepare_template
 from tidings.db import is_sqlite, read_frame
@@ -215,17 +216,12 @@ def _history(engine: Engine, campaign: Campaign, rules: PolicyRules, now: dateti
     )
 
 
-def plan_step(
-    *, db_session: Session, campaign: Campaign, step: CampaignStep, now: datetime
-) -> dict[str, Any]:
-    """Plans one step of a running campaign and queues its messages at once."""
-    settings = get_settings()
-    engine = db_session.get_bind()
-    assert isinstance(engine, Engine), "a step is planned on a session bound to an engine"
-    zone = settings.default_timezone
+def step_spec(campaign: Campaign, step: CampaignStep, settings: Settings) -> PlanSpec:
+    """The campaign's plan spec for one step: the step's template, everyone reached (no
+    holdout, one rollout stage), at once (windows defer it), no expiry nor offer cool-down."""
     columns = template_columns(coupon=False, link=False, expires=False)
     template = prepare_template(step.template, kind=CONTENT_KIND[campaign.kind], columns=columns)
-    spec = replace(
+    return replace(
         plan_spec(campaign, [], settings),
         variants=(PlanVariant(0, f"S{step.number}", template, 1),),
         holdout_share=0.0,
@@ -234,39 +230,16 @@ def plan_step(
         rollout_stages=(100,),
         offer_type=None,
     )
-    saved = saved_rules(db_session=db_session)
-    # Without a rule of its own, a step's audience is the step before's recipients (narrowed
-    # below), whatever the campaign's rule says of them now.
-    rule = parse(step.rule or EVERYONE)
-    audience = sources.audience_for(
-        engine,
-        rule=rule,
-        saved=saved,
-        today=local_today(zone),
-        timezone=zone,
-        fields=audience_fields(spec),
-    )
-    audience = chosen_members(engine, campaign_id=campaign.id, step=step, audience=audience)
-    suppressed = sources.suppressions(engine)
-    rules = PolicyRules.from_settings(settings)
-    frame = plan_frame(
-        audience.with_columns(phone_hash=sources.phone_hashes(audience["phone"])),
-        spec,
-        history=_history(engine, campaign, rules, now),
-        suppressions=suppressed,
-        rules=rules,
-        lint=lint_rules(kind=CONTENT_KIND[campaign.kind], scheme=spec.scheme),
-        now=now,
-        declined=(
-            preferences.declined_members(engine, topic=campaign.category)
-            if campaign.category
-            else None
-        ),
-    ).with_columns(variant_id=pl.lit(None, dtype=pl.Int64))
+
+
+def _write_step(
+    db_session: Session, campaign: Campaign, step: CampaignStep, frame: pl.DataFrame, now: datetime
+) -> None:
+    """Writes the step's messages and queues the planned ones at once."""
     sources.write_plan(
         db_session,
         campaign_id=campaign.id,
-        plan=frame,
+        plan=frame.with_columns(variant_id=pl.lit(None, dtype=pl.Int64)),
         kind=MESSAGE_KIND[campaign.kind].value,
         priority=dispatch_priority(campaign.kind),
         offer_type=campaign.offer_type,
@@ -283,6 +256,44 @@ def plan_step(
         )
         .values(state=MessageState.QUEUED, updated_at=now)
     )
+
+
+def plan_step(
+    *, db_session: Session, campaign: Campaign, step: CampaignStep, now: datetime
+) -> dict[str, Any]:
+    """Plans one step of a running campaign and queues its messages at once."""
+    settings = get_settings()
+    engine = db_session.get_bind()
+    assert isinstance(engine, Engine), "a step is planned on a session bound to an engine"
+    zone = settings.default_timezone
+    spec = step_spec(campaign, step, settings)
+    # Without a rule of its own, a step's audience is the step before's recipients (narrowed
+    # below), whatever the campaign's rule says of them now.
+    audience = sources.audience_for(
+        engine,
+        rule=parse(step.rule or EVERYONE),
+        saved=saved_rules(db_session=db_session),
+        today=local_today(zone),
+        timezone=zone,
+        fields=audience_fields(spec),
+    )
+    audience = chosen_members(engine, campaign_id=campaign.id, step=step, audience=audience)
+    rules = PolicyRules.from_settings(settings)
+    frame = plan_frame(
+        audience.with_columns(phone_hash=sources.phone_hashes(audience["phone"])),
+        spec,
+        history=_history(engine, campaign, rules, now),
+        suppressions=sources.suppressions(engine),
+        rules=rules,
+        lint=lint_rules(kind=CONTENT_KIND[campaign.kind], scheme=spec.scheme),
+        now=now,
+        declined=(
+            preferences.declined_members(engine, topic=campaign.category)
+            if campaign.category
+            else None
+        ),
+    )
+    _write_step(db_session, campaign, step, frame, now)
     step.plan_summary = summarise(frame, audience=audience.height)
     step.planned_at = now
     db_session.flush()
