@@ -154,14 +154,20 @@ def _unfired(db_session: Session, trigger_id: int, occasions: pl.DataFrame) -> p
     keys = occasions["key"].unique().to_list()
     if not keys:
         return occasions
+    # By member too when few (an event batch): a key such as a cart's second is shared by
+    # every member who carted then; a scheduler pass over everyone reads by key alone.
+    members = occasions["member_id"].unique()
+    among = " AND member_id IN :members" if members.len() <= HISTORY_BY_ID else ""
     query = text(
-        "SELECT member_id, key FROM trigger_firings WHERE trigger_id = :t AND key IN :keys"
-    ).bindparams(bindparam("keys", expanding=True))
-    rows = db_session.execute(query, {"t": trigger_id, "keys": keys}).all()
+        f"SELECT member_id, key FROM trigger_firings WHERE trigger_id = :t AND key IN :keys{among}"
+    ).bindparams(
+        bindparam("keys", expanding=True),
+        *([bindparam("members", expanding=True)] if among else []),
+    )
+    values = {"t": trigger_id, "keys": keys, **({"members": members.to_list()} if among else {})}
+    rows = db_session.execute(query, values).all()
     done = pl.DataFrame(
-        [(int(m), str(k)) for m, k in rows],
-        schema={"member_id": pl.Int64, "key": pl.String},
-        orient="row",
+        [tuple(row) for row in rows], schema={"member_id": pl.Int64, "key": pl.String}, orient="row"
     )
     return occasions.join(done, on=["member_id", "key"], how="anti", maintain_order="left")
 
