@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from tidings import clock
 from tidings.accounts.models import ApiKey
 from tidings.app import create_app
 from tidings.db import session_scope
@@ -60,3 +62,22 @@ def test_duplicate_key_name_is_a_clear_error(cli) -> None:
     result = cli("apikey", "create", "crm")
     assert result.exit_code == 2
     assert "exists already" in result.output
+
+
+def test_a_keys_last_use_is_noted_at_most_once_a_minute(cli, engine: Engine) -> None:
+    key = json.loads(cli("apikey", "create", "pos-sync", "--json").output)["key"]
+    client = TestClient(create_app(engine), headers={"Authorization": f"Bearer {key}"})
+
+    def last_used() -> datetime | None:
+        with session_scope(engine) as db_session:
+            return db_session.scalars(select(ApiKey.last_used_at)).one()
+
+    start = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    with clock.frozen(start):
+        assert client.get("/api/v1/campaigns").status_code == 200
+    with clock.frozen(start + timedelta(seconds=59)):
+        assert client.get("/api/v1/campaigns").status_code == 200
+    assert last_used() == start
+    with clock.frozen(start + timedelta(minutes=1)):
+        assert client.get("/api/v1/campaigns").status_code == 200
+    assert last_used() == start + timedelta(minutes=1)

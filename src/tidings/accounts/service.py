@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,6 +14,9 @@ from tidings.accounts.models import ApiKey
 from tidings.accounts.scopes import ALL, UnknownScope, check_scopes
 
 KEY_PREFIX = "tid_"
+# A key's last use is noted at most once a minute: noting it on every request made each API
+# call a write, which on SQLite queues every request behind the one writer.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class ApiKeyError(ValueError):
@@ -46,7 +50,10 @@ def authenticate(*, db_session: Session, key: str) -> ApiKey | None:
     api_key = db_session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
     if api_key is None or api_key.revoked_at is not None:
         return None
-    api_key.last_used_at = clock.now()
+    now = clock.now()
+    last = api_key.last_used_at
+    if last is None or now - last >= LAST_USED_RESOLUTION:
+        api_key.last_used_at = now
     return api_key
 
 
