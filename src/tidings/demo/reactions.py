@@ -76,7 +76,9 @@ def simulate_reactions(*, db_session: Session, campaign_id: int, seed: int = 7) 
     """Writes the clicks, orders and coupon redemptions of the campaign's audience over the
     view window after the send; held-out members order at the base rate only."""
     store = BulkStore(db_session)
-    audience = _audience(store, campaign_id).unique("member_id", keep="first")
+    # In member order, so that each member meets the same draw whatever order the store read
+    # them in (PostgreSQL's varies from run to run).
+    audience = _audience(store, campaign_id).unique("member_id", keep="first").sort("member_id")
     rng = np.random.default_rng([seed, campaign_id])
     start = audience.filter(pl.col("skip_reason").is_null())["reached_at"].min()
     if not isinstance(start, datetime):
