@@ -17,6 +17,7 @@ from tidings.loyalty.api import router as loyalty_router
 from tidings.members.api import router as members_router
 from tidings.migrate import ready_engine
 from tidings.notifications.api import router as notifications_router
+from tidings.notifications.express import install_express_lane
 from tidings.notifications.pages import router as preference_pages
 from tidings.orders.api import router as orders_router
 from tidings.profiles.api import router as profiles_router
@@ -61,6 +62,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(preference_pages)
     # Short links carry no key either; their route goes first, as the busiest.
     install_short_links(app, get_settings())
+    # Well-formed sends of transactional messages go first of all (see notifications.express).
+    install_express_lane(app)
     # The web console at /, after every other route so that none of them is shadowed.
     mount_console(app, get_settings())
     install_log_redaction()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from http import HTTPStatus
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -11,18 +16,24 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tidings import clock
 from tidings.accounts import service as accounts
 from tidings.accounts.models import ApiKey
 from tidings.accounts.scopes import grants
-from tidings.db import session_factory
+from tidings.db import is_sqlite, session_factory
 
 PROBLEM_JSON = "application/problem+json"
 MAX_PER_PAGE = 200  # rows per page of any list endpoint
 MAX_ROW_ID = 2**63 - 1  # the largest id a store's BIGINT (and SQLite's INTEGER) holds
 MAX_CENTS = 10**12  # ten billion yuan: more than any one order, coupon or spend threshold
+# How long a key checked against the store is trusted by the routes that use `ApiKeyCache`:
+# a key revoked meanwhile is refused there within this time.
+API_KEY_TRUSTED_FOR = timedelta(seconds=5)
+API_KEY_CACHE_SIZE = 1024  # keys remembered at once
 
 ItemT = TypeVar("ItemT")
 
@@ -42,7 +53,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        response = problem(error.status_code, _title(error.status_code), str(error.detail))
+        response = problem(error.status_code, status_title(error.status_code), str(error.detail))
         for name, value in (error.headers or {}).items():
             response.headers[name] = value
         return response
@@ -58,9 +69,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(422, "Invalid request", detail, errors=errors)
 
 
-def _title(status: int) -> str:
-    from http import HTTPStatus
-
+def status_title(status: int) -> str:
+    """The title of a problem answered with `status`: its standard phrase."""
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -113,6 +123,65 @@ def require_api_key(
 
 
 Authenticated = Annotated[ApiKey, Depends(require_api_key)]
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    """A live API key as the cache remembers it: its name and scopes."""
+
+    name: str
+    scopes: tuple[str, ...]
+
+    def holds(self, scope: str) -> bool:
+        """Tells whether the key may use `scope`."""
+        return grants(list(self.scopes), scope)
+
+
+class ApiKeyCache:
+    """Live API keys recently checked against the store, by their hash, each trusted for
+    API_KEY_TRUSTED_FOR: the busiest routes check a key without a read of the store, and a
+    key revoked meanwhile is refused within that time. Unknown keys are not remembered."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._keys: OrderedDict[str, tuple[KeyGrant, Any]] = OrderedDict()
+
+    async def check(self, key: str) -> KeyGrant | None:
+        """The live key `key` is, or None; the store is asked when the cache cannot say."""
+        digest = accounts.hash_key(key)
+        remembered = self._keys.get(digest)
+        now = clock.now()
+        if remembered is not None and now - remembered[1] < API_KEY_TRUSTED_FOR:
+            return remembered[0]
+        grant = await asyncio.to_thread(self._authenticate, key)
+        if grant is None:
+            self._keys.pop(digest, None)
+            return None
+        self._keys[digest] = (grant, now)
+        self._keys.move_to_end(digest)
+        while len(self._keys) > API_KEY_CACHE_SIZE:
+            self._keys.popitem(last=False)
+        return grant
+
+    def _authenticate(self, key: str) -> KeyGrant | None:
+        with session_factory(self.engine)() as db_session:
+            api_key = accounts.authenticate(db_session=db_session, key=key)
+            if api_key is None:
+                return None
+            grant = KeyGrant(name=api_key.name, scopes=tuple(api_key.scopes or []))
+            commit_last_use(db_session)
+        return grant
+
+
+def commit_last_use(db_session: Session) -> None:
+    """Commits a key's last-used time. On SQLite a write since the key was read makes that
+    stamp fail; the key was checked, so the request goes on and a later one stamps it."""
+    try:
+        db_session.commit()
+    except OperationalError:
+        if not is_sqlite(db_session):
+            raise
+        db_session.rollback()
 
 
 def require_scope(scope: str) -> Any:

@@ -1,11 +1,13 @@
-"""Gathers the single `POST /api/v1/messages` requests that arrive together into one batch:
-one policy decision and one transaction for many requests, which is what lets one process
-accept hundreds of messages a second. Each request waits for its own answer, given only
-after the batch is committed, so an accepted message is never lost."""
+"""Gathers the `POST /api/v1/messages` requests (and batches) that arrive together into one
+batch: one policy decision and one transaction for many requests, which is what lets one
+process accept hundreds of messages a second. Each request waits for its own answer, given
+only after the batch is committed, so an accepted message is never lost."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -17,60 +19,78 @@ from tidings.notifications import service
 from tidings.notifications.schemas import MessageAccepted, MessageCreate
 from tidings.notifications.throttle import VerificationLimits
 
-MAX_BATCH = 200  # requests decided and written together
+MAX_BATCH = 500  # messages decided and written together (a request's batch is never split)
 GATHER_SECONDS = 0.002  # how long the first request of a batch waits for company
 
 
 @dataclass
 class _Waiting:
-    request: MessageCreate
-    answer: asyncio.Future[MessageAccepted]
+    requests: Sequence[MessageCreate]
+    outcome: asyncio.Future[service.Outcome]
 
 
 class Intake:
-    """One per application: a queue of requests and one task that sends them in batches."""
+    """One per application: the requests waiting, and one task that sends them in batches."""
 
     def __init__(self, engine: Engine, settings: Settings, limits: VerificationLimits) -> None:
         self.engine = engine
         self.settings = settings
         self.limits = limits
-        self._queue: asyncio.Queue[_Waiting] | None = None
+        self._waiting: deque[_Waiting] = deque()
+        self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def submit(self, request: MessageCreate) -> MessageAccepted:
         """Sends one message with whatever else arrives; raises a NotificationError."""
+        outcome = await self.submit_many([request])
+        if 0 in outcome.errors:
+            message = outcome.errors[0]
+            raise service.NotificationError(message, status=service.error_status(message))
+        return outcome.answers[0]
+
+    async def submit_many(self, requests: Sequence[MessageCreate]) -> service.Outcome:
+        """Sends messages with whatever else arrives: each one's answer or refusal, by
+        position in `requests`."""
         loop = asyncio.get_running_loop()
         stale = self._task is None or self._task.done() or self._task.get_loop() is not loop
-        if self._queue is None or stale:
+        if self._arrived is None or stale:
             # A sender per event loop: an application served again gets a fresh one.
-            self._queue = asyncio.Queue()
-            self._task = loop.create_task(self._run(self._queue))
-        answer: asyncio.Future[MessageAccepted] = loop.create_future()
-        await self._queue.put(_Waiting(request, answer))
-        return await answer
+            self._arrived = asyncio.Event()
+            self._task = loop.create_task(self._run(self._arrived))
+        outcome: asyncio.Future[service.Outcome] = loop.create_future()
+        self._waiting.append(_Waiting(requests, outcome))
+        self._arrived.set()
+        return await outcome
 
-    async def _run(self, queue: asyncio.Queue[_Waiting]) -> None:
+    def _next_batch(self) -> list[_Waiting]:
+        """The requests waiting longest, up to MAX_BATCH messages (at least one request)."""
+        batch: list[_Waiting] = []
+        size = 0
+        while self._waiting and (not batch or size + len(self._waiting[0].requests) <= MAX_BATCH):
+            batch.append(self._waiting.popleft())
+            size += len(batch[-1].requests)
+        return batch
+
+    async def _run(self, arrived: asyncio.Event) -> None:
         while True:
-            batch = [await queue.get()]
+            await arrived.wait()
             await asyncio.sleep(GATHER_SECONDS)
-            while not queue.empty() and len(batch) < MAX_BATCH:
-                batch.append(queue.get_nowait())
+            batch = self._next_batch()
+            if not self._waiting:
+                arrived.clear()
+            requests = [request for waiting in batch for request in waiting.requests]
             try:
-                outcome = await asyncio.to_thread(self._send, [w.request for w in batch])
+                outcome = await asyncio.to_thread(self._send, requests)
             except Exception as error:  # the store failed: every request of the batch hears it
                 for waiting in batch:
-                    if not waiting.answer.done():
-                        waiting.answer.set_exception(error)
+                    if not waiting.outcome.done():
+                        waiting.outcome.set_exception(error)
                 continue
-            for index, waiting in enumerate(batch):
-                if waiting.answer.done():
-                    continue
-                if index in outcome.errors:
-                    message = outcome.errors[index]
-                    status = service.error_status(message)
-                    waiting.answer.set_exception(service.NotificationError(message, status=status))
-                else:
-                    waiting.answer.set_result(outcome.answers[index])
+            start = 0
+            for waiting in batch:
+                if not waiting.outcome.done():
+                    waiting.outcome.set_result(_part(outcome, start, len(waiting.requests)))
+                start += len(waiting.requests)
 
     def _send(self, requests: list[MessageCreate]) -> service.Outcome:
         # Read and decide first, then write in a short transaction of its own: SQLite holds
@@ -88,3 +108,14 @@ class Intake:
             return service.write_many(
                 db_session=session, pending=pending, settings=self.settings, now=now
             )
+
+
+def _part(outcome: service.Outcome, start: int, size: int) -> service.Outcome:
+    """The answers and refusals of positions start .. start + size, counted from 0."""
+    part = service.Outcome()
+    for index in range(size):
+        if start + index in outcome.answers:
+            part.answers[index] = outcome.answers[start + index]
+        else:
+            part.errors[index] = outcome.errors[start + index]
+    return part
