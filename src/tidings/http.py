@@ -151,7 +151,7 @@ class ApiKeyCache:
         digest = accounts.hash_key(key)
         remembered = self._keys.get(digest)
         now = clock.now()
-        if remembered is not None and now - remembered[1] < API_KEY_TRUSTED_FOR:
+        if remembered is not None and timedelta(0) <= now - remembered[1] < API_KEY_TRUSTED_FOR:
             return remembered[0]
         grant = await asyncio.to_thread(self._authenticate, key)
         if grant is None:

@@ -4,14 +4,19 @@ idempotency key, in the ledger and its history, with suppression and quiet hours
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from tidings import clock
+from tidings.accounts import service as accounts
+from tidings.app import create_app
 from tidings.campaigns.sources import phone_hash
 from tidings.config import Settings
 from tidings.db import session_scope
+from tidings.http import API_KEY_TRUSTED_FOR
 from tidings.members.models import Suppression, SuppressionReason
 
 from .conftest import NIGHT, NOW, PHONE, run_worker
@@ -126,3 +131,86 @@ def test_an_opted_out_member_still_gets_a_service_notice(
     with clock.frozen(NOW):
         answer = client.post("/api/v1/messages", json={**ORDER, "member_id": member}).json()
     assert (answer["state"], answer["skip_reason"]) == ("queued", None)
+
+
+def test_a_revoked_key_stops_sending_within_seconds(
+    engine: Engine, client: TestClient, member: int
+) -> None:
+    with clock.frozen(NOW):
+        assert client.post("/api/v1/messages", json={**ORDER, "member_id": member}).is_success
+    with session_scope(engine) as session:
+        accounts.revoke(db_session=session, name="pos")
+    with clock.frozen(NOW + API_KEY_TRUSTED_FOR):
+        refused = client.post(
+            "/api/v1/messages", json={**ORDER, "idempotency_key": "late", "member_id": member}
+        )
+        batch = client.post(
+            "/api/v1/messages:batch",
+            json={"messages": [{**ORDER, "idempotency_key": "later", "member_id": member}]},
+        )
+    assert (refused.status_code, batch.status_code) == (401, 401)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["detail"] == "this API key is unknown or revoked"
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM messages")).scalar_one() == 1
+
+
+def test_refused_sends_are_problems_that_say_what_to_fix(
+    engine: Engine, client: TestClient, member: int
+) -> None:
+    with session_scope(engine) as session:
+        _, reader = accounts.create(db_session=session, name="reader", scopes=["messages:read"])
+    anonymous = client.post(
+        "/api/v1/messages", json={**ORDER, "member_id": member}, headers={"Authorization": ""}
+    )
+    assert anonymous.status_code == 401
+    assert "tidings apikey create" in anonymous.json()["detail"]
+    lacking = client.post(
+        "/api/v1/messages",
+        json={**ORDER, "member_id": member},
+        headers={"Authorization": f"Bearer {reader}"},
+    )
+    assert lacking.status_code == 403
+    assert "messages:write" in lacking.json()["detail"]
+    both = client.post("/api/v1/messages", json={**ORDER, "member_id": member, "phone": PHONE})
+    assert both.status_code == 422
+    assert "not both" in both.json()["detail"]
+    assert both.json()["errors"][0]["location"] == ["body"]
+    unkeyed = client.post("/api/v1/messages:batch", json={"messages": [{"member_id": member}]})
+    assert unkeyed.status_code == 422
+    assert ["body", "messages", 0, "idempotency_key"] in [
+        error["location"] for error in unkeyed.json()["errors"]
+    ]
+    broken = client.post(
+        "/api/v1/messages",
+        content=b'{"idempotency_key": "x",',
+        headers={"Content-Type": "application/json"},
+    )
+    assert broken.status_code == 422
+    assert broken.json()["title"] == "Invalid request"
+    for answer in (anonymous, lacking, both, unkeyed, broken):
+        assert answer.headers["content-type"] == "application/problem+json"
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM messages")).scalar_one() == 0
+
+
+def test_one_key_sent_at_once_by_two_processes_sends_one_message(
+    engine: Engine, client: TestClient, settings: Settings, member: int
+) -> None:
+    other = create_app(engine)  # another process serving the same store
+    other.state.settings = settings
+    body = {**ORDER, "member_id": member}
+
+    def send(pair: tuple[TestClient, str]) -> httpx.Response:
+        sender, key = pair
+        return sender.post("/api/v1/messages", json={**body, "idempotency_key": key})
+
+    with TestClient(other, headers=client.headers) as second, ThreadPoolExecutor(2) as pool:
+        for attempt in range(5):
+            key = f"twice-{attempt}"
+            answers = list(pool.map(send, [(client, key), (second, key)]))
+            assert [a.status_code // 100 for a in answers] == [2, 2], answers[0].text
+            assert answers[0].json()["id"] == answers[1].json()["id"]
+    with engine.connect() as connection:
+        count = connection.execute(text("SELECT COUNT(*) FROM messages")).scalar_one()
+    assert count == 5
