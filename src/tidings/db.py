@@ -272,6 +272,44 @@ def bulk_insert(session: Session, table: str, frame: pl.DataFrame) -> int:
     return frame.height
 
 
+SQLITE_ROWS_PER_STATEMENT = 100  # rows in one multi-row INSERT (SQLite allows 32,766 markers)
+SQLITE_APPEND_BLOCK = 50_000  # rows turned into parameters at a time, to bound memory
+
+
+def append_rows(session: Session, table: str, frame: pl.DataFrame, *, verb: str = "INSERT") -> int:
+    """Inserts every row of `frame` into `table` (`verb` may be `INSERT OR IGNORE` on SQLite).
+
+    On SQLite, binding one statement per row costs more than SQLite's own work, so rows go
+    in `SQLITE_ROWS_PER_STATEMENT` at a time, their values laid out by numpy in one pass.
+    Returns the rows written (on SQLite, those an `OR IGNORE` did not skip). PostgreSQL
+    uses COPY, as `bulk_insert` does.
+    """
+    if frame.height == 0:
+        return 0
+    if not is_sqlite(session):
+        return bulk_insert(session, table, frame)
+    import numpy as np
+
+    raw = _driver_connection(session)
+    frame = _sqlite_ready(frame)
+    width, per = frame.width, SQLITE_ROWS_PER_STATEMENT
+    group = "(" + ", ".join("?" for _ in frame.columns) + ")"
+    head = f"{verb} INTO {table} ({', '.join(frame.columns)}) VALUES "
+    many, written = head + ", ".join([group] * per), 0
+    for start in range(0, frame.height, SQLITE_APPEND_BLOCK):
+        block = frame.slice(start, SQLITE_APPEND_BLOCK)
+        values = np.empty((block.height, width), dtype=object)
+        for index, column in enumerate(block.get_columns()):
+            values[:, index] = column.to_list()
+        full = block.height // per * per
+        if full:
+            cursor = raw.executemany(many, values[:full].reshape(-1, per * width).tolist())
+            written += cursor.rowcount
+        if full < block.height:
+            written += raw.executemany(head + group, values[full:].tolist()).rowcount
+    return int(written)
+
+
 def execute_many(session: Session, sql: str, frame: pl.DataFrame) -> None:
     """Runs a DBAPI statement with qmark (SQLite) or %s (PostgreSQL) markers for each row."""
     if frame.height == 0:
@@ -372,6 +410,10 @@ class BulkStore:
     def ingest(self, table: str, frame: pl.DataFrame) -> int:
         """Appends every row of `frame` to `table` (its columns named as the frame's)."""
         return bulk_insert(self.session, table, frame)
+
+    def append(self, table: str, frame: pl.DataFrame, *, verb: str = "INSERT") -> int:
+        """Appends rows like `ingest`, faster on SQLite (`append_rows`); returns rows written."""
+        return append_rows(self.session, table, frame, verb=verb)
 
     def execute_rows(self, sql: str, frame: pl.DataFrame) -> None:
         """Runs one statement (with `?` markers) for every row of `frame`."""

@@ -64,7 +64,7 @@ def temp_columns(store: BulkStore, names: list[str]) -> dict[str, str]:
 def stage(store: BulkStore, table: str, frame: pl.DataFrame) -> None:
     """Puts `frame` in a fresh temporary table of the same column names."""
     store.create_temp(table, temp_columns(store, frame.columns))
-    store.ingest(table, frame)
+    store.append(table, frame)
 
 
 def store_refs(*, store: BulkStore) -> pl.DataFrame:
@@ -104,7 +104,7 @@ def match_members(*, store: BulkStore, keys: pl.DataFrame) -> pl.DataFrame:
 def insert_members(*, store: BulkStore, members: pl.DataFrame) -> pl.Series:
     """Inserts new members (columns named as the table's); returns their ids, in order."""
     ids = reserve_ids(store, "members", members.height)
-    store.ingest("members", members.with_columns(ids))
+    store.append("members", members.with_columns(ids))
     return ids
 
 
@@ -150,7 +150,7 @@ def record_consent(*, store: BulkStore, events: pl.DataFrame) -> int:
             & (pl.col("occurred_at") >= pl.col("latest_at"))
         )
     )
-    return store.ingest(
+    return store.append(
         "consent_events",
         changes.select(
             "member_id",
@@ -176,7 +176,7 @@ def upsert_stores(*, store: BulkStore, stores: pl.DataFrame) -> tuple[int, int]:
         pl.col(name).ne_missing(pl.col(f"{name}_old")) for name in columns[1:]
     )
     changed = joined.filter(pl.col("id").is_not_null() & differs).select("id", *columns[1:])
-    store.ingest("stores", new.with_columns(created_at=pl.lit(_now(), dtype=UTC_TIME)))
+    store.append("stores", new.with_columns(created_at=pl.lit(_now(), dtype=UTC_TIME)))
     if changed.height:
         stage(store, "import_store_updates", changed)
         assignments = ", ".join(f"{name} = u.{name}" for name in columns[1:])

@@ -36,7 +36,7 @@ def _stage(store: BulkStore, table: str, frame: pl.DataFrame) -> None:
         for name in frame.columns
     }
     store.create_temp(table, columns)
-    store.ingest(table, frame)
+    store.append(table, frame)
 
 
 def last_order_id(*, store: BulkStore) -> int:
@@ -71,7 +71,7 @@ def insert_orders(*, store: BulkStore, orders: pl.DataFrame) -> pl.DataFrame:
     new = orders.join(known, on="external_id", how="anti").with_columns(
         pl.int_range(first, first + pl.len(), dtype=pl.Int64).alias("id")
     )
-    store.ingest("orders", new)
+    store.append("orders", new)
     return pl.concat([known, new.select("external_id", pl.col("id").alias("order_id"))])
 
 
@@ -99,7 +99,7 @@ def add_to_orders(*, store: BulkStore, totals: pl.DataFrame) -> None:
 
 def insert_items(*, store: BulkStore, items: pl.DataFrame) -> int:
     """Inserts order lines (columns named as the order_items table's)."""
-    return store.ingest("order_items", items)
+    return store.append("order_items", items)
 
 
 def member_keys(*, store: BulkStore, after_id: int = 0) -> pl.DataFrame:
@@ -129,7 +129,7 @@ def upsert_products(*, store: BulkStore, products: pl.DataFrame) -> tuple[int, i
         pl.col(name).ne_missing(pl.col(f"{name}_old")) for name in columns[1:]
     )
     changed = joined.filter(pl.col("id").is_not_null() & differs).select("id", *columns[1:])
-    store.ingest("products", new)
+    store.append("products", new)
     if changed.height:
         _stage(store, "import_product_updates", changed)
         assignments = ", ".join(f"{name} = u.{name}" for name in columns[1:])
@@ -144,7 +144,7 @@ def create_members(*, store: BulkStore, members: pl.DataFrame, now: Any) -> int:
     """Creates bare members (code and/or phone) for order lines of unknown people."""
     if members.height == 0:
         return 0
-    return store.ingest(
+    return store.append(
         "members",
         members.select("code", "phone", "phone_status").with_columns(
             pl.lit(False).alias("birthday_is_lunar"),
