@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from tidings.config import get_settings
-from tidings.db import BulkStore, is_sqlite
+from tidings.db import BulkStore, is_sqlite, utc_text
 from tidings.dispatch.models import MessageState, state_guard
 from tidings.members.phone import fast_e164
 from tidings.orders.models import Event
@@ -265,14 +265,25 @@ def replies_arrived(
     return fired
 
 
-def _new_orders(db_session: Session, first_order_id: int) -> pl.DataFrame:
-    """Orders from `first_order_id` on, with their store's name, points earned and balance."""
-    return BulkStore(db_session).frame(
+def _new_orders(
+    db_session: Session, first_order_id: int, *, placed_since: datetime | None
+) -> pl.DataFrame:
+    """Orders from `first_order_id` on, with their store's name, points earned and balance:
+    those placed since `placed_since` (all when None) and those of members with a queued
+    cart reminder. An import of old orders thus reads none of them back."""
+    store = BulkStore(db_session)
+    since = "1 = 1" if placed_since is None else "o.ordered_at >= ?"
+    params: tuple[Any, ...] = (first_order_id,)
+    if placed_since is not None:
+        params += (utc_text(placed_since) if store.dialect == "sqlite" else placed_since,)
+    return store.frame(
         "SELECT o.id, o.member_id, o.ordered_at, o.amount_cents, s.name, m.points,"
         " (SELECT SUM(l.points) FROM points_lots l WHERE l.order_id = o.id"
         " AND l.kind = 'accrual') FROM orders o JOIN members m ON m.id = o.member_id"
-        " LEFT JOIN stores s ON s.id = o.store_id WHERE o.id >= ?",
-        (first_order_id,),
+        f" LEFT JOIN stores s ON s.id = o.store_id WHERE o.id >= ? AND ({since}"
+        " OR o.member_id IN (SELECT f.member_id FROM trigger_firings f JOIN triggers t"
+        " ON t.id = f.trigger_id WHERE f.outcome = 'queued' AND t.kind = 'cart_abandoned'))",
+        params,
         schema={
             "order_id": pl.Int64,
             "member_id": pl.Int64,
@@ -335,7 +346,10 @@ def orders_arrived(
 ) -> dict[str, dict[str, Any]]:
     """Reacts to orders an import or the API just created (ids from `first_order_id` on):
     cancels the cart reminders they make pointless and fires receipts for recent ones."""
-    orders = _new_orders(db_session, first_order_id)
+    receipts = service.enabled_of_kind(db_session=db_session, kind="receipt")
+    ages = [float(service.setting(trigger, "max_age_minutes")) for trigger in receipts]
+    placed_since = now - timedelta(minutes=max(ages)) if ages else now
+    orders = _new_orders(db_session, first_order_id, placed_since=placed_since)
     fired: dict[str, dict[str, Any]] = {}
     if orders.height == 0:
         return fired
@@ -343,7 +357,7 @@ def orders_arrived(
     if cancelled:
         fired["cart_abandoned"] = {"cancelled": cancelled}
     zone = get_settings().default_timezone
-    for trigger in service.enabled_of_kind(db_session=db_session, kind="receipt"):
+    for trigger in receipts:
         max_age = service.setting(trigger, "max_age_minutes")
         recent = orders.filter(pl.col("ordered_at") >= now - timedelta(minutes=float(max_age)))
         found = occasions.receipt_occasions(
