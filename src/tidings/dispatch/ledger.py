@@ -58,9 +58,9 @@ def _execute_many(session: Session, sql: str, rows: Sequence[Row]) -> None:
     if is_sqlite(session):
         raw.executemany(sql, _as_sqlite_rows(rows))
     else:
-        statement, arrays = _as_one_update(sql, rows)
+        statement, params = _as_one_update(sql, rows)
         with raw.cursor() as cursor:
-            cursor.execute(statement, arrays)
+            cursor.execute(statement, params)
 
 
 def _as_sqlite_rows(rows: Sequence[Row]) -> list[Row]:
@@ -79,30 +79,47 @@ def _as_sqlite_rows(rows: Sequence[Row]) -> list[Row]:
     return list(zip(*columns, strict=True))
 
 
-def _array_type(column: Sequence[Any]) -> str:
+def _sql_type(column: Sequence[Any]) -> str:
     sample = next((value for value in column if value is not None), None)
     if isinstance(sample, datetime):
-        return "timestamptz[]"
+        return "timestamptz"
     if isinstance(sample, bool):
-        return "boolean[]"
+        return "boolean"
     if isinstance(sample, int):
-        return "bigint[]"
-    return "text[]"
+        return "bigint"
+    return "text"
 
 
-def _as_one_update(sql: str, rows: Sequence[Row]) -> tuple[str, list[list[Any]]]:
+def _as_one_update(sql: str, rows: Sequence[Row]) -> tuple[str, dict[str, Any]]:
     """Turns a per-row `UPDATE messages SET ... WHERE ...` with ? markers into one PostgreSQL
-    statement over unnest()ed arrays: one round trip for the batch instead of one per row."""
+    statement over unnest()ed arrays: one round trip for the batch instead of one per row.
+
+    A column with one value for every row (the time of the update, mostly) goes as that one
+    value, and values go in binary: dumping arrays of times as text cost more than the UPDATE.
+    """
     columns = [list(column) for column in zip(*rows, strict=True)]
     pieces = sql.split("?")
     assert len(pieces) == len(columns) + 1, "one value per ? marker"
-    text = pieces[0] + "".join(f"v.c{i}{piece}" for i, piece in enumerate(pieces[1:]))
-    names = ", ".join(f"c{i}" for i in range(len(columns)))
-    arrays = ", ".join(f"%s::{_array_type(column)}" for column in columns)
+    params: dict[str, Any] = {}
+    arrays: list[str] = []
+    names: list[str] = []
+    for i, column in enumerate(columns):
+        kind = _sql_type(column)
+        if column.count(column[0]) == len(column):
+            params[f"c{i}"] = column[0]
+            names.append(f"%(c{i})b::{kind}")
+        else:
+            params[f"c{i}"] = column
+            arrays.append(f"%(c{i})b::{kind}[]")
+            names.append(f"v.c{i}")
+    text = pieces[0] + "".join(name + piece for name, piece in zip(names, pieces[1:], strict=True))
     head, _, tail = text.partition(" WHERE ")
     # Join by primary key, never by the state index: with many messages awaiting receipts,
     # a plan that starts from "every submitted message" reads them all for each batch.
     tail = tail.replace(" state IN (", " (state || '') IN (").replace(
         " state = '", " (state || '') = '"
     )
-    return f"{head} FROM unnest({arrays}) AS v({names}) WHERE {tail}", columns
+    if not arrays:
+        return f"{head} WHERE {tail}", params
+    labels = ", ".join(name[2:] for name in names if name.startswith("v."))
+    return f"{head} FROM unnest({', '.join(arrays)}) AS v({labels}) WHERE {tail}", params
