@@ -103,7 +103,14 @@ class Message(Base):
         ),
         Index("ix_messages_state", "state"),
         Index("ix_messages_campaign_id_state", "campaign_id", "state"),
-        Index("ix_messages_provider_provider_message_id", "provider", "provider_message_id"),
+        # Receipts look messages up by the provider's id: only those a provider took have one.
+        Index(
+            "ix_messages_provider_provider_message_id",
+            "provider",
+            "provider_message_id",
+            sqlite_where=text("provider_message_id IS NOT NULL"),
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+        ),
         Index("ix_messages_member_id_created_at", "member_id", "created_at"),
         # The console's dashboard reads a fortnight of sends by day from this index alone.
         Index("ix_messages_send_at_state", "send_at", "state", "cost_cents"),
@@ -112,9 +119,11 @@ class Message(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(100), unique=True)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"))
+    # Written a million at a time by the planner from the members and variants it has just
+    # read: no foreign key, which would check (and on PostgreSQL lock) a row per message.
+    variant_id: Mapped[int | None] = mapped_column(Integer)
     trigger_id: Mapped[int | None] = mapped_column(Integer)
-    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    member_id: Mapped[int | None] = mapped_column(Integer)
     phone: Mapped[str] = mapped_column(String(20))
     timezone: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[MessageKind] = mapped_column(_enum(MessageKind), default=MessageKind.MARKETING)

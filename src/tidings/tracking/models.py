@@ -29,7 +29,8 @@ class ShortLink(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(100), index=True)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     trigger_id: Mapped[int | None] = mapped_column(Integer)
-    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    # No foreign key: a plan writes these in bulk for members it has just read (0015).
+    member_id: Mapped[int | None] = mapped_column(Integer)
     target_url: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
 
