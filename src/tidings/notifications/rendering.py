@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import Row
+
 from tidings.config import Settings
 from tidings.content.render import render_one
 from tidings.content.template import (
@@ -16,7 +18,6 @@ from tidings.content.template import (
     TemplateError,
     prepare_template,
 )
-from tidings.members.models import Member
 from tidings.notifications import codes
 from tidings.notifications.models import NotificationKind
 from tidings.notifications.schemas import MessageCreate
@@ -63,9 +64,10 @@ def _source(request: MessageCreate, settings: Settings) -> str:
 
 
 def render_request(
-    request: MessageCreate, *, member: Member | None, settings: Settings
+    request: MessageCreate, *, member: Row[*tuple[Any, ...]] | None, settings: Settings
 ) -> Rendered:
-    """Renders the request's text, or raises a NotificationError saying what to fix."""
+    """Renders the request's text, or raises a NotificationError saying what to fix;
+    `member` is the member's row (name, gender, points and tier are read)."""
     values: dict[str, Any] = {key: value for key, value in request.values.items()}
     if member is not None:
         values.setdefault("name", member.name)

@@ -2,9 +2,10 @@
 idempotency keys, resolve recipients, render, and decide with the shared policy; the rows
 of queued (or skipped) messages then go to the ledger (`notifications.recording`).
 
-A batch is one policy decision (`tidings.policy.decide`) over all its messages: transactional
-messages need no consent and have no caps, but suppression (complaint, erasure, invalid
-phone) stops them and a notice that is not urgent waits out quiet hours. Urgent ones
+Messages are decided by the shared policy (`tidings.policy.decide`, whose answers
+`notifications.decisions` remembers for the minute): transactional messages need no consent
+and have no caps, but suppression (complaint, erasure, invalid phone) stops them and a
+notice that is not urgent waits out quiet hours. Urgent ones
 (verification codes, and notices marked urgent) are decided and stored as replies are, the
 one kind that goes at any hour, as immediate answers to members do.
 """
@@ -17,32 +18,43 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Row, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from tidings.campaigns.planner import BLOCKED_PREFIX
 from tidings.campaigns.sources import phone_hash
 from tidings.campaigns.spec import counting_of
 from tidings.config import Settings
-from tidings.content.length import measure
-from tidings.content.lint import lint_messages, lint_rules
+from tidings.content.length import measure, measure_text
+from tidings.content.lint import blocking_reason, lint_messages, lint_rules, lint_text
 from tidings.content.template import MessageKind as ContentKind
 from tidings.dispatch.models import PRIORITY, MessageKind, MessageState
 from tidings.members.models import Member, PhoneStatus
 from tidings.members.phone import classify
+from tidings.notifications.decisions import Decided, DecisionMemo, Situation
 from tidings.notifications.models import Notification, NotificationKind
 from tidings.notifications.rendering import NotificationError, render_request
 from tidings.notifications.schemas import MessageAccepted, MessageCreate
-from tidings.policy.decide import Decision, decide
-from tidings.policy.rules import CandidateKind, PolicyRules
+from tidings.policy.decide import Decision
+from tidings.policy.rules import CandidateKind
 
-UTC_TIME = pl.Datetime("us", "UTC")
 KEY_PREFIX = "api:"  # dedupe_key of an API message: this and its idempotency key
-HISTORY_SCHEMA: dict[str, pl.DataType] = {
-    "member_id": pl.Int64(),
-    "kind": pl.String(),
-    "sent_at": UTC_TIME,
-}
+# Fewer texts than this are measured and linted one by one (`measure_text`, `lint_text`, held
+# equal to the bulk path by the content tests): Polars' fixed cost per call outweighs them.
+BULK_CHECK_FROM = 64
+DECISIONS = DecisionMemo()
+# What the send path reads of a member, as plain rows: lighter than mapped objects.
+MEMBER_COLUMNS = (
+    Member.id,
+    Member.phone,
+    Member.phone_status,
+    Member.name,
+    Member.gender,
+    Member.points,
+    Member.tier,
+    Member.timezone,
+)
+MemberRow = Row[*tuple[Any, ...]]
 
 
 @dataclass
@@ -77,19 +89,18 @@ def first_answers(db_session: Session, keys: Sequence[str]) -> dict[str, dict[st
     return {key: answer for key, answer in db_session.execute(query).all()}
 
 
-def _members(db_session: Session, requests: Sequence[MessageCreate]) -> dict[Any, Member]:
-    """The members named by id or by phone, keyed by both."""
+def _members(db_session: Session, requests: Sequence[MessageCreate]) -> dict[int, MemberRow]:
+    """The members named by id, by id."""
     ids = {r.member_id for r in requests if r.member_id is not None}
-    found: dict[Any, Member] = {}
-    if ids:
-        for member in db_session.scalars(select(Member).where(Member.id.in_(ids))):
-            found[member.id] = member
-    return found
+    if not ids:
+        return {}
+    query = select(*MEMBER_COLUMNS).where(Member.id.in_(sorted(ids)))
+    return {member.id: member for member in db_session.execute(query)}
 
 
 def _recipient(
-    request: MessageCreate, members: dict[Any, Member], settings: Settings
-) -> tuple[str, Member | None]:
+    request: MessageCreate, members: dict[int, MemberRow], settings: Settings
+) -> tuple[str, MemberRow | None]:
     """The E.164 phone and member of a request, or a NotificationError saying what is wrong."""
     if request.member_id is not None:
         member = members.get(request.member_id)
@@ -107,11 +118,11 @@ def _recipient(
     return phone, None
 
 
-def _by_phone(db_session: Session, phones: Sequence[str]) -> dict[str, Member]:
+def _by_phone(db_session: Session, phones: Sequence[str]) -> dict[str, MemberRow]:
     if not phones:
         return {}
-    query = select(Member).where(Member.phone.in_(sorted(set(phones))))
-    return {member.phone or "": member for member in db_session.scalars(query)}
+    query = select(*MEMBER_COLUMNS).where(Member.phone.in_(sorted(set(phones))))
+    return {member.phone or "": member for member in db_session.execute(query)}
 
 
 def _prepare(
@@ -154,77 +165,82 @@ def is_urgent(request: MessageCreate) -> bool:
     return request.urgent or request.kind is NotificationKind.VERIFICATION
 
 
-def _suppressions(db_session: Session, hashes: Sequence[str]) -> pl.DataFrame:
-    """The suppressions of these phone hashes only."""
+def _suppressions(db_session: Session, hashes: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The suppression reasons of these phone hashes (sorted), for those that have any."""
     query = text("SELECT phone_hash, reason FROM suppressions WHERE phone_hash IN :hashes")
     rows = db_session.execute(
         query.bindparams(bindparam("hashes", expanding=True)), {"hashes": sorted(set(hashes))}
     ).all()
-    return pl.DataFrame(
-        [tuple(row) for row in rows],
-        schema={"phone_hash": pl.String, "reason": pl.String},
-        orient="row",
-    )
+    reasons: dict[str, list[str]] = {}
+    for phone_hash_, reason in rows:
+        reasons.setdefault(phone_hash_, []).append(reason)
+    return {key: tuple(sorted(found)) for key, found in reasons.items()}
 
 
 def _decided(
     db_session: Session, fresh: Sequence[Fresh], settings: Settings, now: datetime
-) -> pl.DataFrame:
-    """The policy's decision for each fresh message, in order: decision, send_at, reason."""
+) -> list[Decided]:
+    """The policy's decision for each fresh message, in order."""
     hashes = [phone_hash(item.phone) for item in fresh]
-    # A phone without a member still needs a member id of its own for the policy's ordering.
-    candidates = pl.DataFrame(
-        {
-            "member_id": [item.member_id or -(i + 1) for i, item in enumerate(fresh)],
-            "phone_hash": hashes,
-            "kind": [
-                (
-                    CandidateKind.REPLY if is_urgent(item.request) else CandidateKind.TRANSACTIONAL
-                ).value
-                for item in fresh
-            ],
-            "desired_at": [now] * len(fresh),
-            "timezone": [item.timezone or settings.default_timezone for item in fresh],
-        },
-        schema_overrides={"desired_at": UTC_TIME, "member_id": pl.Int64},
-    )
-    return decide(
-        candidates,
-        history=pl.DataFrame(schema=HISTORY_SCHEMA),
-        suppressions=_suppressions(db_session, hashes),
-        rules=PolicyRules.from_settings(settings),
-        now=now,
-    ).select("decision", "send_at", "reason")
+    suppressed = _suppressions(db_session, hashes)
+    situations = [
+        Situation(
+            kind=(
+                CandidateKind.REPLY if is_urgent(item.request) else CandidateKind.TRANSACTIONAL
+            ).value,
+            timezone=item.timezone or settings.default_timezone,
+            suppressed=suppressed.get(key, ()),
+        )
+        for item, key in zip(fresh, hashes, strict=True)
+    ]
+    return DECISIONS.decide(situations, settings=settings, now=now)
 
 
-def _checked(fresh: Sequence[Fresh], settings: Settings) -> pl.DataFrame:
+@dataclass(frozen=True)
+class Checked:
+    """A text's parts and cost, and the lint finding that blocks it (or None)."""
+
+    parts: int
+    cost_cents: int
+    blocked: str | None
+
+
+def _checked(fresh: Sequence[Fresh], settings: Settings) -> list[Checked]:
     """Parts, cost and any word or length finding that blocks each text."""
     scheme, price = counting_of(settings.default_provider, settings)
-    texts = pl.Series("text", [item.text for item in fresh], dtype=pl.String)
-    measured = measure(texts, scheme=scheme, price_per_part_cents=price)
     rules = lint_rules(
         kind=ContentKind.TRANSACTIONAL, brand_name=settings.brand_name, scheme=scheme
     )
-    blocked = lint_messages(texts, rules=rules, measured=measured)
-    return pl.DataFrame(
-        {"parts": measured["segments"], "cost": measured["cost_cents"], "blocked": blocked}
-    )
+    if len(fresh) < BULK_CHECK_FROM:
+        checked = []
+        for item in fresh:
+            measured = measure_text(item.text, scheme=scheme, price_per_part_cents=price)
+            blocked = blocking_reason(lint_text(item.text, rules=rules), rules=rules)
+            checked.append(Checked(measured.segments, measured.cost_cents, blocked))
+        return checked
+    texts = pl.Series("text", [item.text for item in fresh], dtype=pl.String)
+    measured_all = measure(texts, scheme=scheme, price_per_part_cents=price)
+    blocked_all = lint_messages(texts, rules=rules, measured=measured_all)
+    return [
+        Checked(parts, cost, blocked)
+        for parts, cost, blocked in zip(
+            measured_all["segments"], measured_all["cost_cents"], blocked_all, strict=True
+        )
+    ]
 
 
 def _message_rows(
     fresh: Sequence[Fresh],
-    decided: pl.DataFrame,
-    checked: pl.DataFrame,
+    decided: Sequence[Decided],
+    checked: Sequence[Checked],
     settings: Settings,
     now: datetime,
 ) -> list[dict[str, Any]]:
     rows = []
-    for item, decision, check in zip(
-        fresh, decided.iter_rows(named=True), checked.iter_rows(named=True), strict=True
-    ):
-        reason = decision["reason"] if decision["decision"] == Decision.SKIP else None
-        if reason is None and check["blocked"]:
-            reason = f"{BLOCKED_PREFIX}{check['blocked']}"[:64]
+    for item, decision, check in zip(fresh, decided, checked, strict=True):
+        reason = decision.reason if decision.decision == Decision.SKIP else None
+        if reason is None and check.blocked:
+            reason = f"{BLOCKED_PREFIX}{check.blocked}"[:64]
         kind = MessageKind.REPLY if is_urgent(item.request) else MessageKind.TRANSACTIONAL
         going = reason is None
         rows.append(
@@ -236,12 +252,12 @@ def _message_rows(
                 "kind": kind.value,
                 "priority": PRIORITY[MessageKind.TRANSACTIONAL],
                 "text": item.text if going else item.shown,
-                "parts": int(check["parts"] or 1) if going else 0,
-                "cost_cents": int(check["cost"] or 0) if going else 0,
+                "parts": int(check.parts or 1) if going else 0,
+                "cost_cents": int(check.cost_cents or 0) if going else 0,
                 "state": (MessageState.QUEUED if going else MessageState.SKIPPED).value,
                 "skip_reason": reason,
                 "rollout_stage": 0,
-                "send_at": decision["send_at"] or now,
+                "send_at": decision.send_at or now,
                 "provider": settings.default_provider,
                 "attempts": 0,
                 "final_at": None if going else now,
