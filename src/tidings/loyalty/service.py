@@ -16,7 +16,7 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings, get_settings
-from tidings.db import POLARS_SQLITE_TIME_FORMAT, BulkStore, utc_text
+from tidings.db import BulkStore, utc_text
 from tidings.loyalty import points
 from tidings.loyalty.coupons import CouponTerms, issue
 from tidings.loyalty.models import LotKind, PointsLot
@@ -60,43 +60,31 @@ def _at(store: BulkStore, moment: datetime) -> Any:
 
 def _stage_ids(store: BulkStore, table: str, frame: pl.DataFrame) -> None:
     store.create_temp(table, dict.fromkeys(frame.columns, "BIGINT"))
-    store.ingest(table, frame)
+    store.append(table, frame)
 
 
 def _insert_lots(
     store: BulkStore, lots: pl.DataFrame, *, now: datetime, note: str | None, verb: str = "INSERT"
 ) -> int:
-    """Appends ledger entries of one kind, in member order (the member index fills in order).
-    Returns how many went in."""
-    lots = lots.select(points.LOT_COLUMNS).sort("member_id", "expires_at", nulls_last=True)
+    """Appends ledger entries of one kind, in order order, else in member order: the order
+    key's index and the orders' foreign-key lookups then go in sequence, which costs SQLite
+    less than filling the member index in order. Returns how many went in."""
+    lots = lots.select(points.LOT_COLUMNS).sort(
+        "order_id", "member_id", "expires_at", nulls_last=True
+    )
+    lots = lots.with_columns(
+        pl.lit(note, dtype=pl.String).alias("note"),
+        pl.lit(now, dtype=UTC_TIME).alias("created_at"),
+    )
     if store.dialect != "sqlite" or lots.height == 0:
-        return store.ingest(
-            "points_lots",
-            lots.with_columns(
-                pl.lit(note, dtype=pl.String).alias("note"),
-                pl.lit(now, dtype=UTC_TIME).alias("created_at"),
-            ),
-        )
-    # SQLite: what every entry shares is written into the statement once, and a wide page
-    # cache holds the indexes while a whole import's lots go in.
-    [kind] = lots["kind"].unique().to_list()
-    shared = {"kind": kind, "note": note, "created_at": utc_text(now)}
-    varying = [name for name in points.LOT_COLUMNS if name != "kind"]
-    literals = ", ".join(
-        "NULL" if v is None else "'" + v.replace("'", "''") + "'" for v in shared.values()
-    )
-    sql = (
-        f"{verb} INTO points_lots ({', '.join([*varying, *shared])})"
-        f" VALUES ({', '.join('?' for _ in varying)}, {literals})"
-    )
+        return store.ingest("points_lots", lots)
+    # SQLite: a wide page cache holds the indexes while a whole import's lots go in.
     raw = store.session.connection().connection.driver_connection
     assert raw is not None
     previous = raw.execute("PRAGMA cache_size").fetchone()[0]
     raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
     try:
-        as_text = pl.col(pl.Datetime).dt.strftime(POLARS_SQLITE_TIME_FORMAT)
-        rows = lots.select(varying).with_columns(as_text).iter_rows()
-        return int(raw.executemany(sql, rows).rowcount)
+        return store.append("points_lots", lots, verb=verb)
     finally:
         raw.execute(f"PRAGMA cache_size = {int(previous)}")
 
@@ -128,6 +116,15 @@ def open_ledgers(*, db_session: Session, now: datetime, member_ids: pl.Series | 
     months = get_settings().points_expiry_months
     lots = points.opening_lots(balances, now=now, expiry_months=months)
     return _insert_lots(store, lots, now=now, note="imported balance")
+
+
+def open_new_ledgers(*, db_session: Session, balances: pl.DataFrame, now: datetime) -> int:
+    """Opens the ledgers of members an import just created (`member_id`, `points`): each
+    positive balance becomes one OPENING lot, as `open_ledgers` does, without reading the
+    members back. Returns lots made."""
+    months = get_settings().points_expiry_months
+    lots = points.opening_lots(balances, now=now, expiry_months=months)
+    return _insert_lots(BulkStore(db_session), lots, now=now, note="imported balance")
 
 
 def settle_imported_balances(*, db_session: Session, member_ids: pl.Series, now: datetime) -> None:

@@ -164,9 +164,15 @@ class MemberBatches:
                 ]
             )
             # The points ledger is the truth: a file's points open a ledger or yield to it.
-            loyalty.settle_imported_balances(
-                db_session=self.store.session, member_ids=ids["member_id"], now=now
+            loyalty.open_new_ledgers(
+                db_session=self.store.session,
+                balances=new.select(new_ids.alias("member_id"), pl.col("points").fill_null(0)),
+                now=now,
             )
+            if matched.height:
+                loyalty.settle_imported_balances(
+                    db_session=self.store.session, member_ids=matched["id"], now=now
+                )
             self.result.inserted += new.height
             self.result.updated += changed.filter(~seen).height
             self.result.merged_duplicates += merged_rows + final.filter(seen).height
