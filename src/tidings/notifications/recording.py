@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy import Table, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,12 +34,18 @@ notifications_table: Table = Notification.__table__  # type: ignore[assignment]
 
 def _insert_ignoring(
     db_session: Session, table: Table, rows: list[dict[str, Any]], key: str
-) -> None:
-    """Inserts rows, skipping any whose unique `key` is taken (a concurrent twin won)."""
-    if rows:
-        dialect = sqlite if is_sqlite(db_session) else postgresql
-        statement = dialect.insert(table).on_conflict_do_nothing(index_elements=[key])
-        db_session.execute(statement, rows)
+) -> dict[str, int]:
+    """Inserts rows, skipping any whose unique `key` is taken (a concurrent twin won), in
+    one statement; returns the id of each row written, by its key."""
+    if not rows:
+        return {}
+    dialect = sqlite if is_sqlite(db_session) else postgresql
+    statement = (
+        dialect.insert(table)
+        .on_conflict_do_nothing(index_elements=[key])
+        .returning(table.c[key], table.c.id)
+    )
+    return {written: int(i) for written, i in db_session.execute(statement, rows).all()}
 
 
 def _ids_by_key(db_session: Session, keys: Sequence[str]) -> dict[str, int]:
@@ -72,10 +78,13 @@ def _write(
     rows: list[dict[str, Any]],
     settings: Settings,
     now: datetime,
-) -> None:
-    """Writes messages, then their requests, then verification codes (hashed)."""
-    _insert_ignoring(db_session, messages_table, rows, "dedupe_key")
-    ids = _ids_by_key(db_session, [row["dedupe_key"] for row in rows])
+) -> tuple[list[MessageAccepted], dict[str, int]]:
+    """Writes messages, then their requests, then verification codes (hashed); returns the
+    answers and the requests written, by idempotency key (a twin's are left out)."""
+    ids = _insert_ignoring(db_session, messages_table, rows, "dedupe_key")
+    taken = [row["dedupe_key"] for row in rows if row["dedupe_key"] not in ids]
+    if taken:
+        ids.update(_ids_by_key(db_session, taken))
     answers = _answers(fresh, rows, ids)
     requests = [
         {
@@ -90,42 +99,32 @@ def _write(
         }
         for item, answer in zip(fresh, answers, strict=True)
     ]
-    _insert_ignoring(db_session, notifications_table, requests, "idempotency_key")
-    _add_verifications(db_session, fresh, answers, settings, now)
+    written = _insert_ignoring(db_session, notifications_table, requests, "idempotency_key")
+    _add_verifications(db_session, fresh, answers, written, settings, now)
+    return answers, written
 
 
 def _add_verifications(
     db_session: Session,
     fresh: Sequence[Fresh],
     answers: Sequence[MessageAccepted],
+    written: dict[str, int],
     settings: Settings,
     now: datetime,
 ) -> None:
-    pairs = [(i, a) for i, a in zip(fresh, answers, strict=True) if i.code and a.verification_id]
-    if not pairs:
-        return
-    keys = [answer.idempotency_key for _, answer in pairs]
-    owners = dict(
-        db_session.execute(
-            select(Notification.idempotency_key, Notification.id).where(
-                Notification.idempotency_key.in_(keys),
-                Notification.message_id.in_([a.id for _, a in pairs]),
-            )
-        ).all()
-    )
     expires = now + timedelta(minutes=settings.verification_valid_minutes)
-    for item, answer in pairs:
-        if answer.idempotency_key not in owners or answer.verification_id is None:
+    for item, answer in zip(fresh, answers, strict=True):
+        if not item.code or answer.verification_id is None:
+            continue
+        if answer.idempotency_key not in written:
             continue  # a concurrent twin with this key won; its code stands
         db_session.add(
             Verification(
                 public_id=answer.verification_id,
-                notification_id=owners[answer.idempotency_key],
+                notification_id=written[answer.idempotency_key],
                 phone=item.phone,
                 code_hash=codes.code_hash(
-                    item.code or "",
-                    public_id=answer.verification_id,
-                    secret=settings.verification_secret,
+                    item.code, public_id=answer.verification_id, secret=settings.verification_secret
                 ),
                 expires_at=expires,
                 attempts=0,
@@ -143,10 +142,11 @@ def write_batch(
     """Writes a prepared batch; a key another process wrote meanwhile gets that first answer."""
     outcome, fresh = prepared.outcome, prepared.fresh
     if fresh:
-        _write(db_session, fresh, prepared.rows, settings, now)
-        stored = first_answers(db_session, [item.request.idempotency_key for item in fresh])
-        for item in fresh:
-            outcome.answers[item.index] = answer_of(stored[item.request.idempotency_key])
+        answers, written = _write(db_session, fresh, prepared.rows, settings, now)
+        keys = [item.request.idempotency_key for item in fresh]
+        stored = first_answers(db_session, [key for key in keys if key not in written])
+        for item, key, answer in zip(fresh, keys, answers, strict=True):
+            outcome.answers[item.index] = answer if key in written else answer_of(stored[key])
     for index, request in enumerate(prepared.requests):
         first = prepared.first_of.get(request.idempotency_key)
         if index not in outcome.answers and index not in outcome.errors and first is not None:
