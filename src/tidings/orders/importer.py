@@ -1,4 +1,4 @@
-"""Cleaning and importing order lines and products, shared by the CSV import and the batch API.
+"""Cleaning and importing order lines, shared by the CSV import and the batch API.
 
 One row is one order line. Rows with the same `order_id` are lines of one order; the order's
 member, time and store come from its first line, and a later line that says otherwise is
@@ -41,15 +41,17 @@ from tidings.imports.parsing import (
     text_fields,
     with_parsed,
 )
-from tidings.imports.run import import_catalogue
 from tidings.loyalty import service as loyalty
 from tidings.members.merging import NO_PROBLEMS
 from tidings.members.phone import normalise_phones
 from tidings.members.service import store_refs
 from tidings.notifications.large_purchase import notify_large_orders
 from tidings.orders import service
+from tidings.orders.products_import import CATEGORY_ALIASES, SKU_ALIASES, import_products
 from tidings.tracking.credits import attribute_orders
 from tidings.triggers.reactions import orders_arrived
+
+__all__ = ["ORDER_FIELDS", "OrderBatches", "clean_orders", "import_orders", "import_products"]
 
 ORDER_ALIASES: dict[str, tuple[str, ...]] = {
     "order_id": ("order_id", "order_no", "order_number", "订单号", "订单编号", "单号", "小票号"),
@@ -57,19 +59,12 @@ ORDER_ALIASES: dict[str, tuple[str, ...]] = {
                    "购买时间"),
     **PERSON_ALIASES,
     "amount": ("amount", "paid", "total", "金额", "实付金额", "支付金额", "实付", "销售金额"),
-    "sku": ("sku", "product_code", "item_code", "商品编码", "商品编号", "货号", "商品条码"),
-    "category": ("category", "品类", "类别", "商品品类", "分类"),
+    "sku": SKU_ALIASES,
+    "category": CATEGORY_ALIASES,
     "quantity": ("quantity", "qty", "数量", "件数"),
     "discount": ("discount", "折扣", "是否折扣", "优惠", "优惠金额", "折扣金额"),
 }  # fmt: skip
 ORDER_FIELDS = tuple(ORDER_ALIASES)
-PRODUCT_ALIASES: dict[str, tuple[str, ...]] = {
-    "sku": ORDER_ALIASES["sku"],
-    "name": ("name", "product_name", "商品名称", "名称", "品名"),
-    "category": ORDER_ALIASES["category"],
-    "pack_size_days": ("pack_size_days", "pack_days", "使用天数", "周期天数", "包装天数"),
-    "price": ("price", "单价", "价格", "售价"),
-}
 MAX_ORDER_ID_CHARS = 100
 ITEM_COLUMNS = ("order_id", "line_no", "sku", "category", "quantity", "amount_cents", "discounted")
 
@@ -306,8 +301,9 @@ class OrderBatches:
                 pl.col("amount_cents").sum(),
                 pl.col("discount_cents").sum(),
             )
-            # New orders take their ids in this order: index inserts then land side by side.
-            .sort("external_id")
+            # New orders take their ids in member order: the member index and the members'
+            # key lookups then go in sequence, and so do the lines' and the points' inserts.
+            .sort("member_id", "ordered_at", "external_id")
         )
         before = service.last_order_id(store=self.store)
         created = pl.lit(clock.now(), dtype=UTC).alias("created_at")
@@ -429,50 +425,3 @@ def _apply(
     store.commit()
     both = pl.concat([previous, raw]) if previous.height else raw
     rejects.write(both, problems.select("line", "reason"))
-
-
-def clean_products(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cleans product rows; returns (one row per sku, the last one winning; problems)."""
-    frame = text_fields(frame, tuple(PRODUCT_ALIASES))
-    frame = frame.with_columns(
-        whole_number(pl.col("pack_size_days")).alias("_days"),
-        cents(pl.col("price")).alias("price_cents"),
-    )
-    problem = reasons(
-        pl.when(pl.col("sku").is_null()).then(pl.lit("no sku")),
-        pl.when(pl.col("name").is_null()).then(pl.lit("no name")),
-        pl.when(pl.col("pack_size_days").is_not_null() & pl.col("_days").is_null()).then(
-            pl.format("pack_size_days '{}' is not a whole number of days", "pack_size_days")
-        ),
-        pl.when(pl.col("price").is_not_null() & pl.col("price_cents").is_null()).then(
-            pl.format("price '{}' is not an amount in yuan (like 12.50)", "price")
-        ),
-    )
-    frame = frame.with_columns(problem.alias("reason"))
-    rejected = frame.filter(pl.col("reason").is_not_null()).select("line", "reason")
-    good = frame.filter(pl.col("reason").is_null()).select(
-        "sku", "name", "category", pl.col("_days").alias("pack_size_days"), "price_cents"
-    )
-    return good.unique("sku", keep="last", maintain_order=True), rejected
-
-
-def import_products(
-    *,
-    engine: Engine,
-    path: Path,
-    mapping: Path | None = None,
-    rejects_path: Path | None = None,
-    progress: bool = False,
-) -> ImportResult:
-    """Imports a product CSV (sku, name, category, pack_size_days, price), upserting by sku."""
-    return import_catalogue(
-        engine=engine,
-        path=path,
-        aliases=PRODUCT_ALIASES,
-        required=("sku", "name"),
-        clean=clean_products,
-        upsert=lambda store, products: service.upsert_products(store=store, products=products),
-        mapping=mapping,
-        rejects_path=rejects_path,
-        progress=progress,
-    )
