@@ -12,6 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+
+from tidings import migrate
+from tidings.accounts import service as accounts
+from tidings.db import make_engine, session_scope
 
 STARTUP_TIMEOUT = 30.0  # seconds
 
@@ -22,10 +27,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tidings.db'}"
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "TIDINGS_DATABASE_URL": f"sqlite:///{tmp_path / 'tidings.db'}"}
+    env = {**os.environ, "TIDINGS_DATABASE_URL": _store_url(tmp_path)}
     process = subprocess.Popen(
         [sys.executable, "-m", "tidings", "serve", "--port", str(port)],
         env=env,
@@ -60,3 +69,32 @@ def test_serve_answers_health_and_asks_for_a_key(server: str) -> None:
     assert "Authorization: Bearer" in refused.json()["detail"]
     docs = httpx.get(f"{server}/openapi.json")
     assert "/api/v1/health" in docs.json()["paths"]
+
+
+@pytest.fixture
+def api_key(tmp_path: Path) -> str:
+    """A key holding messages:write, made before the server starts (asked before `server`)."""
+    engine = make_engine(_store_url(tmp_path))
+    migrate.upgrade(engine)
+    with session_scope(engine) as db_session:
+        _, key = accounts.create(db_session=db_session, name="pos", scopes=["messages:write"])
+    engine.dispose()
+    return key
+
+
+def test_serve_queues_a_message_sent_over_http(api_key: str, server: str, tmp_path: Path) -> None:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    body = {"idempotency_key": "order-1", "phone": "13800000001", "text": "您的订单已发货。"}
+    first = httpx.post(f"{server}/api/v1/messages", json=body, headers=headers)
+    again = httpx.post(f"{server}/api/v1/messages", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200), first.text
+    assert first.json()["state"] == "queued"
+    assert again.json()["id"] == first.json()["id"]
+    bad = httpx.post(f"{server}/api/v1/messages", json={**body, "phone": None}, headers=headers)
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
+    engine = make_engine(_store_url(tmp_path))
+    with engine.connect() as connection:
+        texts = connection.execute(text("SELECT text FROM messages")).scalars().all()
+    engine.dispose()
+    assert len(texts) == 1 and texts[0].endswith("您的订单已发货。")
