@@ -11,6 +11,7 @@ campaign and the member, so planning twice gives the same plan.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,6 +44,9 @@ CHECKED_SCHEMA = {
 BLOCKED_PREFIX = "content:"  # a rendered message a word check or length rule stops
 PREFERENCE_PREFIX = "preference:"  # a member who declined the campaign's kind of message
 REASON_LENGTH = 64  # characters the messages table keeps of a skip reason
+GIVEN_FIELDS = ("coupon", "link")  # values a campaign derives per member, e.g. a code
+# Adds the given fields to the rows that render, each where `shows[field]` is true.
+GivenFields = Callable[[pl.DataFrame, Mapping[str, pl.Expr]], pl.DataFrame]
 
 # A campaign's kind decides three things, mapped here and nowhere else. The policy ranks
 # higher numbers first (transactional and replies 300, triggers 200, marketing 100); the
@@ -198,16 +202,24 @@ def _ids(declined: pl.Series | None) -> pl.Series:
     return pl.Series("member_id", [] if declined is None else declined, dtype=pl.Int64)
 
 
-def _render_and_check(frame: pl.DataFrame, spec: PlanSpec, lint: LintRules) -> pl.DataFrame:
+def _render_and_check(
+    frame: pl.DataFrame, spec: PlanSpec, lint: LintRules, given: GivenFields | None
+) -> pl.DataFrame:
     """Renders each going member's message with their variant's template, measures it and
     stops those a word check or length rule blocks (one pass per variant; the template's
-    literal text is measured and checked once, the values per member)."""
+    literal text is measured and checked once, the values per member). `given` derives the
+    campaign's own values (a coupon code, a short link) for the going members whose variant
+    shows them, never for the skipped or held out."""
     going = frame.filter(pl.col("_reason").is_null())
+    if given is not None:
+        going = given(going, {field: _shows(spec, field) for field in GIVEN_FIELDS})
     parts = [
         _variant_texts(going.filter(pl.col("_variant") == i), v.template, spec, lint)
         for i, v in enumerate(spec.variants)
     ]
     texts = pl.concat(parts) if parts else pl.DataFrame(schema=CHECKED_SCHEMA)
+    kept = [name for name in GIVEN_FIELDS if name in going.columns and name not in frame.columns]
+    texts = texts.join(going.select("member_id", *kept), on="member_id", how="left")
     frame = frame.join(texts, on="member_id", how="left", maintain_order="left")
     reason = (
         pl.when(pl.col("_reason").is_not_null())
@@ -219,6 +231,16 @@ def _render_and_check(frame: pl.DataFrame, spec: PlanSpec, lint: LintRules) -> p
         .otherwise(pl.lit(None, dtype=pl.String))
     )
     return frame.with_columns(_reason=reason.str.slice(0, REASON_LENGTH)).drop("_blocked")
+
+
+def _shows(spec: PlanSpec, field: str) -> pl.Expr:
+    """Whether a row's variant shows `field` in its template."""
+    showing = [
+        index
+        for index, variant in enumerate(spec.variants)
+        if any(piece.field == field for piece in variant.template.placeholders)
+    ]
+    return pl.col("_variant").is_in(showing)
 
 
 def _variant_texts(
@@ -272,10 +294,12 @@ def plan_frame(
     lint: LintRules,
     now: datetime,
     declined: pl.Series | None = None,
+    given: GivenFields | None = None,
 ) -> pl.DataFrame:
     """Plans the campaign for `audience` (one row per member; AUDIENCE_NEEDS, `timezone`,
     `phone_hash`, `best_hour` and the template's fields). Returns PLAN_COLUMNS, plus
-    `holdout` (bool) and `variant` (the variant's name, null when skipped)."""
+    `holdout` (bool), `variant` (the variant's name, null when skipped) and the fields
+    `given` added (null where the member's message does not show them)."""
     frame = _assign(audience.unique("member_id", keep="first", maintain_order=True), spec)
     frame = frame.with_columns(
         _desired=desired_times(
@@ -295,12 +319,13 @@ def plan_frame(
         now=now,
         declined=declined,
     )
-    frame = _render_and_check(frame, spec, lint)
+    frame = _render_and_check(frame, spec, lint, given)
     planned = pl.col("_reason").is_null()
     ids = pl.Series([variant.id for variant in spec.variants], dtype=pl.Int64)
     names = pl.Series([variant.name for variant in spec.variants], dtype=pl.String)
     return frame.select(
         "member_id",
+        *(name for name in GIVEN_FIELDS if name in frame.columns),
         variant_id=pl.when(planned).then(
             pl.col("_variant").replace_strict(
                 pl.int_range(ids.len(), eager=True), ids, return_dtype=pl.Int64

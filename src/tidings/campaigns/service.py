@@ -251,7 +251,6 @@ def plan(
             timezone=zone,
             fields=audience_fields(spec),
         )
-        audience = campaign_fields(audience, campaign, zone)
         suppressed = sources.suppressions(engine)
         hashes = sources.phone_hashes(audience["phone"]) if suppressed.height else pl.lit("")
         audience = audience.with_columns(phone_hash=hashes)
@@ -272,6 +271,7 @@ def plan(
             lint=lint_rules(kind=CONTENT_KIND[campaign.kind], scheme=spec.scheme),
             now=now,
             declined=declined,
+            given=lambda rows, shows: campaign_fields(rows, campaign, zone, shows),
         )
     with timer("write"):
         sources.write_plan(
@@ -289,7 +289,7 @@ def plan(
             campaign=campaign,
             variants={v.id: v.name for v in spec.variants},
             plan=frame,
-            audience=audience,
+            audience=frame,
             now=now,
         )
     terms = offers.terms_of(campaign.coupon)
@@ -300,7 +300,7 @@ def plan(
                 campaign_id=campaign_id,
                 terms=terms,
                 plan=offers.shown_coupons(frame, spec.variants),
-                codes=audience.select("member_id", "coupon"),
+                codes=frame.select("member_id", "coupon"),
                 now=now,
             )
     summary = summarise(frame, audience=audience.height)

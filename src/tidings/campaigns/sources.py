@@ -195,7 +195,9 @@ def write_plan(
         "attempts": 0,
         "step": step,
     }
-    varying = plan.select(
+    if is_sqlite(db_session):
+        return _insert_sqlite(db_session, prefix, plan, shared, now=now)
+    rows = plan.select(
         "member_id",
         "variant_id",
         "phone",
@@ -213,20 +215,22 @@ def write_plan(
         ),
         created_at=pl.lit(now, dtype=UTC_TIME),
         updated_at=pl.lit(now, dtype=UTC_TIME),
+        dedupe_key=pl.format(prefix + "member:{}", "member_id"),
+        **{name: pl.lit(value) for name, value in shared.items()},
     )
-    if not is_sqlite(db_session):
-        rows = varying.with_columns(
-            dedupe_key=pl.format(prefix + "member:{}", "member_id"),
-            **{name: pl.lit(value) for name, value in shared.items()},
-        )
-        return bulk_insert(db_session, "messages", rows)
-    return _insert_sqlite(db_session, prefix, varying, shared, now=now)
+    return bulk_insert(db_session, "messages", rows)
+
+
+# What a planned and a skipped message bind per row; the rest of each is the same for all.
+EITHER_BOUND = ("member_id", "phone", "timezone", "rollout_stage", "send_at")
+PLANNED_BOUND = ("variant_id", "text", "parts", "cost_cents")
+SKIPPED_BOUND = ("skip_reason",)
 
 
 def _insert_sqlite(
     db_session: Session,
     prefix: str,
-    varying: pl.DataFrame,
+    plan: pl.DataFrame,
     shared: dict[str, object],
     *,
     now: datetime,
@@ -234,34 +238,55 @@ def _insert_sqlite(
     """executemany with the shared values written into the statement, and a wide page cache
     while the indexes grow (a million rows touch every page of each index).
 
-    Every value bound per row costs a Python object and a bind, so the times all rows share
-    (created, updated, and final for a skipped row) are written into the statement too.
+    Every value bound per row costs a Python object and a bind, so what all rows share (the
+    times, the expiry) is written into the statement, and planned and skipped messages go in
+    by a statement each: a skipped one binds only its reason, a planned one its variant,
+    text, parts and cost.
     """
-    varying = varying.drop("final_at", "created_at", "updated_at")
-    names = list(varying.columns)
-    markers = {name: f"?{i + 1}" for i, name in enumerate(names)}
-    moment = _literal(utc_text(now))
-    skipped = _literal(MessageState.SKIPPED.value)
-    computed = {
-        "dedupe_key": f"'{prefix}member:' || {markers['member_id']}",
-        "final_at": f"CASE WHEN {markers['state']} = {skipped} THEN {moment} END",
-        "created_at": moment,
-        "updated_at": moment,
-    }
-    columns = [*computed, *names, *shared]
-    values = [
-        *computed.values(),
-        *markers.values(),
-        *(_literal(value) for value in shared.values()),
-    ]
-    sql = f"INSERT INTO messages ({', '.join(columns)}) VALUES ({', '.join(values)})"
     raw = db_session.connection().connection.driver_connection
     assert raw is not None
+    as_text = pl.col(pl.Datetime).dt.strftime(POLARS_SQLITE_TIME_FORMAT)
     previous = raw.execute("PRAGMA cache_size").fetchone()[0]
     raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
     try:
-        as_text = pl.col(pl.Datetime).dt.strftime(POLARS_SQLITE_TIME_FORMAT)
-        raw.executemany(sql, varying.with_columns(as_text).iter_rows())
+        for state, names, sql in _sqlite_statements(prefix, plan, shared, now=now):
+            rows = plan.filter(pl.col("state") == state).select(names).with_columns(as_text)
+            raw.executemany(sql, rows.iter_rows())
     finally:
         raw.execute(f"PRAGMA cache_size = {int(previous)}")
-    return varying.height
+    return plan.height
+
+
+def _sqlite_statements(
+    prefix: str, plan: pl.DataFrame, shared: dict[str, object], *, now: datetime
+) -> list[tuple[str, list[str], str]]:
+    """(state, columns bound per row, INSERT) for the planned and for the skipped rows."""
+    moment = _literal(utc_text(now))
+    constant = {
+        "created_at": moment,
+        "updated_at": moment,
+        **{name: _literal(value) for name, value in shared.items()},
+    }
+    bound = list(EITHER_BOUND)
+    expiry = plan["expires_at"].unique()
+    if expiry.len() == 1:  # the planner's: one expiry for the campaign
+        constant["expires_at"] = "NULL" if expiry[0] is None else _literal(utc_text(expiry[0]))
+    else:
+        bound.append("expires_at")
+    skipped = {"text": "''", "parts": "0", "cost_cents": "0", "final_at": moment}
+    statements = []
+    for state, own, fixed in (
+        (MessageState.PLANNED.value, PLANNED_BOUND, {}),
+        (MessageState.SKIPPED.value, SKIPPED_BOUND, skipped),
+    ):
+        names = [*bound, *own]
+        values = {
+            "dedupe_key": f"'{prefix}member:' || ?1",  # member_id is bound first
+            **{name: f"?{i + 1}" for i, name in enumerate(names)},
+            **constant,
+            **fixed,
+            "state": _literal(state),
+        }
+        columns, markers = ", ".join(values), ", ".join(values.values())
+        statements.append((state, names, f"INSERT INTO messages ({columns}) VALUES ({markers})"))
+    return statements

@@ -3,6 +3,7 @@ and the values it gives each member."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -80,24 +81,45 @@ def plan_spec(campaign: Campaign, variants: list[Variant], settings: Settings) -
     )
 
 
-def campaign_fields(audience: pl.DataFrame, campaign: Campaign, timezone: str) -> pl.DataFrame:
+def campaign_fields(
+    audience: pl.DataFrame,
+    campaign: Campaign,
+    timezone: str,
+    shows: Mapping[str, pl.Expr] | None = None,
+) -> pl.DataFrame:
     """Adds the values a campaign gives each member: {coupon}, {link}, {expiry_date}.
 
-    The seam for the loyalty and tracking domains: today every member gets the campaign's
-    one code and one link; a per-member coupon code or short link is a column added here.
+    The seam for the loyalty and tracking domains: an offer gives each member a coupon code
+    of their own and a link a short link of their own (both keyed hashes, so the same on
+    every plan). With `shows` (field -> whether a row's message shows it), codes and links
+    are derived only for those rows; the others get null.
     """
     extra: dict[str, pl.Expr] = {}
     if campaign.coupon:
-        # An offer gives each member a code of their own (issued when the plan is written).
-        extra["coupon"] = (
-            pl.lit(campaign_codes(audience["member_id"], campaign_id=campaign.id))
-            if "offer" in campaign.coupon
-            else pl.lit(str(campaign.coupon.get("code", "")))
-        )
+        if "offer" in campaign.coupon:  # issued when the plan is written
+            rows = _showing(audience, shows, "coupon")
+            codes = campaign_codes(rows["member_id"], campaign_id=campaign.id)
+            audience = _joined(audience, rows.select("member_id", codes))
+        else:
+            extra["coupon"] = pl.lit(str(campaign.coupon.get("code", "")))
     if campaign.links:
-        # Each member's own short link to the campaign's URL (tracking.links).
-        urls = link_urls(audience, campaign_id=campaign.id, settings=get_settings())
-        extra["link"] = pl.lit(urls)
+        rows = _showing(audience, shows, "link")
+        urls = link_urls(rows, campaign_id=campaign.id, settings=get_settings())
+        audience = _joined(audience, rows.select("member_id", urls.alias("link")))
     if campaign.expires_at is not None:
         extra["expiry_date"] = pl.lit(campaign.expires_at.astimezone(ZoneInfo(timezone)).date())
     return audience.with_columns(**extra) if extra else audience
+
+
+def _showing(
+    audience: pl.DataFrame, shows: Mapping[str, pl.Expr] | None, field: str
+) -> pl.DataFrame:
+    """The rows whose message shows `field` (every row without `shows`)."""
+    if shows is None or field not in shows:
+        return audience
+    return audience.filter(shows[field])
+
+
+def _joined(audience: pl.DataFrame, values: pl.DataFrame) -> pl.DataFrame:
+    """`audience` with the columns of `values` (by member_id), null where it has no row."""
+    return audience.join(values, on="member_id", how="left", maintain_order="left")
