@@ -175,7 +175,8 @@ def run() -> None:
     print(
         f"messages_api over {CONCURRENCY} requests in flight: {rate:,.0f}/s, p50 {p50:.1f} ms,"
         f" p99 {p99:.1f} ms; queued {accepted:,} (in the store: {stored:,}), refused {errors:,};"
-        f" server CPU {cpu / max(accepted + errors, 1) * 1e3:.2f} ms per request",
+        f" server CPU {cpu / max(accepted + errors, 1) * 1e3:.2f} ms per request;"
+        f" load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     report(

@@ -30,8 +30,9 @@ MAX_BODY = 1024 * 1024  # bytes; a longer body goes the long way
 JSON_TYPE = b"application/json"
 
 
-def _request_head(headers: list[tuple[bytes, bytes]]) -> tuple[str, int] | None:
-    """The bearer key and body length of a request the lane may take, or None."""
+def _bearer_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The bearer key of a request the lane may take (a JSON body of a known, modest
+    length), or None."""
     key = length = None
     json_body = False
     for name, value in headers:
@@ -44,19 +45,19 @@ def _request_head(headers: list[tuple[bytes, bytes]]) -> tuple[str, int] | None:
             length = int(value)
     if not key or not json_body or length is None or not 0 < length <= MAX_BODY:
         return None
-    return key, length
+    return key
 
 
-async def _body(receive: Receive) -> bytes:
+async def _body(receive: Receive) -> bytes | None:
+    """The request's body, or None when the client went away before sending it all."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:
@@ -86,12 +87,14 @@ class ExpressLane:
         if path not in (ONE, BATCH) or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        head = _request_head(scope["headers"])
-        grant = await self.keys.check(head[0]) if head is not None else None
+        key = _bearer_key(scope["headers"])
+        grant = await self.keys.check(key) if key is not None else None
         if grant is None or not grant.holds(SCOPE):
             await self.app(scope, receive, send)
             return
         body = await _body(receive)
+        if body is None:
+            return
         try:
             if path == ONE:
                 one = MessageCreate.model_validate(json.loads(body))
