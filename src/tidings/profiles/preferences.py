@@ -14,22 +14,30 @@ SHARE_DIGITS = 4
 
 
 def category_preferences(lines: pl.DataFrame, *, top: int) -> pl.DataFrame:
-    """Per member: `top_categories` [{category, share}], `top_category`, `top_share`."""
+    """Per member: `top_categories` [{category, share}], `top_category`, `top_share`.
+
+    One grouping per (member, category), one sort, then groupings that walk the sorted
+    members in order.
+    """
     spend = pl.col("amount_cents").clip(0, None)
-    per_category = (
+    ranked = (
         lines.lazy()
         .filter(pl.col("category").is_not_null())
         .group_by("member_id", "category")
         .agg(spend.sum().alias("spend"))
-        .with_columns(total=pl.col("spend").sum().over("member_id"))
-        .filter(pl.col("total") > 0)
-        .with_columns(share=(pl.col("spend") / pl.col("total")).round(SHARE_DIGITS))
         .sort(["member_id", "spend", "category"], descending=[False, True, False])
+        .set_sorted("member_id")
         .group_by("member_id", maintain_order=True)
-        .head(top)
+        .agg(pl.col("category", "spend").head(top), total=pl.col("spend").sum())
+        .filter(pl.col("total") > 0)
+        .explode("category", "spend")
+        .set_sorted("member_id")
     )
     return (
-        per_category.with_columns(pl.col("category").cast(pl.String))
+        ranked.with_columns(
+            pl.col("category").cast(pl.String),
+            share=(pl.col("spend") / pl.col("total")).round(SHARE_DIGITS),
+        )
         .group_by("member_id", maintain_order=True)
         .agg(
             pl.struct("category", "share").alias("top_categories"),

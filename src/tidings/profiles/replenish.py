@@ -21,26 +21,66 @@ RUN_OUT = pl.Struct({"sku": pl.String, "category": pl.String, "run_out_on": pl.D
 def purchase_days(lines: pl.DataFrame) -> pl.DataFrame:
     """Each member's purchase days of each sku, sorted, with `run` numbering (member, sku).
 
-    `sku` must be categorical. Lines are sorted once on the member and one integer that
-    packs the sku's code above the day, so that the grouping finds each (member, sku, day)
-    in one stretch; skus come in code order, days in date order within a sku.
+    `sku` must be categorical. Lines are sorted once on one integer that packs the member,
+    the sku's code and the day (or, when they do not fit in 63 bits, on the member and one
+    integer packing the sku's code above the day), so that each (member, sku, day) is one
+    stretch and the grouping only walks the stretches; skus come in code order, days in
+    date order within a sku.
     """
     changed = (pl.col("member_id") != pl.col("member_id").shift()) | (
         pl.col("sku") != pl.col("sku").shift()
     )
-    epoch_days = (pl.col("day") - pl.date(1970, 1, 1)).dt.total_days()
-    sku_day = pl.col("sku").to_physical().cast(pl.Int64) * DAYS_PER_SKU_CODE + epoch_days
+    bought = lines.lazy().filter(pl.col("sku").is_not_null())
+    packed = _packed_key(lines)
+    if packed is None:
+        sku_day = pl.col("sku").to_physical().cast(pl.Int64) * DAYS_PER_SKU_CODE + _epoch_days()
+        grouped = (
+            bought.select("member_id", "sku", "day", "quantity", "category", sku_day=sku_day)
+            .sort("member_id", "sku_day")
+            .group_by("member_id", "sku_day", maintain_order=True)
+        )
+    else:
+        grouped = (
+            bought.select("member_id", "sku", "day", "quantity", "category", key=packed)
+            .sort("key")
+            .group_by("key", maintain_order=True)
+        )
     return (
-        lines.lazy()
-        .filter(pl.col("sku").is_not_null())
-        .select("member_id", "sku", "day", "quantity", "category", sku_day=sku_day)
-        .sort("member_id", "sku_day")
-        .group_by("member_id", "sku_day", maintain_order=True)
-        .agg(pl.col("sku", "day").first(), pl.col("quantity").sum(), pl.col("category").first())
-        .drop("sku_day")
+        grouped.agg(
+            pl.col("member_id", "sku", "day").first(),
+            pl.col("quantity").sum(),
+            pl.col("category").first(),
+        )
+        .select("member_id", "sku", "day", "quantity", "category")
         .with_columns(run=changed.fill_null(True).cum_sum())
         .collect()
     )
+
+
+def _epoch_days() -> pl.Expr:
+    return (pl.col("day") - pl.date(1970, 1, 1)).dt.total_days()
+
+
+def _packed_key(lines: pl.DataFrame) -> pl.Expr | None:
+    """(member, sku code, day) as one non-negative integer ordered as the three, or None
+    when their spans need more than 63 bits together."""
+    spans = lines.select(
+        member_low=pl.col("member_id").min(),
+        member_span=pl.col("member_id").max() - pl.col("member_id").min(),
+        sku_span=pl.col("sku").to_physical().max().cast(pl.Int64),
+        day_low=_epoch_days().min(),
+        day_span=_epoch_days().max() - _epoch_days().min(),
+    ).row(0, named=True)
+    if any(spans[name] is None for name in ("member_span", "sku_span", "day_span")):
+        return None
+    sku_bits = int(spans["sku_span"]).bit_length()
+    day_bits = int(spans["day_span"]).bit_length()
+    if int(spans["member_span"]).bit_length() + sku_bits + day_bits > 63:
+        return None
+    member = (pl.col("member_id") - spans["member_low"]).cast(pl.Int64)
+    sku = pl.col("sku").to_physical().cast(pl.Int64)
+    day = (_epoch_days() - spans["day_low"]).cast(pl.Int64)
+    return member * (1 << (sku_bits + day_bits)) + sku * (1 << day_bits) + day
 
 
 def learned_cadences(days: pl.DataFrame, *, min_purchases: int) -> pl.DataFrame:
