@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import Engine
 
+from tidings.db import SQLITE_ROWS_PER_STATEMENT
 from tidings.imports import (
     PERSON_ALIASES,
     CsvSource,
@@ -223,3 +226,34 @@ def test_leaving_early_stops_reading_ahead_and_closes_the_file() -> None:
             break
     assert closed == [True]
     assert len(produced) <= 5  # the batch in hand, one waiting, one being read
+
+
+def test_appending_rows_writes_every_one_and_ignores_known_keys_when_asked(
+    engine: Engine,
+) -> None:
+    from tidings.db import bulk_store
+
+    now = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+    count = 2 * SQLITE_ROWS_PER_STATEMENT + 37  # full statements and a remainder
+    stores = pl.DataFrame(
+        {
+            "code": [f"S{number}" for number in range(count)],
+            "name": [f"门店{number}" for number in range(count)],
+            "city": [None if number % 3 else "上海" for number in range(count)],
+            "latitude": [31.2 + number / 1000 for number in range(count)],
+        }
+    ).with_columns(pl.lit(now).alias("created_at"))
+    with bulk_store(engine) as store:
+        assert store.append("stores", stores) == count
+        if store.dialect == "sqlite":
+            again = stores.head(5).with_columns(pl.col("code").str.replace("S", "T"))
+            both = pl.concat([stores.tail(5), again])
+            assert store.append("stores", both, verb="INSERT OR IGNORE") == 5
+            count += 5
+        store.commit()
+        stored = store.frame(
+            "SELECT code, name, city, latitude, created_at FROM stores ORDER BY id",
+            schema={**dict(stores.schema), "created_at": pl.Datetime("us", "UTC")},
+        )
+    assert stored.height == count
+    assert stored.head(stores.height).equals(stores)
