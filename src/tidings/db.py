@@ -352,6 +352,12 @@ def _sqlite_ready(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
+def sqlite_values(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` as SQLite keeps it, for a writer other than this process's sqlite3: times and
+    dates as text, nested values as JSON text (as `bulk_insert` writes them), booleans as 0/1."""
+    return _sqlite_ready(frame).with_columns(pl.col(pl.Boolean).cast(pl.Int64))
+
+
 def _json_text(value: Any) -> str:
     import json
 

@@ -1,8 +1,11 @@
-"""Reading several whole tables at once; big SQLite tables in child processes through ADBC.
+"""Reading several whole tables at once, and replacing a big one; on SQLite in child
+processes through ADBC.
 
-A profile refresh reads millions of order lines. In this process SQLite is only opened
-through Python's sqlite3 (see `tidings.db`), which costs a Python value per cell; children
-read through ADBC, which writes Arrow directly, and hand the frames back as Arrow IPC files.
+A profile refresh reads millions of order lines and writes a million profiles. In this
+process SQLite is only opened through Python's sqlite3 (see `tidings.db`), which costs a
+Python value per cell; children read and write through ADBC, which moves Arrow directly, and
+the frames travel between the processes as Arrow IPC files. The children import only Polars
+and ADBC (this module keeps SQLAlchemy out of its imports), so they start quickly.
 """
 
 from __future__ import annotations
@@ -10,19 +13,28 @@ from __future__ import annotations
 import multiprocessing
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from sqlalchemy import Engine
 
-from tidings.db import cast_frame, read_frame
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 CHILD_READ_MIN_ROWS = 200_000  # rowids; a smaller table is read here (a child costs ~1 s)
 CHILD_READERS = 2  # processes reading side by side; SQLite reads are CPU-bound
+CHILD_WRITE_MIN_ROWS = 200_000  # rows; fewer are written here, in the caller's own way
+CHILD_WRITE_ROWS = 100_000  # rows per ADBC ingest call in a writing child
+# A writing child's connection behaves as the engine's (tidings.db._sqlite_pragmas).
+CHILD_WRITE_PRAGMAS = (
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA synchronous=NORMAL",
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,9 @@ class TableScan:
     schema: dict[str, Any]
     where: str = "1 = 1"
     slices: int = 1
+    # Text columns made categorical where they are read, empty text becoming null: a
+    # child hands back each distinct text once instead of once per row.
+    categorical: tuple[str, ...] = ()
 
     def sql(self, first: int | None = None, end: int | None = None) -> str:
         """The query, limited to rowids from `first` up to (not including) `end` if given."""
@@ -46,8 +61,58 @@ class TableScan:
         return f"SELECT {self.columns} FROM {self.table} WHERE {where}"
 
 
+class SqliteChildren:
+    """Spawned processes reading and writing one SQLite store, started on first use.
+
+    `tidings.db` explains why ADBC is never loaded in this process. Children are spawned
+    (never forked from a process holding SQLite connections); each works on a connection of
+    its own, and frames travel as Arrow IPC files in a folder beside the store.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.database = str(Path(database).resolve())
+        self._pool: ProcessPoolExecutor | None = None
+        self._folder: str | None = None
+
+    def pool(self) -> ProcessPoolExecutor:
+        """The processes, started now if they are not running yet."""
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(CHILD_READERS, mp_context=context)
+        return self._pool
+
+    def file(self, name: str) -> str:
+        """A path for an IPC file in the folder beside the store."""
+        if self._folder is None:
+            self._folder = tempfile.mkdtemp(prefix=".tidings-read-", dir=Path(self.database).parent)
+        return f"{self._folder}/{name}.arrow"
+
+    def close(self) -> None:
+        """Stops the processes and removes the folder."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+@contextmanager
+def sqlite_children(engine: Engine) -> Iterator[SqliteChildren | None]:
+    """Children for a SQLite file store, kept for the block; None on any other store."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield None
+        return
+    children = SqliteChildren(database)
+    try:
+        yield children
+    finally:
+        children.close()
+
+
 def read_tables_in_children(
-    engine: Engine, scans: Mapping[str, TableScan]
+    engine: Engine, scans: Mapping[str, TableScan], children: SqliteChildren | None = None
 ) -> dict[str, pl.DataFrame]:
     """Reads each scan into a frame; big SQLite tables are read in child processes.
 
@@ -61,29 +126,93 @@ def read_tables_in_children(
     own and hands it back as an Arrow IPC file beside the store, which is read here and
     removed. Each slice reads committed data; slices are not one snapshot, just as separate
     `read_frame` calls are not. Small tables, and every table on PostgreSQL, are read here.
+    `children` (from `sqlite_children`) are used when given, else started for this read.
     """
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return _read_scans_here(engine, scans)
+    if children is None:
+        with sqlite_children(engine) as own:
+            if own is None:
+                return _read_scans_here(engine, scans)
+            return read_tables_in_children(engine, scans, own)
     slices = {name: _rowid_slices(engine, scan) for name, scan in scans.items()}
     if all(part is None for parts in slices.values() for part in parts):
         return _read_scans_here(engine, scans)
-    folder = tempfile.mkdtemp(prefix=".tidings-read-", dir=Path(database).resolve().parent)
-    context = multiprocessing.get_context("spawn")
+    pending: dict[str, list[Future[pl.DataFrame] | Future[str]]] = {}
+    with ThreadPoolExecutor(1) as here:
+        for name, parts in slices.items():
+            pending[name] = [
+                _submit_slice(
+                    children, here, engine, scans[name], part, children.file(f"{name}-{n}")
+                )
+                for n, part in enumerate(parts)
+            ]
+        return {name: _gather(scans[name], futures) for name, futures in pending.items()}
+
+
+def replace_rows_in_child(
+    children: SqliteChildren,
+    *,
+    table: str,
+    frame: pl.DataFrame,
+    appended: Mapping[str, pl.DataFrame] | None = None,
+) -> int:
+    """In one transaction of a child: appends each of `appended` to its table, deletes
+    every row of `table` and writes `frame` in its place; returns the rows written.
+
+    The frames must hold what SQLite keeps (times and dates as text, booleans as integers).
+    """
+    files = {table: children.file(f"write-{table}")}
+    _write_stream(frame, files[table])
+    extra = {}
+    for name, rows in (appended or {}).items():
+        extra[name] = children.file(f"append-{name}")
+        _write_stream(rows, extra[name])
     try:
-        with ProcessPoolExecutor(CHILD_READERS, mp_context=context) as children:
-            pending: dict[str, list[Future[pl.DataFrame] | Future[str]]] = {}
-            with ThreadPoolExecutor(1) as here:
-                for name, parts in slices.items():
-                    pending[name] = [
-                        _submit_slice(
-                            children, here, engine, scans[name], part, f"{folder}/{name}-{n}.arrow"
-                        )
-                        for n, part in enumerate(parts)
-                    ]
-                return {name: _gather(scans[name], futures) for name, futures in pending.items()}
+        future = children.pool().submit(
+            replace_rows_from_file, children.database, table, files[table], extra
+        )
+        return future.result()
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        for path in [*files.values(), *extra.values()]:
+            Path(path).unlink(missing_ok=True)
+
+
+def _write_stream(frame: pl.DataFrame, target: str) -> None:
+    """Writes `frame` as an Arrow IPC stream of CHILD_WRITE_ROWS-row batches (plain strings,
+    which ADBC binds), one batch converted at a time."""
+    import pyarrow as pa
+
+    schema = frame.head(0).to_arrow().schema
+    with pa.OSFile(target, "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for part in frame.iter_slices(CHILD_WRITE_ROWS):
+            writer.write_table(part.to_arrow().cast(schema))
+
+
+def replace_rows_from_file(
+    database: str, table: str, source: str, appended: Mapping[str, str]
+) -> int:
+    """Runs in a child process: `replace_rows_in_child`'s transaction through ADBC.
+
+    Never call it in the main process (see `read_tables_in_children`). Nothing is kept if
+    anything fails: closing the connection rolls back what was not committed.
+    """
+    import adbc_driver_sqlite.dbapi as adbc_sqlite
+    import pyarrow as pa
+
+    with (
+        adbc_sqlite.connect(database, autocommit=True) as connection,
+        connection.cursor() as cursor,
+    ):
+        for pragma in CHILD_WRITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.execute("BEGIN IMMEDIATE")
+        for name, path in appended.items():
+            with pa.memory_map(path) as rows:
+                cursor.adbc_ingest(name, pa.ipc.open_stream(rows), mode="append")
+        cursor.execute(f"DELETE FROM {table}")
+        with pa.memory_map(source) as rows:
+            written = cursor.adbc_ingest(table, pa.ipc.open_stream(rows), mode="append")
+        cursor.execute("COMMIT")
+    return written
 
 
 _Slice = tuple[int | None, int | None] | None  # rowids [first, end) for a child; None: here
@@ -106,13 +235,24 @@ def _rowid_slices(engine: Engine, scan: TableScan) -> list[_Slice]:
 
 
 def _submit_slice(
-    children: Executor, here: Executor, engine: Engine, scan: TableScan, part: _Slice, target: str
+    children: SqliteChildren,
+    here: Executor,
+    engine: Engine,
+    scan: TableScan,
+    part: _Slice,
+    target: str,
 ) -> Future[pl.DataFrame] | Future[str]:
     """A small table is read here; a slice of a big one by a child, into the file `target`."""
     if part is None:
-        return here.submit(read_frame, engine, scan.sql(), schema=scan.schema)
-    database = str(Path(engine.url.database or "").resolve())
-    return children.submit(read_slice_in_child, database, scan.sql(*part), scan.schema, target)
+        return here.submit(_read_here, engine, scan)
+    return children.pool().submit(
+        read_slice_in_child,
+        children.database,
+        scan.sql(*part),
+        scan.schema,
+        target,
+        scan.categorical,
+    )
 
 
 def _gather(scan: TableScan, futures: list[Future[pl.DataFrame] | Future[str]]) -> pl.DataFrame:
@@ -127,7 +267,13 @@ def _gather(scan: TableScan, futures: list[Future[pl.DataFrame] | Future[str]]) 
     return pl.concat(frames) if len(frames) > 1 else frames[0]
 
 
-def read_slice_in_child(database: str, sql: str, schema: dict[str, Any], target: str) -> str:
+def read_slice_in_child(
+    database: str,
+    sql: str,
+    schema: dict[str, Any],
+    target: str,
+    categorical: tuple[str, ...] = (),
+) -> str:
     """Runs in a child process: reads `sql` through ADBC, writes it to `target` as Arrow IPC.
 
     Never call it in the main process (see `read_tables_in_children`).
@@ -140,15 +286,48 @@ def read_slice_in_child(database: str, sql: str, schema: dict[str, Any], target:
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     del table
-    cast_frame(frame, schema).write_ipc(target, compression="uncompressed")
+    _categorical(_cast_sqlite(frame, schema), categorical).write_ipc(
+        target, compression="uncompressed"
+    )
     return target
+
+
+def _cast_sqlite(frame: pl.DataFrame, schema: dict[str, Any]) -> pl.DataFrame:
+    """`tidings.db.cast_frame` for what ADBC reads from SQLite, without importing SQLAlchemy
+    into a child: times and dates from text, booleans from integers, the rest cast."""
+    casts = []
+    for name, dtype in schema.items():
+        column, current = pl.col(name), frame.schema[name]
+        if isinstance(dtype, pl.Datetime) and current == pl.String:
+            casts.append(
+                column.str.to_datetime(time_zone="UTC", strict=False, time_unit="us").alias(name)
+            )
+        elif dtype == pl.Date and current == pl.String:
+            casts.append(column.str.to_date(strict=False).alias(name))
+        elif dtype == pl.Boolean and current != pl.Boolean:
+            casts.append(column.cast(pl.Int64).cast(pl.Boolean).alias(name))
+        else:
+            casts.append(column.cast(dtype).alias(name))
+    return frame.with_columns(casts)
+
+
+def _categorical(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """The text `columns` as categorical, empty text as null."""
+    if not columns:
+        return frame
+    return frame.with_columns(
+        pl.col(name).replace("", None).cast(pl.Categorical) for name in columns
+    )
+
+
+def _read_here(engine: Engine, scan: TableScan) -> pl.DataFrame:
+    from tidings.db import read_frame
+
+    return _categorical(read_frame(engine, scan.sql(), schema=scan.schema), scan.categorical)
 
 
 def _read_scans_here(engine: Engine, scans: Mapping[str, TableScan]) -> dict[str, pl.DataFrame]:
     """Reads every scan in this process; the reads wait on the store, so they run side by side."""
     with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {
-            name: pool.submit(read_frame, engine, scan.sql(), schema=scan.schema)
-            for name, scan in scans.items()
-        }
+        futures = {name: pool.submit(_read_here, engine, scan) for name, scan in scans.items()}
         return {name: future.result() for name, future in futures.items()}

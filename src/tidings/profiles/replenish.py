@@ -34,23 +34,15 @@ def purchase_days(lines: pl.DataFrame) -> pl.DataFrame:
     packed = _packed_key(lines)
     if packed is None:
         sku_day = pl.col("sku").to_physical().cast(pl.Int64) * DAYS_PER_SKU_CODE + _epoch_days()
-        grouped = (
-            bought.select("member_id", "sku", "day", "quantity", "category", sku_day=sku_day)
-            .sort("member_id", "sku_day")
-            .group_by("member_id", "sku_day", maintain_order=True)
-        )
+        keys, firsts = ["member_id", "sku_day"], ["sku", "day"]
+        ordered = bought.select("member_id", "sku", "day", "quantity", "category", sku_day=sku_day)
     else:
-        grouped = (
-            bought.select("member_id", "sku", "day", "quantity", "category", key=packed)
-            .sort("key")
-            .group_by("key", maintain_order=True)
-        )
+        keys, firsts = ["key"], ["member_id", "sku", "day"]
+        ordered = bought.select("member_id", "sku", "day", "quantity", "category", key=packed)
     return (
-        grouped.agg(
-            pl.col("member_id", "sku", "day").first(),
-            pl.col("quantity").sum(),
-            pl.col("category").first(),
-        )
+        ordered.sort(keys)
+        .group_by(keys, maintain_order=True)
+        .agg(pl.col(firsts).first(), pl.col("quantity").sum(), pl.col("category").first())
         .select("member_id", "sku", "day", "quantity", "category")
         .with_columns(run=changed.fill_null(True).cum_sum())
         .collect()

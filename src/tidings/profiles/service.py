@@ -2,11 +2,13 @@
 
 Reads go through `tidings.db.read_frame`, the big tables of a refresh through
 `tidings.scans.read_tables_in_children` (child processes on SQLite); writes go through
-`tidings.db.bulk_store` on the engine's own connections.
+`tidings.db.bulk_store` on the engine's own connections, except a refresh's profiles on a
+SQLite file, which one of the same children writes (`tidings.profiles.writeback`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time as timer
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -26,7 +28,7 @@ from tidings.profiles.bgnbd import BgNbdParams, GammaGammaParams
 from tidings.profiles.compute import CENTS_PER_YUAN, PurchaseModels
 from tidings.profiles.compute import compute_profiles as compute
 from tidings.profiles.thresholds import ProfileThresholds, from_settings
-from tidings.scans import TableScan, read_tables_in_children
+from tidings.scans import SqliteChildren, TableScan, read_tables_in_children, sqlite_children
 
 UTC_TIME = pl.Datetime("us", "UTC")
 FIT_SAMPLE_MEMBERS = 200_000  # more purchasers than this: fit on a fixed random sample
@@ -202,8 +204,23 @@ def refresh(
     settings = get_settings()
     as_of = as_of or local_today()
     thresholds = thresholds or from_settings(settings)
+    # On a SQLite file, child processes read the big tables and write the profiles.
+    with sqlite_children(engine) as children:
+        return _refresh(engine, children, phases, as_of=as_of, thresholds=thresholds)
+
+
+def _refresh(
+    engine: Engine,
+    children: SqliteChildren | None,
+    phases: _Phases,
+    *,
+    as_of: date,
+    thresholds: ProfileThresholds,
+) -> RefreshResult:
+    """`refresh`, with the children (None: not a SQLite file) and the phase clock started."""
+    settings = get_settings()
     timezone = settings.default_timezone
-    inputs = _read_inputs(engine)
+    inputs = _read_inputs(engine, children)
     members, orders, lines = inputs.members, inputs.orders, inputs.lines
     phases.mark("read")
     new_fit, models, model_note = _choose_models(inputs.fit, orders, as_of, thresholds, timezone)
@@ -225,12 +242,16 @@ def refresh(
         engine=engine,
         profiles=profiles,
         members=members,
-        order_lines=lambda: frames.join_lines(lines, orders),
+        order_lines=lambda: frames.join_lines(
+            lines.with_columns(pl.col("sku", "category").cast(pl.String)), orders
+        ),
         as_of=as_of,
     )
     phases.mark("tag rules")
     fit_row = _fit_frame(new_fit) if new_fit is not None else None
-    written = writeback.write_back(engine=engine, profiles=profiles, fit_row=fit_row)
+    written = writeback.write_back(
+        engine=engine, profiles=profiles, fit_row=fit_row, children=children
+    )
     _invalidate_audiences(engine)
     phases.mark("write")
     return RefreshResult(
@@ -267,27 +288,28 @@ class _Phases:
 class _Inputs:
     members: pl.DataFrame
     orders: pl.DataFrame
-    lines: pl.DataFrame  # order_items as stored: their member and time are their order's
+    lines: pl.DataFrame  # order_items, sku and category categorical: their order has the rest
     products: pl.DataFrame
     previous: pl.DataFrame
     fit: tuple[date, PurchaseModels] | None
 
 
-def _read_inputs(engine: Engine) -> _Inputs:
+def _read_inputs(engine: Engine, children: SqliteChildren | None) -> _Inputs:
     """Reads everything a refresh needs: the big tables side by side, then the small ones."""
     read = read_tables_in_children(
         engine,
         {
-            "lines": frames.ORDER_ITEMS_SCAN,
+            "lines": LINES_SCAN,
             "orders": frames.ORDERS_SCAN,
             "members": MEMBERS_SCAN,
             "previous": PREVIOUS_SCAN,
         },
+        children,
     )
     return _Inputs(
         members=_finish_members(read["members"]),
         orders=frames.finish_orders(read["orders"]),
-        lines=frames.finish_order_items(read["lines"]),
+        lines=read["lines"],
         products=frames.products(engine),
         previous=_finish_previous(read["previous"]),
         fit=latest_fit(engine),
@@ -330,6 +352,9 @@ def _counts(column: pl.Series) -> dict[str, int]:
     return dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
 
 
+# The order lines as `tidings.orders.frames.order_items` gives them, but with sku and
+# category categorical from the start: a child reading them hands each text back once.
+LINES_SCAN = dataclasses.replace(frames.ORDER_ITEMS_SCAN, categorical=("sku", "category"))
 MEMBER_COLUMNS: dict[str, Any] = {
     "member_id": pl.Int64,
     "store_id": pl.Int64,
