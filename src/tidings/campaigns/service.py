@@ -27,9 +27,7 @@ from tidings.campaigns.models import Campaign, CampaignKind, CampaignStatus, Var
 from tidings.campaigns.phases import PhaseTimer
 from tidings.campaigns.planner import (
     CONTENT_KIND,
-    MESSAGE_KIND,
     audience_fields,
-    dispatch_priority,
     plan_frame,
     summarise,
 )
@@ -50,7 +48,7 @@ from tidings.content.template import TemplateError, prepare_template
 from tidings.dispatch import service as dispatch
 from tidings.dispatch.models import Message, MessageState
 from tidings.dispatch.service import CampaignNotFound, CampaignStateError
-from tidings.loyalty import coupons, offers
+from tidings.loyalty import coupons
 from tidings.loyalty.offers import coupon_column
 from tidings.notifications import preferences
 from tidings.policy.rules import PolicyRules
@@ -59,7 +57,6 @@ from tidings.segments.audience import local_today
 from tidings.segments.rules import parse
 from tidings.segments.service import SegmentNotFound, require, saved_rules
 from tidings.segments.tree import Rule
-from tidings.tracking import links as tracking
 from tidings.tracking.targets import TargetError, campaign_links
 
 __all__ = ["CampaignError", "CampaignNotFound", "CampaignStateError"]
@@ -273,36 +270,9 @@ def plan(
             declined=declined,
             given=lambda rows, shows: campaign_fields(rows, campaign, zone, shows),
         )
-    with timer("write"):
-        sources.write_plan(
-            db_session,
-            campaign_id=campaign_id,
-            plan=frame,
-            kind=MESSAGE_KIND[campaign.kind].value,
-            priority=dispatch_priority(campaign.kind),
-            offer_type=campaign.offer_type,
-            provider=campaign.provider,
-            now=now,
-        )
-        tracking.write_for_plan(
-            db_session,
-            campaign=campaign,
-            variants={v.id: v.name for v in spec.variants},
-            plan=frame,
-            audience=frame,
-            now=now,
-        )
-    terms = offers.terms_of(campaign.coupon)
-    if terms is not None:
-        with timer("coupons"):
-            offers.issue_for_plan(
-                db_session=db_session,
-                campaign_id=campaign_id,
-                terms=terms,
-                plan=offers.shown_coupons(frame, spec.variants),
-                codes=frame.select("member_id", "coupon"),
-                now=now,
-            )
+    sources.write_campaign_plan(
+        db_session, campaign=campaign, spec=spec, plan=frame, timer=timer, now=now
+    )
     summary = summarise(frame, audience=audience.height)
     campaign.plan_summary = summary
     campaign.planned_at = now

@@ -19,8 +19,12 @@ import polars_hash as plh
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from tidings.campaigns.models import Campaign
+from tidings.campaigns.phases import PhaseTimer
+from tidings.campaigns.planner import MESSAGE_KIND, PlanSpec, dispatch_priority
 from tidings.db import POLARS_SQLITE_TIME_FORMAT, bulk_insert, is_sqlite, read_frame, utc_text
 from tidings.dispatch.models import MessageState
+from tidings.loyalty import offers
 from tidings.policy.rules import PolicyRules
 from tidings.segments.compiler import Context, compile_rule
 from tidings.segments.fields import FIELDS
@@ -28,6 +32,7 @@ from tidings.segments.history import aggregates_used
 from tidings.segments.service import matching_ids
 from tidings.segments.snapshot import order_lines_snapshot, snapshot
 from tidings.segments.tree import Rule
+from tidings.tracking import links as tracking
 
 UTC_TIME = pl.Datetime("us", "UTC")
 # Message states that never reach a handset, so never count towards a cap or cool-down.
@@ -161,6 +166,49 @@ def _literal(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def write_campaign_plan(
+    db_session: Session,
+    *,
+    campaign: Campaign,
+    spec: PlanSpec,
+    plan: pl.DataFrame,
+    timer: PhaseTimer,
+    now: datetime,
+) -> None:
+    """Writes a campaign's plan: its messages and their short links (phase `write`), then
+    the coupons its messages show (phase `coupons`)."""
+    with timer("write"):
+        write_plan(
+            db_session,
+            campaign_id=campaign.id,
+            plan=plan,
+            kind=MESSAGE_KIND[campaign.kind].value,
+            priority=dispatch_priority(campaign.kind),
+            offer_type=campaign.offer_type,
+            provider=campaign.provider,
+            now=now,
+        )
+        tracking.write_for_plan(
+            db_session,
+            campaign=campaign,
+            variants={v.id: v.name for v in spec.variants},
+            plan=plan,
+            audience=plan,
+            now=now,
+        )
+    terms = offers.terms_of(campaign.coupon)
+    if terms is not None:
+        with timer("coupons"):
+            offers.issue_for_plan(
+                db_session=db_session,
+                campaign_id=campaign.id,
+                terms=terms,
+                plan=offers.shown_coupons(plan, spec.variants),
+                codes=plan.select("member_id", "coupon"),
+                now=now,
+            )
 
 
 def write_plan(
