@@ -118,9 +118,9 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(100), unique=True)
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    # Written a million at a time by the planner from the members and variants it has just
-    # read: no foreign key, which would check (and on PostgreSQL lock) a row per message.
+    # Written a million at a time by the planner with the campaign, members and variants it
+    # has just read: no foreign keys, which would check (and lock) a row per message (0015).
+    campaign_id: Mapped[int | None] = mapped_column(Integer)
     variant_id: Mapped[int | None] = mapped_column(Integer)
     trigger_id: Mapped[int | None] = mapped_column(Integer)
     member_id: Mapped[int | None] = mapped_column(Integer)

@@ -78,9 +78,9 @@ class Coupon(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(24), unique=True)
-    # No foreign key: a plan writes these in bulk for members it has just read (0015).
+    # No foreign keys: a plan writes these in bulk for its members, just read (0015).
     member_id: Mapped[int | None] = mapped_column(Integer)
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    campaign_id: Mapped[int | None] = mapped_column(Integer)
     trigger_id: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(16), default="campaign")  # campaign|trigger|points
     kind: Mapped[CouponKind] = mapped_column(_enum(CouponKind), default=CouponKind.VALUE)

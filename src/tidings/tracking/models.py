@@ -27,9 +27,9 @@ class ShortLink(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
     dedupe_key: Mapped[str | None] = mapped_column(String(100), index=True)
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # No foreign keys: a plan writes these in bulk for its members, just read (0015).
+    campaign_id: Mapped[int | None] = mapped_column(Integer)
     trigger_id: Mapped[int | None] = mapped_column(Integer)
-    # No foreign key: a plan writes these in bulk for members it has just read (0015).
     member_id: Mapped[int | None] = mapped_column(Integer)
     target_url: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)

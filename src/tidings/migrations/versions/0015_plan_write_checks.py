@@ -1,12 +1,14 @@
-"""messages, short links and coupons: no per-row member check; receipts index only sent ones
+"""messages, short links and coupons: no per-row member and campaign checks; receipts index
+only sent ones
 
 Planning a campaign writes a million messages, and as many short links and coupons, with
-member ids the planner has just read from the members table. A foreign key on those ids
-made the store look up (and on PostgreSQL lock) the member row once per written row, most
-of the time of writing a plan; the variant a message shows is likewise one of its own
-campaign's. Members are never deleted (erasure clears their data and keeps the row), so the
-checks guarded nothing the planner does not. The receipts index holds only messages a
-provider took: planned and skipped ones, which have no provider id, stay out of it.
+the campaign's id and member ids the planner has just read from the store. A foreign key on
+those ids made the store look up (and on PostgreSQL lock) the member and campaign rows once
+per written row, most of the time of writing a plan; the variant a message shows is likewise
+one of its own campaign's. Members are never deleted (erasure clears their data and keeps
+the row), nor are campaigns (they are cancelled), so the checks guarded nothing the planner
+does not. The receipts index holds only messages a provider took: planned and skipped ones,
+which have no provider id, stay out of it.
 
 Revision ID: 0015
 Revises: 0014
@@ -28,6 +30,7 @@ TAKEN = sa.text("provider_message_id IS NOT NULL")
 
 def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_messages_campaign_id_campaigns", type_="foreignkey")
         batch_op.drop_constraint("fk_messages_member_id_members", type_="foreignkey")
         batch_op.drop_constraint("fk_messages_variant_id_variants", type_="foreignkey")
         batch_op.drop_index("ix_messages_provider_provider_message_id")
@@ -39,8 +42,10 @@ def upgrade() -> None:
             postgresql_where=TAKEN,
         )
     with op.batch_alter_table("short_links", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_short_links_campaign_id_campaigns", type_="foreignkey")
         batch_op.drop_constraint("fk_short_links_member_id_members", type_="foreignkey")
     with op.batch_alter_table("coupons", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_coupons_campaign_id_campaigns", type_="foreignkey")
         batch_op.drop_constraint("fk_coupons_member_id_members", type_="foreignkey")
 
 
@@ -49,7 +54,21 @@ def downgrade() -> None:
         batch_op.create_foreign_key(
             "fk_coupons_member_id_members", "members", ["member_id"], ["id"], ondelete="SET NULL"
         )
+        batch_op.create_foreign_key(
+            "fk_coupons_campaign_id_campaigns",
+            "campaigns",
+            ["campaign_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
     with op.batch_alter_table("short_links", schema=None) as batch_op:
+        batch_op.create_foreign_key(
+            "fk_short_links_campaign_id_campaigns",
+            "campaigns",
+            ["campaign_id"],
+            ["id"],
+            ondelete="CASCADE",
+        )
         batch_op.create_foreign_key(
             "fk_short_links_member_id_members",
             "members",
@@ -73,4 +92,11 @@ def downgrade() -> None:
         )
         batch_op.create_foreign_key(
             "fk_messages_member_id_members", "members", ["member_id"], ["id"], ondelete="SET NULL"
+        )
+        batch_op.create_foreign_key(
+            "fk_messages_campaign_id_campaigns",
+            "campaigns",
+            ["campaign_id"],
+            ["id"],
+            ondelete="CASCADE",
         )
