@@ -141,11 +141,12 @@ class ChoreRunner:
         *,
         now: datetime,
         once: bool = False,
-        chores: Sequence[Chore] = CHORES,
+        chores: Sequence[Chore] | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
-        self.chores = [chore for chore in chores if chore.in_once or not once]
+        table = CHORES if chores is None else chores
+        self.chores = [chore for chore in table if chore.in_once or not once]
         self._last: dict[str, datetime | None] = {
             chore.name: None if chore.at_start else now for chore in self.chores
         }

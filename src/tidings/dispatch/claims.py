@@ -18,7 +18,9 @@ from typing import NamedTuple
 from sqlalchemy import (
     ColumnElement,
     Table,
+    and_,
     bindparam,
+    literal,
     literal_column,
     or_,
     select,
@@ -31,6 +33,7 @@ from tidings.campaigns.models import Campaign, CampaignStatus
 from tidings.db import is_sqlite
 from tidings.dispatch.ledger import move
 from tidings.dispatch.models import Message, MessageKind, MessageState, sources
+from tidings.dispatch.outcomes import BACKOFF_CAP
 
 messages: Table = Message.__table__  # type: ignore[assignment]
 campaigns: Table = Campaign.__table__  # type: ignore[assignment]
@@ -168,3 +171,20 @@ def abandon(*, db_session: Session, owner: str, ids: list[int], now: datetime) -
             .values(lease_owner=None, updated_at=now),
             {"ids": ids},
         )
+
+
+def work_left(*, db_session: Session, now: datetime, receipt_timeout: float) -> bool:
+    """Whether any message is due (or retrying soon), in flight, or awaiting a receipt."""
+    m = messages.c
+    retry_horizon = now + timedelta(seconds=BACKOFF_CAP)
+    receipt_horizon = now - timedelta(seconds=receipt_timeout)
+    due = and_(
+        m.state == MessageState.QUEUED,
+        campaign_running(),
+        or_(m.send_at <= now, and_(m.attempts > 0, m.send_at <= retry_horizon)),
+    )
+    awaiting = and_(m.state == MessageState.SUBMITTED, m.submitted_at > receipt_horizon)
+    pending = or_(due, m.state == MessageState.SUBMITTING, awaiting)
+    # Whether any is left, not how many: counting a large send's queue on every round of
+    # the housekeeping read it whole five times a second.
+    return db_session.execute(select(literal(1)).where(pending).limit(1)).first() is not None

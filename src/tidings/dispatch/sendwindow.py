@@ -7,12 +7,17 @@ timezone, not per member: every message of a claimed batch shares the same "now"
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tidings.dispatch.models import MessageKind
+
+if TYPE_CHECKING:
+    from tidings.dispatch.claims import ClaimedMessage
 
 DAY = timedelta(days=1)
 
@@ -94,3 +99,34 @@ def next_allowed(
     raise WindowSettingError(
         f"send window {send_window} leaves no time outside quiet hours {quiet_hours}"
     )
+
+
+def split_by_time(
+    claimed: Sequence[ClaimedMessage],
+    *,
+    now: datetime,
+    send_window: DailyWindow,
+    quiet_hours: DailyWindow | None,
+    default_timezone: str,
+) -> tuple[list[ClaimedMessage], list[tuple[int, datetime]], list[int]]:
+    """Splits a claim into messages to send now, to defer to a later time, and to expire."""
+    ready, deferred, expired = [], [], []
+    allowed: dict[tuple[str, str | None], datetime] = {}
+    for message in claimed:
+        key = (message.kind, message.timezone)
+        when = allowed.get(key)
+        if when is None:
+            when = allowed[key] = next_allowed(
+                kind=MessageKind(message.kind),
+                timezone=message.timezone or default_timezone,
+                now=now,
+                send_window=send_window,
+                quiet_hours=quiet_hours,
+            )
+        if message.expires_at is not None and message.expires_at <= max(when, now):
+            expired.append(message.id)
+        elif when > now:
+            deferred.append((message.id, when))
+        else:
+            ready.append(message)
+    return ready, deferred, expired

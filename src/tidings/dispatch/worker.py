@@ -23,27 +23,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TypeVar
 
-import stamina
-from sqlalchemy import Engine, and_, literal, or_, select
+from sqlalchemy import Engine
 
 from tidings import clock
 from tidings.campaigns import rollout
 from tidings.config import Settings
 from tidings.db import session_scope
-from tidings.dispatch import claims, outcomes, receipts, service
+from tidings.dispatch import calls, claims, outcomes, receipts, service
 from tidings.dispatch.chores import ChoreRunner
 from tidings.dispatch.claims import ClaimedMessage
-from tidings.dispatch.models import Message, MessageKind, MessageState
+from tidings.dispatch.models import MessageState
 from tidings.dispatch.reconcile import reconcile
-from tidings.dispatch.sendwindow import DailyWindow, next_allowed
+from tidings.dispatch.sendwindow import DailyWindow, split_by_time
 from tidings.dispatch.throttle import ProviderThrottle
 from tidings.inbound import service as inbound
 from tidings.providers.base import (
     InboundReply,
     OutgoingMessage,
-    ProviderUnavailable,
     Receipt,
     ReceiptSource,
     ReplySource,
@@ -72,20 +70,6 @@ class WorkerReport:
     def as_dict(self) -> dict[str, int]:
         """The counts as JSON-ready numbers."""
         return {**self.tally.counts, "receipts": self.receipts, "replies": self.replies}
-
-
-@runtime_checkable
-class ConnectedProvider(Protocol):
-    """A provider that holds connections (SMPP binds): opened when the worker starts, so
-    receipts and replies flow before anything is sent, and closed when it stops."""
-
-    async def open(self) -> None:
-        """Starts connecting; returns without waiting for the connections to come up."""
-        ...
-
-    async def aclose(self) -> None:
-        """Closes the connections."""
-        ...
 
 
 def worker_name() -> str:
@@ -129,9 +113,7 @@ class Worker:
     async def run(self, *, once: bool = False) -> WorkerReport:
         """Sends until stopped, or in `once` mode until nothing is left to send or hear about."""
         self._provider(self.settings.default_provider)
-        for provider in self.providers.values():
-            if isinstance(provider, ConnectedProvider):
-                await provider.open()
+        await calls.open_connections(self.providers.values())
         if self.engine.dialect.name != "sqlite":
             self._store_threads = ThreadPoolExecutor(
                 self.concurrency + 1, thread_name_prefix="tidings-store"
@@ -149,9 +131,7 @@ class Worker:
             await self._poll_replies()
             for throttle in self.throttles.values():
                 await throttle.close()
-            for provider in self.providers.values():
-                if isinstance(provider, ConnectedProvider):
-                    await provider.aclose()
+            await calls.close_connections(self.providers.values())
             if self._store_threads is not None:
                 self._store_threads.shutdown()
         return self.report
@@ -202,34 +182,15 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
 
-    def _sort_by_time(
-        self, claimed: Sequence[ClaimedMessage], now: datetime
-    ) -> tuple[list[ClaimedMessage], list[tuple[int, datetime]], list[int]]:
-        """Splits a claim into messages to send now, to defer to a later time, and to expire."""
-        ready, deferred, expired = [], [], []
-        allowed: dict[tuple[str, str | None], datetime] = {}
-        for message in claimed:
-            key = (message.kind, message.timezone)
-            when = allowed.get(key)
-            if when is None:
-                when = allowed[key] = next_allowed(
-                    kind=MessageKind(message.kind),
-                    timezone=message.timezone or self.settings.default_timezone,
-                    now=now,
-                    send_window=self.send_window,
-                    quiet_hours=self.quiet_hours,
-                )
-            if message.expires_at is not None and message.expires_at <= max(when, now):
-                expired.append(message.id)
-            elif when > now:
-                deferred.append((message.id, when))
-            else:
-                ready.append(message)
-        return ready, deferred, expired
-
     async def _send(self, claimed: list[ClaimedMessage], taken_at: datetime) -> None:
         now = clock.now()
-        ready, deferred, expired = self._sort_by_time(claimed, now)
+        ready, deferred, expired = split_by_time(
+            claimed,
+            now=now,
+            send_window=self.send_window,
+            quiet_hours=self.quiet_hours,
+            default_timezone=self.settings.default_timezone,
+        )
         if deferred or expired:
             # Back to the queue before anything was sent: for later, or to expire at once.
             await self._in_store(partial(self._hold, deferred, expired, now))
@@ -319,7 +280,7 @@ class Worker:
                     SendResult.retry(m.id, 0.0, "lease_too_short") for m in outgoing
                 ]
             else:
-                results = await self._call(provider, outgoing, timeout=budget)
+                results = await calls.call_provider(provider, outgoing, timeout=budget)
         accepted = {
             (provider.name, r.provider_message_id) for r in results or () if r.provider_message_id
         }
@@ -359,31 +320,6 @@ class Worker:
                 now=now,
             )
         return tally
-
-    async def _call(
-        self, provider: SmsProvider, outgoing: list[OutgoingMessage], *, timeout: float
-    ) -> list[SendResult] | None:
-        """Calls the provider; None when the outcome cannot be known (the call broke off)."""
-        try:
-            # Three quick tries: a refused connection is usually back within a second, and
-            # nothing was handed over, so trying again cannot send twice. Longer outages go
-            # back to the queue with backoff.
-            async for attempt in stamina.retry_context(
-                on=ProviderUnavailable, attempts=3, wait_initial=0.1, wait_max=1.0
-            ):
-                # In this task, not a new one: nothing else runs between the rate's grant
-                # and the request, so the provider sees the rate the window allowed.
-                with attempt:
-                    async with asyncio.timeout(timeout):
-                        return await provider.send_batch(outgoing)
-        except ProviderUnavailable:
-            return [SendResult.retry(m.id, 0.0, "unavailable") for m in outgoing]
-        except Exception:
-            log.exception(
-                "provider %s: outcome of %d messages unknown", provider.name, len(outgoing)
-            )
-            return None
-        return None
 
     async def _poll_receipts(self) -> None:
         batch = [*self._held]
@@ -436,6 +372,9 @@ class Worker:
             now = clock.now()
             await chores.run_due(now)
             if (now - last_reconcile).total_seconds() >= reconcile_every:
+                # Receipts that came in during the chores first: a provider is asked about
+                # a message only when its receipt is really late.
+                await self._poll_receipts()
                 await self._reconcile()
                 since = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)
                 with session_scope(self.engine) as session:
@@ -446,20 +385,10 @@ class Worker:
                 return
 
     def _nothing_left(self, now: datetime) -> bool:
-        """True when no message is due (or retrying soon), in flight, or awaiting a receipt."""
-        m = Message.__table__.c
-        retry_horizon = now + timedelta(seconds=outcomes.BACKOFF_CAP)
-        receipt_horizon = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)
-        due = and_(
-            m.state == MessageState.QUEUED,
-            claims.campaign_running(),
-            or_(m.send_at <= now, and_(m.attempts > 0, m.send_at <= retry_horizon)),
-        )
-        awaiting = and_(m.state == MessageState.SUBMITTED, m.submitted_at > receipt_horizon)
-        pending = or_(due, m.state == MessageState.SUBMITTING, awaiting)
+        """True when no message is due, in flight or awaiting a receipt, and no rollout stage
+        is about to be released."""
+        timeout = self.settings.dispatch_receipt_timeout
         with session_scope(self.engine) as session:
-            # Whether any is left, not how many: counting a large send's queue on every round
-            # read it whole five times a second.
-            left = session.execute(select(literal(1)).where(pending).limit(1)).first()
-            # A rollout stage about to be released is work left too.
-            return left is None and not rollout.release_pending(db_session=session)
+            if claims.work_left(db_session=session, now=now, receipt_timeout=timeout):
+                return False
+            return not rollout.release_pending(db_session=session)
