@@ -156,6 +156,7 @@ class CleanedLines:
     rows: int
     good: pl.DataFrame
     problems: pl.DataFrame
+    resolved: bool = False  # members, stores and categories found already
 
 
 class OrderBatches:
@@ -166,7 +167,7 @@ class OrderBatches:
         self.store, self.create_members = store, create_members
         self.region, self.timezone = settings.default_region, settings.default_timezone
         self.result = ImportResult()
-        self.members = service.member_keys(store=store)
+        self._know_members(service.member_keys(store=store))
         self.stores = store_refs(store=store)
         self.products = service.product_categories(store=store)
         self.first_new_order = service.last_order_id(store=store) + 1
@@ -189,7 +190,12 @@ class OrderBatches:
         good, problems = clean_orders(
             frame, region=self.region, timezone=self.timezone, trimmed=trimmed
         )
-        return CleanedLines(rows=frame.height, good=good, problems=problems)
+        if self.create_members:
+            return CleanedLines(rows=frame.height, good=good, problems=problems)
+        # Without members to create, the lookups are in memory: done here, off the writer.
+        good, unresolved = self._resolve(good)
+        problems = pl.concat([problems, unresolved])
+        return CleanedLines(rows=frame.height, good=good, problems=problems, resolved=True)
 
     def add_cleaned(self, cleaned: CleanedLines, *, last: bool) -> pl.DataFrame:
         """Stores one cleaned batch; returns its problems. The last order waits for more."""
@@ -201,11 +207,13 @@ class OrderBatches:
             final_order = good.sort("line")["external_id"][-1]
             self.waiting = good.filter(pl.col("external_id") == final_order)
             good = good.filter(pl.col("external_id") != final_order)
-        good, unresolved = self._resolve(good)
+        if not cleaned.resolved:
+            good, unresolved = self._resolve(good)
+            problems = pl.concat([problems, unresolved])
         good, inconsistent = _consistent_orders(good)
         with import_cache(self.store):
             self._store(good)
-        problems = pl.concat([problems, unresolved, inconsistent])
+        problems = pl.concat([problems, inconsistent])
         self.result.rejected += problems.height
         return problems.sort("line")
 
@@ -247,18 +255,21 @@ class OrderBatches:
         )
         return good.filter(pl.col("reason").is_null()).drop("reason"), rejected
 
-    def _with_members(self, good: pl.DataFrame) -> pl.DataFrame:
-        """Adds `member_id`: the member of the line's code, else the member of its phone."""
-        members = self.members
-        by_code = members.filter(pl.col("code").is_not_null()).select(
+    def _know_members(self, members: pl.DataFrame) -> None:
+        """Keeps the members' keys (`member_id`, `code`, `phone`) and their two lookups."""
+        self.members = members
+        self.by_code = members.filter(pl.col("code").is_not_null()).select(
             "code", pl.col("member_id").alias("_by_code")
         )
-        by_phone = members.filter(pl.col("phone").is_not_null()).select(
+        self.by_phone = members.filter(pl.col("phone").is_not_null()).select(
             "phone", pl.col("member_id").alias("_by_phone")
         )
+
+    def _with_members(self, good: pl.DataFrame) -> pl.DataFrame:
+        """Adds `member_id`: the member of the line's code, else the member of its phone."""
         return (
-            good.join(by_code, on="code", how="left")
-            .join(by_phone, on="phone", how="left")
+            good.join(self.by_code, on="code", how="left")
+            .join(self.by_phone, on="phone", how="left")
             .with_columns(pl.coalesce("_by_code", "_by_phone").cast(pl.Int64).alias("member_id"))
             .drop("_by_code", "_by_phone")
         )
@@ -283,8 +294,8 @@ class OrderBatches:
             )
         )
         service.create_members(store=self.store, members=people, now=clock.now())
-        self.members = pl.concat(
-            [self.members, service.member_keys(store=self.store, after_id=newest)]
+        self._know_members(
+            pl.concat([self.members, service.member_keys(store=self.store, after_id=newest)])
         )
 
     def _store(self, good: pl.DataFrame) -> None:
