@@ -66,9 +66,9 @@ def _stage_ids(store: BulkStore, table: str, frame: pl.DataFrame) -> None:
 def _insert_lots(
     store: BulkStore, lots: pl.DataFrame, *, now: datetime, note: str | None, verb: str = "INSERT"
 ) -> int:
-    """Appends ledger entries of one kind, in order order, else in member order: the order
-    key's index and the orders' foreign-key lookups then go in sequence, which costs SQLite
-    less than filling the member index in order. Returns how many went in."""
+    """Appends ledger entries of one kind, by order id (then member): the order key's index
+    and the orders' foreign-key lookups then go in sequence, which costs SQLite less than
+    filling the member index in sequence. Returns how many went in."""
     lots = lots.select(points.LOT_COLUMNS).sort(
         "order_id", "member_id", "expires_at", nulls_last=True
     )

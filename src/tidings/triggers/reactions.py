@@ -266,24 +266,21 @@ def replies_arrived(
 
 
 def _new_orders(
-    db_session: Session, first_order_id: int, *, placed_since: datetime | None
+    db_session: Session, first_order_id: int, *, placed_since: datetime
 ) -> pl.DataFrame:
     """Orders from `first_order_id` on, with their store's name, points earned and balance:
-    those placed since `placed_since` (all when None) and those of members with a queued
-    cart reminder. An import of old orders thus reads none of them back."""
+    those placed since `placed_since` and those of members with a queued cart reminder. An
+    import of old orders thus reads none of them back."""
     store = BulkStore(db_session)
-    since = "1 = 1" if placed_since is None else "o.ordered_at >= ?"
-    params: tuple[Any, ...] = (first_order_id,)
-    if placed_since is not None:
-        params += (utc_text(placed_since) if store.dialect == "sqlite" else placed_since,)
+    since = utc_text(placed_since) if store.dialect == "sqlite" else placed_since
     return store.frame(
         "SELECT o.id, o.member_id, o.ordered_at, o.amount_cents, s.name, m.points,"
         " (SELECT SUM(l.points) FROM points_lots l WHERE l.order_id = o.id"
         " AND l.kind = 'accrual') FROM orders o JOIN members m ON m.id = o.member_id"
-        f" LEFT JOIN stores s ON s.id = o.store_id WHERE o.id >= ? AND ({since}"
+        " LEFT JOIN stores s ON s.id = o.store_id WHERE o.id >= ? AND (o.ordered_at >= ?"
         " OR o.member_id IN (SELECT f.member_id FROM trigger_firings f JOIN triggers t"
         " ON t.id = f.trigger_id WHERE f.outcome = 'queued' AND t.kind = 'cart_abandoned'))",
-        params,
+        (first_order_id, since),
         schema={
             "order_id": pl.Int64,
             "member_id": pl.Int64,
