@@ -219,7 +219,8 @@ def _render_and_check(
     ]
     texts = pl.concat(parts) if parts else pl.DataFrame(schema=CHECKED_SCHEMA)
     kept = [name for name in GIVEN_FIELDS if name in going.columns and name not in frame.columns]
-    texts = texts.join(going.select("member_id", *kept), on="member_id", how="left")
+    if kept:
+        texts = texts.join(going.select("member_id", *kept), on="member_id", how="left")
     frame = frame.join(texts, on="member_id", how="left", maintain_order="left")
     reason = (
         pl.when(pl.col("_reason").is_not_null())
