@@ -211,3 +211,16 @@ def test_rendering_one_member_equals_the_bulk_render(text: str, rows: list, kind
         one = render_one(template, values)
         assert (one.text, one.skip_reason) == (text_out, reason)
         assert (text_out is None) != (reason is None)
+
+
+def test_the_preference_link_is_the_same_one_by_one_and_in_bulk() -> None:
+    template = parse_template("管理偏好 {preference_link}")
+    frame = pl.DataFrame({"member_id": [7, 1_234_567, None]}, schema={"member_id": pl.Int64})
+    bulk = render(template, frame)
+    ones = [render_one(template, {"member_id": m}) for m in frame["member_id"]]
+    assert bulk["text"].to_list() == [one.text for one in ones]
+    assert bulk["skip_reason"][2] == "missing_field:preference_link"
+    first, second = bulk["text"][0], bulk["text"][1]
+    assert first != second and "/p/7" in first and "/p/1234567" in second
+    with pytest.raises(TemplateError):
+        render(parse_template("{preference_link:md}"), frame)

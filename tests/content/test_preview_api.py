@@ -56,3 +56,20 @@ def test_bad_templates_and_unknown_members_are_clear_errors(client: TestClient) 
     assert broken.json()["detail"]
     unknown = client.post("/api/v1/templates:preview", json={"text": "您好", "member": "NOPE"})
     assert unknown.status_code == 404 and "NOPE" in unknown.json()["detail"]
+
+
+def test_the_preference_link_is_previewed_as_the_member_would_get_it(
+    client: TestClient,
+) -> None:
+    text = "{surname}，选择您想收的消息：{preference_link}"
+    mine = client.post("/api/v1/templates:preview", json={"text": text, "member": "P1"}).json()
+    without = {"text": "选择您想收的消息：{preference_link}"}
+    sample = client.post("/api/v1/templates:preview", json=without).json()
+    link = mine["text"].split("：")[1].split(" ")[0]
+    assert "/p/" in link and "/p/" in sample["text"]
+    # Counted with the link in it, and the brand's own link is no finding.
+    assert mine["characters"] == len(mine["text"])
+    assert not [f for f in mine["findings"] if f["code"] == "foreign_link"]
+    token = link.rsplit("/", 1)[1]
+    member = client.get(f"/p/{token}")
+    assert member.status_code == 200 and "消息偏好" in member.text

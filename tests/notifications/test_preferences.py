@@ -4,7 +4,11 @@ its reason) while other kinds still reach them."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import polars as pl
@@ -12,13 +16,20 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from campaigns.conftest import add_members, message_rows, midday_zone
+from campaigns.conftest import (  # type: ignore[import-not-found]
+    add_members,
+    message_rows,
+    midday_zone,
+    quick_simulator,  # noqa: F401  (a fixture)
+)
 from tidings import clock
+from tidings.app import create_app
 from tidings.campaigns import service as campaigns
 from tidings.campaigns.schemas import CampaignCreate, VariantCreate
 from tidings.campaigns.service import CampaignError
-from tidings.config import Settings
+from tidings.config import Settings, get_settings
 from tidings.db import session_scope
+from tidings.dispatch.worker import Worker
 from tidings.inbound import service as inbound
 from tidings.notifications import preferences
 from tidings.providers.base import InboundReply
@@ -127,3 +138,82 @@ def test_the_page_changes_choices_only_with_its_own_form(
             text("SELECT source FROM consent_events WHERE topic = 'promotions'")
         ).scalar_one()
     assert source == "preference_page"
+
+
+PREFERENCE_LINK = re.compile(r"https://t\.example\.cn/p/[0-9A-Za-z_-]+")
+
+
+def test_a_member_declines_from_the_link_their_message_carried(
+    engine: Engine,
+    quick_simulator: Path,  # noqa: F811  (the fixture imported above)
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Receipts come at once: under a frozen clock a later one would never come due.
+    monkeypatch.setenv("TIDINGS_SIMULATOR_RECEIPT_DELAY", "0-0")
+    monkeypatch.setenv("TIDINGS_SHORT_DOMAIN", "https://t.example.cn")
+    monkeypatch.setenv("TIDINGS_PREFERENCE_SECRET", "page-link-tests")
+    get_settings.cache_clear()
+    sent = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    first, second, third = add_members(engine, 3, timezone=midday_zone(sent))
+    with clock.frozen(sent):
+        spec = CampaignCreate(
+            name="本周贴士",
+            rule="consent == true",
+            category="tips",
+            variants=[
+                VariantCreate(
+                    template="{surname}，冬季储存鲜果小贴士。选择您想收的消息：{preference_link}"
+                )
+            ],
+        )
+        with session_scope(engine) as session:
+            campaign = campaigns.create(db_session=session, spec=spec).id
+            campaigns.plan(db_session=session, campaign_id=campaign)
+            campaigns.send(db_session=session, campaign_id=campaign)
+        asyncio.run(Worker(engine, settings=get_settings()).run(once=True))
+    delivered = {
+        str(line["phone"]): str(line["text"])
+        for line in map(json.loads, quick_simulator.read_text().splitlines())
+    }
+    assert len(delivered) == 3
+    links = {phone: PREFERENCE_LINK.search(body) for phone, body in delivered.items()}
+    assert all(links.values()) and len({m[0] for m in links.values() if m}) == 3
+    mine = links[f"+86139{first:08d}"]
+    assert mine is not None
+    # The counted length is the length of the text sent, link included.
+    rows = message_rows(engine, campaign).filter(pl.col("member_id") == first)
+    assert mine[0] in rows["text"][0]
+
+    with clock.frozen(sent + timedelta(days=1)), TestClient(create_app(engine)) as client:
+        path = urlsplit(mine[0]).path
+        page = client.get(path)
+        assert page.status_code == 200 and page.text.count("checked") == 4
+        token = re.search(r'name="form_token" value="([^"]+)"', page.text)
+        assert token is not None
+        keep = ["new_arrivals", "tips", "surveys"]
+        saved = client.post(path, data={"receive": keep, "form_token": token.group(1)})
+        assert saved.status_code == 200 and saved.text.count("checked") == 3
+        promotions = _planned(engine, "promotions")
+    assert promotions.filter(pl.col("state") == "skipped").rows() == [
+        (first, "skipped", "preference:promotions")
+    ]
+    assert set(promotions.filter(pl.col("state") == "planned")["member_id"]) == {second, third}
+    get_settings.cache_clear()
+
+
+def test_a_link_is_refused_once_forged_or_past_its_days(engine: Engine, settings: Settings) -> None:
+    first, *_ = add_members(engine, 1, timezone=midday_zone())
+    made = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    token = urlsplit(preferences.preference_link(first, settings, now=made)).path[3:]
+    assert len(token) <= len(str(first)) + 13  # id, day and signature: short for an SMS
+    with clock.frozen(made + timedelta(days=settings.preference_link_days)):
+        assert preferences.member_of(token, settings) == first
+    late = made + timedelta(days=settings.preference_link_days + 1)
+    with clock.frozen(late), pytest.raises(preferences.PreferenceError, match="expired"):
+        preferences.member_of(token, settings)
+    other = str(first + 1) + token[len(str(first)) :]
+    with pytest.raises(preferences.PreferenceError, match="not valid"):
+        preferences.member_of(other, settings)
+    wrong_key = settings.model_copy(update={"preference_secret": "another"})
+    with pytest.raises(preferences.PreferenceError, match="not valid"):
+        preferences.member_of(token, wrong_key)

@@ -25,6 +25,8 @@ from tidings.profiles.models import Profile
 
 SAMPLE_COUPON = "TD8K2Q"  # what {coupon} shows before a campaign issues real codes
 SAMPLE_LINK_CODE = "a1B2c3"
+# What {preference_link} shows without a member: a token as long as a millionth member's.
+SAMPLE_PREFERENCE_TOKEN = "123456720790Ab3dE9fG"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ def member_values(
         "expiry_date": None,
     }
     if member is None:
+        values["preference_link"] = f"{settings.short_link_base}/p/{SAMPLE_PREFERENCE_TOKEN}"
         return values
     store = db_session.get(Store, member.store_id) if member.store_id else None
     profile = db_session.get(Profile, member.id)

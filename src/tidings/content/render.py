@@ -17,6 +17,8 @@ from typing import TypeVar
 
 import polars as pl
 
+from tidings import clock
+from tidings.config import get_settings
 from tidings.content.template import (
     BLANK_CHARS,
     COMPOUND_SURNAMES,
@@ -32,6 +34,7 @@ from tidings.content.template import (
     Template,
     TemplateError,
 )
+from tidings.notifications import preference_tokens
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 SKIP_PREFIX = "missing_field:"
@@ -129,14 +132,44 @@ def _surname_expr() -> pl.Expr:
     return pl.concat_str(surname, salutation)
 
 
+def _preference_link_signing() -> preference_tokens.LinkSigning:
+    """Where `{preference_link}` points, its key, today's day and the words its signature
+    must not spell (a link reading LSD would have the content check stop the message)."""
+    from tidings.content.words import word_matcher  # words.py reads this module's Filled
+
+    settings = get_settings()
+    keys = word_matcher().by_key
+    return preference_tokens.LinkSigning(
+        base=settings.short_link_base,
+        secret=settings.preference_secret,
+        day=preference_tokens.day_number(clock.now()),
+        avoid=tuple(sorted(key for key in keys if key.isascii() and key.isalnum())),
+    )
+
+
+def _preference_link_expr() -> pl.Expr:
+    """Each member's own preference page link, signed today (`{preference_link}`)."""
+    return preference_tokens.link_expr(pl.col("member_id"), _preference_link_signing())
+
+
+def _preference_link_value(values: Mapping[str, object]) -> str | None:
+    """One member's link; a value given for it (a preview's sample) is shown as it is."""
+    given, member_id = values.get("preference_link"), values.get("member_id")
+    if isinstance(given, str):
+        return given
+    if not isinstance(member_id, int) or isinstance(member_id, bool):
+        return None
+    return preference_tokens.link_for(member_id, _preference_link_signing())
+
+
 def _value_expr(placeholder: Placeholder, schema: pl.Schema) -> pl.Expr:
+    if placeholder.field in DERIVED_COLUMNS and placeholder.format is not None:
+        raise _type_error(placeholder, "text")
+    if placeholder.field == "preference_link":
+        return _preference_link_expr()
     if placeholder.field == "surname":
-        if placeholder.format is not None:
-            raise _type_error(placeholder, "text")
         return _surname_expr()
     if placeholder.field == "tier":
-        if placeholder.format is not None:
-            raise _type_error(placeholder, "text")
         tier = pl.col("tier").cast(pl.String)
         return tier.replace_strict(TIER_NAMES, default=None, return_dtype=pl.String)
     return _column_expr(placeholder, schema[placeholder.columns[0]])
@@ -299,8 +332,10 @@ def _format_value(placeholder: Placeholder, value: object) -> str | None:
 
 
 def _placeholder_value(placeholder: Placeholder, values: Mapping[str, object]) -> str | None:
-    if placeholder.field in ("surname", "tier") and placeholder.format is not None:
+    if placeholder.field in DERIVED_COLUMNS and placeholder.format is not None:
         raise _type_error(placeholder, "text")
+    if placeholder.field == "preference_link":
+        return _preference_link_value(values)
     if placeholder.field == "surname":
         return _surname_value(values)
     if placeholder.field == "tier":

@@ -9,7 +9,8 @@ Syntax (documented for operators):
 - `{{` and `}}` write a literal brace.
 - Placeholders name a field of `PLACEHOLDER_COLUMNS` or any column of the audience frame.
   `{surname}` is the salutation 张女士 / 王先生 (compound surnames such as 欧阳 kept whole) from
-  `name` and `gender`; `{tier}` shows the tier in Chinese (`gold` -> 金卡会员).
+  `name` and `gender`; `{tier}` shows the tier in Chinese (`gold` -> 金卡会员);
+  `{preference_link}` is the member's own signed link to their preference page (`/p/...`).
 
 A member whose field is empty (null or only spaces) and has no fallback gets no text and a
 skip reason `missing_field:<field>`, never a message with a hole in it.
@@ -39,7 +40,11 @@ PLACEHOLDER_COLUMNS = {
     "expiry_date": "expiry_date",
 }
 # Placeholders computed from other columns.
-DERIVED_COLUMNS = {"surname": ("name", "gender"), "tier": ("tier",)}
+DERIVED_COLUMNS = {
+    "surname": ("name", "gender"),
+    "tier": ("tier",),
+    "preference_link": ("member_id",),
+}
 CAMPAIGN_FIELDS = frozenset({"coupon", "link", "expiry_date"})
 AUDIENCE_COLUMNS = (
     "member_id",

@@ -4,7 +4,8 @@ surveys), kept in the consent ledger: each change is a ConsentEvent whose topic 
 A member receives a kind until their latest event for it is an opt-out. A campaign names its
 kind (`category`); the planner skips those who declined it (`declined_members`). The choice
 is made by a reply (`TD促销` declines, `DY促销` takes back) or on the member's page, reached
-by a signed link (`preference_link`).
+by a signed link (`preference_link`, `{preference_link}` in a template; its token is made in
+`preference_tokens`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
+from tidings import clock
 from tidings.config import Settings
+from tidings.content.words import word_matcher
 from tidings.db import read_frame
 from tidings.inbound.context import Effects, ReplyContext
 from tidings.inbound.keywords import compact
 from tidings.members.models import ConsentEvent, ConsentKind
+from tidings.notifications.preference_tokens import LinkSigning, day_number, link_for, read_token
 
 SOURCE_REPLY = "sms_reply"
 SOURCE_PAGE = "preference_page"
@@ -179,25 +183,48 @@ def _serializer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.preference_secret, salt=salt)
 
 
-def preference_link(member_id: int, settings: Settings) -> str:
-    """The member's own page link, signed: {short_link_base}/p/{token}."""
-    token = _serializer(settings, LINK_SALT).dumps(member_id)
-    return f"{settings.short_link_base}/p/{token}"
+def link_signing(settings: Settings, *, now: datetime | None = None) -> LinkSigning:
+    """How members' links are made today: the address served, the key and the words a
+    signature must not spell (the content check would stop a message showing them)."""
+    keys = word_matcher().by_key
+    return LinkSigning(
+        base=settings.short_link_base,
+        secret=settings.preference_secret,
+        day=day_number(now or clock.now()),
+        avoid=tuple(sorted(key for key in keys if key.isascii() and key.isalnum())),
+    )
+
+
+def preference_link(member_id: int, settings: Settings, *, now: datetime | None = None) -> str:
+    """The member's own page link, signed: {short_link_base}/p/{token} (`{preference_link}`
+    in a template shows the same)."""
+    return link_for(member_id, link_signing(settings, now=now))
+
+
+EXPIRED = "this link has expired; reply to any of our messages for a new one"
+FORGED = "this link is not valid; check that it was copied whole"
 
 
 def member_of(
     token: str, settings: Settings, *, salt: str = LINK_SALT, days: float | None = None
 ) -> int:
     """The member a signed token names, or a PreferenceError when forged or expired."""
-    seconds = (days if days is not None else settings.preference_link_days) * SECONDS_PER_DAY
+    days = days if days is not None else settings.preference_link_days
+    if salt == LINK_SALT and "." not in token:
+        found = read_token(token, secret=settings.preference_secret)
+        if found is None:
+            raise PreferenceError(FORGED)
+        member_id, made = found
+        if day_number(clock.now()) - made > days:
+            raise PreferenceError(EXPIRED)
+        return member_id
+    # Form tokens, and page links made before links were shortened.
     try:
-        value = _serializer(settings, salt).loads(token, max_age=int(seconds))
+        value = _serializer(settings, salt).loads(token, max_age=int(days * SECONDS_PER_DAY))
     except SignatureExpired:
-        raise PreferenceError(
-            "this link has expired; reply to any of our messages for a new one"
-        ) from None
+        raise PreferenceError(EXPIRED) from None
     except BadSignature:
-        raise PreferenceError("this link is not valid; check that it was copied whole") from None
+        raise PreferenceError(FORGED) from None
     return int(value)
 
 
