@@ -217,3 +217,24 @@ def test_a_link_is_refused_once_forged_or_past_its_days(engine: Engine, settings
     wrong_key = settings.model_copy(update={"preference_secret": "another"})
     with pytest.raises(preferences.PreferenceError, match="not valid"):
         preferences.member_of(token, wrong_key)
+
+
+def test_a_notice_to_a_member_carries_their_link(
+    engine: Engine, client: TestClient, member: int
+) -> None:
+    notice = {
+        "idempotency_key": "store-moved-1",
+        "template": "{surname}，门店已迁至新址。消息偏好：{preference_link}",
+        "member_id": member,
+    }
+    with clock.frozen(datetime(2026, 12, 2, 6, 0, tzinfo=UTC)):
+        sent = client.post("/api/v1/messages", json=notice)
+    assert sent.status_code == 201, sent.text
+    shown = client.get(f"/api/v1/messages/{sent.json()['id']}").json()
+    token = urlsplit(shown["text"].split("：")[1]).path.removeprefix("/p/")
+    with clock.frozen(datetime(2026, 12, 3, 6, 0, tzinfo=UTC)):
+        assert preferences.member_of(token, get_settings()) == member
+    to_a_phone = {**notice, "idempotency_key": "store-moved-2", "phone": "13800000002"}
+    del to_a_phone["member_id"]
+    refused = client.post("/api/v1/messages", json=to_a_phone)
+    assert refused.status_code == 422 and "preference_link" in refused.text

@@ -74,6 +74,7 @@ def render_request(
         values.setdefault("gender", member.gender)
         values.setdefault("points", member.points)
         values.setdefault("tier", member.tier)
+        values.setdefault("member_id", member.id)  # for {preference_link}
     code = None
     source = _source(request, settings)
     if request.kind is NotificationKind.VERIFICATION:
