@@ -6,7 +6,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -89,7 +89,10 @@ def get_db_session(request: Request) -> Iterator[Session]:
             raise
 
 
-DbSession = Annotated[Session, Depends(get_db_session)]
+# Committed before the response goes: a browser that follows a redirect after a form (or a
+# client that reads back what it wrote) must see the write. FastAPI's default ("request")
+# would commit only after the response was sent.
+DbSession = Annotated[Session, Depends(get_db_session, scope="function")]
 
 
 # Declared as a security scheme so that /docs offers to send a key ("Authorize"); the key
@@ -144,7 +147,7 @@ class ApiKeyCache:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._keys: OrderedDict[str, tuple[KeyGrant, Any]] = OrderedDict()
+        self._keys: OrderedDict[str, tuple[KeyGrant, datetime]] = OrderedDict()
 
     async def check(self, key: str) -> KeyGrant | None:
         """The live key `key` is, or None; the store is asked when the cache cannot say."""
