@@ -25,7 +25,7 @@ from tidings.campaigns.planner import BLOCKED_PREFIX
 from tidings.campaigns.sources import phone_hash
 from tidings.campaigns.spec import counting_of
 from tidings.config import Settings
-from tidings.content.length import measure, measure_text
+from tidings.content.length import measure, split_parts
 from tidings.content.lint import blocking_reason, lint_messages, lint_rules, lint_text
 from tidings.content.template import MessageKind as ContentKind
 from tidings.dispatch.models import PRIORITY, MessageKind, MessageState
@@ -39,7 +39,7 @@ from tidings.policy.decide import Decision
 from tidings.policy.rules import CandidateKind
 
 KEY_PREFIX = "api:"  # dedupe_key of an API message: this and its idempotency key
-# Fewer texts than this are measured and linted one by one (`measure_text`, `lint_text`, held
+# Fewer texts than this are measured and linted one by one (`split_parts`, `lint_text`, held
 # equal to the bulk path by the content tests): Polars' fixed cost per call outweighs them.
 BULK_CHECK_FROM = 64
 DECISIONS = DecisionMemo()
@@ -214,9 +214,9 @@ def _checked(fresh: Sequence[Fresh], settings: Settings) -> list[Checked]:
     if len(fresh) < BULK_CHECK_FROM:
         checked = []
         for item in fresh:
-            measured = measure_text(item.text, scheme=scheme, price_per_part_cents=price)
+            parts = len(split_parts(item.text, scheme=scheme))
             blocked = blocking_reason(lint_text(item.text, rules=rules), rules=rules)
-            checked.append(Checked(measured.segments, measured.cost_cents, blocked))
+            checked.append(Checked(parts, parts * price, blocked))
         return checked
     texts = pl.Series("text", [item.text for item in fresh], dtype=pl.String)
     measured_all = measure(texts, scheme=scheme, price_per_part_cents=price)
