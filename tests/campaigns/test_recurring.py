@@ -12,16 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from tidings import clock
+from tidings.app import create_app
 from tidings.campaigns import recurring, service
 from tidings.campaigns.recurrence import RecurrenceError, parse_recurrence
-from tidings.campaigns.schemas import CampaignCreate, VariantCreate
+from tidings.campaigns.schemas import CampaignCreate, StepCreate, VariantCreate
+from tidings.campaigns.spec import CampaignError
 from tidings.config import get_settings
 from tidings.db import session_scope
 from tidings.dispatch.service import CampaignStateError
 from tidings.dispatch.worker import Worker
+from tidings.reports.service import campaign_report
 
 from .conftest import add_members, inbox_phones, midday_zone
 
@@ -139,3 +143,86 @@ def test_the_command_refuses_a_bad_schedule_and_lists_runs(cli: Any, engine: Eng
     campaign = json.loads(made.stdout)["id"]
     listed = cli("campaign", "runs", str(campaign), "--json")
     assert (listed.exit_code, json.loads(listed.stdout)) == (0, [])
+
+
+def test_each_weekly_run_reminds_only_its_own_non_clickers(
+    engine: Engine, world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_SHORT_DOMAIN", "https://t.example.cn")
+    monkeypatch.setenv("TIDINGS_SHORT_LINK_SECRET", "recurring-tests")
+    get_settings.cache_clear()
+    add_members(engine, 4, timezone=ZONE)
+    with clock.frozen(START), session_scope(engine) as session:
+        spec = CampaignCreate(
+            name="时令水果",
+            rule="consent == true",
+            variants=[VariantCreate(template="{surname}，本周时令水果 {link}")],
+            link="https://shop.example.com/fruit",
+            steps=[
+                StepCreate(after="2d", reaction="not-clicked", template="{surname}，特价明天结束")
+            ],
+            every="every wed 10:00",
+        )
+        weekly = service.create(db_session=session, spec=spec).id
+    for day in range(34):  # each day of December, and the last run's reminder in January
+        moment = START + timedelta(days=day)
+        run_worker(engine, moment)
+        made = {r["occurrence_at"]: r["id"] for r in runs(engine, weekly)}
+        if moment.weekday() == 2:  # the Wednesday's run went: member `week` clicks it
+            run = max(made.items())[1]
+            clicker = len(made)  # member 1 the first week, member 2 the second, ...
+            with clock.frozen(moment + timedelta(hours=1)):
+                _click(engine, run, member=1 + (clicker - 1) % 4)
+    made = sorted(runs(engine, weekly), key=lambda r: r["occurrence_at"])
+    assert len(made) == 5
+    for week, run in enumerate(made):
+        clicked = 1 + week % 4
+        steps = run["steps"]
+        assert [(s["number"], s["plan"]["planned"]) for s in steps] == [(1, 3)], run
+        with engine.connect() as connection:
+            reminded = connection.execute(
+                text(
+                    "SELECT member_id FROM messages WHERE campaign_id = :id AND step = 1"
+                    " AND state = 'delivered' ORDER BY member_id"
+                ),
+                {"id": run["id"]},
+            ).scalars()
+            assert list(reminded) == [m for m in (1, 2, 3, 4) if m != clicked]
+        with clock.frozen(START + timedelta(days=34)), session_scope(engine) as session:
+            report = campaign_report(db_session=session, campaign_id=run["id"])
+        by_step = [(r["step"], r["sent"], r["clicked"]) for r in report["by_step"]]
+        assert by_step == [(0, 4, 1), (1, 3, 0)]
+    with engine.connect() as connection:
+        own = connection.execute(
+            text(
+                "SELECT COUNT(*) FROM campaign_steps WHERE campaign_id = :id"
+                " AND planned_at IS NOT NULL"
+            ),
+            {"id": weekly},
+        ).scalar_one()
+    assert own == 0  # the recurring campaign's own steps are only the pattern
+
+
+def test_a_recurring_campaign_refuses_a_step_at_a_set_moment(engine: Engine) -> None:
+    spec = CampaignCreate(
+        name="周报",
+        rule="consent == true",
+        variants=[VariantCreate(template="{surname}，本周特价")],
+        steps=[StepCreate(at=START + timedelta(days=3), template="{surname}，最后一天")],
+        every="every wed 10:00",
+    )
+    refused = pytest.raises(CampaignError, match="every run")
+    with clock.frozen(START), session_scope(engine) as session, refused:
+        service.create(db_session=session, spec=spec)
+
+
+def _click(engine: Engine, campaign_id: int, *, member: int) -> None:
+    """The member opens their own short link of the run from a phone's browser."""
+    with engine.connect() as connection:
+        code = connection.execute(
+            text("SELECT code FROM short_links WHERE campaign_id = :c AND member_id = :m"),
+            {"c": campaign_id, "m": member},
+        ).scalar_one()
+    agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148"
+    with TestClient(create_app(engine), follow_redirects=False) as client:
+        assert client.get(f"/s/{code}", headers={"User-Agent": agent}).status_code == 302

@@ -99,6 +99,11 @@ def add_steps(
         except (StepError, RuleError) as error:
             raise CampaignError(f"step {number}: {error}") from None
         at = draft.at
+        if at is not None and campaign.recurrence is not None:
+            raise CampaignError(
+                f"step {number} goes at a set moment, which would be the same for every run of"
+                " a recurring campaign; give it a delay after the step before (e.g. 2d) instead"
+            )
         if at is not None and at.tzinfo is None:
             at = at.replace(tzinfo=ZoneInfo(get_settings().default_timezone))
         if at is not None and at <= now:

@@ -1,6 +1,7 @@
 """Recurring campaigns: at each occurrence of its schedule a recurring campaign makes a run,
-a campaign copied from it (audience rule, variants, offer, link, rollout) that builds a fresh
-audience, is planned and sent at once, and is reported on its own. A run is made once per
+a campaign copied from it (audience rule, variants, follow-up steps, offer, link, rollout)
+that builds a fresh audience, is planned and sent at once, and is reported on its own, its
+steps each going their delay after the run's own send. A run is made once per
 occurrence: the unique (recurring_id, occurrence_at) holds across restarts and workers."""
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from tidings import clock
 from tidings.campaigns import service
-from tidings.campaigns.followups import lock_for_writing
-from tidings.campaigns.models import Campaign, CampaignStatus, ScheduleKind, Variant
+from tidings.campaigns.followups import lock_for_writing, steps_of
+from tidings.campaigns.models import Campaign, CampaignStatus, CampaignStep, ScheduleKind, Variant
 from tidings.campaigns.recurrence import parse_recurrence
 from tidings.config import get_settings
 from tidings.dispatch.models import Message
@@ -76,6 +77,17 @@ def _make_run(db_session: Session, recurring: Campaign, occurrence: datetime) ->
                 is_control=variant.is_control,
             )
         )
+    for step in steps_of(db_session=db_session, campaign_id=recurring.id):
+        db_session.add(
+            CampaignStep(
+                campaign_id=run.id,
+                number=step.number,
+                after_minutes=step.after_minutes,
+                reaction=step.reaction,
+                rule=step.rule,
+                template=step.template,
+            )
+        )
     db_session.flush()
     return run
 
@@ -131,6 +143,10 @@ def runs(*, db_session: Session, campaign_id: int) -> list[dict[str, Any]]:
             "status": str(run.status),
             "messages": int(counts.get(run.id, 0)),
             "plan": run.plan_summary,
+            "steps": [
+                {"number": step.number, "planned_at": step.planned_at, "plan": step.plan_summary}
+                for step in steps_of(db_session=db_session, campaign_id=run.id)
+            ],
         }
         for run in rows
     ]

@@ -61,13 +61,15 @@ def runs(
     if not rows:
         typer.echo(f"campaign {campaign_id} has made no runs")
         return
-    table = Table("id", "name", "occurrence", "status", "messages")
+    table = Table("id", "name", "occurrence", "status", "messages", "steps planned")
     for row in rows:
+        planned = sum(step["planned_at"] is not None for step in row["steps"])
         table.add_row(
             str(row["id"]),
             row["name"],
             str(row["occurrence_at"]),
             row["status"],
             f"{row['messages']:,}",
+            f"{planned}/{len(row['steps'])}" if row["steps"] else "-",
         )
     Console().print(table)
