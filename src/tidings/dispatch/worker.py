@@ -196,9 +196,10 @@ class Worker:
             await self._in_store(partial(self._hold, deferred, expired, now))
             self.report.tally.add("deferred", len(deferred))
             self.report.tally.add(MessageState.EXPIRED, len(expired))
-        ready = await self._without_exited(ready, now)
+        kept = await self._in_store(partial(self._without_exited, ready, now))
+        self.report.tally.add(MessageState.CANCELLED, len(ready) - len(kept))
         by_provider: dict[str, list[ClaimedMessage]] = {}
-        for message in ready:
+        for message in kept:
             by_provider.setdefault(message.provider, []).append(message)
         for name, batch in by_provider.items():
             try:
@@ -222,30 +223,21 @@ class Worker:
             claims.put_back(db_session=session, owner=self.owner, moves=held, now=now)
             outcomes.expire(db_session=session, ids=expired, now=now)
 
-    async def _without_exited(
-        self, ready: list[ClaimedMessage], now: datetime
-    ) -> list[ClaimedMessage]:
+    def _without_exited(self, ready: list[ClaimedMessage], now: datetime) -> list[ClaimedMessage]:
         """Cancels trigger messages whose exit condition holds by now; returns the rest."""
         triggered = [(m.id, m.trigger_id, m.member_id) for m in ready if m.trigger_id is not None]
         if not triggered:
             return ready
         try:
-            stopped = await self._in_store(partial(self._cancel_exited, triggered, now))
+            with session_scope(self.engine) as session:
+                stopped = exits.exited_messages(session, claimed=triggered)  # type: ignore[arg-type]
+                exits.cancel_exited(session, owner=self.owner, stopped=stopped, now=now)
         except Exception:
             # The rule was checked when the trigger was saved; a store hiccup sends as queued.
             log.exception("checking trigger exit conditions failed; sending as queued")
             return ready
-        self.report.tally.add(MessageState.CANCELLED, len(stopped))
         gone = {message_id for message_id, *_ in stopped}
         return [m for m in ready if m.id not in gone]
-
-    def _cancel_exited(
-        self, triggered: Sequence[tuple[int, int, int | None]], now: datetime
-    ) -> list[exits.Stopped]:
-        with session_scope(self.engine) as session:
-            stopped = exits.exited_messages(session, claimed=triggered)  # type: ignore[arg-type]
-            exits.cancel_exited(session, owner=self.owner, stopped=stopped, now=now)
-        return stopped
 
     def _put_back(self, batch: Sequence[ClaimedMessage]) -> None:
         with session_scope(self.engine) as session:
