@@ -187,6 +187,10 @@ def _write_stream(frame: pl.DataFrame, target: str) -> None:
             writer.write_table(part.to_arrow().cast(schema))
 
 
+class ChildStoreError(RuntimeError):
+    """A child process's read or write failed; the message is the store's error."""
+
+
 def replace_rows_from_file(
     database: str, table: str, source: str, appended: Mapping[str, str]
 ) -> int:
@@ -195,6 +199,13 @@ def replace_rows_from_file(
     Never call it in the main process (see `read_tables_in_children`). Nothing is kept if
     anything fails: closing the connection rolls back what was not committed.
     """
+    try:
+        return _replace_rows(database, table, source, appended)
+    except Exception as error:  # ADBC's own errors cannot be rebuilt in the parent
+        raise ChildStoreError(f"writing {table}: {error}") from None
+
+
+def _replace_rows(database: str, table: str, source: str, appended: Mapping[str, str]) -> int:
     import adbc_driver_sqlite.dbapi as adbc_sqlite
     import pyarrow as pa
 
@@ -206,10 +217,11 @@ def replace_rows_from_file(
             cursor.execute(pragma)
         cursor.execute("BEGIN IMMEDIATE")
         for name, path in appended.items():
-            with pa.memory_map(path) as rows:
+            with pa.OSFile(path) as rows:
                 cursor.adbc_ingest(name, pa.ipc.open_stream(rows), mode="append")
         cursor.execute(f"DELETE FROM {table}")
-        with pa.memory_map(source) as rows:
+        # Streamed a batch at a time, so that the child never holds every row at once.
+        with pa.OSFile(source) as rows:
             written = cursor.adbc_ingest(table, pa.ipc.open_stream(rows), mode="append")
         cursor.execute("COMMIT")
     return written
@@ -280,9 +292,12 @@ def read_slice_in_child(
     """
     import adbc_driver_sqlite.dbapi as adbc_sqlite
 
-    with adbc_sqlite.connect(database) as connection, connection.cursor() as cursor:
-        cursor.execute(sql)
-        table = cursor.fetch_arrow_table()
+    try:
+        with adbc_sqlite.connect(database) as connection, connection.cursor() as cursor:
+            cursor.execute(sql)
+            table = cursor.fetch_arrow_table()
+    except Exception as error:  # ADBC's own errors cannot be rebuilt in the parent
+        raise ChildStoreError(f"reading {sql}: {error}") from None
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     del table

@@ -380,3 +380,34 @@ def test_orders_after_the_as_of_day_are_ignored() -> None:
     history.order(1, -1, 999)  # tomorrow
     row = by_member(history.profiles())[1]
     assert row["orders_total"] == 1 and row["spend_total_cents"] == 100
+
+
+def test_purchase_days_are_the_same_whatever_the_span_of_member_ids() -> None:
+    """Close member ids sort on one packed integer; ids too far apart for it take the
+    two-key sort. Both give each member's purchase days of each sku, in order."""
+    from tidings.profiles.replenish import purchase_days
+
+    rng = random.Random(5)
+    lines = pl.DataFrame(
+        {
+            "member_id": [rng.randint(1, 40) for _ in range(600)],
+            "sku": [rng.choice(["A", "B", "C", None]) for _ in range(600)],
+            "day": [AS_OF - timedelta(days=rng.randint(0, 90)) for _ in range(600)],
+            "quantity": [rng.randint(1, 3) for _ in range(600)],
+        }
+    ).with_columns(
+        pl.col("sku").cast(pl.Categorical), category=pl.col("sku").cast(pl.String) + "类"
+    )
+    far = 1 << 60  # with it, the member ids span more than 63 bits with the skus and days
+    packed = purchase_days(lines)
+    wide = purchase_days(lines.with_columns(pl.col("member_id") + far * (pl.col("member_id") % 2)))
+    restored = wide.with_columns(pl.col("member_id") % far)
+    by_member = ["member_id", "sku", "day"]
+    assert packed.height == lines.drop_nulls("sku").unique(by_member).height
+    assert packed.drop("run").sort(by_member).equals(restored.drop("run").sort(by_member))
+    # Days ascend within a member's sku, and `run` numbers each (member, sku) once.
+    assert packed.equals(packed.sort("member_id", pl.col("sku").to_physical(), "day"))
+    runs = packed.group_by("run").agg(pl.col("member_id", "sku").n_unique())
+    assert runs["member_id"].max() == 1 and runs["sku"].max() == 1
+    assert packed["run"].n_unique() == packed.select("member_id", "sku").unique().height
+    assert packed["quantity"].sum() == lines.drop_nulls("sku")["quantity"].sum()

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from tidings.db import session_scope
 from tidings.members.models import Member, Store
@@ -191,3 +191,42 @@ def test_model_fit_before_any_purchase_says_what_to_do(cli, engine: Engine) -> N
     result = cli("model", "fit", "--calibration-end", "2020-01-01")
     assert result.exit_code == 2
     assert "no member bought on or before 2020-01-01" in result.output
+
+
+def test_profiles_written_by_a_child_process_read_back_as_those_written_here(
+    sqlite_engine: Engine, monkeypatch: Any
+) -> None:
+    """On a SQLite file a big refresh is written by a child process through ADBC; its rows
+    (times, dates, JSON, booleans, the new model fit) must read back as ours do."""
+    import resource
+    import sys
+
+    from tidings.profiles import service, writeback
+
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    seed(sqlite_engine)
+    monkeypatch.setattr(writeback, "CHILD_WRITE_MIN_ROWS", 0)
+    before = children_cpu()
+    with sqlite_engine.connect() as held:  # a connection kept open meanwhile keeps working
+        assert held.scalar(select(func.count()).select_from(Member)) == 3
+        held.commit()
+        service.refresh(engine=sqlite_engine, as_of=date(2025, 6, 30))
+        assert "adbc_driver_sqlite" not in sys.modules, "a second SQLite library was loaded here"
+        assert held.scalar(select(func.count()).select_from(Profile)) == 3
+        held.commit()
+    assert children_cpu() > before, "no child process did the writing"
+    by_child = profiles(sqlite_engine)
+    monkeypatch.setattr(writeback, "CHILD_WRITE_MIN_ROWS", 10**9)
+    service.refresh(engine=sqlite_engine, as_of=date(2025, 6, 30))
+    assert profiles(sqlite_engine) == by_child
+    regular = by_child["M1"]
+    assert regular["first_order_at"] == NOON - timedelta(days=40)
+    assert regular["tags"][0] == "员工" and regular["next_run_out_on"] == date(2025, 7, 6)
+    assert regular["top_categories"] == [{"category": "热带水果", "share": 1.0}]
+    assert regular["churn_risk"] is False and by_child["M3"]["lifecycle_stage"] == "never"
+    with session_scope(sqlite_engine) as db:
+        fits = db.scalars(select(ModelFit.calibration_end)).all()
+        assert fits == [date(2025, 6, 30)]  # written by the child, then reused

@@ -120,10 +120,14 @@ def compute_profiles(
         predictions(dated, models=models, as_of=as_of, thresholds=t),
         _previous(previous),
     ]
-    joined = members.select("member_id", "store_id", pos_tier="tier", manual_tags="tags")
+    joined = members.select("member_id", "store_id", pos_tier="tier", manual_tags="tags").sort(
+        "member_id"
+    )
     for part in parts:
-        joined = joined.join(part, on="member_id", how="left")
-    joined = joined.sort("member_id")
+        # Both sides sorted by member (most parts come so): the join walks them in step.
+        joined = joined.join(
+            part.sort("member_id"), on="member_id", how="left", maintain_order="left"
+        )
     hours = sendtime.local_hours(
         dated.select("member_id", "store_id", "ordered_at"),
         timezones=members.select("member_id", "timezone"),

@@ -62,19 +62,25 @@ def _minutes(text: str) -> int:
 
 
 def local_hours(orders: pl.DataFrame, *, timezones: pl.DataFrame, default: str) -> pl.DataFrame:
-    """Adds each order's `hour` in its member's timezone (`timezones`: member_id, timezone)."""
-    zoned = orders.join(timezones, on="member_id", how="left").with_columns(
-        pl.col("timezone").fill_null(default)
-    )
-    parts = [
-        part.with_columns(
-            hour=pl.col("ordered_at").dt.convert_time_zone(str(zone)).dt.hour().cast(pl.Int64)
-        )
-        for (zone,), part in zoned.partition_by("timezone", as_dict=True).items()
-    ]
-    if not parts:
-        return zoned.with_columns(hour=pl.lit(None, dtype=pl.Int64))
+    """Adds each order's `hour` in its member's timezone (`timezones`: member_id, timezone).
+
+    The rows may come in another order. Orders of members in the `default` timezone (most
+    members: theirs is not set) are converted together, without a join.
+    """
+    own = timezones.filter(pl.col("timezone").is_not_null() & (pl.col("timezone") != default))
+    in_default = orders.join(own, on="member_id", how="anti") if own.height else orders
+    parts = [in_default.with_columns(timezone=pl.lit(default), hour=_hour(default))]
+    if own.height:
+        zoned = orders.join(own, on="member_id", how="inner")
+        parts += [
+            part.with_columns(hour=_hour(str(zone)))
+            for (zone,), part in zoned.partition_by("timezone", as_dict=True).items()
+        ]
     return pl.concat(parts)
+
+
+def _hour(zone: str) -> pl.Expr:
+    return pl.col("ordered_at").dt.convert_time_zone(zone).dt.hour().cast(pl.Int64)
 
 
 def best_hours(

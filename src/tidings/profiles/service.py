@@ -353,8 +353,9 @@ def _counts(column: pl.Series) -> dict[str, int]:
 
 
 # The order lines as `tidings.orders.frames.order_items` gives them, but with sku and
-# category categorical from the start: a child reading them hands each text back once.
-LINES_SCAN = dataclasses.replace(frames.ORDER_ITEMS_SCAN, categorical=("sku", "category"))
+# category categorical from the start (a child reading them hands each text back once), in
+# eight slices so that each child holds little at a time.
+LINES_SCAN = dataclasses.replace(frames.ORDER_ITEMS_SCAN, categorical=("sku", "category"), slices=8)
 MEMBER_COLUMNS: dict[str, Any] = {
     "member_id": pl.Int64,
     "store_id": pl.Int64,
