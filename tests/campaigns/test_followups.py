@@ -20,7 +20,7 @@ from tidings.accounts import service as accounts
 from tidings.accounts.models import Role
 from tidings.app import create_app
 from tidings.campaigns import followups, service
-from tidings.campaigns.schemas import CampaignCreate, StepCreate, VariantCreate
+from tidings.campaigns.schemas import CampaignCreate, CouponOffer, StepCreate, VariantCreate
 from tidings.config import get_settings
 from tidings.db import session_scope
 from tidings.dispatch import service as dispatch
@@ -315,3 +315,54 @@ def test_the_api_takes_steps_and_refuses_bad_ones_whole(engine: Engine) -> None:
         (1, "2d after step 0", None)
     ]
     assert client.get("/api/v1/campaigns/999/steps").status_code == 404
+
+
+def test_a_reminder_with_a_coupon_gives_each_non_clicker_a_working_one(
+    engine: Engine, world: Path
+) -> None:
+    step = StepCreate(
+        after="2d", reaction="not-clicked", template="{surname}，送您10元券{coupon}，再看看 {link}"
+    )
+    offer = CouponOffer(value_cents=1000, valid_days=7)
+    campaign = sent_campaign(engine, 6, [step], coupon_offer=offer)
+    click(engine, campaign, {1: PHONE_BROWSER, 2: PHONE_BROWSER})
+    with engine.connect() as connection:
+        first_links = dict(
+            connection.execute(
+                text("SELECT member_id, code FROM short_links WHERE campaign_id = :id"),
+                {"id": campaign},
+            ).all()
+        )
+    later(engine, timedelta(days=2, hours=1))
+    reminded = step_texts(engine, campaign, 1)
+    assert set(reminded) == {3, 4, 5, 6}
+    with engine.connect() as connection:
+        held = dict(
+            connection.execute(
+                text("SELECT member_id, code FROM coupons WHERE campaign_id = :id"),
+                {"id": campaign},
+            ).all()
+        )
+        links_now = dict(
+            connection.execute(
+                text("SELECT member_id, code FROM short_links WHERE campaign_id = :id"),
+                {"id": campaign},
+            ).all()
+        )
+    # The first send showed no coupon: only the reminded hold one, each shown in their text.
+    assert set(held) == {3, 4, 5, 6}
+    assert all(held[m] in body for m, body in reminded.items())
+    # Each keeps the link of the first send; the campaign's other links are untouched.
+    assert links_now == first_links
+    assert all(f"/s/{first_links[m]}" in body for m, body in reminded.items())
+
+    with session_scope(engine) as session:
+        _, key = accounts.create(db_session=session, name="till", scopes=["coupons:redeem"])
+    till_app = TestClient(create_app(engine), headers={"Authorization": f"Bearer {key}"})
+    with clock.frozen(SENT + timedelta(days=3)), till_app as till:  # the day after the reminder
+        order = {"order_id": "POS-1", "amount_cents": 8800, "member_id": 4}
+        redeemed = till.post(f"/api/v1/coupons/{held[4]}/redeem", json=order)
+        assert redeemed.status_code == 200, redeemed.text
+        assert redeemed.json()["status"] == "redeemed"
+        again = till.post(f"/api/v1/coupons/{held[4]}/redeem", json={**order, "order_id": "P2"})
+        assert again.status_code >= 400

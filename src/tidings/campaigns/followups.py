@@ -34,18 +34,20 @@ from tidings.campaigns.planner import (
 )
 from tidings.campaigns.schedule import Schedule
 from tidings.campaigns.schemas import StepCreate
-from tidings.campaigns.spec import CampaignError, plan_spec, template_columns
+from tidings.campaigns.spec import CampaignError, campaign_fields, plan_spec, template_columns
 from tidings.campaigns.steps import Reaction, StepError, delay_minutes, reaction_of
 from tidings.config import Settings, get_settings
 from tidings.content.lint import lint_rules
-from tidings.content.template import TemplateError, prepare_template
+from tidings.content.template import TemplateError, parse_template, prepare_template
 from tidings.db import is_sqlite, read_frame
 from tidings.dispatch.models import Message, MessageState
+from tidings.loyalty import offers
 from tidings.notifications import preferences
 from tidings.policy.rules import PolicyRules
 from tidings.segments.audience import local_today
 from tidings.segments.rules import RuleError, parse
 from tidings.segments.service import saved_rules
+from tidings.tracking import links
 
 IDS = {"member_id": pl.Int64}
 EVERYONE = "member_id > 0"
@@ -76,8 +78,18 @@ RECIPIENTS_SQL = (
 )
 
 
+def step_columns(campaign: Campaign) -> list[str]:
+    """The fields a step's template may use: the audience's and what its campaign gives
+    (its coupon, link and expiry date)."""
+    return template_columns(
+        coupon=bool(campaign.coupon),
+        link=bool(campaign.links),
+        expires=campaign.expires_at is not None,
+    )
+
+
 def _step_template(draft: StepCreate, number: int, campaign: Campaign) -> None:
-    columns = template_columns(coupon=False, link=False, expires=False)
+    columns = step_columns(campaign)
     try:
         prepare_template(draft.template, kind=CONTENT_KIND[campaign.kind], columns=columns)
     except TemplateError as error:
@@ -224,7 +236,7 @@ def _history(engine: Engine, campaign: Campaign, rules: PolicyRules, now: dateti
 def step_spec(campaign: Campaign, step: CampaignStep, settings: Settings) -> PlanSpec:
     """The campaign's plan spec for one step: the step's template, everyone reached (no
     holdout, one rollout stage), at once (windows defer it), no expiry nor offer cool-down."""
-    columns = template_columns(coupon=False, link=False, expires=False)
+    columns = step_columns(campaign)
     template = prepare_template(step.template, kind=CONTENT_KIND[campaign.kind], columns=columns)
     return replace(
         plan_spec(campaign, [], settings),
@@ -238,9 +250,15 @@ def step_spec(campaign: Campaign, step: CampaignStep, settings: Settings) -> Pla
 
 
 def _write_step(
-    db_session: Session, campaign: Campaign, step: CampaignStep, frame: pl.DataFrame, now: datetime
+    db_session: Session,
+    campaign: Campaign,
+    step: CampaignStep,
+    frame: pl.DataFrame,
+    audience: pl.DataFrame,
+    now: datetime,
 ) -> None:
-    """Writes the step's messages and queues the planned ones at once."""
+    """Writes the step's messages, the short links and coupons they show, and queues the
+    planned ones at once."""
     sources.write_plan(
         db_session,
         campaign_id=campaign.id,
@@ -252,6 +270,7 @@ def _write_step(
         now=now,
         step=step.number,
     )
+    _write_offers(db_session, campaign, step, frame, audience, now)
     db_session.execute(
         update(Message)
         .where(
@@ -261,6 +280,41 @@ def _write_step(
         )
         .values(state=MessageState.QUEUED, updated_at=now)
     )
+
+
+def _write_offers(
+    db_session: Session,
+    campaign: Campaign,
+    step: CampaignStep,
+    frame: pl.DataFrame,
+    audience: pl.DataFrame,
+    now: datetime,
+) -> None:
+    """Gives the step's planned members the short links and coupons its text shows, as the
+    campaign's (a member who holds them from an earlier send keeps the same)."""
+    shows = {
+        piece.field
+        for piece in parse_template(step.template, columns=audience.columns).placeholders
+    }
+    if "link" in shows and "link" in audience.columns:
+        links.write_step_links(
+            db_session,
+            campaign=campaign,
+            plan=frame,
+            urls=audience.select("member_id", "link"),
+            step=step.number,
+            now=now,
+        )
+    terms = offers.terms_of(campaign.coupon)
+    if "coupon" in shows and terms is not None:
+        offers.issue_for_step(
+            db_session=db_session,
+            campaign_id=campaign.id,
+            terms=terms,
+            plan=frame,
+            codes=audience.select("member_id", "coupon"),
+            now=now,
+        )
 
 
 def plan_step(
@@ -283,6 +337,7 @@ def plan_step(
         fields=audience_fields(spec),
     )
     audience = chosen_members(engine, campaign_id=campaign.id, step=step, audience=audience)
+    audience = campaign_fields(audience, campaign, zone)
     rules = PolicyRules.from_settings(settings)
     frame = plan_frame(
         audience.with_columns(phone_hash=sources.phone_hashes(audience["phone"])),
@@ -298,7 +353,7 @@ def plan_step(
             else None
         ),
     )
-    _write_step(db_session, campaign, step, frame, now)
+    _write_step(db_session, campaign, step, frame, audience, now)
     step.plan_summary = summarise(frame, audience=audience.height)
     step.planned_at = now
     db_session.flush()

@@ -197,3 +197,31 @@ def _replace_taken(
             )
             replaced += 1
     return replaced
+
+
+def issue_for_step(
+    *,
+    db_session: Session,
+    campaign_id: int,
+    terms: CouponTerms,
+    plan: pl.DataFrame,
+    codes: pl.DataFrame,
+    now: datetime,
+) -> int:
+    """Issues the coupons a campaign step's message shows to its planned members of `plan`
+    (member_id, state) who do not hold them yet; the campaign's earlier coupons stay (a
+    member given one by the first send sees the same code again). Returns how many."""
+    store = BulkStore(db_session)
+    held = store.frame(
+        "SELECT member_id, code FROM coupons WHERE campaign_id = ?",
+        (campaign_id,),
+        schema={"member_id": pl.Int64, "code": pl.String},
+    )
+    planned = plan.filter(pl.col("state") == PLANNED)["member_id"].cast(pl.Int64)
+    rows = _every_code(planned, codes, campaign_id=campaign_id, per_member=terms.per_member)
+    rows = rows.join(held, on=["member_id", "code"], how="anti")
+    shared = _shared(campaign_id, terms, now)
+    issued = _insert(store, rows, shared)
+    if issued < rows.height:
+        issued += _replace_taken(db_session, store, campaign_id, rows, shared)
+    return issued

@@ -272,3 +272,58 @@ def write_for_plan(
         secret=link_secret(settings),
         now=now,
     )
+
+
+def write_step_links(
+    db_session: Session,
+    *,
+    campaign: Campaign,
+    plan: pl.DataFrame,
+    urls: pl.DataFrame,
+    step: int,
+    now: datetime,
+) -> int:
+    """Writes the short links a campaign step's planned messages show that the campaign has
+    not given yet (to the campaign's URL, `utm_content` S1, S2, ... for the step); a member
+    keeps the link of an earlier send (the same code), and no other link of the campaign is
+    touched. Returns how many."""
+    settings = get_settings()
+    prefix = settings.short_link_base + LINK_PATH
+    store = BulkStore(db_session)
+    shown = (
+        plan.filter(pl.col("state") == MessageState.PLANNED.value)
+        .select("member_id", "text")
+        .join(urls.select("member_id", "link"), on="member_id", how="inner")
+        .filter(pl.col("text").str.contains(pl.col("link"), literal=True))
+        .select(
+            "member_id",
+            variant_id=pl.lit(0, dtype=pl.Int64),  # the step, as LinkPlan's one "variant"
+            code=pl.col("link").str.strip_prefix(prefix),
+        )
+    )
+    fresh = shown.join(_stored(store, campaign.id), on="member_id", how="anti")
+    links = LinkPlan.of(campaign, {0: f"S{int(step)}"})
+    written = _insert(store, links, fresh, now=now)
+    if written < fresh.height:
+        taken = fresh.join(_stored(store, campaign.id), on="member_id", how="anti")
+        moved = _recode(store, links, taken, secret=link_secret(settings), now=now)
+        _rewrite_step_texts(store, campaign.id, moved, prefix=prefix)
+        written = fresh.height
+    return written
+
+
+def _rewrite_step_texts(
+    store: BulkStore, campaign_id: int, moved: pl.DataFrame, *, prefix: str
+) -> None:
+    """Puts each moved member's kept link into their planned step message."""
+    rows = moved.select(
+        old=pl.lit(prefix) + pl.col("code"),
+        new=pl.lit(prefix) + pl.col("code_kept"),
+        campaign=pl.lit(campaign_id),
+        member="member_id",
+    )
+    store.execute_rows(
+        "UPDATE messages SET text = REPLACE(text, ?, ?) WHERE campaign_id = ? AND member_id = ?"
+        " AND state = 'planned'",
+        rows,
+    )
