@@ -18,7 +18,7 @@ from tidings.config import get_settings
 from tidings.db import BulkStore, bulk_store
 from tidings.imports import CsvSource, ImportResult, RejectsWriter
 from tidings.imports.ahead import read_ahead
-from tidings.imports.loading import import_cache
+from tidings.imports.loading import file_import_cache, import_cache
 from tidings.loyalty import service as loyalty
 from tidings.members import service
 from tidings.members.cleaning import MEMBER_ALIASES, MEMBER_FIELDS, clean_members
@@ -49,7 +49,7 @@ def import_members(
     with CsvSource(path, aliases=MEMBER_ALIASES, mapping_path=mapping) as csv:
         csv.require(any_of=("phone", "member_code"))
         rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
-        with bulk_store(engine) as store:
+        with bulk_store(engine) as store, file_import_cache(store):
             batches = MemberBatches(store=store, source=source or path.name)
             try:
                 cleaned = (

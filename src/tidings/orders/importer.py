@@ -32,7 +32,7 @@ from tidings.imports import (
     yes_no,
 )
 from tidings.imports.ahead import read_ahead
-from tidings.imports.loading import import_cache
+from tidings.imports.loading import file_import_cache, import_cache
 from tidings.imports.parsing import (
     TwoStep,
     common_cents,
@@ -384,7 +384,7 @@ def import_orders(
     with CsvSource(path, aliases=ORDER_ALIASES, mapping_path=mapping) as csv:
         csv.require(all_of=("order_id", "ordered_at", "amount"), any_of=("phone", "member_code"))
         rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
-        with bulk_store(engine) as store:
+        with bulk_store(engine) as store, file_import_cache(store):
             batches = OrderBatches(store=store, create_members=create_members)
             try:
                 # A batch is applied once the next one is read, so the last one is known;
