@@ -34,6 +34,10 @@ PASSWORD = "e2e password 2026"
 DEMO_MEMBERS = "600"
 DEMO_MONTHS = "3"
 START_TIMEOUT = 20.0  # seconds uvicorn may take to answer
+# How long a step may wait for what the page should show. A page answers here in well under
+# a second; a CI machine whose two cores are busy with other suites can take tens of seconds,
+# and Playwright's own defaults (5 s for an expectation, 30 s for an action) failed there.
+WAIT_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,9 @@ def browser() -> Iterator[object]:
     """Debian's chromium, headless. Module-scoped: Playwright's sync API keeps an event loop
     running while it is open, which later tests calling asyncio.run() must not meet."""
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
@@ -144,17 +150,23 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def sign_in_as(served: Served, browser):  # type: ignore[no-untyped-def]
     """Opens a fresh browser context signed in as the user of a role."""
+    from playwright.sync_api import expect
+
     contexts = []
 
     def open_page(role: Role):  # type: ignore[no-untyped-def]
         context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="zh-CN")
+        context.set_default_timeout(WAIT_MS)
+        context.set_default_navigation_timeout(WAIT_MS)
         contexts.append(context)
         page = context.new_page()
         page.goto(served.url + "/signin")
         page.fill("input[name=name]", role.value)
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
-        page.wait_for_url(served.url + "/")
+        # Signed in when the dashboard shows who is signed in (a refusal stays on /signin).
+        expect(page.locator("header .user")).to_have_attribute("data-role", role.value)
+        expect(page).to_have_url(served.url + "/")
         return page
 
     yield open_page

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tidings.accounts.models import Role
@@ -21,7 +22,7 @@ MASKED = re.compile(r"^\d{3}\*{4}\d{4}$")
 
 def test_a_marketer_launches_a_campaign_through_the_wizard(served: Served, sign_in_as) -> None:  # type: ignore[no-untyped-def]
     page = sign_in_as(Role.MARKETER)
-    page.wait_for_selector("canvas[data-drawn]")
+    expect(page.locator("canvas[data-drawn]").first).to_be_visible()
     screenshot(page, "dashboard")
     page.click("text=活动")
     page.click("#new-campaign")
@@ -33,17 +34,17 @@ def test_a_marketer_launches_a_campaign_through_the_wizard(served: Served, sign_
     page.click("text=下一步")
     page.fill("input[name=holdout_percent]", "10")
     page.click("text=生成计划并检查")
-    page.wait_for_url(re.compile(r"/campaigns/\d+/review$"))
+    expect(page).to_have_url(re.compile(r"/campaigns/\d+/review$"))
     planned = int(page.inner_text("#planned-count").replace(",", ""))
     assert planned > 0
     screenshot(page, "campaign-review")
     page.click("#launch")
-    page.wait_for_url(re.compile(r"/campaigns/\d+$"))
-    assert page.inner_text("#campaign-status") == "发送中"
+    expect(page).to_have_url(re.compile(r"/campaigns/\d+$"))
+    expect(page.locator("#campaign-status")).to_have_text("发送中")
     screenshot(page, "campaign-progress")
     page.click("text=效果")
-    page.wait_for_url(re.compile(r"/campaigns/\d+/results$"))
-    assert "银卡会员日" in page.inner_text("h1")
+    expect(page).to_have_url(re.compile(r"/campaigns/\d+/results$"))
+    expect(page.locator("h1")).to_contain_text("银卡会员日")
     screenshot(page, "campaign-results")
 
 
@@ -54,19 +55,19 @@ def test_a_segment_is_built_row_by_row_and_saved(served: Served, sign_in_as) -> 
     page.select_option("select[name=operator]", "==")
     page.fill("input[name=value]", "gold")
     page.press("input[name=value]", "Tab")
-    page.wait_for_selector("#audience-count")
-    assert page.input_value("#rule-text") == 'tier == "gold"'
-    gold = int(page.inner_text("#audience-count").replace(",", ""))
     with session_scope(served.engine) as db_session:
         from tidings.profiles.models import Profile
 
         expected = len(
             db_session.scalars(select(Profile.member_id).where(Profile.tier == "gold")).all()
         )
-    assert gold == expected
+    # The count and the rule come back from the server: wait for them, not for the element
+    # (an earlier count may stand there until the answer is swapped in).
+    expect(page.locator("#rule-text")).to_have_value('tier == "gold"')
+    expect(page.locator("#audience-count")).to_have_text(f"{expected:,}")
     page.fill("input[name=name]", "金卡会员")
     page.click("#save-segment")
-    page.wait_for_selector("#saved-segments >> text=金卡会员")
+    expect(page.locator("#saved-segments")).to_contain_text("金卡会员")
     screenshot(page, "segments")
 
 
@@ -75,10 +76,12 @@ def test_an_agent_answers_a_ticket(served: Served, sign_in_as) -> None:  # type:
     page.goto(served.url + "/tickets")
     screenshot(page, "tickets")
     page.click("#ticket-rows a")
+    expect(page).to_have_url(re.compile(r"/tickets/\d+$"))
     page.fill("textarea[name=text]", "您好，积分已为您核对，请查收。")
-    page.click("text=发送回复")
-    page.wait_for_selector("#conversation >> text=积分已为您核对")
-    assert page.inner_text("#ticket-status") == "等待会员"
+    page.get_by_role("button", name="发送回复").click()
+    # What the agent sees once the answer is stored: it in the conversation, the new status.
+    expect(page.locator("#conversation")).to_contain_text("积分已为您核对")
+    expect(page.locator("#ticket-status")).to_have_text("等待会员")
     screenshot(page, "ticket")
 
 
@@ -88,7 +91,7 @@ def test_an_analyst_sees_only_masked_phones(served: Served, sign_in_as) -> None:
     phones = page.locator("#member-rows td.phone").all_inner_texts()
     assert phones and all(MASKED.match(phone) for phone in phones if phone)
     page.click("#member-rows a >> nth=0")
-    assert MASKED.match(page.inner_text("#profile dd.phone"))
+    expect(page.locator("#profile dd.phone")).to_have_text(MASKED)
     assert "+86" not in page.content()
     screenshot(page, "member-analyst")
 
@@ -115,16 +118,16 @@ def test_a_store_manager_sees_only_their_store(served: Served, sign_in_as) -> No
 def test_the_console_switches_to_english(served: Served, sign_in_as) -> None:  # type: ignore[no-untyped-def]
     page = sign_in_as(Role.ADMIN)
     page.click("a.switch")
-    page.wait_for_selector("text=Dashboard")
-    page.wait_for_selector("canvas[data-drawn]")
-    assert "Sent" in page.inner_text("#totals")
+    expect(page.locator("header.top")).to_contain_text("Dashboard")
+    expect(page.locator("canvas[data-drawn]").first).to_be_visible()
+    expect(page.locator("#totals")).to_contain_text("Sent")
     screenshot(page, "dashboard-en")
     page.goto(served.url + "/campaigns")
     page.click("#campaign-rows >> text=Results >> nth=-1")
-    page.wait_for_url(re.compile(r"/campaigns/\d+/results$"))
-    page.wait_for_selector("#funnel-chart")
-    page.wait_for_timeout(300)  # the charts draw on the next frames
-    assert "Funnel" in page.inner_text("main")
+    expect(page).to_have_url(re.compile(r"/campaigns/\d+/results$"))
+    expect(page.locator("main")).to_contain_text("Funnel")
+    # The page draws its charts once loaded (without animation): wait for the drawn chart.
+    page.wait_for_function("() => Chart.getChart(document.getElementById('funnel-chart'))")
     screenshot(page, "campaign-results-en")
 
 
