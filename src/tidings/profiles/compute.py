@@ -143,8 +143,9 @@ def compute_profiles(
         fallback_hour=t.fallback_send_hour,
     )
     profiles = _finish(joined.with_columns(best_hour), as_of=as_of, thresholds=t)
-    return profiles.with_columns(
-        tags=tags.merged_tags(pl.col("manual_tags"), tags.computed_tags_expr(t, as_of=as_of))
+    computed = tags.with_computed_tags(profiles, t, as_of=as_of, name="computed_tags")
+    return computed.with_columns(
+        tags=tags.merged_tags(pl.col("manual_tags"), pl.col("computed_tags"))
     ).select(PROFILE_COLUMNS)
 
 
