@@ -31,7 +31,7 @@ from tidings.config import Settings, get_settings
 from tidings.db import session_scope
 from tidings.dispatch.worker import Worker
 from tidings.inbound import service as inbound
-from tidings.notifications import preferences
+from tidings.notifications import preference_tokens, preferences
 from tidings.providers.base import InboundReply
 from tidings.segments.snapshot import invalidate
 
@@ -238,3 +238,23 @@ def test_a_notice_to_a_member_carries_their_link(
     del to_a_phone["member_id"]
     refused = client.post("/api/v1/messages", json=to_a_phone)
     assert refused.status_code == 422 and "preference_link" in refused.text
+
+
+def test_a_link_never_spells_a_listed_word_even_split_by_a_dash() -> None:
+    # Members whose first signature reads LSD once - and _ are skipped, as the content check
+    # reads it (l_sD, L-Sd), and one whose reads it outright (lSD).
+    members = [195_558, 536_681, 790_300, 2_524, 1, 2]
+    plain = [preference_tokens.token_for(m, secret="change-me", day=20_789) for m in members]
+    assert sum("lsd" in t.lower().replace("-", "").replace("_", "") for t in plain) >= 3
+    frame = pl.DataFrame({"member_id": members})
+    made = frame.select(
+        preference_tokens.token_expr(
+            pl.col("member_id"), secret="change-me", day=20_789, avoid=["LSD"]
+        )
+    ).to_series()
+    for member, token in zip(members, made, strict=True):
+        assert "lsd" not in token.lower().replace("-", "").replace("_", "")
+        assert token == preference_tokens.token_for(
+            member, secret="change-me", day=20_789, avoid=["LSD"]
+        )
+        assert preference_tokens.read_token(token, secret="change-me") == (member, 20_789)
