@@ -26,6 +26,7 @@ from tidings.db import session_scope
 from tidings.dispatch import service as dispatch
 from tidings.dispatch.worker import Worker
 from tidings.inbound.service import store_replies
+from tidings.notifications.preference_tokens import day_number
 from tidings.orders.models import Order
 from tidings.providers.base import InboundReply
 from tidings.reports.service import campaign_report
@@ -321,7 +322,9 @@ def test_a_reminder_with_a_coupon_gives_each_non_clicker_a_working_one(
     engine: Engine, world: Path
 ) -> None:
     step = StepCreate(
-        after="2d", reaction="not-clicked", template="{surname}，送您10元券{coupon}，再看看 {link}"
+        after="2d",
+        reaction="not-clicked",
+        template="{surname}，送您10元券{coupon}，再看看 {link} 消息偏好 {preference_link}",
     )
     offer = CouponOffer(value_cents=1000, valid_days=7)
     campaign = sent_campaign(engine, 6, [step], coupon_offer=offer)
@@ -352,6 +355,9 @@ def test_a_reminder_with_a_coupon_gives_each_non_clicker_a_working_one(
     # The first send showed no coupon: only the reminded hold one, each shown in their text.
     assert set(held) == {3, 4, 5, 6}
     assert all(held[m] in body for m, body in reminded.items())
+    # Each also shows their own preference page link, made the day the step went.
+    day = day_number(SENT + timedelta(days=2, hours=1))
+    assert all(f"/p/{m}{day}" in body for m, body in reminded.items())
     # Each keeps the link of the first send; the campaign's other links are untouched.
     assert links_now == first_links
     assert all(f"/s/{first_links[m]}" in body for m, body in reminded.items())
