@@ -70,7 +70,8 @@ def take_due(
     *, db_session: Session, owner: str, limit: int, lease: float, now: datetime
 ) -> list[ClaimedMessage]:
     """Leases up to `limit` due messages to `owner` and marks them `submitting`, most urgent
-    first, in one statement; the caller commits before handing any to a provider.
+    first, in one statement, in a transaction of its own (on PostgreSQL it turns sorting off
+    for the rest of it); the caller commits before handing any to a provider.
 
     Only messages of running campaigns (or of none) are taken, so a pause or a cancel stops
     every message not yet taken. What is taken and then not sent goes back with `put_back`.
