@@ -107,11 +107,11 @@ def compute_profiles(
     dated = rfm.dated_orders(orders, as_of=as_of, timezone=timezone)
     summary = rfm.rfm_scores(rfm.order_summary(dated, thresholds=t))
     dated_lines = _dated_lines(lines, dated)
-    favourites = preferences.category_preferences(dated_lines, top=t.top_categories)
+    favourites, discounts = preferences.line_preferences(dated_lines, top=t.top_categories)
     parts = [
         summary,
         favourites,
-        preferences.discount_shares(dated_lines),
+        discounts,
         preferences.main_stores(dated),
         _replenishment(dated_lines, products, as_of=as_of, thresholds=t),
         copurchase.recommendations(

@@ -14,18 +14,52 @@ SHARE_DIGITS = 4
 
 
 def category_preferences(lines: pl.DataFrame, *, top: int) -> pl.DataFrame:
-    """Per member: `top_categories` [{category, share}], `top_category`, `top_share`.
-
-    One grouping per (member, category), one sort, then groupings that walk the sorted
-    members in order.
-    """
+    """Per member: `top_categories` [{category, share}], `top_category`, `top_share`."""
     spend = pl.col("amount_cents").clip(0, None)
-    ranked = (
+    per_category = (
         lines.lazy()
         .filter(pl.col("category").is_not_null())
         .group_by("member_id", "category")
         .agg(spend.sum().alias("spend"))
-        .sort(["member_id", "spend", "category"], descending=[False, True, False])
+    )
+    return _favourites(per_category, top=top)
+
+
+def line_preferences(lines: pl.DataFrame, *, top: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`category_preferences` and `discount_shares` from one grouping of the lines by member
+    and category (the lines are the biggest frame of a refresh: one pass over them)."""
+    per_category = (
+        lines.lazy()
+        .group_by("member_id", "category")
+        .agg(
+            pl.col("amount_cents").clip(0, None).sum().alias("spend"),
+            pl.col("discounted").sum().alias("discounted"),
+            pl.col("discounted").count().alias("known"),
+            pl.len().alias("lines"),
+        )
+        .collect()
+    )
+    favourites = _favourites(
+        per_category.lazy()
+        .filter(pl.col("category").is_not_null())
+        .select("member_id", "category", "spend"),
+        top=top,
+    )
+    known = pl.col("known").sum()
+    discounts = per_category.group_by("member_id").agg(
+        pl.when(known > 0).then(pl.col("discounted").sum() / known).alias("discount_share"),
+        pl.col("lines").sum().cast(pl.UInt32).alias("lines"),
+    )
+    return favourites, discounts
+
+
+def _favourites(per_category: pl.LazyFrame, *, top: int) -> pl.DataFrame:
+    """The top categories from member_id, category, spend (one row per pair with a category).
+
+    One sort, then groupings that walk the sorted members in order.
+    """
+    ranked = (
+        per_category.sort(["member_id", "spend", "category"], descending=[False, True, False])
         .set_sorted("member_id")
         .group_by("member_id", maintain_order=True)
         .agg(pl.col("category", "spend").head(top), total=pl.col("spend").sum())
