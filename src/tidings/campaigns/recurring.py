@@ -78,6 +78,10 @@ def _make_run(db_session: Session, recurring: Campaign, occurrence: datetime) ->
             )
         )
     for step in steps_of(db_session=db_session, campaign_id=recurring.id):
+        if step.after_minutes is None:
+            # A step at a set moment (refused on recurring campaigns since runs copy steps)
+            # would never come due in a later run; it and the steps after it stay behind.
+            break
         db_session.add(
             CampaignStep(
                 campaign_id=run.id,
