@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -44,10 +45,10 @@ def move(
         f"UPDATE messages SET state = '{target}', updated_at = ?{assignments}"
         f" WHERE id = ? AND {state_guard(target)}{extra}{where}"
     )
-    _execute_many(session, sql, [(now, *row) for row in rows])
+    _execute_many(session, sql, [(now, *row) for row in rows], id_at=1 + len(columns))
 
 
-def _execute_many(session: Session, sql: str, rows: Sequence[Row]) -> None:
+def _execute_many(session: Session, sql: str, rows: Sequence[Row], *, id_at: int) -> None:
     """Runs `sql` (qmark style) once per row on the session's connection.
 
     Rows go straight to the driver rather than through a frame: these are small batches on
@@ -58,7 +59,11 @@ def _execute_many(session: Session, sql: str, rows: Sequence[Row]) -> None:
     if is_sqlite(session):
         raw.executemany(sql, _as_sqlite_rows(rows))
     else:
-        statement, params = _as_one_update(sql, rows)
+        # Rows locked in id order: two workers settling the same messages at once (one from
+        # its receipts, one from its reconciler's questions) then wait for each other in
+        # turn instead of each holding a row the other wants.
+        ordered = sorted(rows, key=itemgetter(id_at))
+        statement, params = _as_one_update(sql, ordered)
         with raw.cursor() as cursor:
             cursor.execute(statement, params)
 
