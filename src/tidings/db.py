@@ -291,13 +291,12 @@ def append_rows(session: Session, table: str, frame: pl.DataFrame, *, verb: str 
     import numpy as np
 
     raw = _driver_connection(session)
-    frame = _sqlite_ready(frame)
     width, per = frame.width, SQLITE_ROWS_PER_STATEMENT
     group = "(" + ", ".join("?" for _ in frame.columns) + ")"
     head = f"{verb} INTO {table} ({', '.join(frame.columns)}) VALUES "
     many, written = head + ", ".join([group] * per), 0
     for start in range(0, frame.height, SQLITE_APPEND_BLOCK):
-        block = frame.slice(start, SQLITE_APPEND_BLOCK)
+        block = _sqlite_ready(frame.slice(start, SQLITE_APPEND_BLOCK))
         values = np.empty((block.height, width), dtype=object)
         for index, column in enumerate(block.get_columns()):
             values[:, index] = column.to_list()
