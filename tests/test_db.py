@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import resource
+import sqlite3
 import sys
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from tidings import clock, scans
-from tidings.db import bulk_insert, read_frame, session_scope
+from tidings.db import bulk_insert, make_engine, read_frame, session_scope, writing_scope
 from tidings.members.models import Member, Store
 from tidings.profiles.models import Profile
 from tidings.scans import TableScan, read_tables_in_children
@@ -163,3 +165,31 @@ def test_bulk_reads_and_a_refresh_leave_the_stores_open_connections_working(
     assert fresh["members"].to_list() == [4]
     with sqlite_engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
+def test_a_writing_scope_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> None:
+    """A transaction that read before another writer committed cannot write on SQLite; one
+    begun by `writing_scope` waits for the other writer and then sees its row."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE notes (text TEXT)")
+    other = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO notes VALUES ('theirs')")
+    seen: list[int] = []
+
+    def read_then_write() -> None:
+        with writing_scope(engine) as db_session:
+            seen.append(db_session.execute(text("SELECT count(*) FROM notes")).scalar_one())
+            db_session.execute(text("INSERT INTO notes VALUES ('mine')"))
+
+    writer = threading.Thread(target=read_then_write)
+    writer.start()
+    writer.join(timeout=0.5)  # it waits for the other writer's lock
+    other.execute("COMMIT")
+    writer.join()
+    with session_scope(engine) as db_session:
+        notes = db_session.execute(text("SELECT text FROM notes ORDER BY rowid")).scalars().all()
+    assert seen == [1] and notes == ["theirs", "mine"]
+    other.close()
+    engine.dispose()

@@ -72,6 +72,7 @@ class Base(DeclarativeBase):
 # Connections kept open: one per worker thread of the server (anyio's 40), so that requests
 # in flight together do not each open a connection (and run its PRAGMAs) and close it again.
 SQLITE_POOL_SIZE = 40
+WRITING_OPTION = "tidings_writing"  # an engine option: SQLite begins with the write lock
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -91,7 +92,7 @@ def make_engine(url: str | None = None, *, schema: str | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that
         # SAVEPOINTs and bulk writes stay inside the session's transaction.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     parsed = make_url(url)
     if schema:
@@ -109,6 +110,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Connection) -> None:
+    writing = connection.get_execution_options().get(WRITING_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Returns the session factory for `engine`; sessions never commit by themselves."""
     return sessionmaker(bind=engine, expire_on_commit=False)
@@ -124,6 +130,16 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def writing_scope(engine: Engine) -> Iterator[Session]:
+    """A `session_scope` for work that reads and then writes beside other writers. On SQLite
+    its transaction takes the write lock as it begins, waiting its turn (busy_timeout), where a
+    transaction that began by reading fails at once with "database is locked" when another
+    writer committed since its read. Keep the reading before it short: it holds others' writes."""
+    with session_scope(engine.execution_options(**{WRITING_OPTION: True})) as session:
+        yield session
 
 
 def is_sqlite(bind: Engine | Connection | Session) -> bool:

@@ -20,12 +20,12 @@ from sqlalchemy import Engine
 
 from tidings.campaigns import followups, recurring, rollout
 from tidings.config import Settings
-from tidings.db import session_scope
+from tidings.db import session_scope, writing_scope
 from tidings.inbound import tickets
 from tidings.loyalty import coupons
 from tidings.loyalty import service as points
 from tidings.notifications import callbacks
-from tidings.reports import health
+from tidings.reports import alerts, health
 from tidings.tracking.credits import attribute_orders
 from tidings.triggers.scheduler import scheduled_pass
 
@@ -78,9 +78,16 @@ def flag_breaches(engine: Engine, settings: Settings, now: datetime) -> None:
 
 
 def check_health(engine: Engine, settings: Settings, now: datetime) -> None:
-    """Stores, logs and posts new breaches of the last day's sending health."""
+    """Stores, logs and posts new breaches of the last day's sending health.
+
+    The day's figures are read first, outside the writing, which then waits its turn beside
+    the senders' writes instead of failing on SQLite as a transaction that had read would."""
     with session_scope(engine) as session:
-        health.check_health(db_session=session, days=1, now=now, settings=settings)
+        rows = health.health_rows(db_session=session, days=1, now=now, settings=settings)
+    with writing_scope(engine) as session:
+        alerts.record_breaches(db_session=session, rows=rows, now=now)
+    with writing_scope(engine) as session:
+        alerts.post_breaches(db_session=session, settings=settings, now=now)
 
 
 def credit_orders(engine: Engine, settings: Settings, now: datetime) -> None:
