@@ -234,8 +234,10 @@ def _rowid_slices(engine: Engine, scan: TableScan) -> list[_Slice]:
     """Rowid ranges for children (the outer ones open-ended), or [None] to read here."""
     connection = engine.raw_connection()
     try:
+        # Two subqueries: SQLite finds a lone MIN or MAX at one end of the table's b-tree,
+        # but answers MIN and MAX together by scanning the whole table (or an index).
         low, high = connection.execute(
-            f"SELECT MIN(rowid), MAX(rowid) FROM {scan.table}"
+            f"SELECT (SELECT MIN(rowid) FROM {scan.table}), (SELECT MAX(rowid) FROM {scan.table})"
         ).fetchone()
     finally:
         connection.close()
