@@ -86,6 +86,27 @@ def test_orders_earn_points_at_their_tier_rate_once(cli: Any, engine: Engine, tm
         assert connection.scalar(text("SELECT COUNT(*) FROM points_lots")) == 3
 
 
+def test_an_order_whose_lines_come_in_different_batches_earns_on_its_whole_amount(
+    cli: Any, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_IMPORT_BATCH_ROWS", "2")
+    get_settings.cache_clear()
+    orders = (
+        "order_id,ordered_at,member_code,amount,sku\n"
+        "SO1,2026-01-10 10:00,M2,60.00,P1\n"
+        "SO2,2026-01-11 10:00,M1,5.00,P1\n"
+        "SO3,2026-01-12 10:00,M1,7.00,P1\n"
+        "SO4,2026-01-13 10:00,M1,9.00,P1\n"
+        "SO1,2026-01-10 10:00,M2,60.75,P1\n"  # SO1 is 120.75 yuan: 241 points for gold
+    )
+    _import(cli, tmp_path, orders=orders)
+    assert _points(engine) == {"M1": 5 + 7 + 9, "M2": 241}
+    assert _ledger_sums(engine) == _points(engine)
+    with engine.connect() as connection:
+        lots = connection.scalar(text("SELECT COUNT(*) FROM points_lots WHERE kind = 'accrual'"))
+    assert lots == 4
+
+
 def test_an_imported_balance_becomes_one_opening_lot(cli: Any, engine: Engine, tmp_path: Path):
     members = "member_code,phone,points\nM1,13800138001,500\nM2,13800138002,0\n"
     _import(cli, tmp_path, members=members, orders=ORDERS.replace(",M2,", ",M1,"))

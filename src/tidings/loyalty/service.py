@@ -206,8 +206,6 @@ def accrue_orders(
     earned yet its lot, at its member's tier rate (each order once, even when two batches
     credit it at the same moment: re-running changes nothing). Returns the orders credited
     and the points they earned."""
-    settings = get_settings()
-    rates = points.parse_rates(settings.points_per_yuan)
     store = BulkStore(db_session)
     placed = "" if since is None else " AND o.ordered_at >= ?"
     orders = store.frame(
@@ -223,6 +221,22 @@ def accrue_orders(
             "amount_cents": pl.Int64,
         },
     )
+    return _credit(store, orders, now=now)
+
+
+def accrue_imported(*, db_session: Session, orders: pl.DataFrame, now: datetime) -> dict[str, int]:
+    """Gives orders an import just wrote (`order_id, member_id, ordered_at, amount_cents`,
+    from the import's own frames) their lots, as `accrue_orders` would, without reading the
+    orders back. An order credited meanwhile (by another import) is left out: each order
+    earns once. Returns the orders credited and the points they earned."""
+    columns = ("order_id", "member_id", "ordered_at", "amount_cents")
+    return _credit(BulkStore(db_session), orders.select(columns), now=now)
+
+
+def _credit(store: BulkStore, orders: pl.DataFrame, *, now: datetime) -> dict[str, int]:
+    """Writes the accrual lots of `orders` at their members' tier rates."""
+    settings = get_settings()
+    rates = points.parse_rates(settings.points_per_yuan)
     if orders.height == 0:
         return {"orders": 0, "points": 0}
     # The tier of each member once (the profile's, else the imported one), joined in Polars.
@@ -246,7 +260,7 @@ def accrue_orders(
     if lots.height == 0:
         return {"orders": 0, "points": 0}
     # An imported balance becomes its opening lot before the first accrual adds to it.
-    open_ledgers(db_session=db_session, now=now, member_ids=lots["member_id"])
+    open_ledgers(db_session=store.session, now=now, member_ids=lots["member_id"])
     inserted = _insert_accruals(store, lots, now=now)
     return {"orders": inserted.height, "points": int(inserted["points"].sum())}
 

@@ -67,6 +67,7 @@ ORDER_ALIASES: dict[str, tuple[str, ...]] = {
 ORDER_FIELDS = tuple(ORDER_ALIASES)
 MAX_ORDER_ID_CHARS = 100
 ITEM_COLUMNS = ("order_id", "line_no", "sku", "category", "quantity", "amount_cents", "discounted")
+ACCRUAL_ORDERS = 500_000  # orders given their points at a time
 
 
 def clean_orders(
@@ -172,6 +173,10 @@ class OrderBatches:
         self.products = service.product_categories(store=store)
         self.first_new_order = service.last_order_id(store=store) + 1
         self.waiting = pl.DataFrame()
+        # The orders this import created, batch by batch, and amounts added to them later:
+        # their points are given from these, without reading the orders back.
+        self.created: list[pl.DataFrame] = []
+        self.added: list[pl.DataFrame] = []
 
     def add(self, frame: pl.DataFrame, *, last: bool, trimmed: bool = False) -> pl.DataFrame:
         """Cleans and stores one batch; returns its problems. The last order waits for more."""
@@ -180,10 +185,31 @@ class OrderBatches:
         return self.add_cleaned(self.clean(frame, trimmed=trimmed), last=last)
 
     def accrue_points(self) -> int:
-        """Gives the orders this import created their points (each order once)."""
-        return loyalty.accrue_orders(
-            db_session=self.store.session, now=clock.now(), first_order_id=self.first_new_order
-        )["points"]
+        """Gives the orders this import created their points (each order once), from the
+        import's own frames, `ACCRUAL_ORDERS` orders at a time. Returns the points given."""
+        added = None
+        if self.added:
+            added = (
+                pl.concat(self.added)
+                .group_by("order_id")
+                .agg(pl.col("amount_cents").sum().alias("_added"))
+            )
+        given, chunk, held = 0, [], 0
+        created, self.created, self.added = self.created, [], []
+        for index, orders in enumerate(created):
+            chunk.append(orders)
+            held += orders.height
+            if held < ACCRUAL_ORDERS and index < len(created) - 1:
+                continue
+            orders, chunk, held = pl.concat(chunk), [], 0
+            if added is not None:
+                orders = orders.join(added, on="order_id", how="left").with_columns(
+                    (pl.col("amount_cents") + pl.col("_added").fill_null(0)).alias("amount_cents")
+                )
+            given += loyalty.accrue_imported(
+                db_session=self.store.session, orders=orders, now=clock.now()
+            )["points"]
+        return given
 
     def clean(self, frame: pl.DataFrame, *, trimmed: bool = False) -> CleanedLines:
         """Cleans one batch without touching the store (so it may run ahead in a thread)."""
@@ -319,6 +345,11 @@ class OrderBatches:
         before = service.last_order_id(store=self.store)
         created = pl.lit(clock.now(), dtype=UTC).alias("created_at")
         ids = service.insert_orders(store=self.store, orders=orders.with_columns(created))
+        self.created.append(
+            orders.join(ids, on="external_id")
+            .filter(pl.col("order_id") > before)
+            .select("order_id", "member_id", "ordered_at", "amount_cents")
+        )
         good = (
             good.join(ids, on="external_id", how="left")
             .filter(pl.col("order_id") >= self.first_new_order)
@@ -338,6 +369,7 @@ class OrderBatches:
                 pl.col("amount_cents").sum(), pl.col("discount_cents").sum()
             )
             service.add_to_orders(store=self.store, totals=totals)
+            self.added.append(totals.select("order_id", "amount_cents"))
         items = good.select(ITEM_COLUMNS).sort("order_id", "line_no")
         service.insert_items(store=self.store, items=items)
         self.result.inserted += good.height
