@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 CHILD_READ_MIN_ROWS = 200_000  # rowids; a smaller table is read here (a child costs ~1 s)
 CHILD_READERS = 2  # processes reading side by side; SQLite reads are CPU-bound
 # Rows per Arrow batch a reading child asks ADBC for: its default, 1,024, made ten
-# thousand batches of ten million lines and cost a fifth of the read in per-batch work.
+# thousand batches of ten million lines, about a tenth of the children's CPU in per-batch work.
 CHILD_READ_BATCH_ROWS = 65_536
 CHILD_WRITE_MIN_ROWS = 200_000  # rows; fewer are written here, in the caller's own way
 CHILD_WRITE_ROWS = 100_000  # rows per ADBC ingest call in a writing child
