@@ -104,9 +104,11 @@ def expire_points(engine: Engine, settings: Settings, now: datetime) -> None:
 
 def loyalty_upkeep(engine: Engine, settings: Settings, now: datetime) -> None:
     """Credits orders left without points and voids coupons whose message never arrived."""
-    with session_scope(engine) as session:
-        # One anti-join on the accruals' order index: cheap when nothing is missing.
+    # One anti-join on the accruals' order index: cheap when nothing is missing, and short
+    # enough to read under the write lock, which its writes after reading need beside senders.
+    with writing_scope(engine) as session:
         points.accrue_orders(db_session=session, now=now)
+    with session_scope(engine) as session:  # one UPDATE: it waits its turn as it starts
         coupons.void_undelivered(db_session=session)
 
 
