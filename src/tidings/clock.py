@@ -1,19 +1,21 @@
-"""The one source of "now": tests freeze it, quiet hours and windows depend on it."""
+"""The one source of "now": tests freeze it, the demo moves it on to a send window, quiet
+hours and windows depend on it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 _frozen: datetime | None = None
+_shift = timedelta(0)
 
 
 def now() -> datetime:
     """Returns the current time, timezone-aware in UTC (or the frozen time in tests)."""
     if _frozen is not None:
         return _frozen
-    return datetime.now(UTC)
+    return datetime.now(UTC) + _shift
 
 
 @contextmanager
@@ -27,3 +29,15 @@ def frozen(at: datetime) -> Iterator[None]:
         yield
     finally:
         _frozen = previous
+
+
+@contextmanager
+def shifted(by: timedelta) -> Iterator[None]:
+    """Moves `now()` on by `by` inside the block; unlike a frozen clock, it keeps running."""
+    global _shift
+    previous = _shift
+    _shift = previous + by
+    try:
+        yield
+    finally:
+        _shift = previous

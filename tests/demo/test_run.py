@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 from sqlalchemy import Engine, func, select
 
+from tidings import clock
 from tidings.campaigns.models import Campaign
 from tidings.demo.generate import RetailerSpec
 from tidings.demo.run import NO_PURCHASE, DemoRun, Step, generate_files, run_demo
+from tidings.dispatch.models import Message
 from tidings.orders.models import Order
 from tidings.profiles.models import Profile
 from tidings.profiles.rfm import RFM_SEGMENTS
@@ -94,6 +96,29 @@ def test_demo_run_refreshes_a_profile_per_member_and_shows_segments_and_tiers(
     with engine.connect() as connection:
         stored = connection.execute(select(Profile.tier, func.count()).group_by(Profile.tier))
         assert {tier: count for tier, count in stored} == profiles["tiers"]
+
+
+def test_a_demo_run_in_the_evening_sends_its_campaign_in_the_next_morning_window(
+    cli, engine: Engine, tmp_path: Path
+) -> None:
+    """Outside the send window (08:00-20:00 in Shanghai) the demo's day moves on to the next
+    window, so its campaign still goes out whole and its report follows."""
+    real = datetime.now(UTC)
+    evening = real.replace(hour=14, minute=30, second=0, microsecond=0)  # 22:30 in Shanghai
+    with clock.shifted(evening - real):
+        result = _demo_run(cli, engine, *_run_arguments(tmp_path / "demo"))
+    assert result.exit_code == 0, result.output
+    assert "A/B B vs A:" in result.output and "lift over holdout:" in result.output
+    with engine.connect() as connection:
+        campaign = connection.execute(select(Campaign.status)).scalar_one()
+        sent = connection.execute(
+            select(func.min(Message.submitted_at), func.max(Message.submitted_at)).where(
+                Message.campaign_id.is_not(None)
+            )
+        ).one()
+    assert campaign == "completed"
+    morning = evening + timedelta(hours=9, minutes=30)  # 08:00 the next day in Shanghai
+    assert morning <= sent[0] <= sent[1] < morning + timedelta(minutes=10)
 
 
 def test_demo_run_on_a_dirty_retailer_keeps_the_good_rows_and_reports_the_bad(

@@ -4,18 +4,23 @@ it through the simulator in stages, as an operator would on a real day."""
 from __future__ import annotations
 
 import io
+from contextlib import nullcontext
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import Engine
 
+from tidings import clock
 from tidings.campaigns import review as reviewing
 from tidings.campaigns import service
 from tidings.campaigns.cli import print_review, wait_until_settled
 from tidings.campaigns.schemas import CampaignCreate, CouponOffer, VariantCreate
-from tidings.config import get_settings
+from tidings.config import Settings, get_settings
 from tidings.db import session_scope
+from tidings.dispatch.models import MessageKind
+from tidings.dispatch.sendwindow import DailyWindow, next_allowed
 from tidings.dispatch.worker import Worker
 
 SEND_WAIT = 180.0  # seconds the demo waits for the campaign to go out
@@ -47,9 +52,34 @@ CAMPAIGN = CampaignCreate(
 )
 
 
+def _send_moment(settings: Settings, now: datetime) -> datetime:
+    """The first moment from `now` when the whole demo send fits in the brand's send window:
+    run in the evening, the demo's day moves on to the next morning's window."""
+
+    def allowed(moment: datetime) -> datetime:
+        return next_allowed(
+            kind=MessageKind.MARKETING,
+            timezone=settings.default_timezone,
+            now=moment,
+            send_window=DailyWindow.parse(settings.send_window),
+            quiet_hours=DailyWindow.parse_optional(settings.quiet_hours),
+        )
+
+    start = allowed(now)
+    end = start + timedelta(seconds=SEND_WAIT)
+    return start if allowed(end) == end else allowed(end)
+
+
 def run_campaign(engine: Engine) -> tuple[str, dict[str, Any]]:
-    """Creates, plans, reviews and sends the demo campaign; returns the review as text and the
-    send's counts."""
+    """Creates, plans, reviews and sends the demo campaign, in the next send window when run
+    outside one; returns the review as text and the send's counts."""
+    now = clock.now()
+    ahead = _send_moment(get_settings(), now) - now
+    with clock.shifted(ahead) if ahead else nullcontext():
+        return _send_campaign(engine)
+
+
+def _send_campaign(engine: Engine) -> tuple[str, dict[str, Any]]:
     with session_scope(engine) as session:
         campaign_id = service.create(db_session=session, spec=CAMPAIGN).id
         service.plan(db_session=session, campaign_id=campaign_id)
