@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from tidings.casts import cast_frame
 from tidings.config import get_settings
 
 NAMING_CONVENTION = {
@@ -248,29 +249,6 @@ def _block_frame(rows: Sequence[Any], names: list[str]) -> pl.DataFrame:
 
 def _libpq_uri(engine: Engine) -> str:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def cast_frame(frame: pl.DataFrame, schema: dict[str, Any]) -> pl.DataFrame:
-    """Casts a frame read from either store to `schema` (SQLite keeps times as text)."""
-    if frame.height == 0 and frame.width == 0:
-        return pl.DataFrame(schema=schema)
-    casts = []
-    for name, dtype in schema.items():
-        column = pl.col(name)
-        current = frame.schema[name]
-        if isinstance(dtype, pl.Datetime) and current == pl.String:
-            casts.append(
-                column.str.to_datetime(time_zone="UTC", strict=False, time_unit="us").alias(name)
-            )
-        elif isinstance(dtype, pl.Datetime) and isinstance(current, pl.Datetime):
-            casts.append(column.dt.convert_time_zone("UTC").alias(name))
-        elif dtype == pl.Date and current == pl.String:
-            casts.append(column.str.to_date(strict=False).alias(name))
-        elif dtype == pl.Boolean and current != pl.Boolean:
-            casts.append(column.cast(pl.Int64).cast(pl.Boolean).alias(name))
-        else:
-            casts.append(column.cast(dtype).alias(name))
-    return frame.with_columns(casts)
 
 
 def bulk_insert(session: Session, table: str, frame: pl.DataFrame) -> int:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from tidings.casts import cast_frame
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
@@ -309,29 +311,10 @@ def read_slice_in_child(
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     del table
-    _categorical(_cast_sqlite(frame, schema), categorical).write_ipc(
+    _categorical(cast_frame(frame, schema), categorical).write_ipc(
         target, compression="uncompressed"
     )
     return target
-
-
-def _cast_sqlite(frame: pl.DataFrame, schema: dict[str, Any]) -> pl.DataFrame:
-    """`tidings.db.cast_frame` for what ADBC reads from SQLite, without importing SQLAlchemy
-    into a child: times and dates from text, booleans from integers, the rest cast."""
-    casts = []
-    for name, dtype in schema.items():
-        column, current = pl.col(name), frame.schema[name]
-        if isinstance(dtype, pl.Datetime) and current == pl.String:
-            casts.append(
-                column.str.to_datetime(time_zone="UTC", strict=False, time_unit="us").alias(name)
-            )
-        elif dtype == pl.Date and current == pl.String:
-            casts.append(column.str.to_date(strict=False).alias(name))
-        elif dtype == pl.Boolean and current != pl.Boolean:
-            casts.append(column.cast(pl.Int64).cast(pl.Boolean).alias(name))
-        else:
-            casts.append(column.cast(dtype).alias(name))
-    return frame.with_columns(casts)
 
 
 def _categorical(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
