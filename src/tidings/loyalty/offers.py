@@ -160,9 +160,27 @@ def issue_for_plan(
         "DELETE FROM coupons WHERE campaign_id = ? AND source = 'campaign' AND status = ?",
         (campaign_id, CouponStatus.ISSUED.value),
     )
+    rows = _planned_codes(plan, codes, campaign_id=campaign_id, terms=terms)
+    return _issue(db_session, store, campaign_id, rows, _shared(campaign_id, terms, now))
+
+
+def _planned_codes(
+    plan: pl.DataFrame, codes: pl.DataFrame, *, campaign_id: int, terms: CouponTerms
+) -> pl.DataFrame:
+    """Every coupon code (member_id, code) the planned members of `plan` are to hold."""
     planned = plan.filter(pl.col("state") == PLANNED)["member_id"].cast(pl.Int64)
-    rows = _every_code(planned, codes, campaign_id=campaign_id, per_member=terms.per_member)
-    shared = _shared(campaign_id, terms, now)
+    return _every_code(planned, codes, campaign_id=campaign_id, per_member=terms.per_member)
+
+
+def _issue(
+    db_session: Session,
+    store: BulkStore,
+    campaign_id: int,
+    rows: pl.DataFrame,
+    shared: dict[str, Any],
+) -> int:
+    """Inserts the coupons of `rows`, a fresh code for the few another coupon holds; returns
+    how many were issued."""
     issued = _insert(store, rows, shared)
     if issued < rows.height:
         issued += _replace_taken(db_session, store, campaign_id, rows, shared)
@@ -217,11 +235,6 @@ def issue_for_step(
         (campaign_id,),
         schema={"member_id": pl.Int64, "code": pl.String},
     )
-    planned = plan.filter(pl.col("state") == PLANNED)["member_id"].cast(pl.Int64)
-    rows = _every_code(planned, codes, campaign_id=campaign_id, per_member=terms.per_member)
+    rows = _planned_codes(plan, codes, campaign_id=campaign_id, terms=terms)
     rows = rows.join(held, on=["member_id", "code"], how="anti")
-    shared = _shared(campaign_id, terms, now)
-    issued = _insert(store, rows, shared)
-    if issued < rows.height:
-        issued += _replace_taken(db_session, store, campaign_id, rows, shared)
-    return issued
+    return _issue(db_session, store, campaign_id, rows, _shared(campaign_id, terms, now))
