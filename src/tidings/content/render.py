@@ -17,7 +17,6 @@ from typing import TypeVar
 
 import polars as pl
 
-from tidings import clock
 from tidings.config import get_settings
 from tidings.content.template import (
     BLANK_CHARS,
@@ -132,24 +131,11 @@ def _surname_expr() -> pl.Expr:
     return pl.concat_str(surname, salutation)
 
 
-def _preference_link_signing() -> preference_tokens.LinkSigning:
-    """Where `{preference_link}` points, its key, today's day and the words its signature
-    must not spell (a link reading LSD would have the content check stop the message)."""
-    from tidings.content.words import word_matcher  # words.py reads this module's Filled
-
-    settings = get_settings()
-    keys = word_matcher().by_key
-    return preference_tokens.LinkSigning(
-        base=settings.short_link_base,
-        secret=settings.preference_secret,
-        day=preference_tokens.day_number(clock.now()),
-        avoid=tuple(sorted(key for key in keys if key.isascii() and key.isalnum())),
-    )
-
-
 def _preference_link_expr() -> pl.Expr:
     """Each member's own preference page link, signed today (`{preference_link}`)."""
-    return preference_tokens.link_expr(pl.col("member_id"), _preference_link_signing())
+    return preference_tokens.link_expr(
+        pl.col("member_id"), preference_tokens.link_signing(get_settings())
+    )
 
 
 def _preference_link_value(values: Mapping[str, object]) -> str | None:
@@ -159,7 +145,7 @@ def _preference_link_value(values: Mapping[str, object]) -> str | None:
         return given
     if not isinstance(member_id, int) or isinstance(member_id, bool):
         return None
-    return preference_tokens.link_for(member_id, _preference_link_signing())
+    return preference_tokens.link_for(member_id, preference_tokens.link_signing(get_settings()))
 
 
 def _value_expr(placeholder: Placeholder, schema: pl.Schema) -> pl.Expr:

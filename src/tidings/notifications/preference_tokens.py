@@ -20,10 +20,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 import polars_hash  # noqa: F401  (adds the `chash` namespace to expressions)
+
+from tidings import clock
+
+if TYPE_CHECKING:
+    from tidings.config import Settings
 
 DAY_DIGITS = 5  # decimal digits of the day made: days since 1970 stay five digits until 2243
 SIGNATURE_BYTES = 6  # 48 bits, eight base64 characters
@@ -111,6 +116,20 @@ class LinkSigning:
     secret: str
     day: int
     avoid: tuple[str, ...] = ()
+
+
+def link_signing(settings: Settings, *, now: datetime | None = None) -> LinkSigning:
+    """How members' links are made today: the address served, the key and the words a
+    signature must not spell (the content check would stop a message showing them)."""
+    from tidings.content.words import word_matcher  # words.py renders through this module
+
+    keys = word_matcher().by_key
+    return LinkSigning(
+        base=settings.short_link_base,
+        secret=settings.preference_secret,
+        day=day_number(now or clock.now()),
+        avoid=tuple(sorted(key for key in keys if key.isascii() and key.isalnum())),
+    )
 
 
 def link_expr(member_id: pl.Expr, signing: LinkSigning) -> pl.Expr:

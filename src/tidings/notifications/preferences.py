@@ -21,12 +21,11 @@ from sqlalchemy.orm import Session
 
 from tidings import clock
 from tidings.config import Settings
-from tidings.content.words import word_matcher
 from tidings.db import read_frame
 from tidings.inbound.context import Effects, ReplyContext
 from tidings.inbound.keywords import compact
 from tidings.members.models import ConsentEvent, ConsentKind
-from tidings.notifications.preference_tokens import LinkSigning, day_number, link_for, read_token
+from tidings.notifications.preference_tokens import day_number, link_for, link_signing, read_token
 
 SOURCE_REPLY = "sms_reply"
 SOURCE_PAGE = "preference_page"
@@ -181,18 +180,6 @@ def declined_members(engine: Engine, *, topic: str) -> pl.Series:
 
 def _serializer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.preference_secret, salt=salt)
-
-
-def link_signing(settings: Settings, *, now: datetime | None = None) -> LinkSigning:
-    """How members' links are made today: the address served, the key and the words a
-    signature must not spell (the content check would stop a message showing them)."""
-    keys = word_matcher().by_key
-    return LinkSigning(
-        base=settings.short_link_base,
-        secret=settings.preference_secret,
-        day=day_number(now or clock.now()),
-        avoid=tuple(sorted(key for key in keys if key.isascii() and key.isalnum())),
-    )
 
 
 def preference_link(member_id: int, settings: Settings, *, now: datetime | None = None) -> str:
