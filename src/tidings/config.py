@@ -195,9 +195,10 @@ class Settings(BaseSettings):
         description="Gifts members may take for points, as JSON name -> points,"
         ' e.g. {"tote": 800}.',
     )
-    coupon_secret: str = Field(
-        "change-me",
-        description="Secret key coupon codes are derived from; set it once per brand and keep it.",
+    coupon_secret: str | None = Field(
+        None,
+        description="Secret key coupon codes are derived from (default: a random key made once"
+        " and kept in coupon.key under var_dir); give every process the same one and keep it.",
     )
     short_domain: str | None = Field(
         None,
@@ -257,19 +258,21 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("127.0.0.1", description="Address `tidings serve` binds to.")
     api_port: int = Field(8000, description="Port `tidings serve` binds to.")
-    callback_secret: str = Field(
-        "change-me",
+    callback_secret: str | None = Field(
+        None,
         description="Secret that signs status callbacks of API messages: header"
-        " X-Tidings-Signature = sha256=<hex HMAC-SHA256 of the body with this secret>.",
+        " X-Tidings-Signature = sha256=<hex HMAC-SHA256 of the body with this secret>"
+        " (default: a random key made once and kept in callback.key under var_dir).",
     )
     callback_max_attempts: int = Field(
         10, description="Posts of one status callback before it is given up as failed."
     )
     callback_timeout_seconds: float = Field(5.0, description="Seconds one callback post may take.")
-    verification_secret: str = Field(
-        "change-me",
+    verification_secret: str | None = Field(
+        None,
         description="Secret key of the keyed hash verification codes are kept as (never in"
-        " clear); set it once per brand and give every process the same one.",
+        " clear; default: a random key made once and kept in verification.key under var_dir);"
+        " give every process the same one.",
     )
     verification_digits: int = Field(6, description="Digits of a verification code.")
     verification_valid_minutes: int = Field(5, description="Minutes a verification code works.")
@@ -290,8 +293,10 @@ class Settings(BaseSettings):
         "您的验证码是{code}，{minutes}分钟内有效。工作人员不会向您索要验证码，请勿告诉他人。",
         description="Wording of verification messages; {code} and {minutes} are filled in.",
     )
-    preference_secret: str = Field(
-        "change-me", description="Secret that signs the members' preference page links (/p/...)."
+    preference_secret: str | None = Field(
+        None,
+        description="Secret that signs the members' preference page links (/p/...) (default: a"
+        " random key made once and kept in preference.key under var_dir).",
     )
     preference_link_days: int = Field(90, description="Days a preference page link works.")
     preference_topics: str = Field(

@@ -9,12 +9,11 @@ from sqlalchemy import Engine, text
 
 from campaigns.conftest import add_members, message_rows, midday_zone
 from tidings.campaigns.service import CampaignError
-from tidings.config import Settings, get_settings
+from tidings.config import get_settings
 from tidings.db import session_scope
 from tidings.segments.snapshot import invalidate
 from tidings.tracking import codes
 from tidings.tracking.codes import CODE_LENGTH, code_for, with_codes
-from tidings.tracking.links import link_secret
 
 from .conftest import SHORT_DOMAIN, create_campaign, link_rows, plan_campaign
 
@@ -163,12 +162,3 @@ def test_codes_spell_no_listed_word(
     ]
     spelled = [code for code in first_try if "q" in code.lower()]
     assert spelled and set(spelled).isdisjoint(links["code"])
-
-
-def test_without_a_secret_one_random_key_is_made_and_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    first = Settings(var_dir=tmp_path / "a", short_link_secret=None)
-    key = link_secret(first)
-    assert len(key) == 64 and key == link_secret(first)
-    assert (tmp_path / "a" / "short-link.key").stat().st_mode & 0o077 == 0
-    assert link_secret(Settings(var_dir=tmp_path / "b", short_link_secret=None)) != key
-    assert link_secret(Settings(var_dir=tmp_path / "a", short_link_secret="given")) == "given"

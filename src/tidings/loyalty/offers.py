@@ -20,6 +20,7 @@ import polars as pl
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tidings import keys
 from tidings.config import get_settings
 from tidings.db import BulkStore, utc_text
 from tidings.loyalty.codes import member_codes, random_code
@@ -73,7 +74,7 @@ def shown_coupons(plan: pl.DataFrame, variants: Sequence[PlanVariant]) -> pl.Dat
 def campaign_codes(member_ids: pl.Series, *, campaign_id: int, place: int = 0) -> pl.Series:
     """Each member's code for a campaign (unique among them), named `coupon`: their first
     coupon's, or the one at `place` (counted from 0) of a member given several."""
-    secret = get_settings().coupon_secret
+    secret = keys.secret(get_settings(), "coupon")
     key = f"campaign:{campaign_id}" if place == 0 else f"campaign:{campaign_id}:{place}"
     return member_codes(secret, key, member_ids).rename("coupon")
 

@@ -21,7 +21,7 @@ import stamina
 from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from tidings import clock
+from tidings import clock, keys
 from tidings.config import Settings
 from tidings.db import session_scope
 from tidings.dispatch.models import Message
@@ -170,7 +170,7 @@ def deliver_due(
     errors: list[str | None] = []
     for delivery in pending:
         try:
-            post(client, delivery, secret=settings.callback_secret)
+            post(client, delivery, secret=keys.secret(settings, "callback"))
             errors.append(None)
         except (httpx.HTTPError, CallbackRefused) as failure:
             errors.append(str(failure) or type(failure).__name__)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import polars as pl
 import polars_hash  # noqa: F401  (adds the `chash` namespace to expressions)
 
-from tidings import clock
+from tidings import clock, keys
 
 if TYPE_CHECKING:
     from tidings.config import Settings
@@ -123,12 +123,12 @@ def link_signing(settings: Settings, *, now: datetime | None = None) -> LinkSign
     signature must not spell (the content check would stop a message showing them)."""
     from tidings.content.words import word_matcher  # words.py renders through this module
 
-    keys = word_matcher().by_key
+    words = word_matcher().by_key
     return LinkSigning(
         base=settings.short_link_base,
-        secret=settings.preference_secret,
+        secret=keys.secret(settings, "preference"),
         day=day_number(now or clock.now()),
-        avoid=tuple(sorted(key for key in keys if key.isascii() and key.isalnum())),
+        avoid=tuple(sorted(word for word in words if word.isascii() and word.isalnum())),
     )
 
 

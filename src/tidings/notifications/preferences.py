@@ -19,7 +19,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
-from tidings import clock
+from tidings import clock, keys
 from tidings.config import Settings
 from tidings.db import read_frame
 from tidings.inbound.context import Effects, ReplyContext
@@ -179,7 +179,7 @@ def declined_members(engine: Engine, *, topic: str) -> pl.Series:
 
 
 def _serializer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.preference_secret, salt=salt)
+    return URLSafeTimedSerializer(keys.secret(settings, "preference"), salt=salt)
 
 
 def preference_link(member_id: int, settings: Settings, *, now: datetime | None = None) -> str:
@@ -198,7 +198,7 @@ def member_of(
     """The member a signed token names, or a PreferenceError when forged or expired."""
     days = days if days is not None else settings.preference_link_days
     if salt == LINK_SALT and "." not in token:
-        found = read_token(token, secret=settings.preference_secret)
+        found = read_token(token, secret=keys.secret(settings, "preference"))
         if found is None:
             raise PreferenceError(FORGED)
         member_id, made = found

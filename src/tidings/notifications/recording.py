@@ -13,6 +13,7 @@ from sqlalchemy import Table, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tidings import keys
 from tidings.config import Settings
 from tidings.db import is_sqlite
 from tidings.dispatch.models import Message, MessageState
@@ -113,6 +114,7 @@ def _add_verifications(
     now: datetime,
 ) -> None:
     expires = now + timedelta(minutes=settings.verification_valid_minutes)
+    secret = keys.secret(settings, "verification")
     for item, answer in zip(fresh, answers, strict=True):
         if not item.code or answer.verification_id is None:
             continue
@@ -124,7 +126,7 @@ def _add_verifications(
                 notification_id=written[answer.idempotency_key],
                 phone=item.phone,
                 code_hash=codes.code_hash(
-                    item.code, public_id=answer.verification_id, secret=settings.verification_secret
+                    item.code, public_id=answer.verification_id, secret=secret
                 ),
                 expires_at=expires,
                 attempts=0,

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from tidings import keys
 from tidings.config import Settings
 from tidings.db import is_sqlite
 from tidings.dispatch.models import DeliveryReceipt, Message, MessageState
@@ -217,7 +218,7 @@ def check_code(
     if left == 0:
         return VerificationResult(verified=False, status="locked", attempts_left=0)
     found.attempts += 1
-    secret = settings.verification_secret
+    secret = keys.secret(settings, "verification")
     if codes.code_matches(code, public_id=found.public_id, secret=secret, stored=found.code_hash):
         found.verified_at = now
         db_session.flush()

@@ -9,16 +9,13 @@ message text alike (same length, so parts and cost stay right).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 
 import polars as pl
 from sqlalchemy.orm import Session
 
+from tidings import keys
 from tidings.campaigns.models import Campaign
 from tidings.config import Settings, get_settings
 from tidings.content.words import word_matcher
@@ -27,28 +24,9 @@ from tidings.dispatch.models import MessageState
 from tidings.tracking.codes import MAX_ATTEMPTS, CodeCollision, code_for, spells_any, with_codes
 from tidings.tracking.targets import Utm, target_url
 
-KEY_FILE = "short-link.key"
 LINK_PATH = "/s/"
 WRITE_CACHE_KIB = 256 * 1024  # SQLite page cache while a plan's links are written
 _LINK_SCHEMA = {"member_id": pl.Int64, "code": pl.String}
-
-
-def link_secret(settings: Settings) -> str:
-    """The key codes are derived with: the setting, or a random one kept under var_dir."""
-    if settings.short_link_secret:
-        return settings.short_link_secret
-    path = Path(settings.var_dir) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f"{KEY_FILE}.{os.getpid()}")
-        draft.write_text(secrets.token_hex(32))
-        draft.chmod(0o600)
-        # A hard link appears whole or not at all: of two processes making the key at
-        # once, the first one's stands and both read it.
-        with contextlib.suppress(FileExistsError):
-            os.link(draft, path)
-        draft.unlink()
-    return path.read_text().strip()
 
 
 def words_to_avoid() -> list[str]:
@@ -66,7 +44,7 @@ def short_url(base: str, code: str) -> str:
 def link_urls(audience: pl.DataFrame, *, campaign_id: int, settings: Settings) -> pl.Series:
     """Each audience member's short link in the campaign, in the audience's order."""
     members = audience.select(pl.col("member_id").cast(pl.Int64)).unique()
-    secret = link_secret(settings)
+    secret = keys.secret(settings, "short_link")
     coded = with_codes(members, secret=secret, campaign_id=campaign_id, avoid=words_to_avoid())
     prefix = pl.lit(settings.short_link_base + LINK_PATH)
     urls = coded.select("member_id", link=prefix + pl.col("code"))
@@ -269,7 +247,7 @@ def write_for_plan(
         plan=plan,
         urls=audience.select("member_id", "link"),
         base=settings.short_link_base,
-        secret=link_secret(settings),
+        secret=keys.secret(settings, "short_link"),
         now=now,
     )
 
@@ -306,7 +284,7 @@ def write_step_links(
     written = _insert(store, links, fresh, now=now)
     if written < fresh.height:
         taken = fresh.join(_stored(store, campaign.id), on="member_id", how="anti")
-        moved = _recode(store, links, taken, secret=link_secret(settings), now=now)
+        moved = _recode(store, links, taken, secret=keys.secret(settings, "short_link"), now=now)
         _rewrite_step_texts(store, campaign.id, moved, prefix=prefix)
         written = fresh.height
     return written

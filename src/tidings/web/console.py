@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from tidings import keys
 from tidings.config import Settings
 from tidings.web.audit.views import router as audit_router
 from tidings.web.campaigns.views import router as campaigns_router
@@ -26,7 +27,6 @@ from tidings.web.security import (
     NotFound,
     SignInLimiter,
     SignInRequired,
-    console_secret,
 )
 from tidings.web.segments.views import router as segments_router
 from tidings.web.settings.views import router as settings_router
@@ -41,7 +41,7 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
     """Adds the console's pages at / to `app`."""
     app.add_middleware(
         SessionMiddleware,
-        secret_key=console_secret(settings),
+        secret_key=keys.secret(settings, "console"),
         session_cookie=SESSION_COOKIE,
         max_age=settings.console_session_hours * 3600,
         same_site="lax",

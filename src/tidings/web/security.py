@@ -4,10 +4,8 @@ rate limit, and the role rules (masked phones, one store's view)."""
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends
@@ -18,10 +16,8 @@ from starlette.requests import Request
 
 from tidings.accounts import users
 from tidings.accounts.models import ConsoleUser, Role
-from tidings.config import Settings
 from tidings.http import DbSession
 
-KEY_FILE = "console.key"
 USER_KEY = "user_id"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -42,24 +38,6 @@ class NotFound(Exception):
 
 class BadCsrfToken(Exception):
     """A form came without this session's CSRF token (an old tab, or another site)."""
-
-
-def console_secret(settings: Settings) -> str:
-    """The cookie-signing key: the setting, or a random one kept under var_dir."""
-    if settings.console_secret:
-        return settings.console_secret
-    path = Path(settings.var_dir) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # Exclusive creation: of two processes making the key at once, one writes it.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(secrets.token_hex(32))
-    return path.read_text().strip()
 
 
 def csrf_token(request: Request) -> str:
