@@ -411,3 +411,40 @@ def test_purchase_days_are_the_same_whatever_the_span_of_member_ids() -> None:
     assert runs["member_id"].max() == 1 and runs["sku"].max() == 1
     assert packed["run"].n_unique() == packed.select("member_id", "sku").unique().height
     assert packed["quantity"].sum() == lines.drop_nulls("sku")["quantity"].sum()
+
+
+def test_line_preferences_are_the_same_whatever_the_span_of_member_ids() -> None:
+    """Close member ids group on one packed integer with the category; ids too far apart
+    for it sort on the two. Both give each member's categories, discounts and line count."""
+    from tidings.profiles.preferences import line_preferences
+
+    rng = random.Random(7)
+    lines = pl.DataFrame(
+        {
+            "member_id": [rng.randint(1, 40) for _ in range(600)],
+            "category": [rng.choice(["水果", "乳品", "母婴", None]) for _ in range(600)],
+            "amount_cents": [rng.choice([-500, 0, 100, 2_000, 2_000]) for _ in range(600)],
+            "discounted": [rng.random() < 0.3 for _ in range(600)],
+        }
+    ).with_columns(pl.col("category").cast(pl.Categorical))
+    far = 1 << 62  # member ids then span 63 bits: no room for the category
+    packed = line_preferences(lines, top=2)
+    apart = pl.col("member_id") + far * (pl.col("member_id") % 2)
+    wide = line_preferences(lines.with_columns(apart), top=2)
+    for near, far_apart in zip(packed, wide, strict=True):
+        restored = far_apart.with_columns(pl.col("member_id") % far).sort("member_id")
+        assert near.equals(restored)
+    favourites, discounts = packed
+    assert favourites["member_id"].is_sorted() and discounts["member_id"].is_sorted()
+    assert discounts["lines"].sum() == 600
+    one = lines.filter(pl.col("member_id") == 1)
+    row = discounts.filter(pl.col("member_id") == 1).row(0, named=True)
+    assert row["discount_share"] == pytest.approx(one["discounted"].mean())
+    spend = (
+        one.drop_nulls("category")
+        .group_by(pl.col("category").cast(pl.String))
+        .agg(pl.col("amount_cents").clip(0, None).sum())
+        .sort(["amount_cents", "category"], descending=[True, False])
+    )
+    top = favourites.filter(pl.col("member_id") == 1)["top_categories"].to_list()[0]
+    assert [item["category"] for item in top] == spend["category"].head(2).to_list()

@@ -27,17 +27,25 @@ def category_preferences(lines: pl.DataFrame, *, top: int) -> pl.DataFrame:
 
 def line_preferences(lines: pl.DataFrame, *, top: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`category_preferences` and `discount_shares` from one grouping of the lines by member
-    and category (the lines are the biggest frame of a refresh: one pass over them)."""
+    and category (the lines are the biggest frame of a refresh: one pass over them).
+
+    `category` must be categorical. The pairs are grouped by sorting the lines on one integer
+    packing the member and the category's code, then walking the sorted runs: a hash
+    grouping on the two keys took about five times the CPU for ten million lines.
+    """
     per_category = (
-        lines.lazy()
-        .group_by("member_id", "category")
+        _sorted_by_member_and_category(lines.lazy(), lines)
+        .group_by("_pair", maintain_order=True)
         .agg(
+            pl.col("member_id", "category").first(),
             pl.col("amount_cents").clip(0, None).sum().alias("spend"),
             pl.col("discounted").sum().alias("discounted"),
             pl.col("discounted").count().alias("known"),
             pl.len().alias("lines"),
         )
+        .drop("_pair")
         .collect()
+        .set_sorted("member_id")
     )
     favourites = _favourites(
         per_category.lazy()
@@ -46,11 +54,36 @@ def line_preferences(lines: pl.DataFrame, *, top: int) -> tuple[pl.DataFrame, pl
         top=top,
     )
     known = pl.col("known").sum()
-    discounts = per_category.group_by("member_id").agg(
+    discounts = per_category.group_by("member_id", maintain_order=True).agg(
         pl.when(known > 0).then(pl.col("discounted").sum() / known).alias("discount_share"),
         pl.col("lines").sum().cast(pl.UInt32).alias("lines"),
     )
     return favourites, discounts
+
+
+def _sorted_by_member_and_category(lines: pl.LazyFrame, frame: pl.DataFrame) -> pl.LazyFrame:
+    """`lines` sorted by member and category code, with `_pair` one integer per (member,
+    category) pair, ordered as the two (or the two sorted together when they do not fit in
+    63 bits)."""
+    code = pl.col("category").to_physical().cast(pl.Int64)
+    spans = frame.select(
+        low=pl.col("member_id").min(),
+        span=pl.col("member_id").max() - pl.col("member_id").min(),
+        top=code.max(),
+    ).row(0, named=True)
+    null_code = (spans["top"] or 0) + 1  # lines without a category: a code of their own
+    code_bits = int(null_code).bit_length()
+    if spans["span"] is None or int(spans["span"]).bit_length() + code_bits > 63:
+        return (
+            lines.with_columns(_code=code.fill_null(null_code))
+            .sort(["member_id", "_code"])
+            .with_columns(_pair=pl.struct("member_id", "_code").rle_id())
+            .drop("_code")
+        )
+    member = (pl.col("member_id") - spans["low"]).cast(pl.Int64)
+    return lines.with_columns(_pair=member * (1 << code_bits) + code.fill_null(null_code)).sort(
+        "_pair"
+    )
 
 
 def _favourites(per_category: pl.LazyFrame, *, top: int) -> pl.DataFrame:
