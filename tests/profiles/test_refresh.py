@@ -193,6 +193,40 @@ def test_model_fit_before_any_purchase_says_what_to_do(cli, engine: Engine) -> N
     assert "no member bought on or before 2020-01-01" in result.output
 
 
+def test_a_child_writes_no_profile_of_a_member_the_store_does_not_hold(
+    sqlite_engine: Engine, monkeypatch: Any
+) -> None:
+    """The writing child checks members once all rows are in: a profile of an unknown
+    member fails the write with a clear error and the profiles written before stay."""
+    import polars as pl
+    import pytest
+
+    from tidings.profiles import service, writeback
+    from tidings.scans import ChildStoreError, sqlite_children
+
+    seed(sqlite_engine)
+    monkeypatch.setattr(writeback, "CHILD_WRITE_MIN_ROWS", 0)
+    written: list[pl.DataFrame] = []
+    original = writeback.write_back
+
+    def keep(**arguments: Any) -> int:
+        written.append(arguments["profiles"])
+        return original(**arguments)
+
+    monkeypatch.setattr(writeback, "write_back", keep)
+    service.refresh(engine=sqlite_engine, as_of=date(2025, 6, 30))
+    before = profiles(sqlite_engine)
+    stray = written[0].with_columns(
+        member_id=pl.when(pl.col("member_id") == pl.col("member_id").max())
+        .then(999_999)
+        .otherwise(pl.col("member_id"))
+    )
+    with sqlite_children(sqlite_engine) as children, pytest.raises(ChildStoreError) as error:
+        original(engine=sqlite_engine, profiles=stray, fit_row=None, children=children)
+    assert "1 row(s) of profiles refer to no row of members" in str(error.value)
+    assert profiles(sqlite_engine) == before
+
+
 def test_profiles_written_by_a_child_process_read_back_as_those_written_here(
     sqlite_engine: Engine, monkeypatch: Any
 ) -> None:
