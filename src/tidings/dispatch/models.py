@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Enum, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings import clock
@@ -165,8 +165,13 @@ class DeliveryReceipt(Base):
 
     __tablename__ = "delivery_receipts"
     __table_args__ = (
+        # Receipts are looked up by the provider's id only while they name no message (0017).
         Index(
-            "ix_delivery_receipts_provider_provider_message_id", "provider", "provider_message_id"
+            "ix_delivery_receipts_provider_provider_message_id",
+            "provider",
+            "provider_message_id",
+            sqlite_where=text("message_id IS NULL"),
+            postgresql_where=text("message_id IS NULL"),
         ),
         Index("ix_delivery_receipts_message_id", "message_id"),
     )
@@ -178,4 +183,6 @@ class DeliveryReceipt(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    # The message the receipt was matched to, in the transaction that stored it; no foreign
+    # key, which would look the message up again per receipt (0017).
+    message_id: Mapped[int | None] = mapped_column(Integer)
