@@ -7,9 +7,10 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
+import polars as pl
 from sqlalchemy.orm import Session
 
-from tidings.db import is_sqlite, utc_text
+from tidings.db import is_sqlite, sqlite_values, utc_text
 from tidings.dispatch.models import MessageState, state_guard
 
 Row = tuple[Any, ...]
@@ -36,16 +37,59 @@ def move(
     """
     if not rows:
         return
+    sql = _update_sql(target, columns, where, where_columns, clear_lease, extra_assignments)
+    _execute_many(session, sql, [(now, *row) for row in rows], id_at=1 + len(columns))
+
+
+def move_frame(
+    session: Session,
+    *,
+    target: MessageState,
+    frame: pl.DataFrame,
+    now: datetime,
+    where: str = "",
+    clear_lease: bool = False,
+) -> None:
+    """As `move`, with the rows as a frame: each column but the last (`id`) is set by name.
+
+    A frame's columns go to the driver as they are, without a Python loop over the rows:
+    SQLite's times are made text by Polars, and PostgreSQL takes each column as one array.
+    """
+    if frame.is_empty():
+        return
+    *columns, last = frame.columns
+    assert last == "id", "the frame's last column is the message id"
+    sql = _update_sql(target, columns, where, (), clear_lease, "")
+    if is_sqlite(session):
+        as_text = sqlite_values(frame.select(pl.lit(now).alias("updated_at"), *frame.columns))
+        raw = session.connection().connection.driver_connection
+        assert raw is not None
+        raw.executemany(sql, as_text.rows())
+        return
+    # Rows locked in id order, as `_execute_many` does (see there).
+    ordered = frame.sort("id")
+    _execute_columns(session, sql, [[now], *(column.to_list() for column in ordered)])
+
+
+def _update_sql(
+    target: MessageState,
+    columns: Sequence[str],
+    where: str,
+    where_columns: Sequence[str],
+    clear_lease: bool,
+    extra_assignments: str,
+) -> str:
+    """`UPDATE messages` with ? markers: `updated_at`, then `columns`, the id and
+    `where_columns`."""
     assignments = "".join(f", {name} = ?" for name in columns)
     if clear_lease:
         assignments += ", lease_owner = NULL, lease_until = NULL"
     assignments += extra_assignments
     extra = "".join(f" AND {name} = ?" for name in where_columns)
-    sql = (
+    return (
         f"UPDATE messages SET state = '{target}', updated_at = ?{assignments}"
         f" WHERE id = ? AND {state_guard(target)}{extra}{where}"
     )
-    _execute_many(session, sql, [(now, *row) for row in rows], id_at=1 + len(columns))
 
 
 def _execute_many(session: Session, sql: str, rows: Sequence[Row], *, id_at: int) -> None:
@@ -63,9 +107,17 @@ def _execute_many(session: Session, sql: str, rows: Sequence[Row], *, id_at: int
         # its receipts, one from its reconciler's questions) then wait for each other in
         # turn instead of each holding a row the other wants.
         ordered = sorted(rows, key=itemgetter(id_at))
-        statement, params = _as_one_update(sql, ordered)
-        with raw.cursor() as cursor:
-            cursor.execute(statement, params)
+        _execute_columns(session, sql, [list(column) for column in zip(*ordered, strict=True)])
+
+
+def _execute_columns(session: Session, sql: str, columns: list[list[Any]]) -> None:
+    """Runs `sql` on PostgreSQL once, for the rows whose values `columns` hold (a column of one
+    value stands for every row)."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    statement, params = _as_one_update(sql, columns)
+    with raw.cursor() as cursor:
+        cursor.execute(statement, params)
 
 
 def _as_sqlite_rows(rows: Sequence[Row]) -> list[Row]:
@@ -95,14 +147,13 @@ def _sql_type(column: Sequence[Any]) -> str:
     return "text"
 
 
-def _as_one_update(sql: str, rows: Sequence[Row]) -> tuple[str, dict[str, Any]]:
+def _as_one_update(sql: str, columns: list[list[Any]]) -> tuple[str, dict[str, Any]]:
     """Turns a per-row `UPDATE messages SET ... WHERE ...` with ? markers into one PostgreSQL
     statement over unnest()ed arrays: one round trip for the batch instead of one per row.
 
     A column with one value for every row (the time of the update, mostly) goes as that one
     value, and values go in binary: dumping arrays of times as text cost more than the UPDATE.
     """
-    columns = [list(column) for column in zip(*rows, strict=True)]
     pieces = sql.split("?")
     assert len(pieces) == len(columns) + 1, "one value per ? marker"
     params: dict[str, Any] = {}

@@ -8,17 +8,17 @@ before the provider's answer was recorded, and is matched again when that answer
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.orm import Session
 
 from tidings.db import bulk_insert, is_sqlite
-from tidings.dispatch.ledger import move
+from tidings.dispatch.ledger import move_frame
 from tidings.dispatch.models import DeliveryReceipt, Message, MessageState, ReceiptStatus, sources
 from tidings.providers.base import Receipt
 
@@ -32,13 +32,11 @@ TARGETS = {
     ReceiptStatus.EXPIRED: MessageState.EXPIRED,
 }
 assert all(set(sources(target)) >= RECEIPT_SOURCES for target in TARGETS.values())
+STATUSES = frozenset(status.value for status in ReceiptStatus)
 REMATCH_BATCH = 5000  # unmatched receipts looked at again per housekeeping pass
 
 
-_MATCH_SQLITE = select(messages.c.provider_message_id, messages.c.id).where(
-    messages.c.provider == bindparam("provider"),
-    messages.c.provider_message_id.in_(bindparam("pmids", expanding=True)),
-)
+MATCH_BATCH = 5000  # provider ids looked up in one statement (SQLite allows 32,766 markers)
 # One array parameter, joined through the index: a prepared statement's generic plan for a
 # long IN list may scan the whole table instead.
 _MATCH_POSTGRES = text(
@@ -79,44 +77,68 @@ def _match(session: Session, receipts: Sequence[Receipt]) -> dict[tuple[str, str
         by_provider.setdefault(receipt.provider, set()).add(receipt.provider_message_id)
     for provider, provider_ids in by_provider.items():
         ordered = sorted(provider_ids)
-        for start in range(0, len(ordered), 5000):
-            rows = session.execute(
-                _MATCH_SQLITE if is_sqlite(session) else _MATCH_POSTGRES,
-                {"provider": provider, "pmids": ordered[start : start + 5000]},
-            )
+        for start in range(0, len(ordered), MATCH_BATCH):
+            batch = ordered[start : start + MATCH_BATCH]
+            rows: Iterable[Any]
+            if is_sqlite(session):
+                rows = _match_sqlite(session, provider, batch)
+            else:
+                rows = session.execute(_MATCH_POSTGRES, {"provider": provider, "pmids": batch})
             found.update(((provider, pmid), message_id) for pmid, message_id in rows)
     return found
 
 
-def _settle(
-    session: Session, rows: Sequence[tuple[int, ReceiptStatus, str | None, datetime]], now: datetime
-) -> None:
-    """Moves messages to the state their receipts report, earliest report first."""
+def _match_sqlite(session: Session, provider: str, pmids: list[str]) -> list[Any]:
+    """(provider message id, message id) pairs, straight from the driver: rendering a
+    statement with thousands of bound values cost SQLAlchemy more than SQLite's lookup."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    markers = ", ".join("?" * len(pmids))
+    sql = (
+        "SELECT provider_message_id, id FROM messages"
+        f" WHERE provider = ? AND provider_message_id IN ({markers})"
+    )
+    return raw.execute(sql, [provider, *pmids]).fetchall()
+
+
+def _settle(session: Session, frame: pl.DataFrame, now: datetime) -> None:
+    """Moves messages to the state their receipts report, earliest report first; `frame` holds
+    the matched receipts' message_id, status, error_code and occurred_at."""
     guard = " AND state IN (" + ", ".join(f"'{s}'" for s in sorted(RECEIPT_SOURCES)) + ")"
-    earliest: dict[int, tuple[int, ReceiptStatus, str | None, datetime]] = {}
-    for row in rows:
-        if row[0] not in earliest or row[3] < earliest[row[0]][3]:
-            earliest[row[0]] = row
+    # A stable sort keeps the first of equal times, as they came.
+    earliest = frame.sort("occurred_at", maintain_order=True).unique(
+        "message_id", keep="first", maintain_order=True
+    )
     for status, target in TARGETS.items():
-        chosen = [row for row in earliest.values() if row[1] is status]
-        data: list[tuple[Any, ...]]
-        if status is ReceiptStatus.DELIVERED:
-            data = [
-                (occurred, occurred, code, message_id) for message_id, _, code, occurred in chosen
-            ]
-            columns = ["delivered_at", "final_at", "error_code"]
-        else:
-            data = [(occurred, code, message_id) for message_id, _, code, occurred in chosen]
-            columns = ["final_at", "error_code"]
-        move(
+        chosen = earliest.filter(pl.col("status") == status.value)
+        at = pl.col("occurred_at")
+        delivered = [at.alias("delivered_at")] if status is ReceiptStatus.DELIVERED else []
+        move_frame(
             session,
             target=target,
-            columns=columns,
-            rows=data,
+            frame=chosen.select(
+                *delivered, at.alias("final_at"), "error_code", pl.col("message_id").alias("id")
+            ),
             now=now,
             where=guard,
             clear_lease=True,
         )
+
+
+def _receipt_frame(
+    rows: Sequence[tuple[int | None, str, str | None, datetime]],
+) -> pl.DataFrame:
+    """Receipts as (message id, status, error code, time) in a frame `_settle` reads."""
+    return pl.DataFrame(
+        rows,
+        schema={
+            "message_id": pl.Int64,
+            "status": pl.String,
+            "error_code": pl.String,
+            "occurred_at": pl.Datetime("us", "UTC"),
+        },
+        orient="row",
+    )
 
 
 def apply_receipts(
@@ -125,29 +147,25 @@ def apply_receipts(
     """Stores `receipts` and settles the messages they name."""
     if not receipts:
         return ReceiptReport(0, 0, 0)
-    statuses = [_status(receipt) for receipt in receipts]
+    if unknown := {r.status for r in receipts} - STATUSES:
+        _status(next(r for r in receipts if r.status in unknown))
     matches = _match(db_session, receipts)
-    message_ids = [matches.get((r.provider, r.provider_message_id)) for r in receipts]
     frame = pl.DataFrame(
         {
             "provider": [r.provider for r in receipts],
             "provider_message_id": [r.provider_message_id for r in receipts],
-            "status": [status.value for status in statuses],
+            "status": [r.status for r in receipts],
             "error_code": [r.error_code for r in receipts],
             "occurred_at": [r.occurred_at for r in receipts],
             "received_at": [now] * len(receipts),
-            "message_id": message_ids,
+            "message_id": [matches.get((r.provider, r.provider_message_id)) for r in receipts],
         },
         schema_overrides={"error_code": pl.String, "message_id": pl.Int64},
     )
     bulk_insert(db_session, "delivery_receipts", frame)
-    rows = [
-        (message_id, status, receipt.error_code, receipt.occurred_at)
-        for message_id, status, receipt in zip(message_ids, statuses, receipts, strict=True)
-        if message_id is not None
-    ]
-    _settle(db_session, rows, now)
-    return ReceiptReport(len(receipts), len(rows), len(receipts) - len(rows))
+    matched = frame.filter(pl.col("message_id").is_not_null())
+    _settle(db_session, matched.select("message_id", "status", "error_code", "occurred_at"), now)
+    return ReceiptReport(len(receipts), matched.height, len(receipts) - matched.height)
 
 
 def attach_early_receipts(
@@ -186,8 +204,8 @@ def attach_early_receipts(
             .where(receipts_table.c.id == receipt_id)
             .values(message_id=message_id)
         )
-        rows.append((message_id, ReceiptStatus(status), code, occurred))
-    _settle(db_session, rows, now)
+        rows.append((message_id, ReceiptStatus(status).value, code, occurred))
+    _settle(db_session, _receipt_frame(rows), now)
     return len(rows)
 
 
