@@ -227,6 +227,44 @@ def test_a_child_writes_no_profile_of_a_member_the_store_does_not_hold(
     assert profiles(sqlite_engine) == before
 
 
+def test_a_child_keeps_no_profile_when_preparing_them_fails_halfway(
+    sqlite_engine: Engine, monkeypatch: Any
+) -> None:
+    """Profiles go to the writing child as they are prepared: when preparing fails after
+    some went, the error is the one raised here and the profiles written before stay."""
+    from collections.abc import Iterator
+
+    import polars as pl
+    import pytest
+
+    from tidings import clock
+    from tidings.db import sqlite_values
+    from tidings.profiles import service, writeback
+    from tidings.scans import replace_rows_in_child, sqlite_children
+
+    seed(sqlite_engine)
+    monkeypatch.setattr(writeback, "CHILD_WRITE_MIN_ROWS", 0)
+    written: list[pl.DataFrame] = []
+    original = writeback.write_back
+
+    def keep(**arguments: Any) -> int:
+        written.append(arguments["profiles"])
+        return original(**arguments)
+
+    monkeypatch.setattr(writeback, "write_back", keep)
+    service.refresh(engine=sqlite_engine, as_of=date(2025, 6, 30))
+    before = profiles(sqlite_engine)
+    ready = sqlite_values(writeback._encoded(written[0], clock.now()))
+
+    def parts() -> Iterator[pl.DataFrame]:
+        yield ready.head(1)
+        raise RuntimeError("encoding failed")
+
+    with sqlite_children(sqlite_engine) as children, pytest.raises(RuntimeError, match="encoding"):
+        replace_rows_in_child(children, table="profiles", parts=parts(), rows=ready.height)
+    assert profiles(sqlite_engine) == before
+
+
 def test_profiles_written_by_a_child_process_read_back_as_those_written_here(
     sqlite_engine: Engine, monkeypatch: Any
 ) -> None:

@@ -9,13 +9,20 @@ SQLite, COPY on PostgreSQL.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import polars as pl
 from sqlalchemy import Engine
 
 from tidings import clock
 from tidings.db import bulk_store, sqlite_values
 from tidings.profiles.compute import PROFILE_COLUMNS
-from tidings.scans import CHILD_WRITE_MIN_ROWS, SqliteChildren, replace_rows_in_child
+from tidings.scans import (
+    CHILD_WRITE_MIN_ROWS,
+    CHILD_WRITE_ROWS,
+    SqliteChildren,
+    replace_rows_in_child,
+)
 
 UTC_TIME = pl.Datetime("us", "UTC")
 JSON_COLUMNS = ("top_categories", "replenishment", "tags")
@@ -33,21 +40,23 @@ def write_back(
 
     `children` (a SQLite file's, from `tidings.scans.sqlite_children`) write many profiles.
     """
-    encoded = profiles.select(PROFILE_COLUMNS).with_columns(
-        *(_json_text(name) for name in JSON_COLUMNS),
-        pl.col(pl.Float64).fill_nan(None),
-        computed_at=pl.lit(clock.now(), dtype=UTC_TIME),
-    )
+    computed_at = clock.now()
     fits = (
-        fit_row.with_columns(created_at=pl.lit(clock.now(), dtype=UTC_TIME))
+        fit_row.with_columns(created_at=pl.lit(computed_at, dtype=UTC_TIME))
         if (fit_row is not None)
         else None
     )
-    if children is not None and encoded.height >= CHILD_WRITE_MIN_ROWS:
+    if children is not None and profiles.height >= CHILD_WRITE_MIN_ROWS:
         appended = {"model_fits": sqlite_values(fits)} if fits is not None else {}
-        return replace_rows_in_child(
-            children, table="profiles", frame=sqlite_values(encoded), appended=appended
+        # A slice at a time, so that the child inserts one while the next is encoded.
+        parts = (
+            sqlite_values(_encoded(part, computed_at))
+            for part in profiles.iter_slices(CHILD_WRITE_ROWS)
         )
+        return replace_rows_in_child(
+            children, table="profiles", parts=parts, rows=profiles.height, appended=appended
+        )
+    encoded = _encoded(profiles, computed_at)
     with bulk_store(engine) as store:
         if fits is not None:
             store.ingest("model_fits", fits)
@@ -56,6 +65,15 @@ def write_back(
         written = sum(store.ingest("profiles", part) for part in encoded.iter_slices(WRITE_ROWS))
         store.commit()
     return written
+
+
+def _encoded(profiles: pl.DataFrame, computed_at: datetime) -> pl.DataFrame:
+    """The profile columns as stored: lists as JSON text, NaN as null, with `computed_at`."""
+    return profiles.select(PROFILE_COLUMNS).with_columns(
+        *(_json_text(name) for name in JSON_COLUMNS),
+        pl.col(pl.Float64).fill_nan(None),
+        computed_at=pl.lit(computed_at, dtype=UTC_TIME),
+    )
 
 
 def _json_text(name: str) -> pl.Expr:
