@@ -54,8 +54,10 @@ class GammaGammaParams:
 
 
 def _compress(columns: dict[str, np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Distinct rows of the given columns with how often each occurs."""
-    grouped = pl.DataFrame(columns).group_by(list(columns)).len()
+    """Distinct rows of the given columns with how often each occurs, in sorted order: the
+    likelihood is summed over them, and in the grouping's own order (which varies from run
+    to run) refits of the same data differed in the ninth digit."""
+    grouped = pl.DataFrame(columns).group_by(list(columns)).len().sort(list(columns))
     values = [grouped[name].to_numpy().astype(np.float64) for name in columns]
     return values, grouped["len"].to_numpy().astype(np.float64)
 
