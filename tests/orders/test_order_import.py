@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, inspect, select, text
 
 from tidings.config import get_settings
 from tidings.db import session_scope
+from tidings.imports import indexes
 from tidings.members.models import Member
 from tidings.orders.importer import import_orders
 from tidings.orders.models import Order, OrderItem, Product
@@ -169,3 +170,40 @@ def test_products_upsert_by_sku(cli, engine: Engine, tmp_path: Path) -> None:
     with session_scope(engine) as db_session:
         product = db_session.scalars(select(Product)).one()
         assert (product.pack_size_days, product.price_cents) == (28, 28950)
+
+
+def _index_names(engine: Engine, table: str) -> set[str]:
+    return {index["name"] for index in inspect(engine).get_indexes(table)}
+
+
+def test_a_large_import_builds_its_indexes_after_and_keeps_every_row_and_point(
+    engine: Engine, catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexes, "DEFER_MIN_ROWS", 0)  # this small file counts as large
+    monkeypatch.setenv("TIDINGS_IMPORT_BATCH_ROWS", "3")
+    get_settings.cache_clear()
+    before = {table: _index_names(engine, table) for table in ("orders", "points_lots")}
+    lines = "".join(
+        f"SO{n // 2},2024-05-01 10:00,M{n // 2 % 2 + 1},,,P1,,1,10.00,\n" for n in range(8)
+    )
+    path = write(tmp_path, "orders.csv", ORDERS.splitlines()[0] + "\n" + lines)
+    result = import_orders(engine=engine, path=path)
+    get_settings.cache_clear()
+    assert (result.inserted, result.rejected) == (8, 0)
+    assert {table: _index_names(engine, table) for table in before} == before
+    with session_scope(engine) as db_session:
+        by_member = select(Order.member_id, func.count()).group_by(Order.member_id)
+        assert sorted(n for _member, n in db_session.execute(by_member)) == [2, 2]
+        earned = select(Member.code, Member.points).order_by(Member.code)
+        assert db_session.execute(earned).all() == [("M1", 40), ("M2", 40)]
+
+
+def test_an_import_restores_indexes_that_a_crashed_one_left_unbuilt(
+    cli, engine: Engine, catalogue, tmp_path: Path
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite imports build their indexes after the load")
+    with engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_orders_member_id_ordered_at"))
+    assert cli("import", "orders", str(write(tmp_path, "orders.csv", ORDERS))).exit_code == 0
+    assert "ix_orders_member_id_ordered_at" in _index_names(engine, "orders")

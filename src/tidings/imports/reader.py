@@ -22,6 +22,7 @@ from tidings.imports.parsing import BLANK
 
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # bytes one row may take before we call its quote unclosed
 NEWLINE, QUOTE = 10, 34  # byte values
+SAMPLE_BYTES = 1024 * 1024  # bytes of data read to estimate a file's rows
 
 
 @dataclass
@@ -104,6 +105,16 @@ class CsvSource:
                 f"'{self.path.name}' has no {' or '.join(any_of)} column (its columns: {found});"
                 " rename the header or name the column with --mapping"
             )
+
+    def estimated_rows(self) -> int:
+        """About how many rows the file holds, from the lines of its first megabyte of data."""
+        with self.text_path.open("rb") as source:
+            source.seek(self.header_end)
+            sample = source.read(SAMPLE_BYTES)
+        lines = sample.count(b"\n") + (1 if sample and not sample.endswith(b"\n") else 0)
+        if not lines:
+            return 0
+        return round((self.size - self.header_end) * lines / len(sample))
 
     @property
     def raw_columns(self) -> list[str]:

@@ -8,6 +8,7 @@ never commit; bulk steps move Polars frames through `tidings.db.BulkStore`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,7 +94,8 @@ def _add_to_balances(store: BulkStore, deltas: pl.DataFrame) -> None:
     """Adds each member's `points` (a signed change) to members.points."""
     if deltas.height == 0:
         return
-    _stage_ids(store, "loyalty_deltas", deltas.select("member_id", "points"))
+    # In member order, the update walks the members' table from one end to the other.
+    _stage_ids(store, "loyalty_deltas", deltas.select("member_id", "points").sort("member_id"))
     store.execute(
         "UPDATE members SET points = members.points + d.points"
         " FROM loyalty_deltas d WHERE members.id = d.member_id"
@@ -162,8 +164,7 @@ def settle_imported_balances(*, db_session: Session, member_ids: pl.Series, now:
 
 def _insert_accruals(store: BulkStore, lots: pl.DataFrame, *, now: datetime) -> pl.DataFrame:
     """Writes accrual lots, leaving out orders that another batch credited meanwhile (one
-    accrual per order), and adds what went in to the members' balances. Returns the
-    `member_id, points` written."""
+    accrual per order). Returns the `member_id, points` written."""
     shape = {"member_id": pl.Int64, "points": pl.Int64}
     if store.dialect == "sqlite":
         written = _insert_lots(store, lots, now=now, note=None, verb="INSERT OR IGNORE")
@@ -191,7 +192,6 @@ def _insert_accruals(store: BulkStore, lots: pl.DataFrame, *, now: datetime) -> 
             (now,),
             schema=shape,
         )
-    _add_to_balances(store, inserted.group_by("member_id").agg(pl.col("points").sum()))
     return inserted
 
 
@@ -221,24 +221,53 @@ def accrue_orders(
             "amount_cents": pl.Int64,
         },
     )
-    return _credit(store, orders, now=now)
+    inserted = _credit(store, orders, now=now)
+    return {"orders": inserted.height, "points": int(inserted["points"].sum())}
 
 
-def accrue_imported(*, db_session: Session, orders: pl.DataFrame, now: datetime) -> dict[str, int]:
+def accrue_imported(
+    *,
+    db_session: Session,
+    chunks: Iterable[pl.DataFrame],
+    now: datetime,
+    ledgers_open: bool = False,
+) -> dict[str, int]:
     """Gives orders an import just wrote (`order_id, member_id, ordered_at, amount_cents`,
-    from the import's own frames) their lots, as `accrue_orders` would, without reading the
-    orders back. An order credited meanwhile (by another import) is left out: each order
-    earns once. Returns the orders credited and the points they earned."""
+    from the import's own frames, a chunk at a time) their lots, as `accrue_orders` would,
+    without reading the orders back. An order credited meanwhile (by another import) is left
+    out: each order earns once. The members' balances grow once, after the last chunk: a
+    member's row is rewritten once however many chunks hold their orders. `ledgers_open`
+    says the import opened its members' ledgers already (`open_ledgers`). Returns the orders
+    credited and the points they earned."""
+    store = BulkStore(db_session)
     columns = ("order_id", "member_id", "ordered_at", "amount_cents")
-    return _credit(BulkStore(db_session), orders.select(columns), now=now)
+    earned = [
+        _credit(store, orders.select(columns), now=now, ledgers_open=ledgers_open, balances=False)
+        for orders in chunks
+    ]
+    inserted = pl.concat(earned) if earned else pl.DataFrame(schema=CREDITED)
+    _add_to_balances(store, inserted.group_by("member_id").agg(pl.col("points").sum()))
+    return {"orders": inserted.height, "points": int(inserted["points"].sum())}
 
 
-def _credit(store: BulkStore, orders: pl.DataFrame, *, now: datetime) -> dict[str, int]:
-    """Writes the accrual lots of `orders` at their members' tier rates."""
+CREDITED = {"member_id": pl.Int64, "points": pl.Int64}  # one accrual lot written
+
+
+def _credit(
+    store: BulkStore,
+    orders: pl.DataFrame,
+    *,
+    now: datetime,
+    ledgers_open: bool = False,
+    balances: bool = True,
+) -> pl.DataFrame:
+    """Writes the accrual lots of `orders` at their members' tier rates and, unless told not
+    to (`balances`), adds them to the members' balances. Returns the lots written
+    (`member_id`, `points`)."""
     settings = get_settings()
     rates = points.parse_rates(settings.points_per_yuan)
     if orders.height == 0:
-        return {"orders": 0, "points": 0}
+        return pl.DataFrame(schema=CREDITED)
     # The tier of each member once (the profile's, else the imported one), joined in Polars.
     _stage_ids(store, "loyalty_members", orders.select(pl.col("member_id").unique()))
     if store.dialect != "sqlite":
@@ -258,11 +287,14 @@ def _credit(store: BulkStore, orders: pl.DataFrame, *, now: datetime) -> dict[st
         expiry_months=settings.points_expiry_months,
     )
     if lots.height == 0:
-        return {"orders": 0, "points": 0}
+        return pl.DataFrame(schema=CREDITED)
     # An imported balance becomes its opening lot before the first accrual adds to it.
-    open_ledgers(db_session=store.session, now=now, member_ids=lots["member_id"])
+    if not ledgers_open:
+        open_ledgers(db_session=store.session, now=now, member_ids=lots["member_id"])
     inserted = _insert_accruals(store, lots, now=now)
-    return {"orders": inserted.height, "points": int(inserted["points"].sum())}
+    if balances:
+        _add_to_balances(store, inserted.group_by("member_id").agg(pl.col("points").sum()))
+    return inserted
 
 
 def expire(*, db_session: Session, now: datetime) -> dict[str, int]:

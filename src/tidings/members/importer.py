@@ -18,6 +18,7 @@ from tidings.config import get_settings
 from tidings.db import BulkStore, bulk_store
 from tidings.imports import CsvSource, ImportResult, RejectsWriter
 from tidings.imports.ahead import read_ahead
+from tidings.imports.indexes import indexes_after_load, restore_indexes, worth_deferring
 from tidings.imports.loading import file_import_cache, import_cache
 from tidings.loyalty import service as loyalty
 from tidings.members import service
@@ -50,16 +51,22 @@ def import_members(
         csv.require(any_of=("phone", "member_code"))
         rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
         with bulk_store(engine) as store, file_import_cache(store):
+            # Indexes that an import which crashed left unbuilt, before anything reads them.
+            restore_indexes(store, ["members"])
+            store.commit()
             batches = MemberBatches(store=store, source=source or path.name)
+            large = worth_deferring(store, "members", csv.estimated_rows())
             try:
                 cleaned = (
                     (raw, batches.clean(csv.canonical(raw), trimmed=True))
                     for raw in csv.batches(settings.import_batch_rows, progress=progress)
                 )
-                for raw, batch in read_ahead(cleaned):
-                    problems = batches.add_cleaned(batch)
-                    store.commit()
-                    rejects.write(raw, problems.select("line", "reason"))
+                with indexes_after_load(store, ["members"] if large else []):
+                    for raw, batch in read_ahead(cleaned):
+                        problems = batches.add_cleaned(batch)
+                        store.commit()
+                        rejects.write(raw, problems.select("line", "reason"))
+                store.commit()
             finally:
                 batches.result.rejects_file = rejects.close()
     return batches.result
@@ -180,6 +187,7 @@ class MemberBatches:
             consent = merged.filter(pl.col("consent").is_not_null()).join(ids, on="grp")
             service.record_consent(
                 store=self.store,
+                new_members=new_ids,
                 events=consent.select(
                     "member_id",
                     pl.when("consent")

@@ -119,19 +119,25 @@ def update_members(*, store: BulkStore, members: pl.DataFrame) -> int:
     )
 
 
-def record_consent(*, store: BulkStore, events: pl.DataFrame) -> int:
+def record_consent(
+    *, store: BulkStore, events: pl.DataFrame, new_members: pl.Series | None = None
+) -> int:
     """Appends marketing consent events that change a member's latest consent.
 
     An event older than the member's latest one is not recorded: the ledger knows better
-    (an opt-out by SMS reply outranks an old registration form).
+    (an opt-out by SMS reply outranks an old registration form). Members in `new_members`
+    were created by this same write and have no ledger to read yet.
     """
     if events.height == 0:
         return 0
+    known = events
+    if new_members is not None:
+        known = events.filter(~pl.col("member_id").is_in(new_members.implode()))
     ledger = store.frame(
         "SELECT e.member_id, e.kind, e.occurred_at, e.id"
         f" FROM {key_rows(store, 'BIGINT')} JOIN consent_events e ON e.member_id = k.value"
         " WHERE e.topic = 'marketing'",
-        (keys_param(store, events["member_id"]),),
+        (keys_param(store, known["member_id"]),),
         schema={"member_id": pl.Int64, "kind": pl.String, "occurred_at": UTC_TIME, "id": pl.Int64},
     )
     latest = (

@@ -1,4 +1,4 @@
-"""Cleaning and importing order lines, shared by the CSV import and the batch API.
+"""Importing order lines, shared by the CSV import and the batch API (cleaning is in `cleaning`).
 
 One row is one order line. Rows with the same `order_id` are lines of one order; the order's
 member, time and store come from its first line, and a later line that says otherwise is
@@ -20,134 +20,26 @@ from sqlalchemy import Engine
 from tidings import clock
 from tidings.config import get_settings
 from tidings.db import BulkStore, bulk_store
-from tidings.imports import (
-    PERSON_ALIASES,
-    CsvSource,
-    ImportResult,
-    RejectsWriter,
-    cents,
-    local_time,
-    reasons,
-    whole_number,
-    yes_no,
-)
+from tidings.imports import CsvSource, ImportResult, RejectsWriter, reasons
 from tidings.imports.ahead import read_ahead
+from tidings.imports.indexes import indexes_after_load, restore_indexes, worth_deferring
 from tidings.imports.loading import file_import_cache, import_cache
-from tidings.imports.parsing import (
-    TwoStep,
-    common_cents,
-    common_local_time,
-    common_whole_number,
-    text_fields,
-    with_parsed,
-)
 from tidings.loyalty import service as loyalty
 from tidings.members.merging import NO_PROBLEMS
-from tidings.members.phone import normalise_phones
 from tidings.members.service import store_refs
 from tidings.notifications.large_purchase import notify_large_orders
 from tidings.orders import service
-from tidings.orders.products_import import CATEGORY_ALIASES, SKU_ALIASES, import_products
+from tidings.orders.cleaning import ORDER_ALIASES, ORDER_FIELDS, clean_orders
+from tidings.orders.products_import import import_products
 from tidings.tracking.credits import attribute_orders
 from tidings.triggers.reactions import orders_arrived
 
 __all__ = ["ORDER_FIELDS", "OrderBatches", "clean_orders", "import_orders", "import_products"]
 
-ORDER_ALIASES: dict[str, tuple[str, ...]] = {
-    "order_id": ("order_id", "order_no", "order_number", "订单号", "订单编号", "单号", "小票号"),
-    "ordered_at": ("ordered_at", "order_time", "purchased_at", "下单时间", "订单时间", "交易时间",
-                   "购买时间"),
-    **PERSON_ALIASES,
-    "amount": ("amount", "paid", "total", "金额", "实付金额", "支付金额", "实付", "销售金额"),
-    "sku": SKU_ALIASES,
-    "category": CATEGORY_ALIASES,
-    "quantity": ("quantity", "qty", "数量", "件数"),
-    "discount": ("discount", "折扣", "是否折扣", "优惠", "优惠金额", "折扣金额"),
-}  # fmt: skip
-ORDER_FIELDS = tuple(ORDER_ALIASES)
-MAX_ORDER_ID_CHARS = 100
 ITEM_COLUMNS = ("order_id", "line_no", "sku", "category", "quantity", "amount_cents", "discounted")
 ACCRUAL_ORDERS = 500_000  # orders given their points at a time
-
-
-def clean_orders(
-    frame: pl.DataFrame, *, region: str, timezone: str, trimmed: bool = False
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cleans order lines; returns (good lines, problems as `line`, `reason`, `rejected`)."""
-    frame = text_fields(frame, ORDER_FIELDS, trimmed=trimmed)
-    frame = normalise_phones(frame, "phone", region=region).with_columns(
-        yes_no(pl.col("discount")).alias("_discounted")
-    )
-    # A discount that is not yes/no may be the amount taken off.
-    frame = frame.with_columns(
-        pl.when(pl.col("_discounted").is_null()).then("discount").alias("_discount_text")
-    )
-    frame = with_parsed(frame, order_parsers(timezone))
-    bad_discount = pl.col("discount").is_not_null() & pl.col("_discounted").is_null()
-    problem = reasons(
-        pl.when(pl.col("order_id").is_null()).then(pl.lit("no order_id")),
-        pl.when(pl.col("order_id").str.len_chars() > MAX_ORDER_ID_CHARS).then(
-            pl.lit(f"order_id is longer than {MAX_ORDER_ID_CHARS} characters")
-        ),
-        pl.when(pl.col("ordered_at").is_null()).then(pl.lit("no ordered_at")),
-        pl.when(pl.col("ordered_at").is_not_null() & pl.col("_ordered_at").is_null()).then(
-            pl.format("ordered_at '{}' is not a date and time", "ordered_at")
-        ),
-        pl.when(pl.col("amount").is_null()).then(pl.lit("no amount")),
-        pl.when(pl.col("amount").is_not_null() & pl.col("amount_cents").is_null()).then(
-            pl.format("amount '{}' is not an amount in yuan (like 12.50)", "amount")
-        ),
-        pl.when(pl.col("member_code").is_null() & pl.col("phone_e164").is_null()).then(
-            pl.coalesce("phone_problem", pl.lit("no phone and no member code"))
-        ),
-        pl.when(pl.col("quantity").is_not_null() & pl.col("_quantity").is_null()).then(
-            pl.format("quantity '{}' is not a whole number", "quantity")
-        ),
-        pl.when(bad_discount & pl.col("_discount_cents").is_null()).then(
-            pl.format("discount '{}' is neither yes/no nor an amount in yuan", "discount")
-        ),
-    )
-    frame = frame.with_columns(problem.alias("_reason"))
-    rejected = frame.filter(pl.col("_reason").is_not_null()).select(
-        "line", pl.col("_reason").alias("reason"), pl.lit(True).alias("rejected")
-    )
-    discount_cents = pl.when(bad_discount).then("_discount_cents").otherwise(0)
-    good = frame.filter(pl.col("_reason").is_null()).select(
-        "line",
-        pl.col("order_id").alias("external_id"),
-        pl.col("_ordered_at").alias("ordered_at"),
-        "amount_cents",
-        discount_cents.fill_null(0).alias("discount_cents"),
-        pl.coalesce("_discounted", discount_cents > 0).fill_null(False).alias("discounted"),
-        pl.col("member_code").alias("code"),
-        pl.col("phone_e164").alias("phone"),
-        pl.col("phone_status"),
-        pl.col("store_code").alias("store_ref"),
-        "sku",
-        "category",
-        pl.col("_quantity").fill_null(1).alias("quantity"),
-    )
-    return good, rejected
-
-
-def order_parsers(timezone: str) -> dict[str, TwoStep]:
-    """How each number and time of an order line is read."""
-    col = pl.col
-    amount, discount_amount = col("amount"), col("_discount_text")
-    return {
-        "_ordered_at": TwoStep(
-            "ordered_at",
-            common_local_time(col("ordered_at"), timezone),
-            local_time(col("ordered_at"), timezone),
-        ),
-        "amount_cents": TwoStep("amount", common_cents(amount), cents(amount)),
-        "_quantity": TwoStep(
-            "quantity", common_whole_number(col("quantity")), whole_number(col("quantity"))
-        ),
-        "_discount_cents": TwoStep(
-            "_discount_text", common_cents(discount_amount), cents(discount_amount)
-        ),
-    }
+# Tables an order import writes to whose indexes it may build after the load.
+IMPORTED_TABLES = ("orders", "points_lots")
 
 
 @dataclass(frozen=True)
@@ -186,7 +78,11 @@ class OrderBatches:
 
     def accrue_points(self) -> int:
         """Gives the orders this import created their points (each order once), from the
-        import's own frames, `ACCRUAL_ORDERS` orders at a time. Returns the points given."""
+        import's own frames, `ACCRUAL_ORDERS` orders at a time. Returns the points given.
+
+        When they are many beside the ledger, its member index is built after their lots: the
+        ledgers an accrual opens first are found through that index, so all are opened before.
+        """
         added = None
         if self.added:
             added = (
@@ -194,22 +90,36 @@ class OrderBatches:
                 .group_by("order_id")
                 .agg(pl.col("amount_cents").sum().alias("_added"))
             )
-        given, chunk, held = 0, [], 0
         created, self.created, self.added = self.created, [], []
-        for index, orders in enumerate(created):
-            chunk.append(orders)
-            held += orders.height
-            if held < ACCRUAL_ORDERS and index < len(created) - 1:
-                continue
-            orders, chunk, held = pl.concat(chunk), [], 0
-            if added is not None:
-                orders = orders.join(added, on="order_id", how="left").with_columns(
-                    (pl.col("amount_cents") + pl.col("_added").fill_null(0)).alias("amount_cents")
-                )
-            given += loyalty.accrue_imported(
-                db_session=self.store.session, orders=orders, now=clock.now()
+        deferred = worth_deferring(self.store, "points_lots", sum(o.height for o in created))
+        if deferred:
+            members = pl.concat([orders["member_id"] for orders in created])
+            loyalty.open_ledgers(db_session=self.store.session, now=clock.now(), member_ids=members)
+
+        def chunks() -> Iterator[pl.DataFrame]:
+            chunk: list[pl.DataFrame] = []
+            held = 0
+            for index, orders in enumerate(created):
+                chunk.append(orders)
+                held += orders.height
+                if held < ACCRUAL_ORDERS and index < len(created) - 1:
+                    continue
+                orders, chunk, held = pl.concat(chunk), [], 0
+                if added is not None:
+                    orders = orders.join(added, on="order_id", how="left").with_columns(
+                        (pl.col("amount_cents") + pl.col("_added").fill_null(0)).alias(
+                            "amount_cents"
+                        )
+                    )
+                yield orders
+
+        with indexes_after_load(self.store, ["points_lots"] if deferred else []):
+            return loyalty.accrue_imported(
+                db_session=self.store.session,
+                chunks=chunks(),
+                now=clock.now(),
+                ledgers_open=deferred,
             )["points"]
-        return given
 
     def clean(self, frame: pl.DataFrame, *, trimmed: bool = False) -> CleanedLines:
         """Cleans one batch without touching the store (so it may run ahead in a thread)."""
@@ -328,6 +238,9 @@ class OrderBatches:
         """Writes new orders and their lines; lines of orders imported before are skipped."""
         if good.height == 0:
             return
+        # New orders take their ids in the file's order, in which order ids mostly grow: the
+        # order-id key, the lines and the points ledger then all go in at their ends. (The
+        # member keys go in all over their indexes; a large import builds those after.)
         orders = (
             good.sort("line")
             .group_by("external_id", maintain_order=True)
@@ -338,9 +251,6 @@ class OrderBatches:
                 pl.col("amount_cents").sum(),
                 pl.col("discount_cents").sum(),
             )
-            # New orders take their ids in member order: the member index and the members'
-            # key lookups then go in sequence, and so do the lines' and the points' inserts.
-            .sort("member_id", "ordered_at", "external_id")
         )
         before = service.last_order_id(store=self.store)
         created = pl.lit(clock.now(), dtype=UTC).alias("created_at")
@@ -417,22 +327,14 @@ def import_orders(
         csv.require(all_of=("order_id", "ordered_at", "amount"), any_of=("phone", "member_code"))
         rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
         with bulk_store(engine) as store, file_import_cache(store):
+            # Indexes that an import which crashed left unbuilt, before anything reads them.
+            restore_indexes(store, IMPORTED_TABLES)
+            store.commit()
             batches = OrderBatches(store=store, create_members=create_members)
+            deferred = ["orders"] if worth_deferring(store, "orders", csv.estimated_rows()) else []
             try:
-                # A batch is applied once the next one is read, so the last one is known;
-                # rejects of held-back lines are found in the batch before.
-                def cleaned() -> Iterator[tuple[pl.DataFrame, CleanedLines]]:
-                    for raw in csv.batches(settings.import_batch_rows, progress=progress):
-                        yield raw, batches.clean(csv.canonical(raw), trimmed=True)
-
-                previous, pending = pl.DataFrame(), None
-                for batch in read_ahead(cleaned()):
-                    if pending is not None:
-                        _apply(batches, rejects, store, previous, pending, last=False)
-                        previous = pending[0]
-                    pending = batch
-                if pending is not None:
-                    _apply(batches, rejects, store, previous, pending, last=True)
+                with indexes_after_load(store, deferred):
+                    _apply_all(batches, csv, rejects, store, progress=progress)
                 # Points once the whole file is in: an order's lines may span batches.
                 batches.accrue_points()
                 # Receipts for the new orders; no more cart reminders for those who ordered.
@@ -452,6 +354,32 @@ def import_orders(
             finally:
                 batches.result.rejects_file = rejects.close()
     return batches.result
+
+
+def _apply_all(
+    batches: OrderBatches,
+    csv: CsvSource,
+    rejects: RejectsWriter,
+    store: BulkStore,
+    *,
+    progress: bool,
+) -> None:
+    """Cleans batches in a thread ahead of the one being stored. A batch is applied once the
+    next one is read, so the last one is known; rejects of held-back lines are found in the
+    batch before."""
+
+    def cleaned() -> Iterator[tuple[pl.DataFrame, CleanedLines]]:
+        for raw in csv.batches(get_settings().import_batch_rows, progress=progress):
+            yield raw, batches.clean(csv.canonical(raw), trimmed=True)
+
+    previous, pending = pl.DataFrame(), None
+    for batch in read_ahead(cleaned()):
+        if pending is not None:
+            _apply(batches, rejects, store, previous, pending, last=False)
+            previous = pending[0]
+        pending = batch
+    if pending is not None:
+        _apply(batches, rejects, store, previous, pending, last=True)
 
 
 def _apply(
