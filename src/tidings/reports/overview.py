@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
 from tidings.campaigns import service as campaigns
 from tidings.campaigns.models import Campaign, CampaignStatus
-from tidings.dispatch.models import Message, MessageState
+from tidings.dispatch.models import HANDED_OVER, Message, MessageState
 from tidings.inbound import tickets
 from tidings.inbound.models import Ticket, TicketStatus
 from tidings.members.models import Member
@@ -23,7 +23,6 @@ DAYS = 14  # days the dashboard's charts cover
 LATEST_BREACHES = 10
 # Days are UTC days: a store's sending window (08:00-20:00 in China) falls within one.
 ByDay = dict[date, tuple[int, ...]]
-NOT_SENT = (MessageState.PLANNED, MessageState.QUEUED, MessageState.SKIPPED, MessageState.CANCELLED)
 
 
 def _days(today: date, days: int) -> list[date]:
@@ -40,11 +39,15 @@ def _by_day(rows: Any) -> ByDay:
 
 def _sends(db_session: Session, since: datetime, store_id: int | None) -> ByDay:
     day = func.date(Message.send_at)
-    went = Message.state.not_in(NOT_SENT)
-    sent = func.sum(case((went, 1), else_=0))
     delivered = func.sum(case((Message.state == MessageState.DELIVERED, 1), else_=0))
-    cost = func.sum(case((went, Message.cost_cents), else_=0))
-    query = select(day, sent, delivered, cost).where(Message.send_at >= since).group_by(day)
+    cost = func.sum(Message.cost_cents)
+    # Only messages handed to a provider count, and only they are in the send time index
+    # (members, joined for a store, have no state of their own).
+    query = (
+        select(day, func.count(), delivered, cost)
+        .where(Message.send_at >= since, text(HANDED_OVER))
+        .group_by(day)
+    )
     if store_id is not None:
         query = query.join(Member, Member.id == Message.member_id).where(
             Member.store_id == store_id
