@@ -1,0 +1,78 @@
+"""A plan is written in one transaction: a plan that breaks off while being written leaves the
+campaign's earlier plan as it was, every message, code and summary of it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+from sqlalchemy import Engine, text
+
+from tidings.campaigns import service, sources
+from tidings.campaigns.schemas import CampaignCreate, CouponOffer, VariantCreate
+from tidings.db import session_scope
+from tidings.loyalty import offers
+
+from .conftest import add_members, message_rows, midday_zone
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+class WriteBrokeOff(RuntimeError):
+    """Stands for the process dying after the messages were written."""
+
+
+def test_a_plan_that_breaks_off_mid_write_leaves_the_earlier_plan(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_members(engine, 300, timezone=midday_zone())
+    spec = CampaignCreate(
+        name="会员日",
+        rule="consent == true or consent == false",
+        variants=[
+            VariantCreate(template="A {surname} 券码{coupon}"),
+            VariantCreate(template="B {surname}"),
+        ],
+        holdout=0.1,
+        coupon_offer=CouponOffer(value_cents=1000, min_spend_cents=5000, valid_days=7),
+    )
+    with session_scope(engine) as session:
+        campaign_id = service.create(db_session=session, spec=spec).id
+    with session_scope(engine) as session:
+        first = service.plan(db_session=session, campaign_id=campaign_id, now=NOW)
+    before = message_rows(engine, campaign_id)
+    codes = _coupons(engine, campaign_id)
+    assert codes.height > 0
+
+    def broken(**_: object) -> int:
+        raise WriteBrokeOff("the process died while issuing the coupons")
+
+    # The messages of the new plan are written, then the coupons' write fails.
+    monkeypatch.setattr(offers, "issue_for_plan", broken)
+    written = sources.write_plan
+    calls: list[int] = []
+
+    def counted(*args: object, **kwargs: object) -> int:
+        calls.append(1)
+        return written(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sources, "write_plan", counted)
+    with pytest.raises(WriteBrokeOff), session_scope(engine) as session:
+        # An hour on, every message of the new plan goes at another time.
+        service.plan(db_session=session, campaign_id=campaign_id, now=NOW + timedelta(hours=1))
+    assert calls == [1]
+    assert message_rows(engine, campaign_id).equals(before)
+    assert _coupons(engine, campaign_id).equals(codes)
+    with session_scope(engine) as session:
+        campaign = service.get(db_session=session, campaign_id=campaign_id)
+        assert campaign.plan_summary == first
+
+
+def _coupons(engine: Engine, campaign_id: int) -> pl.DataFrame:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT member_id, code FROM coupons WHERE campaign_id = :id ORDER BY code"),
+            {"id": campaign_id},
+        ).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema=["member_id", "code"], orient="row")
