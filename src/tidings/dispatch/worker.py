@@ -320,8 +320,12 @@ class Worker:
                 batch += await provider.poll_receipts()
         # A receipt can beat the answer of its message's provider to the store when that is
         # written on another thread: it waits for the next poll instead of going unmatched.
-        self._held = [r for r in batch if (r.provider, r.provider_message_id) in self._unrecorded]
-        ready = [r for r in batch if (r.provider, r.provider_message_id) not in self._unrecorded]
+        if self._unrecorded:
+            unrecorded = self._unrecorded
+            self._held = [r for r in batch if (r.provider, r.provider_message_id) in unrecorded]
+            ready = [r for r in batch if (r.provider, r.provider_message_id) not in unrecorded]
+        else:
+            self._held, ready = [], batch
         if ready:
             await self._in_store(partial(self._apply_receipts, ready))
             self.report.receipts += len(ready)

@@ -16,6 +16,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,12 @@ THROTTLE_RETRY_AFTER = 1.0  # seconds, what the simulated SMSC asks for
 REPLY_TEXTS = ("好的，谢谢", "R", "什么时候结束？", "TD", "收到", "地址在哪里")
 _FOUR_WORDS = struct.Struct(">4Q")  # a digest read as four big-endian 64-bit numbers
 _WORD = float(2**64)
+
+
+@lru_cache(maxsize=256)
+def _json_text(text: str) -> str:
+    """A message's text as JSON: a campaign's messages mostly share a few texts."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 class SimulatorSettingsError(ValueError):
@@ -208,11 +215,10 @@ class SimulatorProvider:
 
     def _inbox_line(self, message: OutgoingMessage, provider_id: str, stamp: str) -> str:
         """One JSON line; written by hand because it is the simulator's hot path."""
-        text = json.dumps(message.text, ensure_ascii=False)
         campaign = "null" if message.campaign_id is None else int(message.campaign_id)
         return (
             f'{{"message_id": {int(message.id)}, "provider_message_id": "{provider_id}",'
-            f' "phone": {json.dumps(message.phone)}, "text": {text},'
+            f' "phone": {json.dumps(message.phone)}, "text": {_json_text(message.text)},'
             f' "campaign_id": {campaign}, "received_at": {stamp}}}\n'
         )
 
