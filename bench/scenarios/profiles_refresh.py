@@ -178,7 +178,7 @@ def generate(path: Path) -> None:
 
 
 REFRESH = """
-import json, resource, sys, threading, time
+import json, os, resource, sys, threading, time
 from datetime import date
 from pathlib import Path
 from tidings.db import make_engine
@@ -211,8 +211,13 @@ if __name__ == "__main__":
     done.set()
     sampler.join()
     values = result.as_dict()
-    values["parent_peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    values["child_peak_kib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    values["parent_peak_kib"] = own.ru_maxrss
+    values["child_peak_kib"] = children.ru_maxrss
+    values["parent_cpu_s"] = own.ru_utime + own.ru_stime
+    values["children_cpu_s"] = children.ru_utime + children.ru_stime
+    values["load"] = os.getloadavg()[0]
     values["children"] = CHILD_READERS
     values["sampled_tree_peak_kib"] = peak[0]
     print(json.dumps(values, ensure_ascii=False))
@@ -244,6 +249,11 @@ def run() -> None:
         f"{result['profiles_written']:,} profiles; model: {result['model']}; tiers {result['tier']}"
     )
     print("phases: " + ", ".join(f"{name} {s:.1f} s" for name, s in result["phases"].items()))
+    # CPU time is steadier than wall time on a machine that others share.
+    print(
+        f"cpu: refresh {result['parent_cpu_s']:.1f} s + its processes"
+        f" {result['children_cpu_s']:.1f} s (imports included); load {result['load']:.1f}"
+    )
     seconds = float(result["seconds"])
     report(
         "profiles_refresh (1M members, 10M lines)",
