@@ -6,9 +6,13 @@ import csv
 import json
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+import pytest
+from sqlalchemy import Engine, func, inspect, select
 
+from tidings.config import get_settings
 from tidings.db import session_scope
+from tidings.imports import indexes
+from tidings.members.importer import import_members
 from tidings.members.models import ConsentEvent, Member
 
 HEADER = "会员编号,手机号,姓名,性别,生日,会员等级,积分,门店,注册时间,是否同意营销\n"
@@ -198,3 +202,29 @@ def test_a_member_of_an_unknown_store_is_kept_and_gets_it_once_stores_are_import
     import_stores(cli, tmp_path)
     cli("import", "members", str(path))
     assert json.loads(cli("member", "show", "M001", "--json").output)["store_code"] == "S01"
+
+
+def test_a_large_import_in_many_batches_records_each_consent_change_once(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexes, "DEFER_MIN_ROWS", 0)  # builds its indexes after the load
+    monkeypatch.setenv("TIDINGS_IMPORT_BATCH_ROWS", "1")
+    get_settings.cache_clear()
+    rows = "C1,13800138000,是\nC2,13900139000,否\nC1,13800138000,是\nC2,13900139000,是\n"
+    result = import_members(
+        engine=engine, path=write(tmp_path, "member_code,phone,consent\n" + rows)
+    )
+    get_settings.cache_clear()
+    assert (result.inserted, result.merged_duplicates, result.rejected) == (2, 2, 0)
+    assert "ix_members_store_id" in {
+        index["name"] for index in inspect(engine).get_indexes("members")
+    }
+    with session_scope(engine) as db_session:
+        events = db_session.execute(
+            select(Member.code, ConsentEvent.kind)
+            .join(Member, Member.id == ConsentEvent.member_id)
+            .order_by(ConsentEvent.id)
+        ).all()
+    assert [(code, kind.value) for code, kind in events] == [
+        ("C1", "opt_in"), ("C2", "opt_out"), ("C2", "opt_in"),
+    ]  # fmt: skip

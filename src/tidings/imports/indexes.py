@@ -8,8 +8,8 @@ are dropped in the import's first transaction and built again in its last one. U
 stay: the import relies on them to find what the store already has.
 
 A crash in between leaves the table without those indexes, never without rows:
-`restore_indexes`, run as every import begins (and by `tidings db upgrade`), builds whatever
-index the models declare and the store lacks.
+`restore_indexes`, run as every import begins, builds whatever index the models declare and
+the store lacks.
 """
 
 from __future__ import annotations
