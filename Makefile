@@ -22,11 +22,15 @@ demo: install  ## generate the demo retailer, import it and run the main job on 
 serve: install  ## run the API (and later the console and the dispatcher) on 127.0.0.1:8000
 	$(BIN)/tidings serve
 
+# Tests run in TEST_WORKERS processes: much of the suite waits on servers, subprocesses and the
+# browser rather than on the two cores. Tests that must share a worker carry an xdist_group mark.
+TEST_WORKERS ?= 4
+
 test: install  ## every test, on SQLite and on PostgreSQL, with the browser tests
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: install  ## a developer's quick loop: SQLite only, no slow or browser suites
-	TIDINGS_SKIP_POSTGRES=1 $(BIN)/pytest -q -m 'not slow and not e2e'
+	TIDINGS_SKIP_POSTGRES=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m 'not slow and not e2e'
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -27,6 +27,19 @@ def _skip_postgres() -> bool:
     return os.environ.get("TIDINGS_SKIP_POSTGRES") == "1" and os.environ.get("CI") != "true"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Local files (keys, the simulator's inbox, charts) under this test process's own temp
+    dir: the working tree's ./var holds a developer's store and is shared by every process
+    that runs there, such as the other workers of a parallel run and the servers they start."""
+    path = tmp_path_factory.mktemp("var")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TIDINGS_VAR_DIR", str(path))
+        get_settings.cache_clear()
+        yield path
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     path = tmp_path_factory.mktemp("store") / "tidings.db"

@@ -10,6 +10,8 @@ import pytest
 
 from tidings.demo.catalogue import STORE_TYPES
 
+# One worker of a parallel run takes them all: they read the one generated retailer.
+pytestmark = pytest.mark.xdist_group("demo-retailer")
 PERIOD_END = datetime(2025, 7, 1)  # midnight after the `retailer` fixture's last day
 
 

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from tidings.cli import app
 from tidings.demo.generate import DemoError, RetailerSpec, generate_retailer
 
+# One worker of a parallel run takes them all: they read the one generated retailer.
+pytestmark = pytest.mark.xdist_group("demo-retailer")
 FILES = ("stores.csv", "products.csv", "members.csv", "orders.csv")
 END = date(2025, 6, 30)  # the last day of the `retailer` fixture's orders
 

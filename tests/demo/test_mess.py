@@ -7,6 +7,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+# One worker of a parallel run takes them all: they read the one generated retailer.
+pytestmark = pytest.mark.xdist_group("demo-retailer")
 SHARE = 0.03  # the `dirty_retailer` fixture's share
 
 

@@ -13,6 +13,9 @@ from tidings.profiles import copurchase
 from tidings.profiles.preferences import category_preferences
 from tidings.profiles.thresholds import ProfileThresholds
 
+# One worker of a parallel run takes them all: they read the one generated retailer.
+pytestmark = pytest.mark.xdist_group("demo-retailer")
+
 
 @pytest.fixture(scope="module")
 def catalogue(retailer: Path) -> pl.DataFrame:

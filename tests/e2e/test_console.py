@@ -16,7 +16,8 @@ from tidings.members.models import Member, Store
 
 from .conftest import Served, screenshot
 
-pytestmark = pytest.mark.e2e
+# One worker of a parallel run takes them all: they share one served demo store and browser.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 MASKED = re.compile(r"^\d{3}\*{4}\d{4}$")
 
 
