@@ -18,7 +18,11 @@ from tidings import migrate
 from tidings.accounts import service as accounts
 from tidings.db import make_engine, session_scope
 
-STARTUP_TIMEOUT = 30.0  # seconds
+# Seconds a started `tidings serve` may take to answer: its imports alone took 50 s on two
+# cores busy with the other workers of a parallel run and other suites.
+STARTUP_TIMEOUT = 120.0
+# One worker of a parallel run takes them all: they share one server.
+pytestmark = pytest.mark.xdist_group("serve")
 
 
 def _free_port() -> int:
@@ -27,14 +31,33 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'tidings.db'}"
+def _store_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'tidings.db'}"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory of the served store, one for the module."""
+    return tmp_path_factory.mktemp("serve")
+
+
+@pytest.fixture(scope="module")
+def api_key(store_dir: Path) -> str:
+    """A key holding messages:write, made before the server starts."""
+    engine = make_engine(_store_url(store_dir))
+    migrate.upgrade(engine)
+    with session_scope(engine) as db_session:
+        _, key = accounts.create(db_session=db_session, name="pos", scopes=["messages:write"])
+    engine.dispose()
+    return key
+
+
+@pytest.fixture(scope="module")
+def server(store_dir: Path, api_key: str) -> Iterator[str]:
+    """One `tidings serve` for the module's tests, which only add to its store: starting
+    one takes seconds on a busy machine."""
     port = _free_port()
-    env = {**os.environ, "TIDINGS_DATABASE_URL": _store_url(tmp_path)}
+    env = {**os.environ, "TIDINGS_DATABASE_URL": _store_url(store_dir)}
     process = subprocess.Popen(
         [sys.executable, "-m", "tidings", "serve", "--port", str(port)],
         env=env,
@@ -53,6 +76,8 @@ def server(tmp_path: Path) -> Iterator[str]:
                     output = process.stdout.read().decode() if process.stdout else ""
                     pytest.fail(f"tidings serve exited: {output}")
                 time.sleep(0.2)
+        else:
+            pytest.fail("tidings serve did not answer")
         yield base
     finally:
         process.terminate()
@@ -71,18 +96,7 @@ def test_serve_answers_health_and_asks_for_a_key(server: str) -> None:
     assert "/api/v1/health" in docs.json()["paths"]
 
 
-@pytest.fixture
-def api_key(tmp_path: Path) -> str:
-    """A key holding messages:write, made before the server starts (asked before `server`)."""
-    engine = make_engine(_store_url(tmp_path))
-    migrate.upgrade(engine)
-    with session_scope(engine) as db_session:
-        _, key = accounts.create(db_session=db_session, name="pos", scopes=["messages:write"])
-    engine.dispose()
-    return key
-
-
-def test_serve_queues_a_message_sent_over_http(api_key: str, server: str, tmp_path: Path) -> None:
+def test_serve_queues_a_message_sent_over_http(api_key: str, server: str, store_dir: Path) -> None:
     headers = {"Authorization": f"Bearer {api_key}"}
     body = {"idempotency_key": "order-1", "phone": "13800000001", "text": "您的订单已发货。"}
     first = httpx.post(f"{server}/api/v1/messages", json=body, headers=headers)
@@ -93,7 +107,7 @@ def test_serve_queues_a_message_sent_over_http(api_key: str, server: str, tmp_pa
     bad = httpx.post(f"{server}/api/v1/messages", json={**body, "phone": None}, headers=headers)
     assert bad.status_code == 422
     assert bad.headers["content-type"] == "application/problem+json"
-    engine = make_engine(_store_url(tmp_path))
+    engine = make_engine(_store_url(store_dir))
     with engine.connect() as connection:
         texts = connection.execute(text("SELECT text FROM messages")).scalars().all()
     engine.dispose()
