@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+import pytest
 from sqlalchemy import Engine, func, select
 
 from tidings import clock
@@ -30,6 +32,17 @@ def _demo_run(cli, engine: Engine, *arguments: str):  # type: ignore[no-untyped-
     return cli(*arguments)
 
 
+@pytest.fixture
+def in_the_morning() -> Iterator[None]:
+    """The clock moved on to 10:00 today in Shanghai, inside the send window, so that a demo
+    run sends at once whatever the hour the tests run at (the evening has a test of its own)."""
+    real = datetime.now(UTC)
+    morning = real.replace(hour=2, minute=0, second=0, microsecond=0)  # 10:00 in Shanghai
+    with clock.shifted(morning - real):
+        yield
+
+
+@pytest.mark.usefixtures("in_the_morning")
 def test_demo_run_imports_a_small_retailer_without_rejects_and_again_changes_nothing(
     cli, engine: Engine, tmp_path: Path
 ) -> None:
@@ -77,6 +90,7 @@ def test_demo_run_imports_a_small_retailer_without_rejects_and_again_changes_not
     assert store["top_categories"][0]["revenue_cents"] == by_category["cents"][0]
 
 
+@pytest.mark.usefixtures("in_the_morning")
 def test_demo_run_refreshes_a_profile_per_member_and_shows_segments_and_tiers(
     cli, engine: Engine, tmp_path: Path
 ) -> None:
@@ -121,6 +135,7 @@ def test_a_demo_run_in_the_evening_sends_its_campaign_in_the_next_morning_window
     assert morning <= sent[0] <= sent[1] < morning + timedelta(minutes=10)
 
 
+@pytest.mark.usefixtures("in_the_morning")
 def test_demo_run_on_a_dirty_retailer_keeps_the_good_rows_and_reports_the_bad(
     cli, engine: Engine, tmp_path: Path
 ) -> None:
