@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from tidings.db import BulkStore
 
-IMPORT_CACHE_KIB = 256 * 1024  # SQLite page cache while importing, KiB (default is 2 MiB)
+IMPORT_CACHE_KIB = 512 * 1024  # SQLite page cache while importing, KiB (default is 2 MiB)
 
 
 def key_rows(store: BulkStore, sql_type: str = "TEXT") -> str:

@@ -24,7 +24,7 @@ from tidings.loyalty.models import LotKind, PointsLot
 from tidings.members.models import Member
 
 UTC_TIME = points.UTC_TIME
-WRITE_CACHE_KIB = 256 * 1024  # SQLite page cache while a whole import's lots are written
+WRITE_CACHE_KIB = 512 * 1024  # SQLite page cache while a whole import's lots are written
 LOT_SCHEMA: dict[str, Any] = {
     "id": pl.Int64,
     "member_id": pl.Int64,
