@@ -193,18 +193,14 @@ def test_model_fit_before_any_purchase_says_what_to_do(cli, engine: Engine) -> N
     assert "no member bought on or before 2020-01-01" in result.output
 
 
-def test_a_child_writes_no_profile_of_a_member_the_store_does_not_hold(
-    sqlite_engine: Engine, monkeypatch: Any
-) -> None:
-    """The writing child checks members once all rows are in: a profile of an unknown
-    member fails the write with a clear error and the profiles written before stay."""
+def _refreshed_by_a_child(engine: Engine, monkeypatch: Any) -> Any:
+    """Refreshes the seeded store with its profiles written by a child; returns the profiles
+    the refresh handed to the write-back."""
     import polars as pl
-    import pytest
 
     from tidings.profiles import service, writeback
-    from tidings.scans import ChildStoreError, sqlite_children
 
-    seed(sqlite_engine)
+    seed(engine)
     monkeypatch.setattr(writeback, "CHILD_WRITE_MIN_ROWS", 0)
     written: list[pl.DataFrame] = []
     original = writeback.write_back
@@ -214,15 +210,30 @@ def test_a_child_writes_no_profile_of_a_member_the_store_does_not_hold(
         return original(**arguments)
 
     monkeypatch.setattr(writeback, "write_back", keep)
-    service.refresh(engine=sqlite_engine, as_of=date(2025, 6, 30))
+    service.refresh(engine=engine, as_of=date(2025, 6, 30))
+    return written[0]
+
+
+def test_a_child_writes_no_profile_of_a_member_the_store_does_not_hold(
+    sqlite_engine: Engine, monkeypatch: Any
+) -> None:
+    """The writing child checks members once all rows are in: a profile of an unknown
+    member fails the write with a clear error and the profiles written before stay."""
+    import polars as pl
+    import pytest
+
+    from tidings.profiles import writeback
+    from tidings.scans import ChildStoreError, sqlite_children
+
+    written = _refreshed_by_a_child(sqlite_engine, monkeypatch)
     before = profiles(sqlite_engine)
-    stray = written[0].with_columns(
+    stray = written.with_columns(
         member_id=pl.when(pl.col("member_id") == pl.col("member_id").max())
         .then(999_999)
         .otherwise(pl.col("member_id"))
     )
     with sqlite_children(sqlite_engine) as children, pytest.raises(ChildStoreError) as error:
-        original(engine=sqlite_engine, profiles=stray, fit_row=None, children=children)
+        writeback.write_back(engine=sqlite_engine, profiles=stray, fit_row=None, children=children)
     assert "1 row(s) of profiles refer to no row of members" in str(error.value)
     assert profiles(sqlite_engine) == before
 
@@ -239,22 +250,12 @@ def test_a_child_keeps_no_profile_when_preparing_them_fails_halfway(
 
     from tidings import clock
     from tidings.db import sqlite_values
-    from tidings.profiles import service, writeback
+    from tidings.profiles import writeback
     from tidings.scans import replace_rows_in_child, sqlite_children
 
-    seed(sqlite_engine)
-    monkeypatch.setattr(writeback, "CHILD_WRITE_MIN_ROWS", 0)
-    written: list[pl.DataFrame] = []
-    original = writeback.write_back
-
-    def keep(**arguments: Any) -> int:
-        written.append(arguments["profiles"])
-        return original(**arguments)
-
-    monkeypatch.setattr(writeback, "write_back", keep)
-    service.refresh(engine=sqlite_engine, as_of=date(2025, 6, 30))
+    written = _refreshed_by_a_child(sqlite_engine, monkeypatch)
     before = profiles(sqlite_engine)
-    ready = sqlite_values(writeback._encoded(written[0], clock.now()))
+    ready = sqlite_values(writeback._encoded(written, clock.now()))
 
     def parts() -> Iterator[pl.DataFrame]:
         yield ready.head(1)
