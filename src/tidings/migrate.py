@@ -28,6 +28,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+    if revision == "head" and engine.dialect.name == "sqlite":
+        _restore_import_indexes(engine)
+
+
+def _restore_import_indexes(engine: Engine) -> None:
+    """Builds the indexes a large import that crashed left unbuilt (imports/indexes.py)."""
+    from tidings.db import bulk_store
+    from tidings.imports.indexes import DEFERRING_TABLES, restore_indexes
+
+    with bulk_store(engine) as store:
+        if restore_indexes(store, DEFERRING_TABLES):
+            store.commit()
 
 
 def revision(engine: Engine, message: str) -> None:

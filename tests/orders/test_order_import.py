@@ -207,3 +207,17 @@ def test_an_import_restores_indexes_that_a_crashed_one_left_unbuilt(
         connection.execute(text("DROP INDEX ix_orders_member_id_ordered_at"))
     assert cli("import", "orders", str(write(tmp_path, "orders.csv", ORDERS))).exit_code == 0
     assert "ix_orders_member_id_ordered_at" in _index_names(engine, "orders")
+
+
+def test_db_upgrade_restores_indexes_that_a_crashed_import_left_unbuilt(
+    cli, engine: Engine
+) -> None:
+    """A store left without an import's indexes gets them back as `tidings db upgrade` (and
+    so `tidings serve`) starts, not only with the next import."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite imports build their indexes after the load")
+    with engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_orders_member_id_ordered_at"))
+    assert "ix_orders_member_id_ordered_at" not in _index_names(engine, "orders")
+    assert cli("db", "upgrade").exit_code == 0
+    assert "ix_orders_member_id_ordered_at" in _index_names(engine, "orders")

@@ -8,8 +8,8 @@ are dropped in the import's first transaction and built again in its last one. U
 stay: the import relies on them to find what the store already has.
 
 A crash in between leaves the table without those indexes, never without rows:
-`restore_indexes`, run as every import begins, builds whatever index the models declare and
-the store lacks.
+`restore_indexes`, run as every import begins and by `tidings db upgrade` (so also as
+`tidings serve` starts), builds whatever index the models declare and the store lacks.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy import Index
 
 from tidings.db import Base, BulkStore
 
+DEFERRING_TABLES = ("members", "orders", "points_lots")  # whose indexes an import may defer
 DEFER_SHARE = 0.5  # an import adding at least this share of a table's rows builds after
 DEFER_MIN_ROWS = 100_000  # rows below which an import keeps the indexes (building costs more)
 
