@@ -64,6 +64,22 @@ def test_create_plan_review_and_send_reach_each_handset_once(
     assert not any(f"+86139{m:08d}" in phones for m in held)
 
 
+def test_review_shows_send_times_in_the_brand_timezone(cli: Cli) -> None:
+    add_members(cli.engine, 3, timezone="Asia/Shanghai")
+    created = run_json(
+        cli, "campaign", "create", "--name", "开学季", "--rule", "consent == true",
+        "--template", "{surname}，开学季文具满99减20",
+        "--schedule", "2030-06-01T02:30:00+00:00",
+    )  # fmt: skip
+    campaign = str(created["id"])
+    run_json(cli, "campaign", "plan", campaign)
+    shown = run_json(cli, "campaign", "review", campaign)["first_messages"]
+    assert [m["send_at"] for m in shown] == ["2030-06-01T02:30:00+00:00"] * 3  # type: ignore[index, union-attr]
+    review = cli("campaign", "review", campaign)
+    assert "first messages (send times in Asia/Shanghai):" in review.stdout
+    assert review.stdout.count(" 2030-06-01 10:30 · ") == 3
+
+
 def test_status_pause_resume_and_cancel_answer_in_json(cli: Cli, quick_simulator: Path) -> None:
     add_members(cli.engine, 20, timezone=midday_zone())
     campaign = str(

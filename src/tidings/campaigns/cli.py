@@ -7,7 +7,9 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, NoReturn, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
@@ -265,10 +267,12 @@ def print_review(result: dict[str, Any], console: Console | None = None) -> None
         out.print(f"skipped: {skips}")
     parts = ", ".join(f"{n:,} × {p} part(s)" for p, n in result["parts"].items())
     out.print(f"parts per message: {parts or 'none'}")
-    out.print("first messages:")
+    zone = get_settings().default_timezone
+    out.print(f"first messages (send times in {zone}):")
     for m in result["first_messages"]:
+        at = datetime.fromisoformat(m["send_at"]).astimezone(ZoneInfo(zone))
         out.print(
-            f"  {m['phone']} variant {m['variant']} {m['send_at'][:16]} · {m['text']}",
+            f"  {m['phone']} variant {m['variant']} {at:%Y-%m-%d %H:%M} · {m['text']}",
             highlight=False,
         )
     if not result["findings"]:

@@ -7,7 +7,6 @@ and first message.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -20,6 +19,7 @@ from tidings.campaigns.spec import counting_of, template_columns
 from tidings.config import get_settings
 from tidings.content.lint import lint_rules, lint_template, lint_text
 from tidings.content.template import prepare_template
+from tidings.db import UtcDateTime
 from tidings.providers.templates import NOT_APPROVED
 
 FIRST_SHOWN = 5  # messages shown as rendered
@@ -50,7 +50,7 @@ def _first_messages(db_session: Session, campaign_id: int, first: int) -> list[d
             " FROM messages m LEFT JOIN variants v ON v.id = m.variant_id"
             " WHERE m.campaign_id = :id AND m.state <> 'skipped'"
             " ORDER BY m.id LIMIT :first"
-        ),
+        ).columns(send_at=UtcDateTime),
         {"id": campaign_id, "first": first},
     ).all()
     return [
@@ -58,7 +58,7 @@ def _first_messages(db_session: Session, campaign_id: int, first: int) -> list[d
             "member_id": member,
             "phone": mask_phone(phone),
             "variant": variant,
-            "send_at": send_at.isoformat() if isinstance(send_at, datetime) else str(send_at),
+            "send_at": send_at.isoformat(),  # UTC, with its offset, on either store
             "rollout_stage": stage,
             "parts": parts,
             "text": body,
