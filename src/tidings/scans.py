@@ -190,7 +190,7 @@ def replace_rows_in_child(
         try:
             _write_stream(parts, pipe, child=future)
         except BrokenPipeError:
-            pass  # the child stopped reading: its own error says why
+            return future.result()  # the child stopped reading: its own error says why
         except BaseException:
             _release(pipe)
             wait([future])  # the child saw the pipe close early and keeps nothing
