@@ -5,36 +5,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import polars as pl
 from sqlalchemy import Engine, event
 
-from tidings.db import bulk_insert, session_scope
+from dispatch.conftest import add_messages  # type: ignore[import-not-found]
+from tidings.db import session_scope
 from tidings.reports import overview
 
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
-UTC_TIME = pl.Datetime("us", "UTC")
 STATES = ["delivered", "failed", "submitted", "planned", "queued", "skipped", "cancelled"]
 
 
 def _messages(engine: Engine) -> None:
-    stamp = pl.lit(NOW, dtype=UTC_TIME)
-    rows = pl.DataFrame({"state": STATES}).with_columns(
-        dedupe_key=pl.format("m:{}", "state"),
-        phone=pl.lit("+8613900000001"),
-        text=pl.lit("hi"),
-        kind=pl.lit("marketing"),
-        priority=pl.lit(9),
-        parts=pl.lit(1),
-        cost_cents=pl.lit(5),
-        rollout_stage=pl.lit(0),
-        provider=pl.lit("simulator"),
-        attempts=pl.lit(1),
-        send_at=stamp,
-        created_at=stamp,
-        updated_at=stamp,
-    )
-    with session_scope(engine) as db_session:
-        bulk_insert(db_session, "messages", rows)
+    """One message sent at NOW in each state, each with its own phone."""
+    for n, state in enumerate(STATES):
+        add_messages(
+            engine, 1, campaign_id=None, state=state, send_at=NOW, first_phone=13800000000 + n
+        )
 
 
 def test_a_day_counts_only_the_messages_handed_to_a_provider(engine: Engine) -> None:

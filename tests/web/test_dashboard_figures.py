@@ -6,37 +6,17 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-import polars as pl
 from sqlalchemy import Engine
 
+from dispatch.conftest import add_messages  # type: ignore[import-not-found]
 from tidings import clock
-from tidings.db import bulk_insert, session_scope
 from tidings.web.dashboard.figures import FiguresCache
 
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
-UTC_TIME = pl.Datetime("us", "UTC")
 
 
 def _sent(engine: Engine, count: int) -> None:
-    stamp = pl.lit(NOW, dtype=UTC_TIME)
-    messages = pl.DataFrame({"id": range(1, count + 1)}).with_columns(
-        dedupe_key=pl.format("m:{}", "id"),
-        phone=pl.lit("+8613900000001"),
-        text=pl.lit("hi"),
-        kind=pl.lit("marketing"),
-        priority=pl.lit(9),
-        parts=pl.lit(1),
-        cost_cents=pl.lit(5),
-        state=pl.lit("delivered"),
-        rollout_stage=pl.lit(0),
-        provider=pl.lit("simulator"),
-        attempts=pl.lit(1),
-        send_at=stamp,
-        created_at=stamp,
-        updated_at=stamp,
-    )
-    with session_scope(engine) as db_session:
-        bulk_insert(db_session, "messages", messages)
+    add_messages(engine, count, campaign_id=None, state="delivered", send_at=NOW)
 
 
 def _settle_refreshes() -> None:
