@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import Engine, text
 
 from tidings import clock
 from tidings.db import session_scope
 from tidings.dispatch.models import TRANSITIONS, MessageState, sources
-from tidings.dispatch.receipts import apply_receipts, rematch_recent
+from tidings.dispatch.receipts import ReceiptError, apply_receipts, rematch_recent
 from tidings.providers.base import Receipt
 
 from .conftest import add_campaign, add_messages
@@ -143,3 +144,14 @@ def test_a_receipt_that_raced_the_providers_answer_is_matched_on_the_next_pass(
     assert _message(engine, message_id)[0] == "delivered"
     with session_scope(engine) as session:
         assert rematch_recent(db_session=session, since=since, now=clock.now()) == 0
+
+
+def test_a_batch_with_a_status_nobody_knows_is_refused_whole(engine: Engine) -> None:
+    campaign = add_campaign(engine)
+    first, second = add_messages(engine, 2, campaign_id=campaign)
+    _submit(engine, [first, second])
+    with pytest.raises(ReceiptError, match=rf"'sim-{second}' has status 'DELIVRD'; expected one"):
+        _apply(engine, _receipt(first, "delivered"), _receipt(second, "DELIVRD"))
+    assert [_message(engine, m)[0] for m in (first, second)] == ["submitted", "submitted"]
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM delivery_receipts")).scalar() == 0

@@ -58,15 +58,16 @@ class ReceiptReport:
     unmatched: int
 
 
-def _status(receipt: Receipt) -> ReceiptStatus:
-    try:
-        return ReceiptStatus(receipt.status)
-    except ValueError:
+def _refuse_unknown_statuses(receipts: Sequence[Receipt]) -> None:
+    """Refuses the whole batch, naming the first receipt whose status is none we know."""
+    unknown = {receipt.status for receipt in receipts} - STATUSES
+    if unknown:
+        receipt = next(r for r in receipts if r.status in unknown)
         known = ", ".join(status.value for status in ReceiptStatus)
         raise ReceiptError(
             f"receipt for {receipt.provider_message_id!r} has status {receipt.status!r};"
             f" expected one of {known}"
-        ) from None
+        )
 
 
 def _match(session: Session, receipts: Sequence[Receipt]) -> dict[tuple[str, str], int]:
@@ -147,8 +148,7 @@ def apply_receipts(
     """Stores `receipts` and settles the messages they name."""
     if not receipts:
         return ReceiptReport(0, 0, 0)
-    if unknown := {r.status for r in receipts} - STATUSES:
-        _status(next(r for r in receipts if r.status in unknown))
+    _refuse_unknown_statuses(receipts)
     matches = _match(db_session, receipts)
     frame = pl.DataFrame(
         {
