@@ -225,6 +225,9 @@ def accrue_orders(
     return {"orders": inserted.height, "points": int(inserted["points"].sum())}
 
 
+CREDITED = {"member_id": pl.Int64, "points": pl.Int64}  # one accrual lot written
+
+
 def accrue_imported(
     *,
     db_session: Session,
@@ -248,9 +251,6 @@ def accrue_imported(
     inserted = pl.concat(earned) if earned else pl.DataFrame(schema=CREDITED)
     _add_to_balances(store, inserted.group_by("member_id").agg(pl.col("points").sum()))
     return {"orders": inserted.height, "points": int(inserted["points"].sum())}
-
-
-CREDITED = {"member_id": pl.Int64, "points": pl.Int64}  # one accrual lot written
 
 
 def _credit(
