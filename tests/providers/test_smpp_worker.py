@@ -50,7 +50,7 @@ def settings(smsc: LoopbackSmsc, **keys: Any) -> Settings:
         default_provider=ACCOUNT,
         dispatch_batch_size=50,
         dispatch_lease_seconds=3.0,
-        dispatch_receipt_timeout=5.0,
+        dispatch_receipt_timeout=30.0,  # a run ends once all settle; a busy machine delays receipts
         send_window="00:00-00:00",
         quiet_hours="",
     )
