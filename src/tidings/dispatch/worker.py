@@ -5,9 +5,10 @@ land at night waits for morning, or expires), marks what it will send `submittin
 committed transaction of its own, calls the provider under its rate limits, and records the
 answers in bulk. A housekeeper polls receipts, reconciles what crashes left behind, runs
 the periodic chores (`chores.py`), and in `once` mode ends the run when nothing is left to
-send or to hear about. Store calls are synchronous and short. On PostgreSQL the senders' and
-the receipts' store calls run on threads, each on its own connection, so the store's work
-overlaps the providers' and each other's; SQLite has one writer, and they run on the loop.
+send or to hear about. Store calls are synchronous and short, and the senders' and the
+receipts' ones run on store threads, each on its own connection, so the store's work overlaps
+the providers': on PostgreSQL one thread per sender and one for receipts, so they overlap each
+other's too; SQLite has one writer, so on one thread, in turn.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from tidings.dispatch.models import MessageState
 from tidings.dispatch.reconcile import reconcile
 from tidings.dispatch.sendwindow import DailyWindow, split_by_time
 from tidings.dispatch.throttle import ProviderThrottle
+from tidings.inbound import intents
 from tidings.inbound import service as inbound
 from tidings.providers.base import (
     InboundReply,
@@ -100,7 +102,7 @@ class Worker:
         self.quiet_hours = DailyWindow.parse_optional(settings.quiet_hours)
         self.lease = settings.dispatch_lease_seconds
         self._stop = asyncio.Event()
-        self._store_threads: ThreadPoolExecutor | None = None  # PostgreSQL's store calls
+        self._store_threads: ThreadPoolExecutor | None = None  # set while running
         # (provider, provider message id) of answers taken and not yet written: their
         # receipts wait, so that none is stored before the message it settles is submitted.
         self._unrecorded: set[tuple[str, str]] = set()
@@ -114,10 +116,11 @@ class Worker:
         """Sends until stopped, or in `once` mode until nothing is left to send or hear about."""
         self._provider(self.settings.default_provider)
         await calls.open_connections(self.providers.values())
-        if self.engine.dialect.name != "sqlite":
-            self._store_threads = ThreadPoolExecutor(
-                self.concurrency + 1, thread_name_prefix="tidings-store"
-            )
+        if any(isinstance(provider, ReplySource) for provider in self.providers.values()):
+            await asyncio.to_thread(intents.load_word_cutter)
+        # SQLite has one writer: one store thread, whose calls queue in turn.
+        threads = 1 if self.engine.dialect.name == "sqlite" else self.concurrency + 1
+        self._store_threads = ThreadPoolExecutor(threads, thread_name_prefix="tidings-store")
         chores = ChoreRunner(self.engine, self.settings, now=clock.now(), once=once)
         await self._reconcile()
         senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
@@ -137,7 +140,7 @@ class Worker:
         return self.report
 
     async def _in_store(self, call: Callable[[], T]) -> T:
-        """Runs a store call: on a store thread on PostgreSQL, inline on SQLite."""
+        """Runs a store call on a store thread (inline before the run has started them)."""
         if self._store_threads is None:
             return call()
         return await asyncio.get_running_loop().run_in_executor(self._store_threads, call)

@@ -199,14 +199,22 @@ class IntentClassifier:
 _jieba_lock = threading.Lock()
 
 
-def _segment(text: str) -> list[str]:
-    """Words of `text` by jieba (its dictionary ships in the wheel; loaded on first use)."""
+def load_word_cutter() -> None:
+    """Loads jieba's dictionary (it ships in the wheel), which takes a second or two: a
+    dispatcher does it before it sends, rather than stall its sends at the first reply."""
     import jieba
 
     with _jieba_lock:
         if not jieba.dt.initialized:
             jieba.setLogLevel(logging.WARNING)
             jieba.initialize()
+
+
+def _segment(text: str) -> list[str]:
+    """Words of `text` by jieba."""
+    import jieba
+
+    load_word_cutter()
     return [word.strip() for word in jieba.lcut(text) if word.strip()]
 
 
