@@ -241,36 +241,59 @@ def calibration_summary(
 def purchase_day_summary(dated: pl.DataFrame, *, calibration_end: date) -> pl.DataFrame:
     """`calibration_summary` of orders that already carry their local `day`.
 
-    Also gives `days` (purchase days) and `total` (their spend in cents).
+    Also gives `days` (purchase days) and `total` (their spend in cents). The orders are
+    sorted on one integer packing the member and the day (already sorted by member, as a
+    refresh gives them, this costs little), so that both groupings walk sorted runs: hashing
+    (member, day) pairs and then members took three times the CPU for 3 million orders.
     """
+    kept = dated.filter(pl.col("day") <= calibration_end)
+    key = _member_day_key(kept)
+    if key is None:
+        ordered = (
+            kept.lazy().with_columns(key=pl.struct("member_id", "day")).sort("member_id", "day")
+        )
+    else:
+        ordered = kept.lazy().with_columns(key=key).sort("key")
     days = (
-        dated.lazy()
-        .filter(pl.col("day") <= calibration_end)
-        .group_by("member_id", "day")
-        .agg(spend=pl.col("amount_cents").sum())
+        ordered.group_by("key", maintain_order=True)
+        .agg(pl.col("member_id", "day").first(), spend=pl.col("amount_cents").sum())
+        .set_sorted("member_id")
     )
-    per_member = days.group_by("member_id").agg(
-        first_day=pl.col("day").min(),
-        last_day=pl.col("day").max(),
+    per_member = days.group_by("member_id", maintain_order=True).agg(
+        first_day=pl.col("day").first(),
+        last_day=pl.col("day").last(),
         days=pl.len(),
         total=pl.col("spend").sum(),
-        first_spend=pl.col("spend").get(pl.col("day").arg_min()),
+        first_spend=pl.col("spend").first(),
     )
     x = pl.col("days") - 1
-    return (
-        per_member.select(
-            "member_id",
-            "days",
-            "total",
-            x.cast(pl.Float64).alias("x"),
-            ((pl.col("last_day") - pl.col("first_day")).dt.total_days() / DAYS_PER_WEEK).alias(
-                "t_x"
-            ),
-            ((pl.lit(calibration_end) - pl.col("first_day")).dt.total_days() / DAYS_PER_WEEK).alias(
-                "T"
-            ),
-            pl.when(x > 0).then((pl.col("total") - pl.col("first_spend")) / x).alias("m"),
-        )
-        .sort("member_id")
-        .collect()
-    )
+    return per_member.select(
+        "member_id",
+        "days",
+        "total",
+        x.cast(pl.Float64).alias("x"),
+        ((pl.col("last_day") - pl.col("first_day")).dt.total_days() / DAYS_PER_WEEK).alias("t_x"),
+        ((pl.lit(calibration_end) - pl.col("first_day")).dt.total_days() / DAYS_PER_WEEK).alias(
+            "T"
+        ),
+        pl.when(x > 0).then((pl.col("total") - pl.col("first_spend")) / x).alias("m"),
+    ).collect()
+
+
+def _member_day_key(dated: pl.DataFrame) -> pl.Expr | None:
+    """(member, day) as one non-negative integer ordered as the two, or None when their
+    spans need more than 63 bits together (or there are no orders)."""
+    epoch_day = (pl.col("day") - pl.date(1970, 1, 1)).dt.total_days()
+    spans = dated.select(
+        member_low=pl.col("member_id").min(),
+        member_span=pl.col("member_id").max() - pl.col("member_id").min(),
+        day_low=epoch_day.min(),
+        day_span=epoch_day.max() - epoch_day.min(),
+    ).row(0, named=True)
+    if spans["member_span"] is None or spans["day_span"] is None:
+        return None
+    day_bits = int(spans["day_span"]).bit_length()
+    if int(spans["member_span"]).bit_length() + day_bits > 63:
+        return None
+    member = (pl.col("member_id") - spans["member_low"]).cast(pl.Int64)
+    return member * (1 << day_bits) + (epoch_day - spans["day_low"]).cast(pl.Int64)

@@ -104,7 +104,9 @@ def compute_profiles(
     previous: member_id, tier, previous_tier, tier_changed_at (the last refresh's profiles).
     """
     t = thresholds
-    dated = rfm.dated_orders(orders, as_of=as_of, timezone=timezone)
+    # Sorted by member once: every grouping of the orders by member below then walks runs of
+    # rows instead of hashing 3 million keys (about a third of the CPU of each).
+    dated = rfm.dated_orders(orders, as_of=as_of, timezone=timezone).sort("member_id")
     summary = rfm.rfm_scores(rfm.order_summary(dated, thresholds=t))
     dated_lines = _dated_lines(lines, dated)
     favourites, discounts = preferences.line_preferences(dated_lines, top=t.top_categories)
