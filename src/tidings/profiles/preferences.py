@@ -92,7 +92,7 @@ def _favourites(per_category: pl.LazyFrame, *, top: int) -> pl.DataFrame:
     One sort, then groupings that walk the sorted members in order.
     """
     ranked = (
-        per_category.sort(["member_id", "spend", "category"], descending=[False, True, False])
+        _by_member_then_spend(per_category.collect())
         .set_sorted("member_id")
         .group_by("member_id", maintain_order=True)
         .agg(pl.col("category", "spend").head(top), total=pl.col("spend").sum())
@@ -112,6 +112,42 @@ def _favourites(per_category: pl.LazyFrame, *, top: int) -> pl.DataFrame:
             pl.col("share").first().alias("top_share"),
         )
         .collect()
+    )
+
+
+def _by_member_then_spend(per_category: pl.DataFrame) -> pl.LazyFrame:
+    """`per_category` sorted by member, spend from the highest, then category by name.
+
+    Sorted on one integer packing the member, the spend below the highest and the
+    category's rank by name when the three fit in 63 bits: a sort on the three columns
+    took twice the CPU for five million pairs.
+    """
+    names = per_category.select(pl.col("category").unique()).with_columns(
+        _rank=pl.col("category").cast(pl.String).rank("dense").cast(pl.Int64)
+    )
+    spans = per_category.select(
+        low=pl.col("member_id").min(),
+        span=pl.col("member_id").max() - pl.col("member_id").min(),
+        top=pl.col("spend").max(),
+        bottom=pl.col("spend").min(),
+    ).row(0, named=True)
+    rank_bits = names.height.bit_length()
+    fits = spans["span"] is not None and spans["bottom"] >= 0
+    spend_bits = int(spans["top"]).bit_length() if fits else 0
+    if not fits or int(spans["span"]).bit_length() + spend_bits + rank_bits > 63:
+        return per_category.lazy().sort(
+            ["member_id", "spend", "category"], descending=[False, True, False]
+        )
+    key = (
+        (pl.col("member_id") - spans["low"]).cast(pl.Int64) * (1 << (spend_bits + rank_bits))
+        + (spans["top"] - pl.col("spend")).cast(pl.Int64) * (1 << rank_bits)
+        + pl.col("_rank")
+    )
+    return (
+        per_category.lazy()
+        .join(names.lazy(), on="category", how="left", maintain_order="left")
+        .sort(key)
+        .drop("_rank")
     )
 
 
