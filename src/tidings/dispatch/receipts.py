@@ -17,6 +17,7 @@ import polars as pl
 from sqlalchemy import Table, select, text, update
 from sqlalchemy.orm import Session
 
+from tidings.casts import UTC_TIME, utc_series
 from tidings.db import bulk_insert, is_sqlite
 from tidings.dispatch.ledger import move_frame
 from tidings.dispatch.models import DeliveryReceipt, Message, MessageState, ReceiptStatus, sources
@@ -136,7 +137,7 @@ def _receipt_frame(
             "message_id": pl.Int64,
             "status": pl.String,
             "error_code": pl.String,
-            "occurred_at": pl.Datetime("us", "UTC"),
+            "occurred_at": UTC_TIME,
         },
         orient="row",
     )
@@ -156,12 +157,11 @@ def apply_receipts(
             "provider_message_id": [r.provider_message_id for r in receipts],
             "status": [r.status for r in receipts],
             "error_code": [r.error_code for r in receipts],
-            "occurred_at": [r.occurred_at for r in receipts],
-            "received_at": [now] * len(receipts),
+            "occurred_at": utc_series("occurred_at", [r.occurred_at for r in receipts]),
             "message_id": [matches.get((r.provider, r.provider_message_id)) for r in receipts],
         },
         schema_overrides={"error_code": pl.String, "message_id": pl.Int64},
-    )
+    ).with_columns(pl.lit(now, dtype=UTC_TIME).alias("received_at"))
     bulk_insert(db_session, "delivery_receipts", frame)
     matched = frame.filter(pl.col("message_id").is_not_null())
     _settle(db_session, matched.select("message_id", "status", "error_code", "occurred_at"), now)
