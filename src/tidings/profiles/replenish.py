@@ -118,13 +118,15 @@ def replenishment(
     packs = products.filter(pl.col("pack_size_days") > 0).select(
         pl.col("sku").cast(days.schema["sku"]), "pack_size_days"
     )
+    # The consumables, with a pack size or a cadence or both: one join of the last purchases
+    # with them drops the rest at once (two left joins cost twice the CPU for ten million).
+    consumables = packs.join(cadences, on="sku", how="full", coalesce=True)
     last_of_run = (pl.col("run") != pl.col("run").shift(-1)).fill_null(True)
     latest = (
         days.lazy()
         .filter(last_of_run)
         .select("member_id", "sku", "category", "quantity", last_day="day")
-        .join(packs.lazy(), on="sku", how="left")
-        .join(cadences.lazy(), on="sku", how="left")
+        .join(consumables.lazy(), on="sku", how="inner", maintain_order="left")
         .with_columns(
             lasts=pl.coalesce(
                 pl.col("quantity").clip(1, None) * pl.col("pack_size_days"), pl.col("cadence_days")
