@@ -35,6 +35,7 @@ from tidings.db import session_scope
 from tidings.dispatch import calls, claims, outcomes, receipts, service
 from tidings.dispatch.chores import ChoreRunner
 from tidings.dispatch.claims import ClaimedMessage
+from tidings.dispatch.collector import fewer_collections
 from tidings.dispatch.models import MessageState
 from tidings.dispatch.reconcile import reconcile
 from tidings.dispatch.sendwindow import DailyWindow, split_by_time
@@ -114,6 +115,10 @@ class Worker:
 
     async def run(self, *, once: bool = False) -> WorkerReport:
         """Sends until stopped, or in `once` mode until nothing is left to send or hear about."""
+        with fewer_collections():
+            return await self._run(once=once)
+
+    async def _run(self, *, once: bool) -> WorkerReport:
         self._provider(self.settings.default_provider)
         await calls.open_connections(self.providers.values())
         if any(isinstance(provider, ReplySource) for provider in self.providers.values()):
