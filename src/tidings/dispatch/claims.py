@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from tidings.campaigns.models import Campaign, CampaignStatus
 from tidings.db import is_sqlite
 from tidings.dispatch.ledger import move
-from tidings.dispatch.models import Message, MessageKind, MessageState, sources
+from tidings.dispatch.models import NOT_PLANNED, Message, MessageKind, MessageState, sources
 from tidings.dispatch.outcomes import BACKOFF_CAP
 
 messages: Table = Message.__table__  # type: ignore[assignment]
@@ -184,8 +184,12 @@ def work_left(*, db_session: Session, now: datetime, receipt_timeout: float) -> 
         campaign_running(),
         or_(m.send_at <= now, and_(m.attempts > 0, m.send_at <= retry_horizon)),
     )
-    awaiting = and_(m.state == MessageState.SUBMITTED, m.submitted_at > receipt_horizon)
-    pending = or_(due, m.state == MessageState.SUBMITTING, awaiting)
+    # In flight and awaiting a receipt are found through the state index, which holds no
+    # planned message: SQLite uses it only for a branch that says so.
+    unplanned = text(NOT_PLANNED)
+    submitting = and_(m.state == MessageState.SUBMITTING, unplanned)
+    awaiting = and_(m.state == MessageState.SUBMITTED, unplanned, m.submitted_at > receipt_horizon)
+    pending = or_(due, submitting, awaiting)
     # Whether any is left, not how many: counting a large send's queue on every round of
     # the housekeeping read it whole five times a second.
     return db_session.execute(select(literal(1)).where(pending).limit(1)).first() is not None

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, and_, or_, select, text
 
 from tidings.db import session_scope
 from tidings.dispatch.ledger import move
-from tidings.dispatch.models import Message, MessageState
+from tidings.dispatch.models import NOT_PLANNED, Message, MessageState
 from tidings.dispatch.outcomes import Tally
 from tidings.dispatch.receipts import apply_receipts
 from tidings.providers.base import QueryableProvider, QueryResult, QueryStatus, Receipt, SmsProvider
@@ -36,7 +36,9 @@ def _stale(
     not_owner: str | None = None,
 ) -> dict[str, list[int]]:
     """Ids of messages in `state` whose `column` is before `before`, by provider."""
-    conditions = [messages.c.state == state, messages.c[column] < before]
+    # Said as well, so that SQLite uses the state index, which holds no planned message.
+    in_state = and_(messages.c.state == state, text(NOT_PLANNED))
+    conditions = [in_state, messages.c[column] < before]
     if not_owner is not None:
         owner = messages.c.lease_owner
         conditions.append(or_(owner.is_(None), owner != not_owner))

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from tidings.config import get_settings
+from tidings.dispatch.models import NOT_PLANNED
 from tidings.loyalty.codes import is_well_formed, normalise, random_code
 from tidings.loyalty.models import Coupon, CouponKind, CouponStatus, LotKind, PointsLot
 from tidings.members.models import Member
@@ -210,13 +211,14 @@ def void_undelivered(*, db_session: Session) -> int:
     """Voids, in bulk, the issued campaign coupons whose member's every message of the
     campaign ended failed, expired or skipped; returns how many."""
     ended = ", ".join(f"'{state}'" for state in UNDELIVERED)
-    # Driven from the few ended messages (their state index), each finding its coupon
-    # through the (campaign_id, member_id) index: the many issued coupons are not scanned.
+    # Driven from the few ended messages (their state index, which SQLite uses only for a
+    # query that says it holds no planned one), each finding its coupon through the
+    # (campaign_id, member_id) index: the many issued coupons are not scanned.
     result = db_session.execute(
         text(
             "UPDATE coupons SET status = 'void' WHERE status = 'issued' AND source = 'campaign'"
             " AND (campaign_id, member_id) IN (SELECT campaign_id, member_id FROM messages"
-            f" WHERE state IN ({ended}) AND campaign_id IS NOT NULL)"
+            f" WHERE state IN ({ended}) AND {NOT_PLANNED} AND campaign_id IS NOT NULL)"
             " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = coupons.campaign_id"
             f" AND m.member_id = coupons.member_id AND m.state NOT IN ({ended}))"
         )
