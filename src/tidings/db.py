@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from tidings import pgcopy
 from tidings.casts import cast_frame
 from tidings.config import get_settings
 
@@ -358,6 +359,15 @@ def _json_text(value: Any) -> str:
 
 
 def _copy_into(raw: Any, table: str, frame: pl.DataFrame) -> None:
+    """COPY in binary where every column's type allows (`tidings.pgcopy`), else in CSV."""
+    columns = ", ".join(frame.columns)
+    with raw.cursor() as cursor:
+        types = pgcopy.column_types(cursor, table)
+        if pgcopy.encodable(frame, types):
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)") as copy:
+                for block in pgcopy.copy_data(frame, types):
+                    copy.write(block)
+            return
     buffer = io.BytesIO()
     frame.write_csv(buffer, include_header=False, null_value="\\N", datetime_format=None)
     with raw.cursor() as cursor:
