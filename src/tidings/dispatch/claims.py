@@ -97,9 +97,15 @@ def take_due(
     picked = (
         messages.c.id.in_(due.scalar_subquery()) if sqlite else messages.c.id == due.cte("due").c.id
     )
+    # Still queued when taken. On SQLite the check is written so that no index serves it
+    # (a unary plus): else SQLite walks the whole queued index, testing each entry against
+    # the picked ids, instead of fetching those by key (from a queue of 200,000, a claim
+    # cost 40 microseconds a message instead of 22).
+    unindexed = literal_column(f"+messages.state = '{MessageState.QUEUED}'")
+    still_queued = unindexed if sqlite else queued
     statement = (
         update(messages)
-        .where(picked, queued)
+        .where(picked, still_queued)
         .values(
             state=MessageState.SUBMITTING,
             attempts=messages.c.attempts + 1,
