@@ -101,7 +101,7 @@ def take_due(
     # (a unary plus): else SQLite walks the whole queued index, testing each entry against
     # the picked ids, instead of fetching those by key (from a queue of 200,000, a claim
     # cost 40 microseconds a message instead of 22).
-    unindexed = literal_column(f"+messages.state = '{MessageState.QUEUED}'")
+    unindexed: ColumnElement[bool] = literal_column(f"+messages.state = '{MessageState.QUEUED}'")
     still_queued = unindexed if sqlite else queued
     statement = (
         update(messages)
