@@ -380,13 +380,18 @@ class Worker:
                 # a message only when its receipt is really late.
                 await self._poll_receipts()
                 await self._reconcile()
-                since = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)
-                with session_scope(self.engine) as session:
-                    receipts.rematch_recent(db_session=session, since=since, now=now)
-                    service.complete_finished(db_session=session)
+                await self._in_store(partial(self._settle_stragglers, now))
                 last_reconcile = now
             if once and self._nothing_left(now):
                 return
+
+    def _settle_stragglers(self, now: datetime) -> None:
+        """Matches receipts that raced their message's answer, and completes the campaigns
+        with nothing left to send."""
+        since = now - timedelta(seconds=self.settings.dispatch_receipt_timeout)
+        with session_scope(self.engine) as session:
+            receipts.rematch_recent(db_session=session, since=since, now=now)
+            service.complete_finished(db_session=session)
 
     def _nothing_left(self, now: datetime) -> bool:
         """True when no message is due, in flight or awaiting a receipt, and no rollout stage
