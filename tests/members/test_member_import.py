@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,21 @@ def test_a_large_import_in_many_batches_records_each_consent_change_once(
     assert [(code, kind.value) for code, kind in events] == [
         ("C1", "opt_in"), ("C2", "opt_out"), ("C2", "opt_in"),
     ]  # fmt: skip
+
+
+def test_an_imported_file_is_in_the_database_file_itself(
+    cli, engine: Engine, tmp_path: Path
+) -> None:
+    """A copy of the database file alone, as a backup by `cp` takes it, holds the import."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite keeps a write-ahead log beside its file")
+    import_stores(cli, tmp_path)
+    result = json.loads(cli("import", "members", str(write(tmp_path, DIRTY)), "--json").output)
+    database = Path(engine.url.database or "")
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(database.read_bytes())
+
+    with sqlite3.connect(copy) as connection:
+        (members,) = connection.execute("SELECT COUNT(*) FROM members").fetchone()
+
+    assert members == result["inserted"] > 0
