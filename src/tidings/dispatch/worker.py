@@ -5,10 +5,10 @@ land at night waits for morning, or expires), marks what it will send `submittin
 committed transaction of its own, calls the provider under its rate limits, and records the
 answers in bulk. A housekeeper polls receipts, reconciles what crashes left behind, runs
 the periodic chores (`chores.py`), and in `once` mode ends the run when nothing is left to
-send or to hear about. Store calls are synchronous and short, and the senders' and the
-receipts' ones run on store threads, each on its own connection, so the store's work overlaps
-the providers': on PostgreSQL one thread per sender and one for receipts, so they overlap each
-other's too; SQLite has one writer, so on one thread, in turn.
+send or to hear about. Store calls are synchronous and short. On PostgreSQL the senders' and
+the receipts' store calls run on threads, each on its own connection, so the store's work
+overlaps the providers' and each other's. SQLite has one writer, and they run on the loop:
+a single store thread cost more in handing calls over than it gained in overlap.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class Worker:
         self.quiet_hours = DailyWindow.parse_optional(settings.quiet_hours)
         self.lease = settings.dispatch_lease_seconds
         self._stop = asyncio.Event()
-        self._store_threads: ThreadPoolExecutor | None = None  # set while running
+        self._store_threads: ThreadPoolExecutor | None = None  # PostgreSQL's store calls
         # (provider, provider message id) of answers taken and not yet written: their
         # receipts wait, so that none is stored before the message it settles is submitted.
         self._unrecorded: set[tuple[str, str]] = set()
@@ -123,9 +123,10 @@ class Worker:
         await calls.open_connections(self.providers.values())
         if any(isinstance(provider, ReplySource) for provider in self.providers.values()):
             await asyncio.to_thread(intents.load_word_cutter)
-        # SQLite has one writer: one store thread, whose calls queue in turn.
-        threads = 1 if self.engine.dialect.name == "sqlite" else self.concurrency + 1
-        self._store_threads = ThreadPoolExecutor(threads, thread_name_prefix="tidings-store")
+        if self.engine.dialect.name != "sqlite":
+            self._store_threads = ThreadPoolExecutor(
+                self.concurrency + 1, thread_name_prefix="tidings-store"
+            )
         chores = ChoreRunner(self.engine, self.settings, now=clock.now(), once=once)
         await self._reconcile()
         senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
@@ -145,7 +146,7 @@ class Worker:
         return self.report
 
     async def _in_store(self, call: Callable[[], T]) -> T:
-        """Runs a store call on a store thread (inline before the run has started them)."""
+        """Runs a store call: on a store thread on PostgreSQL, inline on SQLite."""
         if self._store_threads is None:
             return call()
         return await asyncio.get_running_loop().run_in_executor(self._store_threads, call)
