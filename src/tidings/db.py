@@ -283,25 +283,31 @@ def append_rows(session: Session, table: str, frame: pl.DataFrame, *, verb: str 
         return 0
     if not is_sqlite(session):
         return bulk_insert(session, table, frame)
-    import numpy as np
-
     raw = _driver_connection(session)
-    width, per = frame.width, SQLITE_ROWS_PER_STATEMENT
+    per = SQLITE_ROWS_PER_STATEMENT
     group = "(" + ", ".join("?" for _ in frame.columns) + ")"
     head = f"{verb} INTO {table} ({', '.join(frame.columns)}) VALUES "
     many, written = head + ", ".join([group] * per), 0
     for start in range(0, frame.height, SQLITE_APPEND_BLOCK):
         block = _sqlite_ready(frame.slice(start, SQLITE_APPEND_BLOCK))
-        values = np.empty((block.height, width), dtype=object)
-        for index, column in enumerate(block.get_columns()):
-            values[:, index] = column.to_list()
-        full = block.height // per * per
-        if full:
-            cursor = raw.executemany(many, values[:full].reshape(-1, per * width).tolist())
-            written += cursor.rowcount
-        if full < block.height:
-            written += raw.executemany(head + group, values[full:].tolist()).rowcount
+        grouped, rest = multi_row_params(block, per)
+        if grouped:
+            written += raw.executemany(many, grouped).rowcount
+        if rest:
+            written += raw.executemany(head + group, rest).rowcount
     return int(written)
+
+
+def multi_row_params(frame: pl.DataFrame, per: int) -> tuple[list[Any], list[Any]]:
+    """The values of `frame` as parameters of statements inserting `per` rows each, and of
+    the rows left over, one statement each; laid out by numpy in one pass, not row by row."""
+    import numpy as np
+
+    values = np.empty((frame.height, frame.width), dtype=object)
+    for index, column in enumerate(frame.get_columns()):
+        values[:, index] = column.to_list()
+    full = frame.height // per * per
+    return values[:full].reshape(-1, per * frame.width).tolist(), values[full:].tolist()
 
 
 def execute_many(session: Session, sql: str, frame: pl.DataFrame) -> None:

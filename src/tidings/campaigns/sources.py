@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import polars as pl
 import polars_hash as plh
 from sqlalchemy import Engine, text
@@ -29,6 +28,7 @@ from tidings.db import (
     SQLITE_ROWS_PER_STATEMENT,
     bulk_insert,
     is_sqlite,
+    multi_row_params,
     read_frame,
     utc_text,
 )
@@ -299,8 +299,8 @@ def _insert_sqlite(
     times, the expiry) is written into the statement, and planned and skipped messages go in
     by a statement each: a skipped one binds only its reason, a planned one its variant,
     text, parts and cost. Rows go `SQLITE_ROWS_PER_STATEMENT` to a statement, their values
-    laid out by numpy, as `tidings.db.append_rows` does: a statement per row cost more in
-    binding and stepping than SQLite's own work.
+    laid out by `tidings.db.multi_row_params` as `append_rows` does: a statement per row
+    cost more in binding and stepping than SQLite's own work.
     """
     raw = db_session.connection().connection.driver_connection
     assert raw is not None
@@ -342,15 +342,11 @@ class _SqliteInsert:
 
 def _insert_rows(raw: Any, insert: _SqliteInsert, rows: pl.DataFrame) -> None:
     """Inserts `rows` (the bound columns) `SQLITE_ROWS_PER_STATEMENT` to a statement."""
-    width, per = rows.width, SQLITE_ROWS_PER_STATEMENT
-    values = np.empty((rows.height, width), dtype=object)
-    for index, column in enumerate(rows.get_columns()):
-        values[:, index] = column.to_list()
-    full = rows.height // per * per
-    if full:
-        raw.executemany(insert.statement(per), values[:full].reshape(-1, per * width).tolist())
-    if full < rows.height:
-        raw.executemany(insert.statement(1), values[full:].tolist())
+    grouped, rest = multi_row_params(rows, SQLITE_ROWS_PER_STATEMENT)
+    if grouped:
+        raw.executemany(insert.statement(SQLITE_ROWS_PER_STATEMENT), grouped)
+    if rest:
+        raw.executemany(insert.statement(1), rest)
 
 
 def _sqlite_inserts(
