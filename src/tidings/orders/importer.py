@@ -24,6 +24,7 @@ from tidings.imports import CsvSource, ImportResult, RejectsWriter, reasons
 from tidings.imports.ahead import read_ahead
 from tidings.imports.indexes import indexes_after_load, restore_indexes, worth_deferring
 from tidings.imports.loading import file_import_cache, import_cache
+from tidings.imports.lookup import KeyIndex
 from tidings.loyalty import service as loyalty
 from tidings.members.merging import NO_PROBLEMS
 from tidings.members.service import store_refs
@@ -194,21 +195,17 @@ class OrderBatches:
     def _know_members(self, members: pl.DataFrame) -> None:
         """Keeps the members' keys (`member_id`, `code`, `phone`) and their two lookups."""
         self.members = members
-        self.by_code = members.filter(pl.col("code").is_not_null()).select(
-            "code", pl.col("member_id").alias("_by_code")
-        )
-        self.by_phone = members.filter(pl.col("phone").is_not_null()).select(
-            "phone", pl.col("member_id").alias("_by_phone")
-        )
+        self.by_code = KeyIndex(members["code"], members["member_id"])
+        self.by_phone = KeyIndex(members["phone"], members["member_id"])
 
     def _with_members(self, good: pl.DataFrame) -> pl.DataFrame:
         """Adds `member_id`: the member of the line's code, else the member of its phone."""
-        return (
-            good.join(self.by_code, on="code", how="left")
-            .join(self.by_phone, on="phone", how="left")
-            .with_columns(pl.coalesce("_by_code", "_by_phone").cast(pl.Int64).alias("member_id"))
-            .drop("_by_code", "_by_phone")
-        )
+        member = self.by_code.find(good["code"]).cast(pl.Int64)
+        by_phone = (member.is_null() & good["phone"].is_not_null()).arg_true()
+        if by_phone.len():
+            phones = good["phone"].gather(by_phone)
+            member = member.scatter(by_phone, self.by_phone.find(phones).cast(pl.Int64))
+        return good.with_columns(member.alias("member_id"))
 
     def _create_members(self, lines: pl.DataFrame) -> None:
         newest = int(self.members.select(pl.col("member_id").max().fill_null(0)).item())
