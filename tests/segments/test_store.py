@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import resource
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
-from tidings import clock
+from tidings import clock, scans
 from tidings.accounts import service as accounts
 from tidings.app import create_app
 from tidings.db import session_scope
@@ -188,3 +189,22 @@ def test_fields_through_the_api(client: TestClient) -> None:
         "zh": "营销短信授权",
         "en": "Latest marketing consent is an opt-in",
     } in fields
+
+
+def test_child_processes_read_the_same_audience_as_this_process(
+    store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a SQLite file, big tables are read by children through ADBC, which takes each
+    column's type from its first rows: text, dates and times with nulls among them, and a
+    table with real numbers (read here), must come out as this process reads them."""
+    if store.dialect.name != "sqlite":
+        pytest.skip("only a SQLite file's tables are read by child processes")
+    campaign = {"phone", "phone_status", "name", "tier", "consent", "best_hour", "birthday"}
+    here = [audience.load_audience(store, today=TODAY, fields=f) for f in (None, campaign)]
+    monkeypatch.setattr(scans, "CHILD_READ_MIN_ROWS", 0)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = [audience.load_audience(store, today=TODAY, fields=f) for f in (None, campaign)]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert after.ru_utime + after.ru_stime > before.ru_utime + before.ru_stime
+    assert children[0].equals(here[0]) and children[1].equals(here[1])
+    assert here[1]["tier"].null_count() and here[1]["birthday"].null_count()

@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 
 from tidings import clock
 from tidings.config import get_settings
-from tidings.db import read_frame
 from tidings.loyalty.points import expiring_soon
 from tidings.orders.frames import ORDER_LINE_COLUMNS, order_lines
 from tidings.profiles.models import Profile
@@ -29,6 +28,7 @@ from tidings.segments.fields import (
     Field,
     FieldType,
 )
+from tidings.segments.tables import read_table, read_tables, with_types
 
 UTC_TIME = pl.Datetime("us", "UTC")
 _EMPTY_TAGS = pl.lit([], dtype=pl.List(pl.String))
@@ -111,17 +111,21 @@ def audience_frame(
     consent: pl.DataFrame,
     today: date | None = None,
     points: pl.DataFrame | None = None,
+    fields: Collection[str] | None = None,
 ) -> pl.DataFrame:
     """Joins the tables into one row per member holding every field, ordered by member_id.
 
     `points` holds each member's points expiring soon (`tidings.loyalty.points.expiring_soon`).
+    With `fields`, only those (and member_id) are made: the fields nobody asked for, such as
+    the merged tags, are never computed.
 
     Members without a profile get zero orders and spend and lifecycle 'never'; erased
     members are left out. Tags may come as lists or as JSON text.
     """
     today = today or local_today()
+    chosen = set(field_order(fields or ()))
     people = _members(members, today)
-    store_rows = _with_columns(stores, STORE_COLUMNS).select(
+    store_rows = with_types(stores, STORE_COLUMNS).select(
         pl.col("id").alias("store_id"),
         pl.col("code").alias("store_code"),
         pl.col("name").alias("store_name"),
@@ -137,7 +141,7 @@ def audience_frame(
         .join(_profiles(profiles).lazy(), on="member_id", how="left")
         .join(main_stores.lazy(), on="main_store_id", how="left")
         .join(_consent(consent).lazy(), on="member_id", how="left")
-        .join(_with_columns(_points(points), POINTS_COLUMNS).lazy(), on="member_id", how="left")
+        .join(with_types(_points(points), POINTS_COLUMNS).lazy(), on="member_id", how="left")
         .with_columns(
             pl.col("points_expiring").fill_null(0),
             pl.coalesce("profile_tier", "member_tier").alias("tier"),
@@ -150,40 +154,14 @@ def audience_frame(
             pl.col("consent").fill_null(False),
             *(pl.col(name).fill_null(value) for name, value in PROFILE_DEFAULTS.items()),
         )
-        .select(pl.col(field.name).cast(FRAME_DTYPES[field.type]) for field in FIELD_LIST)
+        .select(
+            pl.col(field.name).cast(FRAME_DTYPES[field.type])
+            for field in FIELD_LIST
+            if fields is None or field.name in chosen
+        )
         .sort("member_id")
     )
     return frame.collect()
-
-
-def _with_columns(frame: pl.DataFrame, columns: dict[str, Any]) -> pl.DataFrame:
-    """Adds the expected columns a frame lacks, as nulls, and brings the rest to their type."""
-    exprs = []
-    for name, dtype in columns.items():
-        if name not in frame.columns:
-            exprs.append(pl.lit(None, dtype=dtype).alias(name))
-        elif frame.schema[name] == pl.String:
-            exprs.append(_from_text(pl.col(name).replace("", None), dtype).alias(name))
-        elif isinstance(frame.schema[name], pl.Datetime) and dtype == UTC_TIME:
-            column = pl.col(name)
-            if frame.schema[name].time_zone is None:  # type: ignore[attr-defined]
-                column = column.dt.replace_time_zone("UTC")
-            exprs.append(column.dt.convert_time_zone("UTC").dt.cast_time_unit("us").alias(name))
-        else:
-            exprs.append(pl.col(name).cast(dtype).alias(name))
-    return frame.with_columns(exprs) if exprs else frame
-
-
-def _from_text(column: pl.Expr, dtype: Any) -> pl.Expr:
-    if dtype == UTC_TIME:
-        return column.str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
-    if dtype == pl.Date:
-        return column.str.to_date(strict=False)
-    if dtype == pl.List(pl.String):
-        return column.str.json_decode(pl.List(pl.String))
-    if dtype == pl.Boolean:
-        return column.cast(pl.Int64).cast(pl.Boolean)
-    return column.cast(dtype)
 
 
 def _tags(frame: pl.DataFrame, name: str) -> pl.Expr:
@@ -199,7 +177,7 @@ def _members(members: pl.DataFrame, today: date) -> pl.DataFrame:
         members = members.rename({"member_id": "id"})
     members = members.with_columns(_tags(members, "tags").alias("member_tags"))
     columns = {name: dtype for name, dtype in MEMBER_COLUMNS.items() if name != "tags"}
-    rows = _with_columns(members.drop("tags", strict=False), columns)
+    rows = with_types(members.drop("tags", strict=False), columns)
     birthday = pl.col("birthday")
     before_birthday = (birthday.dt.month().cast(pl.Int32) * 100 + birthday.dt.day()) > (
         today.month * 100 + today.day
@@ -234,7 +212,7 @@ def _profiles(profiles: pl.DataFrame) -> pl.DataFrame:
     }
     frame = profiles.rename(renamed)
     frame = frame.with_columns(_tags(frame, "tags").alias("profile_tags"))
-    frame = _with_columns(
+    frame = with_types(
         frame.drop("tags", strict=False),
         {"member_id": pl.Int64, "main_store_id": pl.Int64, **wanted, "tier": pl.String},
     )
@@ -249,7 +227,7 @@ def _points(points: pl.DataFrame | None) -> pl.DataFrame:
 def _expiring_points(engine: Engine, where: str) -> pl.DataFrame:
     """Each member's points expiring within TIDINGS_POINTS_EXPIRING_DAYS, from the ledger."""
     settings = get_settings()
-    lots = _read_table(
+    lots = read_table(
         engine,
         "points_lots",
         {"member_id": pl.Int64, "remaining": pl.Int64, "expires_at": UTC_TIME},
@@ -265,7 +243,7 @@ def _expiring_points(engine: Engine, where: str) -> pl.DataFrame:
 
 def _consent(consent: pl.DataFrame) -> pl.DataFrame:
     """Each member's latest marketing consent event decides: opt-in is true."""
-    frame = _with_columns(consent, CONSENT_COLUMNS | {"topic": pl.String})
+    frame = with_types(consent, CONSENT_COLUMNS | {"topic": pl.String})
     frame = frame.filter(pl.col("topic").fill_null("marketing") == "marketing")
     return (
         frame.sort(["member_id", "occurred_at", "id"], nulls_last=False)
@@ -295,19 +273,26 @@ def load_audience(
             return "1 = 1"
         return f"{column} IN ({', '.join(str(int(i)) for i in member_ids) or 'NULL'})"
 
-    def read(table: str, columns: dict[str, Any], where: str | None = None) -> pl.DataFrame:
-        if wanted is not None:
-            chosen = {name: t for name, t in columns.items() if name in wanted.get(table, ())}
-            if not chosen:
-                return pl.DataFrame(schema=columns)
-            columns = chosen
-        return _read_table(engine, table, columns, where=where)
-
-    members = read("members", MEMBER_COLUMNS, f"erased_at IS NULL AND {among('id')}")
-    stores = read("stores", STORE_COLUMNS)
-    profiles = read("profiles", _profile_columns(), among("member_id"))
-    consent = read(
-        "consent_events", CONSENT_COLUMNS, f"topic = 'marketing' AND {among('member_id')}"
+    reads = {
+        "members": (MEMBER_COLUMNS, f"erased_at IS NULL AND {among('id')}"),
+        "stores": (STORE_COLUMNS, "1 = 1"),
+        "profiles": (_profile_columns(), among("member_id")),
+        "consent_events": (CONSENT_COLUMNS, f"topic = 'marketing' AND {among('member_id')}"),
+    }
+    if wanted is not None:
+        reads = {
+            table: ({n: t for n, t in columns.items() if n in wanted.get(table, ())}, where)
+            for table, (columns, where) in reads.items()
+        }
+    read = read_tables(engine, reads)
+    members, stores, profiles, consent = (
+        read.get(table, pl.DataFrame(schema=columns))
+        for table, columns in (
+            ("members", MEMBER_COLUMNS),
+            ("stores", STORE_COLUMNS),
+            ("profiles", _profile_columns()),
+            ("consent_events", CONSENT_COLUMNS),
+        )
     )
     points = None
     if wanted is None or "points_lots" in wanted:
@@ -319,6 +304,7 @@ def load_audience(
         consent=consent,
         today=today,
         points=points,
+        fields=fields,
     )
     return frame if fields is None else frame.select(field_order(fields))
 
@@ -348,19 +334,6 @@ def _own_column(field: Field) -> tuple[tuple[str, str], ...]:
     return (("members", field.name),)
 
 
-def _read_table(
-    engine: Engine, table: str, columns: dict[str, Any], *, where: str | None = None
-) -> pl.DataFrame:
-    """Reads the named columns of a table in bulk (`tidings.db.read_frame`) and brings them
-    to their types (SQLite keeps times and dates as text)."""
-    parts = [
-        f"COALESCE(CAST({name} AS TEXT), '') AS {name}" if name == "tags" else name
-        for name in columns
-    ]
-    sql = f"SELECT {', '.join(parts)} FROM {table}" + (f" WHERE {where}" if where else "")
-    return _with_columns(read_frame(engine, sql), columns)
-
-
 def _profile_columns() -> dict[str, Any]:
     """The profile table's columns a field needs, as the model declares them today."""
     declared = set(Profile.__table__.columns.keys())
@@ -380,8 +353,8 @@ def load_order_lines(engine: Engine) -> pl.DataFrame:
     """
     if engine.dialect.name != "sqlite":
         return order_lines(engine)
-    heads = _read_table(engine, "orders", ORDER_HEAD_COLUMNS).rename({"id": "order_id"})
-    lines = _read_table(engine, "order_items", ORDER_ITEM_COLUMNS)
+    heads = read_table(engine, "orders", ORDER_HEAD_COLUMNS).rename({"id": "order_id"})
+    lines = read_table(engine, "order_items", ORDER_ITEM_COLUMNS)
     return lines.join(heads, on="order_id", how="inner").select(ORDER_LINE_COLUMNS)
 
 
