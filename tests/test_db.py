@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from tidings import clock, scans
+from tidings import clock, db, scans
 from tidings.db import bulk_insert, make_engine, read_frame, session_scope, writing_scope
 from tidings.members.models import Member, Store
 from tidings.profiles.models import Profile
@@ -193,3 +193,76 @@ def test_a_writing_scope_waits_for_another_writer_instead_of_failing(tmp_path: P
     assert seen == [1] and notes == ["theirs", "mine"]
     other.close()
     engine.dispose()
+
+
+def test_append_rows_writes_every_value_as_the_frame_holds_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small blocks and statements, so that a column is the same in every row of one block
+    (bound once there) and not in another, beside empty columns and booleans."""
+    monkeypatch.setattr(db, "SQLITE_APPEND_BLOCK", 120)
+    monkeypatch.setattr(db, "SQLITE_ROWS_PER_STATEMENT", 50)
+    count = 250
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    members = pl.DataFrame(
+        {
+            "id": range(1, count + 1),
+            "code": [f"M{n}" for n in range(count)],
+            "phone_status": ["ok"] * count,
+            "name": [None] * count,
+            "tier": ["gold" if n < 100 and n % 3 else None for n in range(count)],
+            "birthday_is_lunar": [n % 2 == 0 for n in range(count)],
+            "points": [7] * count,
+            "created_at": [start] * count,
+            "updated_at": [start + timedelta(seconds=n // 130) for n in range(count)],
+        },
+        schema_overrides={"name": pl.String, "tier": pl.String},
+    )
+    with session_scope(engine) as db_session:
+        assert db.append_rows(db_session, "members", members) == count
+    stored = read_frame(
+        engine,
+        f"SELECT {', '.join(members.columns)} FROM members ORDER BY id",
+        schema={
+            **members.schema,
+            "birthday_is_lunar": pl.Boolean,
+            "created_at": pl.Datetime("us", "UTC"),
+            "updated_at": pl.Datetime("us", "UTC"),
+        },
+    )
+    assert stored.equals(members.with_columns(pl.col(pl.Datetime).dt.cast_time_unit("us")))
+
+
+def test_a_copy_that_meets_a_taken_key_writes_nothing_and_the_transaction_goes_on(
+    engine: Engine,
+) -> None:
+    """On PostgreSQL `copy_unless_taken` COPYs in a savepoint: one taken key undoes the whole
+    COPY (the caller then skips the taken keys its own way), and the transaction lives on."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite writes with INSERT OR IGNORE, not COPY")
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    stores = pl.DataFrame({"code": ["S1", "S2"], "name": ["一店", "二店"]}).with_columns(
+        created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC"))
+    )
+    with session_scope(engine) as db_session:
+        assert db.copy_unless_taken(db_session, "stores", stores.head(1))
+        assert not db.copy_unless_taken(db_session, "stores", stores)
+        db_session.add(Store(code="S3", name="三店"))
+    with session_scope(engine) as db_session:
+        assert db_session.scalars(select(Store.code).order_by(Store.code)).all() == ["S1", "S3"]
+
+
+def test_append_rows_writes_constants_into_every_row(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("constants are written into SQLite's statements only")
+    stores = pl.DataFrame({"code": [f"S{n}" for n in range(205)]})
+    constants = {"name": "'门店'", "created_at": "'2025-01-01 00:00:00.000000'"}
+    with session_scope(engine) as db_session:
+        written = db.append_rows(db_session, "stores", stores, constants=constants)
+        again = db.append_rows(
+            db_session, "stores", stores.head(3), verb="INSERT OR IGNORE", constants=constants
+        )
+    assert (written, again) == (205, 0)
+    with session_scope(engine) as db_session:
+        names = db_session.execute(select(Store.name, func.count()).group_by(Store.name)).all()
+    assert [tuple(row) for row in names] == [("门店", 205)]

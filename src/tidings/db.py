@@ -267,17 +267,49 @@ def bulk_insert(session: Session, table: str, frame: pl.DataFrame) -> int:
     return frame.height
 
 
+UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE for a key that a row holds already
+
+
+def copy_unless_taken(session: Session, table: str, frame: pl.DataFrame) -> bool:
+    """COPYs every row of `frame` into `table` (PostgreSQL) and tells whether they went in:
+    when a unique key of one is taken already, nothing is written (a savepoint is rolled
+    back) and the caller inserts the rows its own way, skipping those keys.
+
+    Staging rows in a temporary table to insert them with ON CONFLICT DO NOTHING cost the
+    server more than twice a plain COPY; a key taken already is rare (a code another
+    campaign holds).
+    """
+    savepoint = session.begin_nested()
+    try:
+        bulk_insert(session, table, frame)
+    except Exception as error:
+        savepoint.rollback()
+        if getattr(error, "sqlstate", None) == UNIQUE_VIOLATION:
+            return False
+        raise
+    savepoint.commit()
+    return True
+
+
 SQLITE_ROWS_PER_STATEMENT = 100  # rows in one multi-row INSERT (SQLite allows 32,766 markers)
 SQLITE_APPEND_BLOCK = 50_000  # rows turned into parameters at a time, to bound memory
 
 
-def append_rows(session: Session, table: str, frame: pl.DataFrame, *, verb: str = "INSERT") -> int:
+def append_rows(
+    session: Session,
+    table: str,
+    frame: pl.DataFrame,
+    *,
+    verb: str = "INSERT",
+    constants: dict[str, str] | None = None,
+) -> int:
     """Inserts every row of `frame` into `table` (`verb` may be `INSERT OR IGNORE` on SQLite).
 
     On SQLite, binding one statement per row costs more than SQLite's own work, so rows go
-    in `SQLITE_ROWS_PER_STATEMENT` at a time, their values laid out by numpy in one pass.
+    in `SQLITE_ROWS_PER_STATEMENT` at a time, their values laid out by numpy in one pass;
+    `constants` (column: SQL literal) are written into the statement, not bound per row.
     Returns the rows written (on SQLite, those an `OR IGNORE` did not skip). PostgreSQL
-    uses COPY, as `bulk_insert` does.
+    uses COPY, as `bulk_insert` does (constants are SQLite's only).
     """
     if frame.height == 0:
         return 0
@@ -285,8 +317,10 @@ def append_rows(session: Session, table: str, frame: pl.DataFrame, *, verb: str 
         return bulk_insert(session, table, frame)
     raw = _driver_connection(session)
     per = SQLITE_ROWS_PER_STATEMENT
-    group = "(" + ", ".join("?" for _ in frame.columns) + ")"
-    head = f"{verb} INTO {table} ({', '.join(frame.columns)}) VALUES "
+    constants = constants or {}
+    group = "(" + ", ".join(["?"] * frame.width + list(constants.values())) + ")"
+    columns = ", ".join([*frame.columns, *constants])
+    head = f"{verb} INTO {table} ({columns}) VALUES "
     many, written = head + ", ".join([group] * per), 0
     for start in range(0, frame.height, SQLITE_APPEND_BLOCK):
         block = _sqlite_ready(frame.slice(start, SQLITE_APPEND_BLOCK))

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from tidings import keys
 from tidings.config import get_settings
-from tidings.db import BulkStore, utc_text
+from tidings.db import BulkStore, append_rows, copy_unless_taken, utc_text
 from tidings.loyalty.codes import member_codes, random_code
 from tidings.loyalty.coupons import CouponTerms
 from tidings.loyalty.models import CouponKind, CouponStatus
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 PLANNED = "planned"
 WRITE_CACHE_KIB = 256 * 1024  # SQLite page cache while a plan's coupons are written
+UTC_TIME = pl.Datetime("us", "UTC")
 
 
 def terms_of(coupon: dict[str, Any] | None) -> CouponTerms | None:
@@ -119,23 +120,36 @@ def _shared(campaign_id: int, terms: CouponTerms, now: datetime) -> dict[str, An
 
 def _insert(store: BulkStore, rows: pl.DataFrame, shared: dict[str, Any]) -> int:
     """Inserts `member_id, code` rows with the shared values; codes taken already are left
-    out. Returns how many went in."""
-    columns = ", ".join(["member_id", "code", *shared])
+    out. Returns how many went in.
+
+    On SQLite the shared values are written into multi-row statements (`append_rows`): only
+    two values travel per row. On PostgreSQL the rows are COPYed straight into the table;
+    only when a code is taken (rare) are they staged and inserted skipping it.
+    """
     if store.dialect == "sqlite":
-        # Shared values are written into the statement: only two values travel per row.
-        values = [_literal(utc_text(v) if isinstance(v, datetime) else v) for v in shared.values()]
-        sql = f"INSERT OR IGNORE INTO coupons ({columns}) VALUES (?, ?, {', '.join(values)})"
+        values = {
+            k: _literal(utc_text(v) if isinstance(v, datetime) else v) for k, v in shared.items()
+        }
         raw = store.session.connection().connection.driver_connection
         assert raw is not None
         # A wide page cache keeps the random code index in memory while it grows.
         previous = raw.execute("PRAGMA cache_size").fetchone()[0]
         raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
         try:
-            return int(raw.executemany(sql, rows.iter_rows()).rowcount)
+            return append_rows(
+                store.session, "coupons", rows, verb="INSERT OR IGNORE", constants=values
+            )
         finally:
             raw.execute(f"PRAGMA cache_size = {int(previous)}")
+    whole = rows.with_columns(
+        pl.lit(value, dtype=UTC_TIME if isinstance(value, datetime) else None).alias(name)
+        for name, value in shared.items()
+    )
+    if copy_unless_taken(store.session, "coupons", whole):
+        return rows.height
     store.create_temp("offer_codes", {"member_id": "BIGINT", "code": "VARCHAR(24)"})
     store.ingest("offer_codes", rows)
+    columns = ", ".join(["member_id", "code", *shared])
     markers = ", ".join("?" for _ in shared)
     return store.execute(
         f"INSERT INTO coupons ({columns}) SELECT member_id, code, {markers} FROM offer_codes"

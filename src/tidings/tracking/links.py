@@ -19,7 +19,7 @@ from tidings import keys
 from tidings.campaigns.models import Campaign
 from tidings.config import Settings, get_settings
 from tidings.content.words import word_matcher
-from tidings.db import BulkStore, utc_text
+from tidings.db import BulkStore, append_rows, copy_unless_taken, utc_text
 from tidings.dispatch.models import MessageState
 from tidings.tracking.codes import MAX_ATTEMPTS, CodeCollision, code_for, spells_any, with_codes
 from tidings.tracking.targets import Utm, target_url
@@ -27,6 +27,7 @@ from tidings.tracking.targets import Utm, target_url
 LINK_PATH = "/s/"
 WRITE_CACHE_KIB = 256 * 1024  # SQLite page cache while a plan's links are written
 _LINK_SCHEMA = {"member_id": pl.Int64, "code": pl.String}
+UTC_TIME = pl.Datetime("us", "UTC")
 
 
 def words_to_avoid() -> list[str]:
@@ -133,18 +134,35 @@ def _drop_stale(store: BulkStore, stale: pl.DataFrame) -> None:
 
 def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datetime) -> int:
     """Inserts links (member_id, variant_id, code), skipping codes already held; returns how
-    many went in. What all rows share is written into the statement once."""
+    many went in.
+
+    On SQLite in multi-row statements with what all rows share written into them
+    (`append_rows`). On PostgreSQL the links are COPYed straight into the table; only when
+    a code is taken (rare) are they staged and inserted skipping it.
+    """
     if rows.height == 0:
         return 0
-    if store.dialect == "sqlite":
-        return _insert_sqlite(store, links, rows, now=now)
+    campaign = int(links.campaign_id)
     targets = links.targets()
+    whole = rows.select(
+        "code",
+        dedupe_key=pl.format(f"campaign:{campaign}:member:{{}}", "member_id"),
+        member_id="member_id",
+        target_url=pl.col("variant_id").replace_strict(
+            list(targets), list(targets.values()), default=links.url, return_dtype=pl.String
+        ),
+    )
+    if store.dialect == "sqlite":
+        return _insert_sqlite(store, whole, campaign=campaign, now=now)
+    shared = {"campaign_id": pl.lit(campaign), "created_at": pl.lit(now, dtype=UTC_TIME)}
+    if copy_unless_taken(store.session, "short_links", whole.with_columns(**shared)):
+        return rows.height
     cases = " ".join("WHEN ? THEN ?" for _ in targets)
     params: list[object] = [value for pair in targets.items() for value in pair]
-    params += [links.url, utc_text(now) if store.dialect == "sqlite" else now]
+    params += [links.url, now]
     select = (
-        f"SELECT code, 'campaign:{int(links.campaign_id)}:member:' || member_id,"
-        f" {int(links.campaign_id)}, member_id, CASE variant_id {cases} ELSE ? END, ?"
+        f"SELECT code, 'campaign:{campaign}:member:' || member_id,"
+        f" {campaign}, member_id, CASE variant_id {cases} ELSE ? END, ?"
     )
     insert = "INSERT INTO short_links (code, dedupe_key, campaign_id, member_id, target_url,"
     insert += " created_at) "
@@ -156,28 +174,20 @@ def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datet
     return store.execute(f"{insert}{select} FROM new_links{conflict}", params)
 
 
-def _insert_sqlite(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datetime) -> int:
-    """`_insert` on SQLite: one executemany straight into the table (a staging table would
-    only write everything twice), with only code, member and variant bound per row."""
-    campaign = int(links.campaign_id)
-    cases = " ".join(
-        f"WHEN {int(vid)} THEN {_literal(url)}" for vid, url in links.targets().items()
-    )
-    sql = (
-        "INSERT INTO short_links (code, dedupe_key, campaign_id, member_id, target_url,"
-        f" created_at) VALUES (?1, 'campaign:{campaign}:member:' || ?2, {campaign}, ?2,"
-        f" CASE ?3 {cases} ELSE {_literal(links.url)} END, {_literal(utc_text(now))})"
-        " ON CONFLICT (code) DO NOTHING"
-    )
+def _insert_sqlite(store: BulkStore, links: pl.DataFrame, *, campaign: int, now: datetime) -> int:
+    """`_insert` on SQLite: multi-row statements straight into the table (a staging table
+    would only write everything twice), skipping codes already held."""
     raw = store.session.connection().connection.driver_connection
     assert raw is not None
-    frame = rows.select("code", "member_id", "variant_id")
     # Codes are random, so each insert touches a random page of the code index: with the
     # default small page cache a million links would read and write pages for most of them.
     previous = raw.execute("PRAGMA cache_size").fetchone()[0]
     raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
+    constants = {"campaign_id": str(campaign), "created_at": _literal(utc_text(now))}
     try:
-        return int(raw.executemany(sql, frame.iter_rows()).rowcount)
+        return append_rows(
+            store.session, "short_links", links, verb="INSERT OR IGNORE", constants=constants
+        )
     finally:
         raw.execute(f"PRAGMA cache_size = {int(previous)}")
 
