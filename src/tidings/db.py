@@ -306,30 +306,61 @@ def append_rows(
     """Inserts every row of `frame` into `table` (`verb` may be `INSERT OR IGNORE` on SQLite).
 
     On SQLite, binding one statement per row costs more than SQLite's own work, so rows go
-    in `SQLITE_ROWS_PER_STATEMENT` at a time, their values laid out by numpy in one pass;
-    `constants` (column: SQL literal) are written into the statement, not bound per row.
-    Returns the rows written (on SQLite, those an `OR IGNORE` did not skip). PostgreSQL
-    uses COPY, as `bulk_insert` does (constants are SQLite's only).
+    in `SQLITE_ROWS_PER_STATEMENT` at a time, their values laid out by numpy in one pass. A
+    column that holds one value all through a block of rows (the time of writing, a kind, an
+    empty column) is bound once per statement, not once per row: binding a value costs about
+    as much as SQLite's storing it, and an empty one several times that. `constants`
+    (column: SQL literal) are written into the statement. Returns the rows written (on
+    SQLite, those an `OR IGNORE` did not skip). PostgreSQL uses COPY, as `bulk_insert` does
+    (constants are SQLite's only).
     """
     if frame.height == 0:
         return 0
     if not is_sqlite(session):
         return bulk_insert(session, table, frame)
     raw = _driver_connection(session)
-    per = SQLITE_ROWS_PER_STATEMENT
-    constants = constants or {}
-    group = "(" + ", ".join(["?"] * frame.width + list(constants.values())) + ")"
-    columns = ", ".join([*frame.columns, *constants])
-    head = f"{verb} INTO {table} ({columns}) VALUES "
-    many, written = head + ", ".join([group] * per), 0
+    per, written = SQLITE_ROWS_PER_STATEMENT, 0
     for start in range(0, frame.height, SQLITE_APPEND_BLOCK):
         block = _sqlite_ready(frame.slice(start, SQLITE_APPEND_BLOCK))
-        grouped, rest = multi_row_params(block, per)
-        if grouped:
-            written += raw.executemany(many, grouped).rowcount
-        if rest:
-            written += raw.executemany(head + group, rest).rowcount
+        shared = _shared_values(block)
+        once = list(shared.values())
+        grouped, rest = multi_row_params(block.drop(list(shared)), per)
+        for params, rows in ((grouped, per), (rest, 1)):
+            if params:
+                sql = _values_sql(verb, table, block.columns, list(shared), rows, constants or {})
+                written += raw.executemany(sql, [once + values for values in params]).rowcount
     return int(written)
+
+
+def _shared_values(block: pl.DataFrame) -> dict[str, Any]:
+    """The columns of `block` that hold one value in every row (empty counts as a value),
+    with that value; one column at least is left out, to lay the rows out by."""
+    counts = block.select(pl.all().n_unique()).row(0)
+    names = [name for name, count in zip(block.columns, counts, strict=True) if count == 1]
+    return {name: block[name][0] for name in names[: block.width - 1]}
+
+
+def _values_sql(
+    verb: str,
+    table: str,
+    columns: list[str],
+    shared: list[str],
+    rows: int,
+    constants: dict[str, str],
+) -> str:
+    """`{verb} INTO {table} ... VALUES` for `rows` rows: the `shared` columns take the first
+    parameters (?1, ?2, ...) in every row, the other columns theirs after those, row by row."""
+    varying = [name for name in columns if name not in shared]
+    marker = {name: f"?{number}" for number, name in enumerate(shared, 1)}
+    groups = []
+    for row in range(rows):
+        first = len(shared) + row * len(varying) + 1
+        marker.update({name: f"?{first + offset}" for offset, name in enumerate(varying)})
+        groups.append(
+            "(" + ", ".join([*(marker[name] for name in columns), *constants.values()]) + ")"
+        )
+    names = ", ".join([*columns, *constants])
+    return f"{verb} INTO {table} ({names}) VALUES {', '.join(groups)}"
 
 
 def multi_row_params(frame: pl.DataFrame, per: int) -> tuple[list[Any], list[Any]]:
@@ -369,7 +400,8 @@ def _sqlite_rows(frame: pl.DataFrame) -> Sequence[tuple[Any, ...]]:
 
 
 def _sqlite_ready(frame: pl.DataFrame) -> pl.DataFrame:
-    """Turns times, dates and nested values into the text SQLite keeps for them."""
+    """Turns times, dates and nested values into the text SQLite keeps for them, and
+    booleans into 0/1."""
     converted = []
     for name, dtype in frame.schema.items():
         column = pl.col(name)
@@ -379,6 +411,8 @@ def _sqlite_ready(frame: pl.DataFrame) -> pl.DataFrame:
             converted.append(column.dt.strftime(POLARS_SQLITE_TIME_FORMAT).alias(name))
         elif dtype == pl.Date:
             converted.append(column.dt.strftime("%Y-%m-%d").alias(name))
+        elif dtype == pl.Boolean:  # as 0/1: a bool is bound through the adapter lookup
+            converted.append(column.cast(pl.Int64))
         elif dtype in (pl.List, pl.Struct) or isinstance(dtype, pl.List | pl.Struct):
             converted.append(column.map_elements(_json_text, return_dtype=pl.String).alias(name))
     if converted:
@@ -389,7 +423,7 @@ def _sqlite_ready(frame: pl.DataFrame) -> pl.DataFrame:
 def sqlite_values(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` as SQLite keeps it, for a writer other than this process's sqlite3: times and
     dates as text, nested values as JSON text (as `bulk_insert` writes them), booleans as 0/1."""
-    return _sqlite_ready(frame).with_columns(pl.col(pl.Boolean).cast(pl.Int64))
+    return _sqlite_ready(frame)
 
 
 def _json_text(value: Any) -> str:
