@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import time as timer
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -348,8 +347,10 @@ def _needs_fit(
 
 
 def _counts(column: pl.Series) -> dict[str, int]:
-    counted = Counter(column.drop_nulls().to_list())
-    return dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
+    """How many members have each value, the commonest first (counted in Polars: a Python
+    Counter over a million texts took about a tenth of a second per column)."""
+    counted = column.drop_nulls().value_counts(name="members").rows()
+    return dict(sorted(counted, key=lambda item: (-item[1], item[0])))
 
 
 # The order lines as `tidings.orders.frames.order_items` gives them, but with sku and
