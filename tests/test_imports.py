@@ -24,6 +24,7 @@ from tidings.imports import (
     whole_number,
 )
 from tidings.imports.ahead import read_ahead
+from tidings.imports.loading import key_rows, keys_param
 from tidings.imports.parsing import (
     TwoStep,
     common_cents,
@@ -257,3 +258,21 @@ def test_appending_rows_writes_every_one_and_ignores_known_keys_when_asked(
         )
     assert stored.height == count
     assert stored.head(stores.height).equals(stores)
+
+
+def test_keys_travel_to_the_store_as_they_are(engine: Engine) -> None:
+    from tidings.db import bulk_store
+
+    texts = pl.Series(['M"1', "back\\slash", "手机 13800138000", "line\nbreak", None, "M1", "M1"])
+    numbers = pl.Series([3, None, 1, 2**40, 3])
+    with bulk_store(engine) as store:
+        found = [
+            store.frame(
+                f"SELECT k.value FROM {key_rows(store, kind)}",
+                (keys_param(store, keys),),
+                schema={"value": keys.dtype},
+            )["value"]
+            for keys, kind in ((texts, "TEXT"), (numbers, "BIGINT"))
+        ]
+    assert sorted(found[0].to_list()) == sorted(set(texts.drop_nulls().to_list()))
+    assert sorted(found[1].to_list()) == [1, 3, 2**40]
