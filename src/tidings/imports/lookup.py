@@ -52,7 +52,7 @@ class KeyIndex:
         values, clash = found.get_column(keys.name), found.get_column("clash")
         if not clash.any():
             return values
-        # Another key has this key's hash: the sorted search stopped at the first of them.
+        # Another key has this key's hash: the sorted search stopped at one of them.
         rows = clash.arg_true()
         clashing = (
             keys.gather(rows)
