@@ -250,19 +250,3 @@ def test_a_copy_that_meets_a_taken_key_writes_nothing_and_the_transaction_goes_o
         db_session.add(Store(code="S3", name="三店"))
     with session_scope(engine) as db_session:
         assert db_session.scalars(select(Store.code).order_by(Store.code)).all() == ["S1", "S3"]
-
-
-def test_append_rows_writes_constants_into_every_row(engine: Engine) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("constants are written into SQLite's statements only")
-    stores = pl.DataFrame({"code": [f"S{n}" for n in range(205)]})
-    constants = {"name": "'门店'", "created_at": "'2025-01-01 00:00:00.000000'"}
-    with session_scope(engine) as db_session:
-        written = db.append_rows(db_session, "stores", stores, constants=constants)
-        again = db.append_rows(
-            db_session, "stores", stores.head(3), verb="INSERT OR IGNORE", constants=constants
-        )
-    assert (written, again) == (205, 0)
-    with session_scope(engine) as db_session:
-        names = db_session.execute(select(Store.name, func.count()).group_by(Store.name)).all()
-    assert [tuple(row) for row in names] == [("门店", 205)]

@@ -301,7 +301,6 @@ def append_rows(
     frame: pl.DataFrame,
     *,
     verb: str = "INSERT",
-    constants: dict[str, str] | None = None,
 ) -> int:
     """Inserts every row of `frame` into `table` (`verb` may be `INSERT OR IGNORE` on SQLite).
 
@@ -309,10 +308,9 @@ def append_rows(
     in `SQLITE_ROWS_PER_STATEMENT` at a time, their values laid out by numpy in one pass. A
     column that holds one value all through a block of rows (the time of writing, a kind, an
     empty column) is bound once per statement, not once per row: binding a value costs about
-    as much as SQLite's storing it, and an empty one several times that. `constants`
-    (column: SQL literal) are written into the statement. Returns the rows written (on
-    SQLite, those an `OR IGNORE` did not skip). PostgreSQL uses COPY, as `bulk_insert` does
-    (constants are SQLite's only).
+    as much as SQLite's storing it, and an empty one several times that. Returns the rows
+    written (on SQLite, those an `OR IGNORE` did not skip). PostgreSQL uses COPY, as
+    `bulk_insert` does.
     """
     if frame.height == 0:
         return 0
@@ -327,7 +325,7 @@ def append_rows(
         grouped, rest = multi_row_params(block.drop(list(shared)), per)
         for params, rows in ((grouped, per), (rest, 1)):
             if params:
-                sql = _values_sql(verb, table, block.columns, list(shared), rows, constants or {})
+                sql = _values_sql(verb, table, block.columns, list(shared), rows)
                 written += raw.executemany(sql, [once + values for values in params]).rowcount
     return int(written)
 
@@ -346,7 +344,6 @@ def _values_sql(
     columns: list[str],
     shared: list[str],
     rows: int,
-    constants: dict[str, str],
 ) -> str:
     """`{verb} INTO {table} ... VALUES` for `rows` rows: the `shared` columns take the first
     parameters (?1, ?2, ...) in every row, the other columns theirs after those, row by row."""
@@ -356,11 +353,8 @@ def _values_sql(
     for row in range(rows):
         first = len(shared) + row * len(varying) + 1
         marker.update({name: f"?{first + offset}" for offset, name in enumerate(varying)})
-        groups.append(
-            "(" + ", ".join([*(marker[name] for name in columns), *constants.values()]) + ")"
-        )
-    names = ", ".join([*columns, *constants])
-    return f"{verb} INTO {table} ({names}) VALUES {', '.join(groups)}"
+        groups.append("(" + ", ".join(marker[name] for name in columns) + ")")
+    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES {', '.join(groups)}"
 
 
 def multi_row_params(frame: pl.DataFrame, per: int) -> tuple[list[Any], list[Any]]:

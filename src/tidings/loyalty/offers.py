@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from tidings import keys
 from tidings.config import get_settings
-from tidings.db import BulkStore, append_rows, copy_unless_taken, utc_text
+from tidings.db import BulkStore, append_rows, copy_unless_taken
 from tidings.loyalty.codes import member_codes, random_code
 from tidings.loyalty.coupons import CouponTerms
 from tidings.loyalty.models import CouponKind, CouponStatus
@@ -94,14 +94,6 @@ def _every_code(
     return pl.concat(frames).sort("member_id", maintain_order=True)
 
 
-def _literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, int):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def _shared(campaign_id: int, terms: CouponTerms, now: datetime) -> dict[str, Any]:
     """The values every coupon of the campaign shares."""
     return {
@@ -122,29 +114,25 @@ def _insert(store: BulkStore, rows: pl.DataFrame, shared: dict[str, Any]) -> int
     """Inserts `member_id, code` rows with the shared values; codes taken already are left
     out. Returns how many went in.
 
-    On SQLite the shared values are written into multi-row statements (`append_rows`): only
-    two values travel per row. On PostgreSQL the rows are COPYed straight into the table;
-    only when a code is taken (rare) are they staged and inserted skipping it.
+    On SQLite the rows go in as multi-row statements (`append_rows`), which bind the shared
+    values once per statement: only two values travel per row. On PostgreSQL the rows are
+    COPYed straight into the table; only when a code is taken (rare) are they staged and
+    inserted skipping it.
     """
+    whole = rows.with_columns(
+        pl.lit(value, dtype=UTC_TIME if isinstance(value, datetime) else None).alias(name)
+        for name, value in shared.items()
+    )
     if store.dialect == "sqlite":
-        values = {
-            k: _literal(utc_text(v) if isinstance(v, datetime) else v) for k, v in shared.items()
-        }
         raw = store.session.connection().connection.driver_connection
         assert raw is not None
         # A wide page cache keeps the random code index in memory while it grows.
         previous = raw.execute("PRAGMA cache_size").fetchone()[0]
         raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
         try:
-            return append_rows(
-                store.session, "coupons", rows, verb="INSERT OR IGNORE", constants=values
-            )
+            return append_rows(store.session, "coupons", whole, verb="INSERT OR IGNORE")
         finally:
             raw.execute(f"PRAGMA cache_size = {int(previous)}")
-    whole = rows.with_columns(
-        pl.lit(value, dtype=UTC_TIME if isinstance(value, datetime) else None).alias(name)
-        for name, value in shared.items()
-    )
     if copy_unless_taken(store.session, "coupons", whole):
         return rows.height
     store.create_temp("offer_codes", {"member_id": "BIGINT", "code": "VARCHAR(24)"})

@@ -19,7 +19,7 @@ from tidings import keys
 from tidings.campaigns.models import Campaign
 from tidings.config import Settings, get_settings
 from tidings.content.words import word_matcher
-from tidings.db import BulkStore, append_rows, copy_unless_taken, utc_text
+from tidings.db import BulkStore, append_rows, copy_unless_taken
 from tidings.dispatch.models import MessageState
 from tidings.tracking.codes import MAX_ATTEMPTS, CodeCollision, code_for, spells_any, with_codes
 from tidings.tracking.targets import Utm, target_url
@@ -136,7 +136,7 @@ def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datet
     """Inserts links (member_id, variant_id, code), skipping codes already held; returns how
     many went in.
 
-    On SQLite in multi-row statements with what all rows share written into them
+    On SQLite in multi-row statements that bind what all rows share once each
     (`append_rows`). On PostgreSQL the links are COPYed straight into the table; only when
     a code is taken (rare) are they staged and inserted skipping it.
     """
@@ -152,9 +152,9 @@ def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datet
             list(targets), list(targets.values()), default=links.url, return_dtype=pl.String
         ),
     )
-    if store.dialect == "sqlite":
-        return _insert_sqlite(store, whole, campaign=campaign, now=now)
     shared = {"campaign_id": pl.lit(campaign), "created_at": pl.lit(now, dtype=UTC_TIME)}
+    if store.dialect == "sqlite":
+        return _insert_sqlite(store, whole.with_columns(**shared))
     if copy_unless_taken(store.session, "short_links", whole.with_columns(**shared)):
         return rows.height
     cases = " ".join("WHEN ? THEN ?" for _ in targets)
@@ -174,7 +174,7 @@ def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datet
     return store.execute(f"{insert}{select} FROM new_links{conflict}", params)
 
 
-def _insert_sqlite(store: BulkStore, links: pl.DataFrame, *, campaign: int, now: datetime) -> int:
+def _insert_sqlite(store: BulkStore, links: pl.DataFrame) -> int:
     """`_insert` on SQLite: multi-row statements straight into the table (a staging table
     would only write everything twice), skipping codes already held."""
     raw = store.session.connection().connection.driver_connection
@@ -183,18 +183,10 @@ def _insert_sqlite(store: BulkStore, links: pl.DataFrame, *, campaign: int, now:
     # default small page cache a million links would read and write pages for most of them.
     previous = raw.execute("PRAGMA cache_size").fetchone()[0]
     raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
-    constants = {"campaign_id": str(campaign), "created_at": _literal(utc_text(now))}
     try:
-        return append_rows(
-            store.session, "short_links", links, verb="INSERT OR IGNORE", constants=constants
-        )
+        return append_rows(store.session, "short_links", links, verb="INSERT OR IGNORE")
     finally:
         raw.execute(f"PRAGMA cache_size = {int(previous)}")
-
-
-def _literal(value: str) -> str:
-    """Text as an SQL literal (for SQLite statements, which take it as written)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _recode(
