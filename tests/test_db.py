@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
 
 from tidings import clock, db, scans
 from tidings.db import bulk_insert, make_engine, read_frame, session_scope, writing_scope
@@ -250,3 +251,19 @@ def test_a_copy_that_meets_a_taken_key_writes_nothing_and_the_transaction_goes_o
         db_session.add(Store(code="S3", name="三店"))
     with session_scope(engine) as db_session:
         assert db_session.scalars(select(Store.code).order_by(Store.code)).all() == ["S1", "S3"]
+
+
+def test_a_wide_page_cache_lasts_for_its_block_and_never_narrows_one(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the page cache is SQLite's")
+
+    def cache(db_session: Session) -> int:
+        return int(db_session.execute(text("PRAGMA cache_size")).scalar_one())
+
+    with session_scope(engine) as db_session:
+        before = cache(db_session)
+        with db.wide_page_cache(db_session, 4096):
+            inside = cache(db_session)
+            with db.wide_page_cache(db_session, 1024):
+                nested = cache(db_session)
+        assert (inside, nested, cache(db_session)) == (-4096, -4096, before)

@@ -381,6 +381,30 @@ def execute_many(session: Session, sql: str, frame: pl.DataFrame) -> None:
             cursor.executemany(sql.replace("?", "%s"), frame.rows())
 
 
+@contextmanager
+def wide_page_cache(session: Session, kib: int) -> Iterator[None]:
+    """Gives SQLite a page cache of `kib` KiB for the block, then the one it had.
+
+    A bulk write into a table with random keys (codes, phones) touches a random page of
+    their index per row: with the default 2 MiB cache each would be spilled and read back.
+    The setting belongs to the connection under the session's current transaction; a cache
+    as large already (a whole file's import holds one) is left as it is.
+    """
+    if not is_sqlite(session):
+        yield
+        return
+    raw = _driver_connection(session)
+    previous = int(raw.execute("PRAGMA cache_size").fetchone()[0])
+    if previous < 0 and -previous >= kib:
+        yield
+        return
+    raw.execute(f"PRAGMA cache_size = -{kib}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA cache_size = {previous}")
+
+
 def _driver_connection(session: Session) -> Any:
     """The DBAPI connection under the session's current transaction."""
     raw = session.connection().connection.driver_connection

@@ -31,6 +31,7 @@ from tidings.db import (
     multi_row_params,
     read_frame,
     utc_text,
+    wide_page_cache,
 )
 from tidings.dispatch.models import MessageState
 from tidings.loyalty import offers
@@ -305,14 +306,10 @@ def _insert_sqlite(
     raw = db_session.connection().connection.driver_connection
     assert raw is not None
     as_text = pl.col(pl.Datetime).dt.strftime(POLARS_SQLITE_TIME_FORMAT)
-    previous = raw.execute("PRAGMA cache_size").fetchone()[0]
-    raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
-    try:
+    with wide_page_cache(db_session, WRITE_CACHE_KIB):
         for insert in _sqlite_inserts(prefix, plan, shared, now=now):
             rows = plan.filter(pl.col("state") == insert.state).select(insert.names)
             _insert_rows(raw, insert, rows.with_columns(as_text))
-    finally:
-        raw.execute(f"PRAGMA cache_size = {int(previous)}")
     return plan.height
 
 

@@ -65,35 +65,13 @@ def reserve_ids(store: BulkStore, table: str, count: int) -> pl.Series:
 
 
 @contextmanager
-def import_cache(store: BulkStore) -> Iterator[None]:
-    """Gives SQLite a page cache large enough for the indexes a batch writes to, then the old one.
-
-    Index pages that stay in the cache are not spilled and read back at every insert. The
-    setting belongs to the connection, and a commit may hand the next batch another pooled
-    connection: use it around one batch's writes, inside its transaction.
-    """
-    if store.dialect != "sqlite":
-        yield
-        return
-    previous = int(store.frame("PRAGMA cache_size", schema={"pages": pl.Int64})["pages"][0])
-    if previous == -IMPORT_CACHE_KIB:  # a whole file's import holds it already
-        yield
-        return
-    store.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
-    try:
-        yield
-    finally:
-        store.execute(f"PRAGMA cache_size = {previous}")
-
-
-@contextmanager
 def file_import_cache(store: BulkStore) -> Iterator[None]:
     """For a whole file's import: each connection its transactions run on gets the import's
     page cache and checkpoint interval when the first one begins, and its old ones back at
     the end, when what the import wrote is checkpointed into the database file.
 
-    Setting the cache back after every batch (as `import_cache` does) empties it, so each
-    batch read the indexes it writes to back from the file: at three million order lines
+    Setting the cache back after every batch (as `tidings.db.wide_page_cache` would) empties
+    it, so each batch read the indexes it writes to back from the file: at three million order lines
     that was about a third of the import's CPU time. A checkpoint after every batch's commit
     copied the index pages every batch touches into the file again each time.
     """

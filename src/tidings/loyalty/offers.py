@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from tidings import keys
 from tidings.config import get_settings
-from tidings.db import BulkStore, append_rows, copy_unless_taken
+from tidings.db import BulkStore, append_rows, copy_unless_taken, wide_page_cache
 from tidings.loyalty.codes import member_codes, random_code
 from tidings.loyalty.coupons import CouponTerms
 from tidings.loyalty.models import CouponKind, CouponStatus
@@ -124,15 +124,9 @@ def _insert(store: BulkStore, rows: pl.DataFrame, shared: dict[str, Any]) -> int
         for name, value in shared.items()
     )
     if store.dialect == "sqlite":
-        raw = store.session.connection().connection.driver_connection
-        assert raw is not None
         # A wide page cache keeps the random code index in memory while it grows.
-        previous = raw.execute("PRAGMA cache_size").fetchone()[0]
-        raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
-        try:
+        with wide_page_cache(store.session, WRITE_CACHE_KIB):
             return append_rows(store.session, "coupons", whole, verb="INSERT OR IGNORE")
-        finally:
-            raw.execute(f"PRAGMA cache_size = {int(previous)}")
     if copy_unless_taken(store.session, "coupons", whole):
         return rows.height
     store.create_temp("offer_codes", {"member_id": "BIGINT", "code": "VARCHAR(24)"})

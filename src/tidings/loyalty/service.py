@@ -17,7 +17,7 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings, get_settings
-from tidings.db import BulkStore, utc_text
+from tidings.db import BulkStore, utc_text, wide_page_cache
 from tidings.loyalty import points
 from tidings.loyalty.coupons import CouponTerms, issue
 from tidings.loyalty.models import LotKind, PointsLot
@@ -80,14 +80,8 @@ def _insert_lots(
     if store.dialect != "sqlite" or lots.height == 0:
         return store.ingest("points_lots", lots)
     # SQLite: a wide page cache holds the indexes while a whole import's lots go in.
-    raw = store.session.connection().connection.driver_connection
-    assert raw is not None
-    previous = raw.execute("PRAGMA cache_size").fetchone()[0]
-    raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
-    try:
+    with wide_page_cache(store.session, WRITE_CACHE_KIB):
         return store.append("points_lots", lots, verb=verb)
-    finally:
-        raw.execute(f"PRAGMA cache_size = {int(previous)}")
 
 
 def _add_to_balances(store: BulkStore, deltas: pl.DataFrame) -> None:

@@ -15,11 +15,11 @@ from sqlalchemy import Engine
 
 from tidings import clock
 from tidings.config import get_settings
-from tidings.db import BulkStore, bulk_store
+from tidings.db import BulkStore, bulk_store, wide_page_cache
 from tidings.imports import CsvSource, ImportResult, RejectsWriter
 from tidings.imports.ahead import read_ahead
 from tidings.imports.indexes import indexes_after_load, restore_indexes, worth_deferring
-from tidings.imports.loading import file_import_cache, import_cache
+from tidings.imports.loading import IMPORT_CACHE_KIB, file_import_cache
 from tidings.loyalty import service as loyalty
 from tidings.members import service
 from tidings.members.cleaning import MEMBER_ALIASES, MEMBER_FIELDS, clean_members
@@ -149,7 +149,7 @@ class MemberBatches:
         seen = pl.col("id").is_in(self.touched.implode())
         new = final.filter(pl.col("id").is_null())
         changed = final.filter(pl.col("id").is_not_null() & pl.col("changed"))
-        with import_cache(self.store):
+        with wide_page_cache(self.store.session, IMPORT_CACHE_KIB):
             new_ids = service.insert_members(
                 store=self.store,
                 members=new.select(STORED_FIELDS).with_columns(

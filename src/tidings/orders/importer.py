@@ -19,11 +19,11 @@ from sqlalchemy import Engine
 
 from tidings import clock
 from tidings.config import get_settings
-from tidings.db import BulkStore, bulk_store
+from tidings.db import BulkStore, bulk_store, wide_page_cache
 from tidings.imports import CsvSource, ImportResult, RejectsWriter, reasons
 from tidings.imports.ahead import read_ahead
 from tidings.imports.indexes import indexes_after_load, restore_indexes, worth_deferring
-from tidings.imports.loading import file_import_cache, import_cache
+from tidings.imports.loading import IMPORT_CACHE_KIB, file_import_cache
 from tidings.imports.lookup import KeyIndex
 from tidings.loyalty import service as loyalty
 from tidings.members.merging import NO_PROBLEMS
@@ -148,7 +148,7 @@ class OrderBatches:
             good, unresolved = self._resolve(good)
             problems = pl.concat([problems, unresolved])
         good, inconsistent = _consistent_orders(good)
-        with import_cache(self.store):
+        with wide_page_cache(self.store.session, IMPORT_CACHE_KIB):
             self._store(good)
         problems = pl.concat([problems, inconsistent])
         self.result.rejected += problems.height

@@ -19,7 +19,7 @@ from tidings import keys
 from tidings.campaigns.models import Campaign
 from tidings.config import Settings, get_settings
 from tidings.content.words import word_matcher
-from tidings.db import BulkStore, append_rows, copy_unless_taken
+from tidings.db import BulkStore, append_rows, copy_unless_taken, wide_page_cache
 from tidings.dispatch.models import MessageState
 from tidings.tracking.codes import MAX_ATTEMPTS, CodeCollision, code_for, spells_any, with_codes
 from tidings.tracking.targets import Utm, target_url
@@ -177,16 +177,10 @@ def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datet
 def _insert_sqlite(store: BulkStore, links: pl.DataFrame) -> int:
     """`_insert` on SQLite: multi-row statements straight into the table (a staging table
     would only write everything twice), skipping codes already held."""
-    raw = store.session.connection().connection.driver_connection
-    assert raw is not None
     # Codes are random, so each insert touches a random page of the code index: with the
     # default small page cache a million links would read and write pages for most of them.
-    previous = raw.execute("PRAGMA cache_size").fetchone()[0]
-    raw.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
-    try:
+    with wide_page_cache(store.session, WRITE_CACHE_KIB):
         return append_rows(store.session, "short_links", links, verb="INSERT OR IGNORE")
-    finally:
-        raw.execute(f"PRAGMA cache_size = {int(previous)}")
 
 
 def _recode(
