@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import sqlite3
+import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone
@@ -126,6 +127,43 @@ def test_big_tables_read_in_child_processes_match_a_read_here(
     assert read["none_left"].height == 0
     assert read["empty"].schema == {"member_id": pl.Int64}
     assert not list(Path(f"{sqlite_engine.url.database}").parent.glob(".tidings-read-*"))
+
+
+UNGUARDED_SCRIPT = """
+import resource, sys
+from tidings import migrate, scans
+from tidings.db import make_engine, session_scope
+from tidings.members.models import Member
+from tidings.profiles import service
+
+with open(sys.argv[2], "a") as marker:
+    print("ran", file=marker)
+engine = make_engine(f"sqlite:///{sys.argv[1]}")
+migrate.upgrade(engine)
+with session_scope(engine) as db_session:
+    db_session.add(Member(code="M1", phone="+8613800000001"))
+scans.CHILD_READ_MIN_ROWS = 0
+written = service.refresh(engine=engine).profiles_written
+children = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(written, children.ru_utime + children.ru_stime > 0)
+"""
+
+
+def test_a_script_without_a_main_guard_runs_once_while_children_read(tmp_path: Path) -> None:
+    """Children that read for a refresh leave the caller's script alone: a script that calls
+    tidings at its top level (no `if __name__ == "__main__"`) runs once, not again in each
+    child (where it would fail, or import everything the script imports)."""
+    script, marker = tmp_path / "nightly.py", tmp_path / "runs.txt"
+    script.write_text(UNGUARDED_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "store.db"), str(marker)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "True"]  # one profile, children did the reading
+    assert marker.read_text().splitlines() == ["ran"]
 
 
 @pytest.mark.parametrize("in_children", [False, True], ids=["read-here", "read-in-children"])

@@ -14,14 +14,16 @@ import errno
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.machinery import ModuleSpec
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import polars as pl
 
@@ -29,6 +31,8 @@ from tidings.casts import cast_frame
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+_Result = TypeVar("_Result")
 
 CHILD_READ_MIN_ROWS = 200_000  # rowids; a smaller table is read here (a child costs ~1 s)
 CHILD_READERS = 2  # processes reading side by side; SQLite reads are CPU-bound
@@ -86,12 +90,14 @@ class SqliteChildren:
         self._pool: ProcessPoolExecutor | None = None
         self._folder: str | None = None
 
-    def pool(self) -> ProcessPoolExecutor:
-        """The processes, started now if they are not running yet."""
+    def submit(self, work: Callable[..., _Result], *args: Any) -> Future[_Result]:
+        """Runs `work(*args)` in one of the processes, starting it if none is free."""
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(CHILD_READERS, mp_context=context)
-        return self._pool
+        # The pool starts a process inside submit when it needs one.
+        with _main_script_not_rerun():
+            return self._pool.submit(work, *args)
 
     def file(self, name: str) -> str:
         """A path for an IPC file in the folder beside the store."""
@@ -107,6 +113,25 @@ class SqliteChildren:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+@contextmanager
+def _main_script_not_rerun() -> Iterator[None]:
+    """Processes spawned in the block do not run the script this process was started with.
+
+    A spawned process runs the parent's main script again (as `__mp_main__`) unless the
+    script is a package's `__main__`: for the `tidings` command that imported the whole
+    application in every child, two to three seconds of CPU on the cores a refresh reads
+    with; and a script calling tidings without an `if __name__ == "__main__"` guard would
+    run again in each child. The children only run functions of this module.
+    """
+    main = sys.modules["__main__"]
+    spec = getattr(main, "__spec__", None)
+    main.__spec__ = ModuleSpec("__main__", None)  # what a child leaves alone
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
 
 
 @contextmanager
@@ -184,7 +209,7 @@ def replace_rows_in_child(
     pipe = children.file(f"write-{table}")
     os.mkfifo(pipe)
     try:
-        future = children.pool().submit(
+        future = children.submit(
             replace_rows_from_file, children.database, table, pipe, extra, rows
         )
         try:
@@ -337,7 +362,7 @@ def _submit_slice(
     """A small table is read here; a slice of a big one by a child, into the file `target`."""
     if part is None:
         return here.submit(_read_here, engine, scan)
-    return children.pool().submit(
+    return children.submit(
         read_slice_in_child,
         children.database,
         scan.sql(*part),
