@@ -17,9 +17,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def _commands(command: Any, path: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
-    if hasattr(command, "commands"):
-        for name, sub in command.commands.items():
-            yield from _commands(sub, (*path, name))
+    if hasattr(command, "list_commands"):  # a group: its commands load when asked for
+        for name in command.list_commands(None):
+            yield from _commands(command.get_command(None, name), (*path, name))
     else:
         yield " ".join(path), command
 
