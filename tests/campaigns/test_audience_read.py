@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine, text
 
+from tidings import scans
 from tidings.campaigns import service
 from tidings.campaigns.schemas import CampaignCreate, VariantCreate
 from tidings.db import session_scope
@@ -64,3 +66,32 @@ def test_skipped_and_planned_rows_carry_their_times(engine: Engine) -> None:
     stamps |= {str(updated)[:19] for _, _, _, updated, _ in rows}
     assert stamps == {now.strftime("%Y-%m-%d %H:%M:%S")}
     assert {attempts for *_, attempts in rows} == {0}
+
+
+@pytest.mark.parametrize("in_children", [False, True], ids=["read-here", "read-in-children"])
+def test_a_plan_sees_earlier_messages_however_history_is_read(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch, in_children: bool
+) -> None:
+    """On a big SQLite store child processes scan the messages for caps and cool-downs; a
+    second coupon campaign right after the first waits out the 30-day cool-down either way."""
+    if in_children:
+        monkeypatch.setattr(scans, "CHILD_READ_MIN_ROWS", 0)
+    add_members(sqlite_engine, 4, timezone=midday_zone())
+    invalidate(sqlite_engine)
+    now = datetime.now(UTC).replace(microsecond=0)
+    sends = []
+    for name in ("周末", "周中"):
+        spec = CampaignCreate(
+            name=name,
+            rule="consent == true",
+            variants=[VariantCreate(template="{name}您好")],
+            offer_type="coupon",
+        )
+        with session_scope(sqlite_engine) as session:
+            campaign_id = service.create(db_session=session, spec=spec).id
+        with session_scope(sqlite_engine) as session:
+            service.plan(db_session=session, campaign_id=campaign_id, now=now)
+        rows = message_rows(sqlite_engine, campaign_id)
+        assert rows["state"].to_list() == ["planned"] * 4
+        sends.append(rows["send_at"].str.to_datetime(time_unit="us"))
+    assert (sends[1] - sends[0]).dt.total_days().to_list() == [30] * 4

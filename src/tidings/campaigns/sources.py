@@ -8,6 +8,7 @@ transaction, so planning twice leaves one row per member and campaign.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from tidings.db import (
 from tidings.dispatch.models import MessageState
 from tidings.loyalty import offers
 from tidings.policy.rules import PolicyRules
+from tidings.scans import TableScan, read_tables_in_children
 from tidings.segments.compiler import Context, compile_rule
 from tidings.segments.fields import FIELDS
 from tidings.segments.history import aggregates_used
@@ -124,27 +126,34 @@ def history(
     since = now - timedelta(days=longest)
     moment = utc_text(since) if engine.dialect.name == "sqlite" else since.isoformat()
     excluded = ", ".join(f"'{state}'" for state in NOT_SENT)
-    sql = (
-        "SELECT member_id, kind, COALESCE(submitted_at, send_at) AS sent_at, campaign_id,"
-        " trigger_id, offer_type FROM messages"
-        f" WHERE member_id IS NOT NULL AND state NOT IN ({excluded})"
+    where = (
+        f"member_id IS NOT NULL AND state NOT IN ({excluded})"
         f" AND (campaign_id IS NULL OR campaign_id <> {int(campaign_id)})"
         f" AND COALESCE(submitted_at, send_at) >= '{moment}'"
     )
-    if member_ids is not None:
-        sql += f" AND member_id IN ({', '.join(str(int(i)) for i in member_ids) or 'NULL'})"
-    return _read(
-        engine,
-        sql,
-        {
-            "member_id": pl.Int64,
-            "kind": pl.String,
-            "sent_at": UTC_TIME,
-            "campaign_id": pl.Int64,
-            "trigger_id": pl.Int64,
-            "offer_type": pl.String,
-        },
-    )
+    if member_ids is not None:  # a few members: found through their index, here
+        where += f" AND member_id IN ({', '.join(str(int(i)) for i in member_ids) or 'NULL'})"
+        return _read(engine, dataclasses.replace(HISTORY_SCAN, where=where).sql(), HISTORY_SCHEMA)
+    # Every message is looked at: on a big SQLite store, children scan slices side by side.
+    scan = dataclasses.replace(HISTORY_SCAN, where=where)
+    return read_tables_in_children(engine, {"history": scan})["history"]
+
+
+HISTORY_SCHEMA: dict[str, Any] = {
+    "member_id": pl.Int64,
+    "kind": pl.String,
+    "sent_at": UTC_TIME,
+    "campaign_id": pl.Int64,
+    "trigger_id": pl.Int64,
+    "offer_type": pl.String,
+}
+HISTORY_SCAN = TableScan(
+    table="messages",
+    columns="member_id, kind, COALESCE(submitted_at, send_at) AS sent_at, campaign_id,"
+    " trigger_id, offer_type",
+    schema=HISTORY_SCHEMA,
+    slices=2,
+)
 
 
 def _read(engine: Engine, sql: str, schema: dict[str, Any]) -> pl.DataFrame:
