@@ -15,6 +15,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -62,7 +63,9 @@ TIME_TEXT = "%Y-%m-%d %H:%M:%S.%6f"
 def _ingest(path: Path, table: str, frame: pl.DataFrame) -> None:
     columns = ", ".join(frame.columns)
     markers = ", ".join("?" for _ in frame.columns)
-    with sqlite3.connect(path) as connection:
+    # Closed here (sqlite3's `with` only commits): the last close moves the WAL into the
+    # file before generate() renames it, and no stale WAL is left beside the old name.
+    with closing(sqlite3.connect(path)) as connection, connection:
         for start in range(0, frame.height, 1_000_000):
             connection.executemany(
                 f"INSERT INTO {table} ({columns}) VALUES ({markers})",
@@ -228,7 +231,8 @@ def run() -> None:
     DATA.mkdir(parents=True, exist_ok=True)
     if not STORE_FILE.exists():
         partial = STORE_FILE.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
+        for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+            leftover.unlink(missing_ok=True)  # of a generation cut short
         generate(partial)
         partial.rename(STORE_FILE)
     done = subprocess.run(
