@@ -14,6 +14,7 @@ from tidings.config import get_settings
 from tidings.db import session_scope
 from tidings.imports import indexes
 from tidings.members.models import Member
+from tidings.orders import importer
 from tidings.orders.importer import import_orders
 from tidings.orders.models import Order, OrderItem, Product
 
@@ -49,13 +50,21 @@ def catalogue(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
         assert cli("import", kind, str(path)).exit_code == 0
 
 
+@pytest.fixture(params=["every-member-read-once", "each-batch-looked-up"])
+def member_lookup(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines find their members among every member's keys read once (a large import), or
+    through the code and phone indexes batch by batch (a few lines beside many members)."""
+    share = 10**9 if request.param == "every-member-read-once" else 0
+    monkeypatch.setattr(importer, "LINES_PER_MEMBER_READ", share)
+
+
 def rejects_of(path: str) -> dict[int, str]:
     with open(path, encoding="utf-8-sig", newline="") as handle:
         return {int(row["line"]): row["reason"] for row in csv.DictReader(handle)}
 
 
 def test_order_lines_become_orders_with_exact_cents(
-    cli, engine: Engine, catalogue, tmp_path: Path
+    cli, engine: Engine, catalogue, tmp_path: Path, member_lookup
 ) -> None:
     result = cli("import", "orders", str(write(tmp_path, "orders.csv", ORDERS)), "--json")
     assert result.exit_code == 0, result.output
@@ -86,7 +95,7 @@ def test_order_lines_become_orders_with_exact_cents(
 
 
 def test_reimporting_orders_inserts_and_changes_nothing(
-    cli, engine: Engine, catalogue, tmp_path: Path
+    cli, engine: Engine, catalogue, tmp_path: Path, member_lookup
 ) -> None:
     path = write(tmp_path, "orders.csv", ORDERS)
     cli("import", "orders", str(path))
@@ -107,7 +116,7 @@ def test_reimporting_orders_inserts_and_changes_nothing(
 
 
 def test_create_members_makes_the_unknown_ones(
-    cli, engine: Engine, catalogue, tmp_path: Path
+    cli, engine: Engine, catalogue, tmp_path: Path, member_lookup
 ) -> None:
     path = write(tmp_path, "orders.csv", ORDERS)
     counts = json.loads(cli("import", "orders", str(path), "--create-members", "--json").output)

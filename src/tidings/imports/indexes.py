@@ -60,9 +60,9 @@ def restore_indexes(store: BulkStore, tables: Sequence[str]) -> list[str]:
     return built
 
 
-def _rows_now(store: BulkStore, table: str) -> int:
+def rows_now(store: BulkStore, table: str) -> int:
     """About how many rows `table` holds: its highest id, found at the end of its b-tree."""
-    top = store.frame(f"SELECT MAX(rowid) FROM {table}", schema={"top": pl.Int64})["top"][0]
+    top = store.frame(f"SELECT MAX(id) FROM {table}", schema={"top": pl.Int64})["top"][0]
     return int(top or 0)
 
 
@@ -70,7 +70,7 @@ def worth_deferring(store: BulkStore, table: str, adding: int) -> bool:
     """Whether adding `adding` rows to `table` costs less with its indexes built after."""
     if store.dialect != "sqlite" or adding < DEFER_MIN_ROWS:
         return False
-    return adding >= DEFER_SHARE * _rows_now(store, table)
+    return adding >= DEFER_SHARE * rows_now(store, table)
 
 
 @contextmanager

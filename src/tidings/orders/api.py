@@ -33,7 +33,9 @@ def orders_batch(body: OrdersBatch, db_session: DbSession) -> BatchResult:
     frame = pl.DataFrame(rows, schema=dict.fromkeys(ORDER_FIELDS, pl.String)).with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("line")
     )
-    batches = OrderBatches(store=BulkStore(db_session), create_members=body.create_members)
+    batches = OrderBatches(
+        store=BulkStore(db_session), create_members=body.create_members, expected_lines=frame.height
+    )
     problems = batches.add(frame, last=True)
     batches.accrue_points()
     # Receipts for the new orders, and no more cart reminders for those who ordered.

@@ -22,7 +22,12 @@ from tidings.config import get_settings
 from tidings.db import BulkStore, bulk_store, wide_page_cache
 from tidings.imports import CsvSource, ImportResult, RejectsWriter, reasons
 from tidings.imports.ahead import read_ahead
-from tidings.imports.indexes import indexes_after_load, restore_indexes, worth_deferring
+from tidings.imports.indexes import (
+    indexes_after_load,
+    restore_indexes,
+    rows_now,
+    worth_deferring,
+)
 from tidings.imports.loading import IMPORT_CACHE_KIB, file_import_cache
 from tidings.imports.lookup import KeyIndex
 from tidings.loyalty import service as loyalty
@@ -39,6 +44,9 @@ __all__ = ["ORDER_FIELDS", "OrderBatches", "clean_orders", "import_orders", "imp
 
 ITEM_COLUMNS = ("order_id", "line_no", "sku", "category", "quantity", "amount_cents", "discounted")
 ACCRUAL_ORDERS = 500_000  # orders given their points at a time
+# An import expecting fewer lines than the members over this looks up each batch's members
+# through the code and phone indexes instead of reading every member's keys once.
+LINES_PER_MEMBER_READ = 4
 # Tables an order import writes to whose indexes it may build after the load.
 IMPORTED_TABLES = ("orders", "points_lots")
 
@@ -56,12 +64,24 @@ class CleanedLines:
 class OrderBatches:
     """Applies order-line batches to the store and counts what happened across all of them."""
 
-    def __init__(self, *, store: BulkStore, create_members: bool) -> None:
+    def __init__(
+        self, *, store: BulkStore, create_members: bool, expected_lines: int | None = None
+    ) -> None:
+        """`expected_lines`: about how many lines will come (None: many)."""
         settings = get_settings()
         self.store, self.create_members = store, create_members
         self.region, self.timezone = settings.default_region, settings.default_timezone
         self.result = ImportResult()
-        self._know_members(service.member_keys(store=store))
+        # Few lines beside many members: each batch looks up its own members' keys.
+        self.members_by_batch = (
+            expected_lines is not None
+            and expected_lines * LINES_PER_MEMBER_READ < rows_now(store, "members")
+        )
+        self._know_members(
+            pl.DataFrame(schema=service.MEMBER_KEYS)
+            if self.members_by_batch
+            else service.member_keys(store=store)
+        )
         self.stores = store_refs(store=store)
         self.products = service.product_categories(store=store)
         self.first_new_order = service.last_order_id(store=store) + 1
@@ -200,6 +220,10 @@ class OrderBatches:
 
     def _with_members(self, good: pl.DataFrame) -> pl.DataFrame:
         """Adds `member_id`: the member of the line's code, else the member of its phone."""
+        if self.members_by_batch:
+            self._know_members(
+                service.member_keys_of(store=self.store, codes=good["code"], phones=good["phone"])
+            )
         member = self.by_code.find(good["code"]).cast(pl.Int64)
         by_phone = (member.is_null() & good["phone"].is_not_null()).arg_true()
         if by_phone.len():
@@ -208,7 +232,6 @@ class OrderBatches:
         return good.with_columns(member.alias("member_id"))
 
     def _create_members(self, lines: pl.DataFrame) -> None:
-        newest = int(self.members.select(pl.col("member_id").max().fill_null(0)).item())
         people = lines.sort("line").unique(["code", "phone"], keep="first", maintain_order=True)
         # One member per code; a line without a code makes one per phone.
         people = (
@@ -226,10 +249,12 @@ class OrderBatches:
                 .alias("phone_status")
             )
         )
+        newest = int(self.members.select(pl.col("member_id").max().fill_null(0)).item())
         service.create_members(store=self.store, members=people, now=clock.now())
-        self._know_members(
-            pl.concat([self.members, service.member_keys(store=self.store, after_id=newest)])
-        )
+        if not self.members_by_batch:  # else the next look-up finds them
+            self._know_members(
+                pl.concat([self.members, service.member_keys(store=self.store, after_id=newest)])
+            )
 
     def _store(self, good: pl.DataFrame) -> None:
         """Writes new orders and their lines; lines of orders imported before are skipped."""
@@ -327,8 +352,11 @@ def import_orders(
             # Indexes that an import which crashed left unbuilt, before anything reads them.
             restore_indexes(store, IMPORTED_TABLES)
             store.commit()
-            batches = OrderBatches(store=store, create_members=create_members)
-            deferred = ["orders"] if worth_deferring(store, "orders", csv.estimated_rows()) else []
+            expected = csv.estimated_rows()
+            batches = OrderBatches(
+                store=store, create_members=create_members, expected_lines=expected
+            )
+            deferred = ["orders"] if worth_deferring(store, "orders", expected) else []
             try:
                 with indexes_after_load(store, deferred):
                     _apply_all(batches, csv, rejects, store, progress=progress)

@@ -102,13 +102,32 @@ def insert_items(*, store: BulkStore, items: pl.DataFrame) -> int:
     return store.append("order_items", items)
 
 
+MEMBER_KEYS = {"member_id": pl.Int64, "code": pl.String, "phone": pl.String}
+
+
 def member_keys(*, store: BulkStore, after_id: int = 0) -> pl.DataFrame:
     """Members' ids with their code and phone (those above `after_id`), to resolve order lines."""
     return store.frame(
         "SELECT id, code, phone FROM members WHERE erased_at IS NULL AND id > ?",
         (after_id,),
-        schema={"member_id": pl.Int64, "code": pl.String, "phone": pl.String},
+        schema=MEMBER_KEYS,
     )
+
+
+def member_keys_of(*, store: BulkStore, codes: pl.Series, phones: pl.Series) -> pl.DataFrame:
+    """The keys (as `member_keys`) of the members with one of `codes` or one of `phones`,
+    each found through its unique index."""
+    found = [
+        store.frame(
+            f"SELECT m.id, m.code, m.phone FROM {key_rows(store)}"
+            f" JOIN members m ON m.{column} = k.value WHERE m.erased_at IS NULL",
+            (keys_param(store, keys),),
+            schema=MEMBER_KEYS,
+        )
+        for column, keys in (("code", codes), ("phone", phones))
+        if keys.null_count() < keys.len()
+    ]
+    return pl.concat([pl.DataFrame(schema=MEMBER_KEYS), *found]).unique("member_id", keep="first")
 
 
 def product_categories(*, store: BulkStore) -> pl.DataFrame:
