@@ -29,7 +29,11 @@ class Order(Base):
     """A purchase, identified by the retailer's own order id. Money in integer cents."""
 
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_member_id_ordered_at", "member_id", "ordered_at"),)
+    __table_args__ = (
+        Index("ix_orders_member_id_ordered_at", "member_id", "ordered_at"),
+        # Orders since a moment: attribution after every import, reports, date triggers.
+        Index("ix_orders_ordered_at", "ordered_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     external_id: Mapped[str] = mapped_column(String(100), unique=True)
