@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -115,6 +116,9 @@ class SqliteChildren:
             self._folder = None
 
 
+_MAIN_SPEC_LOCK = threading.Lock()
+
+
 @contextmanager
 def _main_script_not_rerun() -> Iterator[None]:
     """Processes spawned in the block do not run the script this process was started with.
@@ -126,12 +130,13 @@ def _main_script_not_rerun() -> Iterator[None]:
     run again in each child. The children only run functions of this module.
     """
     main = sys.modules["__main__"]
-    spec = getattr(main, "__spec__", None)
-    main.__spec__ = ModuleSpec("__main__", None)  # what a child leaves alone
-    try:
-        yield
-    finally:
-        main.__spec__ = spec
+    with _MAIN_SPEC_LOCK:  # threads starting children at once restore the right spec
+        spec = getattr(main, "__spec__", None)
+        main.__spec__ = ModuleSpec("__main__", None)  # what a child leaves alone
+        try:
+            yield
+        finally:
+            main.__spec__ = spec
 
 
 @contextmanager

@@ -131,11 +131,12 @@ def history(
         f" AND (campaign_id IS NULL OR campaign_id <> {int(campaign_id)})"
         f" AND COALESCE(submitted_at, send_at) >= '{moment}'"
     )
-    if member_ids is not None:  # a few members: found through their index, here
+    if member_ids is not None:
         where += f" AND member_id IN ({', '.join(str(int(i)) for i in member_ids) or 'NULL'})"
-        return _read(engine, dataclasses.replace(HISTORY_SCAN, where=where).sql(), HISTORY_SCHEMA)
-    # Every message is looked at: on a big SQLite store, children scan slices side by side.
     scan = dataclasses.replace(HISTORY_SCAN, where=where)
+    if member_ids is not None:  # a few members: found through their index, here
+        return _read(engine, scan.sql(), HISTORY_SCHEMA)
+    # Every message is looked at: on a big SQLite store, children scan slices side by side.
     return read_tables_in_children(engine, {"history": scan})["history"]
 
 
