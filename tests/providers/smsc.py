@@ -357,9 +357,7 @@ class LoopbackSmsc:
         assert self._outbox is not None
         while True:
             message = await self._outbox.get()
-            session = await self._receiving_session()
-            while len(session.pending) >= RECEIPT_WINDOW:
-                await asyncio.sleep(0.001)
+            session = await self._open_window()
             sequence = next(self._sequence)
             message.sequence_num = sequence
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -367,6 +365,17 @@ class LoopbackSmsc:
             session.writer.write(message.pdu())
             if message.esm_class & 0x04:
                 self.receipts_sent += 1
+
+    async def _open_window(self) -> _Session:
+        """A bound session with room in its window. A session that broke off while this
+        waited for room is passed over: it handed back what it had pending when it ended, and
+        a message put in its window after that would be lost."""
+        while True:
+            session = await self._receiving_session()
+            while len(session.pending) >= RECEIPT_WINDOW and not session.writer.is_closing():
+                await asyncio.sleep(0.001)
+            if session.number in self._sessions and not session.writer.is_closing():
+                return session
 
     async def _receiving_session(self) -> _Session:
         while True:
