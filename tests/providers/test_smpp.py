@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import smpp34
 from smsc import LoopbackSmsc
 
 from tidings.config import Settings
 from tidings.providers.base import Outcome, OutgoingMessage, get_provider
 from tidings.providers.smpp import SmppAccount, SmppAccountError, SmppProvider
-from tidings.providers.smpp_bind import NotHandedOver, SubmitRate
+from tidings.providers.smpp_bind import Bind, BindSettings, NotHandedOver, SubmitRate
 from tidings.providers.smpp_text import read_receipt, read_reply
 
 PASSWORD = "s3cr3t!"
@@ -309,3 +310,42 @@ def test_a_cut_connection_is_bound_again_and_sending_goes_on(smsc: LoopbackSmsc)
         "8613800000001",
         "8613800000002",
     ]
+
+
+class _Ended:
+    """Stands for smpp34's Disconnected, which only the library makes."""
+
+
+class _EndedSession:
+    """A session whose events the test hands in: deliver_sm the library took, then its end."""
+
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def next(self) -> Any:
+        return await self.events.get()
+
+
+def test_receipts_taken_before_a_send_found_the_session_broken_are_still_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The library answers each deliver_sm as it takes it, so the SMSC never sends those
+    receipts again: when a send finds the session broken and drops it while the bind is
+    behind in reading, the receipts the library had taken must still be read."""
+    monkeypatch.setattr(smpp34, "Disconnected", _Ended)
+    taken = ["receipt 1", "receipt 2", "receipt 3"]
+    read: list[Any] = []
+    bind = Bind("b1", BindSettings("127.0.0.1", 1, "x", "y", "", 1, 1.0, 1.0, 0.1), read.append)
+
+    async def scenario() -> None:
+        session = _EndedSession()
+        bind._session = session  # type: ignore[assignment]
+        reading = asyncio.create_task(bind._read())
+        await asyncio.sleep(0)  # the bind waits for the session's next event
+        await bind._drop(session)  # type: ignore[arg-type]  # as a submit that found it broken
+        for event in [*taken, _Ended()]:
+            session.events.put_nowait(event)
+        await asyncio.wait_for(reading, 5)
+
+    asyncio.run(scenario())
+    assert read == taken

@@ -221,7 +221,10 @@ class Bind:
     async def _read(self) -> None:
         session = self._session
         try:
-            while session is not None and session is self._session:
+            # Until the session says it has ended, even once a send found it broken and
+            # dropped it: the library answered the deliver_sm it took before, so the SMSC will
+            # not send those receipts again, and they are read here or lost.
+            while session is not None:
                 event = await session.next()
                 if isinstance(event, smpp34.Disconnected):
                     break
