@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings import clock
@@ -74,6 +74,14 @@ class Coupon(Base):
     __table_args__ = (
         Index("ix_coupons_campaign_id_member_id", "campaign_id", "member_id"),
         Index("ix_coupons_member_id_status", "member_id", "status"),
+        # Attribution finds the orders coupons were redeemed on; unredeemed ones (a plan
+        # issues a million) have no entry.
+        Index(
+            "ix_coupons_redeemed_order_ref",
+            "redeemed_order_ref",
+            sqlite_where=text("redeemed_order_ref IS NOT NULL"),
+            postgresql_where=text("redeemed_order_ref IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

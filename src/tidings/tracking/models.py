@@ -40,7 +40,10 @@ class Click(Base):
     so that reports count people only."""
 
     __tablename__ = "clicks"
-    __table_args__ = (Index("ix_clicks_link_id_clicked_at", "link_id", "clicked_at"),)
+    __table_args__ = (
+        Index("ix_clicks_link_id_clicked_at", "link_id", "clicked_at"),
+        Index("ix_clicks_clicked_at", "clicked_at"),  # attribution reads the last weeks' clicks
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     link_id: Mapped[int] = mapped_column(ForeignKey("short_links.id", ondelete="CASCADE"))
@@ -66,6 +69,7 @@ class Attribution(Base):
     __table_args__ = (
         Index("ix_attributions_campaign_id", "campaign_id"),
         Index("ix_attributions_message_id", "message_id"),
+        Index("ix_attributions_ordered_at", "ordered_at"),  # each run reads its window's
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
