@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from tidings import pgcopy
+from tidings import pgcopy, references
 from tidings.casts import cast_frame
 from tidings.config import get_settings
 
@@ -75,6 +75,9 @@ class Base(DeclarativeBase):
 # in flight together do not each open a connection (and run its PRAGMAs) and close it again.
 SQLITE_POOL_SIZE = 40
 WRITING_OPTION = "tidings_writing"  # an engine option: SQLite begins with the write lock
+# An engine option: SQLite leaves references to `BulkStore.append` (`tidings.references`).
+REFERENCES_PER_FRAME_OPTION = "tidings_references_per_frame"
+_ROW_CHECKS = "tidings_sqlite_row_checks"  # a connection's info: whether SQLite checks references
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -113,7 +116,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    writing = connection.get_execution_options().get(WRITING_OPTION, False)
+    options = connection.get_execution_options()
+    # SQLite reads this setting only between transactions. The pooled connection keeps it,
+    # so it is set when it is not as this transaction wants it.
+    row_checks = not options.get(REFERENCES_PER_FRAME_OPTION, False)
+    if connection.info.get(_ROW_CHECKS, True) != row_checks:
+        connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if row_checks else 'OFF'}")
+        connection.info[_ROW_CHECKS] = row_checks
+    writing = options.get(WRITING_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
@@ -259,6 +269,7 @@ def bulk_insert(session: Session, table: str, frame: pl.DataFrame) -> int:
     columns = frame.columns
     raw = _driver_connection(session)
     if is_sqlite(session):
+        _check_per_frame(raw, table, frame)
         placeholders = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
         raw.executemany(sql, _sqlite_rows(frame))
@@ -317,6 +328,7 @@ def append_rows(
     if not is_sqlite(session):
         return bulk_insert(session, table, frame)
     raw = _driver_connection(session)
+    _check_per_frame(raw, table, frame)
     per, written = SQLITE_ROWS_PER_STATEMENT, 0
     for start in range(0, frame.height, SQLITE_APPEND_BLOCK):
         block = _sqlite_ready(frame.slice(start, SQLITE_APPEND_BLOCK))
@@ -403,6 +415,12 @@ def wide_page_cache(session: Session, kib: int) -> Iterator[None]:
         yield
     finally:
         raw.execute(f"PRAGMA cache_size = {previous}")
+
+
+def _check_per_frame(raw: Any, table: str, frame: pl.DataFrame) -> None:
+    """Checks the references of `frame`'s rows when SQLite leaves them (`bulk_store`)."""
+    if not references.enforced(raw):
+        references.check_frame(raw, table, frame)
 
 
 def _driver_connection(session: Session) -> Any:
@@ -520,6 +538,13 @@ class BulkStore:
         """Runs one statement (with `?` markers) for every row of `frame`."""
         execute_many(self.session, sql, frame)
 
+    def check_references(self, table: str, frame: pl.DataFrame) -> None:
+        """Raises when a row of `frame`, about to be written to `table` other than by
+        `append` (an update), refers to a row that does not exist, where SQLite would not
+        check it itself (`bulk_store`'s `references_per_frame`)."""
+        if self.dialect == "sqlite":
+            _check_per_frame(_driver_connection(self.session), table, frame)
+
     def commit(self) -> None:
         """Ends the current transaction, keeping its changes."""
         self.session.commit()
@@ -536,13 +561,19 @@ class BulkStore:
 
 
 @contextmanager
-def bulk_store(engine: Engine) -> Iterator[BulkStore]:
+def bulk_store(engine: Engine, *, references_per_frame: bool = False) -> Iterator[BulkStore]:
     """Opens a bulk connection to the store (a session of its own, on either engine).
 
     Nothing is committed unless the caller calls `commit`; what is left open is rolled back.
     SQLite goes through the same pysqlite connection as everything else on purpose: a second
     SQLite library in the process (ADBC's) would drop this process's file locks when it closes.
+
+    `references_per_frame`: SQLite checks the references of the rows `append` writes a frame
+    at a time, not row by row (`tidings.references`); other writes must check theirs with
+    `check_references`. PostgreSQL checks every row as always.
     """
+    if references_per_frame:
+        engine = engine.execution_options(**{REFERENCES_PER_FRAME_OPTION: True})
     with session_factory(engine)() as session:
         try:
             yield BulkStore(session)

@@ -18,10 +18,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from tidings.db import BulkStore
+from tidings.references import json_array
 
 IMPORT_CACHE_KIB = 512 * 1024  # SQLite page cache while importing, KiB (default is 2 MiB)
 IMPORT_CHECKPOINT_PAGES = 100_000  # WAL pages before a checkpoint while importing (default 1,000)
-JSON_ROW_START, JSON_ROW_END = '[{"keys":', "}]"  # around the keys in `keys_param`'s frame
 
 
 def key_rows(store: BulkStore, sql_type: str = "TEXT") -> str:
@@ -39,11 +39,7 @@ def keys_param(store: BulkStore, keys: pl.Series) -> Any:
     distinct = keys.drop_nulls().unique()
     if store.dialect != "sqlite":
         return distinct.to_list()
-    # Polars writes the array: a hundred thousand keys made Python values and then JSON
-    # took five times as long. It writes a frame as a list of rows: the one row's one value.
-    rows = distinct.implode().to_frame("keys").write_json()
-    assert rows.startswith(JSON_ROW_START) and rows.endswith(JSON_ROW_END), rows[:40]
-    return rows[len(JSON_ROW_START) : -len(JSON_ROW_END)]
+    return json_array(distinct)
 
 
 def reserve_ids(store: BulkStore, table: str, count: int) -> pl.Series:

@@ -50,7 +50,8 @@ def import_members(
     with CsvSource(path, aliases=MEMBER_ALIASES, mapping_path=mapping) as csv:
         csv.require(any_of=("phone", "member_code"))
         rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
-        with bulk_store(engine) as store, file_import_cache(store):
+        # Every write of the import appends or checks: SQLite checks references per batch.
+        with bulk_store(engine, references_per_frame=True) as store, file_import_cache(store):
             # Indexes that an import which crashed left unbuilt, before anything reads them.
             restore_indexes(store, ["members"])
             store.commit()

@@ -112,6 +112,7 @@ def update_members(*, store: BulkStore, members: pl.DataFrame) -> int:
     """Writes changed members (an `id` column and the columns to set) in one statement."""
     if members.height == 0:
         return 0
+    store.check_references("members", members)
     stage(store, "import_member_updates", members)
     assignments = ", ".join(f"{name} = u.{name}" for name in members.columns if name != "id")
     return store.execute(

@@ -5,17 +5,13 @@ from __future__ import annotations
 import polars as pl
 from fastapi import APIRouter
 
-from tidings import clock
 from tidings.config import get_settings
 from tidings.db import BulkStore
 from tidings.http import DbSession, require_scope
 from tidings.members.api import batch_result, check_batch_size
 from tidings.members.schemas import BatchResult
-from tidings.notifications.large_purchase import notify_large_orders
-from tidings.orders.importer import ORDER_FIELDS, OrderBatches
+from tidings.orders.importer import ORDER_FIELDS, OrderBatches, react_to_orders
 from tidings.orders.schemas import OrdersBatch
-from tidings.tracking.credits import attribute_orders
-from tidings.triggers.reactions import orders_arrived
 
 router = APIRouter(tags=["orders"])
 
@@ -38,14 +34,5 @@ def orders_batch(body: OrdersBatch, db_session: DbSession) -> BatchResult:
     )
     problems = batches.add(frame, last=True)
     batches.accrue_points()
-    # Receipts for the new orders, and no more cart reminders for those who ordered.
-    orders_arrived(db_session, first_order_id=batches.first_new_order, now=clock.now())
-    # The anti-fraud reminder after a large purchase, once per order.
-    notify_large_orders(
-        db_session=db_session,
-        first_order_id=batches.first_new_order,
-        settings=get_settings(),
-        now=clock.now(),
-    )
-    attribute_orders(db_session=db_session)
+    react_to_orders(db_session, first_order_id=batches.first_new_order, settings=get_settings())
     return batch_result(batches.result, problems)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import polars as pl
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from tidings import clock
-from tidings.config import get_settings
+from tidings.config import Settings, get_settings
 from tidings.db import BulkStore, bulk_store, wide_page_cache
 from tidings.imports import CsvSource, ImportResult, RejectsWriter, reasons
 from tidings.imports.ahead import read_ahead
@@ -348,37 +349,49 @@ def import_orders(
     with CsvSource(path, aliases=ORDER_ALIASES, mapping_path=mapping) as csv:
         csv.require(all_of=("order_id", "ordered_at", "amount"), any_of=("phone", "member_code"))
         rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
-        with bulk_store(engine) as store, file_import_cache(store):
-            # Indexes that an import which crashed left unbuilt, before anything reads them.
-            restore_indexes(store, IMPORTED_TABLES)
-            store.commit()
-            expected = csv.estimated_rows()
-            batches = OrderBatches(
-                store=store, create_members=create_members, expected_lines=expected
-            )
-            deferred = ["orders"] if worth_deferring(store, "orders", expected) else []
-            try:
-                with indexes_after_load(store, deferred):
-                    _apply_all(batches, csv, rejects, store, progress=progress)
-                # Points once the whole file is in: an order's lines may span batches.
-                batches.accrue_points()
-                # Receipts for the new orders; no more cart reminders for those who ordered.
-                orders_arrived(
-                    store.session, first_order_id=batches.first_new_order, now=clock.now()
-                )
-                # The anti-fraud reminder after a large purchase, once per order.
-                notify_large_orders(
-                    db_session=store.session,
-                    first_order_id=batches.first_new_order,
-                    settings=settings,
-                    now=clock.now(),
-                )
-                # Credit the new orders to the messages that earned them.
-                attribute_orders(db_session=store.session)
-                store.commit()
-            finally:
-                batches.result.rejects_file = rejects.close()
+        try:
+            batches = _import_lines(engine, csv, rejects, create_members, progress=progress)
+        finally:
+            rejects_file = rejects.close()
+    # What the new orders set off, in a transaction of its own (SQLite checks each row).
+    with bulk_store(engine) as store:
+        react_to_orders(store.session, first_order_id=batches.first_new_order, settings=settings)
+        store.commit()
+    batches.result.rejects_file = rejects_file
     return batches.result
+
+
+def _import_lines(
+    engine: Engine, csv: CsvSource, rejects: RejectsWriter, create_members: bool, *, progress: bool
+) -> OrderBatches:
+    """Stores the file's orders, their lines and points; returns the batches' account.
+
+    Each of these writes appends or checks its rows: SQLite checks references per batch.
+    """
+    with bulk_store(engine, references_per_frame=True) as store, file_import_cache(store):
+        # Indexes that an import which crashed left unbuilt, before anything reads them.
+        restore_indexes(store, IMPORTED_TABLES)
+        store.commit()
+        expected = csv.estimated_rows()
+        batches = OrderBatches(store=store, create_members=create_members, expected_lines=expected)
+        deferred = ["orders"] if worth_deferring(store, "orders", expected) else []
+        with indexes_after_load(store, deferred):
+            _apply_all(batches, csv, rejects, store, progress=progress)
+        # Points once the whole file is in: an order's lines may span batches.
+        batches.accrue_points()
+        store.commit()
+    return batches
+
+
+def react_to_orders(db_session: Session, *, first_order_id: int, settings: Settings) -> None:
+    """What new orders set off (ids from `first_order_id` on): receipts and cart reminders
+    called off, anti-fraud reminders after large purchases, credit to the messages that
+    earned them."""
+    orders_arrived(db_session, first_order_id=first_order_id, now=clock.now())
+    notify_large_orders(
+        db_session=db_session, first_order_id=first_order_id, settings=settings, now=clock.now()
+    )
+    attribute_orders(db_session=db_session)
 
 
 def _apply_all(
