@@ -226,20 +226,30 @@ def accrue_imported(
     *,
     db_session: Session,
     chunks: Iterable[pl.DataFrame],
+    member_ids: pl.Series,
     now: datetime,
     ledgers_open: bool = False,
 ) -> dict[str, int]:
     """Gives orders an import just wrote (`order_id, member_id, ordered_at, amount_cents`,
     from the import's own frames, a chunk at a time) their lots, as `accrue_orders` would,
     without reading the orders back. An order credited meanwhile (by another import) is left
-    out: each order earns once. The members' balances grow once, after the last chunk: a
-    member's row is rewritten once however many chunks hold their orders. `ledgers_open`
-    says the import opened its members' ledgers already (`open_ledgers`). Returns the orders
-    credited and the points they earned."""
+    out: each order earns once. `member_ids` are the orders' members, whose tiers are read
+    once for all chunks. The members' balances grow once, after the last chunk: a member's
+    row is rewritten once however many chunks hold their orders. `ledgers_open` says the
+    import opened its members' ledgers already (`open_ledgers`). Returns the orders credited
+    and the points they earned."""
     store = BulkStore(db_session)
+    tiers = _member_tiers(store, member_ids)
     columns = ("order_id", "member_id", "ordered_at", "amount_cents")
     earned = [
-        _credit(store, orders.select(columns), now=now, ledgers_open=ledgers_open, balances=False)
+        _credit(
+            store,
+            orders.select(columns),
+            tiers=tiers,
+            now=now,
+            ledgers_open=ledgers_open,
+            balances=False,
+        )
         for orders in chunks
     ]
     inserted = pl.concat(earned) if earned else pl.DataFrame(schema=CREDITED)
@@ -247,34 +257,40 @@ def accrue_imported(
     return {"orders": inserted.height, "points": int(inserted["points"].sum())}
 
 
-def _credit(
-    store: BulkStore,
-    orders: pl.DataFrame,
-    *,
-    now: datetime,
-    ledgers_open: bool = False,
-    balances: bool = True,
-) -> pl.DataFrame:
-    """Writes the accrual lots of `orders` at their members' tier rates and, unless told not
-    to (`balances`), adds them to the members' balances. Returns the lots written
-    (`member_id`, `points`)."""
-    settings = get_settings()
-    rates = points.parse_rates(settings.points_per_yuan)
-    if orders.height == 0:
-        return pl.DataFrame(schema=CREDITED)
-    # The tier of each member once (the profile's, else the imported one), joined in Polars.
-    _stage_ids(store, "loyalty_members", orders.select(pl.col("member_id").unique()))
+def _member_tiers(store: BulkStore, member_ids: pl.Series) -> pl.DataFrame:
+    """Each member's tier (`member_id`, `tier`): the profile's, else the imported one."""
+    _stage_ids(store, "loyalty_members", member_ids.unique().to_frame("member_id"))
     if store.dialect != "sqlite":
         # Overlapping batches take their members in one order: neither opens a ledger twice.
         store.execute(
             "SELECT id FROM members WHERE id IN (SELECT member_id FROM loyalty_members)"
             " ORDER BY id FOR UPDATE"
         )
-    tiers = store.frame(
+    return store.frame(
         "SELECT k.member_id, COALESCE(p.tier, m.tier, '') FROM loyalty_members k"
         " JOIN members m ON m.id = k.member_id LEFT JOIN profiles p ON p.member_id = k.member_id",
         schema={"member_id": pl.Int64, "tier": pl.String},
     )
+
+
+def _credit(
+    store: BulkStore,
+    orders: pl.DataFrame,
+    *,
+    now: datetime,
+    tiers: pl.DataFrame | None = None,
+    ledgers_open: bool = False,
+    balances: bool = True,
+) -> pl.DataFrame:
+    """Writes the accrual lots of `orders` at their members' tier rates (`tiers`, read here
+    when not given) and, unless told not to (`balances`), adds them to the members'
+    balances. Returns the lots written (`member_id`, `points`)."""
+    settings = get_settings()
+    rates = points.parse_rates(settings.points_per_yuan)
+    if orders.height == 0:
+        return pl.DataFrame(schema=CREDITED)
+    if tiers is None:
+        tiers = _member_tiers(store, orders["member_id"])
     lots = points.accrual_lots(
         orders.join(tiers, on="member_id", how="left"),
         rates=rates,

@@ -113,9 +113,12 @@ class OrderBatches:
                 .agg(pl.col("amount_cents").sum().alias("_added"))
             )
         created, self.created, self.added = self.created, [], []
-        deferred = worth_deferring(self.store, "points_lots", sum(o.height for o in created))
+        members = pl.concat(
+            [pl.Series("member_id", [], dtype=pl.Int64)]
+            + [orders["member_id"] for orders in created]
+        )
+        deferred = worth_deferring(self.store, "points_lots", members.len())
         if deferred:
-            members = pl.concat([orders["member_id"] for orders in created])
             loyalty.open_ledgers(db_session=self.store.session, now=clock.now(), member_ids=members)
 
         def chunks() -> Iterator[pl.DataFrame]:
@@ -139,6 +142,7 @@ class OrderBatches:
             return loyalty.accrue_imported(
                 db_session=self.store.session,
                 chunks=chunks(),
+                member_ids=members,
                 now=clock.now(),
                 ledgers_open=deferred,
             )["points"]
