@@ -108,3 +108,45 @@ def test_after_a_per_frame_store_every_other_write_is_checked_row_by_row(engine:
                 {"id": f"X{attempt}", "at": "2026-05-01 09:00:00.000000"},
             )
     assert _order_count(engine) == 1
+
+
+def _items(order_ids: list[int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "order_id": order_ids,
+            "line_no": [1] * len(order_ids),
+            "sku": ["P1"] * len(order_ids),
+            "quantity": [1] * len(order_ids),
+            "amount_cents": [1_000] * len(order_ids),
+            "discounted": [False] * len(order_ids),
+        }
+    )
+
+
+def test_an_order_deleted_by_another_connection_is_looked_up_again(engine: Engine) -> None:
+    """A per-frame store remembers the orders it wrote, for their lines: until another
+    connection writes to the store, which may have removed one."""
+    member, store = _member_and_store(engine)
+    orders = _orders([member] * 2, [store] * 2).with_columns(id=pl.Series([101, 102]))
+    with bulk_store(engine, references_per_frame=True) as bulk:
+        bulk.append("orders", orders)
+        bulk.commit()
+        bulk.append("order_items", _items([101]))
+        bulk.commit()
+        with session_scope(engine) as db_session:
+            db_session.execute(text("DELETE FROM orders WHERE id = 102"))
+        with pytest.raises(Exception, match=r"(?i)foreign key"):
+            bulk.append("order_items", _items([102]))
+            bulk.commit()
+
+
+def test_orders_a_store_rolled_back_are_looked_up_again(engine: Engine) -> None:
+    member, store = _member_and_store(engine)
+    orders = _orders([member], [store]).with_columns(id=pl.Series([101]))
+    with bulk_store(engine, references_per_frame=True) as bulk:
+        bulk.append("orders", orders)
+        bulk.session.rollback()
+        with pytest.raises(Exception, match=r"(?i)foreign key"):
+            bulk.append("order_items", _items([101]))
+            bulk.commit()
+    assert _order_count(engine) == 0

@@ -78,6 +78,7 @@ WRITING_OPTION = "tidings_writing"  # an engine option: SQLite begins with the w
 # An engine option: SQLite leaves references to `BulkStore.append` (`tidings.references`).
 REFERENCES_PER_FRAME_OPTION = "tidings_references_per_frame"
 _ROW_CHECKS = "tidings_sqlite_row_checks"  # a connection's info: whether SQLite checks references
+_FOUND_KEYS = "tidings_found_keys"  # a per-frame store's session info: `references.FoundKeys`
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -269,7 +270,7 @@ def bulk_insert(session: Session, table: str, frame: pl.DataFrame) -> int:
     columns = frame.columns
     raw = _driver_connection(session)
     if is_sqlite(session):
-        _check_per_frame(raw, table, frame)
+        _check_per_frame(session, table, frame)
         placeholders = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
         raw.executemany(sql, _sqlite_rows(frame))
@@ -328,7 +329,7 @@ def append_rows(
     if not is_sqlite(session):
         return bulk_insert(session, table, frame)
     raw = _driver_connection(session)
-    _check_per_frame(raw, table, frame)
+    _check_per_frame(session, table, frame)
     per, written = SQLITE_ROWS_PER_STATEMENT, 0
     for start in range(0, frame.height, SQLITE_APPEND_BLOCK):
         block = _sqlite_ready(frame.slice(start, SQLITE_APPEND_BLOCK))
@@ -339,6 +340,9 @@ def append_rows(
             if params:
                 sql = _values_sql(verb, table, block.columns, list(shared), rows)
                 written += raw.executemany(sql, [once + values for values in params]).rowcount
+    found = session.info.get(_FOUND_KEYS)
+    if found is not None and verb == "INSERT" and "id" in frame.columns:
+        found.add(raw, table, frame["id"].unique().sort())  # new rows, parents of later ones
     return int(written)
 
 
@@ -417,10 +421,11 @@ def wide_page_cache(session: Session, kib: int) -> Iterator[None]:
         raw.execute(f"PRAGMA cache_size = {previous}")
 
 
-def _check_per_frame(raw: Any, table: str, frame: pl.DataFrame) -> None:
+def _check_per_frame(session: Session, table: str, frame: pl.DataFrame) -> None:
     """Checks the references of `frame`'s rows when SQLite leaves them (`bulk_store`)."""
+    raw = _driver_connection(session)
     if not references.enforced(raw):
-        references.check_frame(raw, table, frame)
+        references.check_frame(raw, table, frame, session.info.get(_FOUND_KEYS))
 
 
 def _driver_connection(session: Session) -> Any:
@@ -543,7 +548,7 @@ class BulkStore:
         `append` (an update), refers to a row that does not exist, where SQLite would not
         check it itself (`bulk_store`'s `references_per_frame`)."""
         if self.dialect == "sqlite":
-            _check_per_frame(_driver_connection(self.session), table, frame)
+            _check_per_frame(self.session, table, frame)
 
     def commit(self) -> None:
         """Ends the current transaction, keeping its changes."""
@@ -572,9 +577,22 @@ def bulk_store(engine: Engine, *, references_per_frame: bool = False) -> Iterato
     at a time, not row by row (`tidings.references`); other writes must check theirs with
     `check_references`. PostgreSQL checks every row as always.
     """
-    if references_per_frame:
-        engine = engine.execution_options(**{REFERENCES_PER_FRAME_OPTION: True})
-    with session_factory(engine)() as session:
+    if not references_per_frame:
+        with session_factory(engine)() as session:
+            try:
+                yield BulkStore(session)
+            finally:
+                session.rollback()
+        return
+    # What it found is true of its connection's view: the store keeps one connection.
+    options = {REFERENCES_PER_FRAME_OPTION: True}
+    with (
+        engine.execution_options(**options).connect() as connection,
+        Session(bind=connection, expire_on_commit=False) as session,
+    ):
+        found = session.info[_FOUND_KEYS] = references.FoundKeys()
+        # Rows the store wrote and rolled back are gone: so are the keys it knew of them.
+        event.listen(session, "after_soft_rollback", lambda *_: found.clear())
         try:
             yield BulkStore(session)
         finally:

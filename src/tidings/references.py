@@ -23,23 +23,30 @@ def enforced(raw: sqlite3.Connection) -> bool:
     return bool(raw.execute("PRAGMA foreign_keys").fetchone()[0])
 
 
-def check_frame(raw: sqlite3.Connection, table: str, frame: pl.DataFrame) -> None:
+def check_frame(
+    raw: sqlite3.Connection, table: str, frame: pl.DataFrame, found: FoundKeys | None = None
+) -> None:
     """Raises `sqlite3.IntegrityError` when a value of `frame` in a foreign-key column of
-    `table` has no parent row (null references nothing and passes)."""
+    `table` has no parent row (null references nothing and passes). Keys in `found` are not
+    looked up again; those looked up are added to it."""
     for parent, column, key in references(raw, table):
         if column not in frame.columns:
             continue
         keys = frame[column].drop_nulls().unique().sort()  # in order: the parent's pages once
+        if found is not None:
+            keys = found.unseen(raw, parent, keys)
         if keys.is_empty():
             continue
         param = json_array(keys)
         # A parent key is unique: every key is found when the join has a row per key. (It
         # costs SQLite half what asking for a key that is not found does.)
-        found = raw.execute(
+        count = raw.execute(
             f"SELECT COUNT(*) FROM json_each(?) AS k JOIN {parent} p ON p.{key} = k.value",
             (param,),
         ).fetchone()[0]
-        if found == keys.len():
+        if count == keys.len():
+            if found is not None:
+                found.add(raw, parent, keys)
             continue
         missing = raw.execute(
             f"SELECT k.value FROM json_each(?) AS k"
@@ -50,6 +57,58 @@ def check_frame(raw: sqlite3.Connection, table: str, frame: pl.DataFrame) -> Non
             f"FOREIGN KEY constraint failed: {table}.{column} {missing!r}"
             f" refers to no row of {parent}"
         )
+
+
+class FoundKeys:
+    """The integer keys a store has found in a table, or written to it, so that frame after
+    frame of an import does not look the same members up again.
+
+    What it holds is true while the store's connection is the one it was filled on and no
+    other connection has committed to the file since (SQLite's `data_version`; another
+    might have deleted a row), and until the store rolls back (`clear`): rows it wrote are
+    then gone. Anything else empties it first. Keys are kept sorted per table.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[str, pl.Series] = {}
+        self._stamp: tuple[int, int] | None = None
+
+    def clear(self) -> None:
+        """Forgets every key (the store rolled back what it wrote)."""
+        self._keys.clear()
+
+    def unseen(self, raw: sqlite3.Connection, table: str, keys: pl.Series) -> pl.Series:
+        """The keys of `keys` (sorted, distinct) not known to be in `table`."""
+        known = self._current(raw).get(table)
+        if known is None or not keys.dtype.is_integer():
+            return keys
+        keys = keys.cast(pl.Int64)
+        at = known.search_sorted(keys).clip(upper_bound=known.len() - 1)
+        return keys.filter(known.gather(at) != keys)
+
+    def add(self, raw: sqlite3.Connection, table: str, keys: pl.Series) -> None:
+        """Notes `keys` (sorted, distinct, none known yet) as rows of `table`, found or
+        written on `raw`."""
+        if not keys.dtype.is_integer() or keys.is_empty():
+            return
+        keys = keys.cast(pl.Int64)
+        known = self._current(raw).get(table)
+        if known is None:
+            merged = keys
+        elif known[-1] < keys[0]:  # new rows' ids, after every known one
+            merged = known.append(keys).set_sorted()
+        else:
+            merged = known.append(keys).sort()
+        self._keys[table] = merged
+
+    def _current(self, raw: sqlite3.Connection) -> dict[str, pl.Series]:
+        """The keys, emptied first when `raw` is another connection or another connection
+        has committed since."""
+        stamp = (id(raw), int(raw.execute("PRAGMA data_version").fetchone()[0]))
+        if stamp != self._stamp:
+            self._keys.clear()
+            self._stamp = stamp
+        return self._keys
 
 
 def references(raw: sqlite3.Connection, table: str) -> list[tuple[str, str, str]]:

