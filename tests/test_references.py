@@ -3,12 +3,14 @@ that refers to nothing is refused whole, and every other session is checked row 
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 from sqlalchemy import Engine, func, select, text
 
+from tidings import references
 from tidings.db import bulk_store, session_scope
 from tidings.members import service as members
 from tidings.members.models import Member, Store
@@ -150,3 +152,22 @@ def test_orders_a_store_rolled_back_are_looked_up_again(engine: Engine) -> None:
             bulk.append("order_items", _items([101]))
             bulk.commit()
     assert _order_count(engine) == 0
+
+
+@pytest.mark.parametrize("declared", ["REFERENCES shelves (aisle, slot)", "REFERENCES shelves"])
+def test_a_key_over_two_columns_is_checked_on_both(declared: str) -> None:
+    """The schema's keys are one column each; a key over two is checked whole, the parent's
+    columns named or taken from its primary key."""
+    raw = sqlite3.connect(":memory:")
+    raw.executescript(
+        "CREATE TABLE shelves (aisle TEXT, slot INTEGER, PRIMARY KEY (aisle, slot));"
+        f"CREATE TABLE items (id INTEGER PRIMARY KEY, aisle TEXT, slot INTEGER,"
+        f" FOREIGN KEY (aisle, slot) {declared});"
+        "INSERT INTO shelves VALUES ('A', 1), ('A', 2), ('B', 1);"
+    )
+    found = references.FoundKeys()
+    kept = pl.DataFrame({"aisle": ["A", "B", "A", None], "slot": [2, 1, 2, 9]})
+    references.check_frame(raw, "items", kept, found)  # a null in the key refers to nothing
+    mixed = pl.DataFrame({"aisle": ["A", "B"], "slot": [1, 2]})  # B-2 is no shelf
+    with pytest.raises(sqlite3.IntegrityError, match=r"items\.aisle, slot .*B.*2.* shelves"):
+        references.check_frame(raw, "items", mixed, found)

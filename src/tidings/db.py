@@ -14,7 +14,7 @@ import atexit
 import io
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -424,10 +424,11 @@ def wide_page_cache(session: Session, kib: int) -> Iterator[None]:
 
 
 def _check_per_frame(session: Session, table: str, frame: pl.DataFrame) -> None:
-    """Checks the references of `frame`'s rows when SQLite leaves them (`bulk_store`)."""
-    raw = _driver_connection(session)
-    if not references.enforced(raw):
-        references.check_frame(raw, table, frame, session.info.get(_FOUND_KEYS))
+    """Checks the references of `frame`'s rows when SQLite leaves them: in a per-frame store
+    (`bulk_store`), the session that holds found keys."""
+    found = session.info.get(_FOUND_KEYS)
+    if found is not None:
+        references.check_frame(_driver_connection(session), table, frame, found)
 
 
 def _driver_connection(session: Session) -> Any:
@@ -579,22 +580,17 @@ def bulk_store(engine: Engine, *, references_per_frame: bool = False) -> Iterato
     at a time, not row by row (`tidings.references`); other writes must check theirs with
     `check_references`. PostgreSQL checks every row as always.
     """
-    if not references_per_frame:
-        with session_factory(engine)() as session:
-            try:
-                yield BulkStore(session)
-            finally:
-                session.rollback()
-        return
-    # What it found is true of its connection's view: the store keeps one connection.
-    options = {REFERENCES_PER_FRAME_OPTION: True}
-    with (
-        engine.execution_options(**options).connect() as connection,
-        Session(bind=connection, expire_on_commit=False) as session,
-    ):
-        found = session.info[_FOUND_KEYS] = references.FoundKeys()
-        # Rows the store wrote and rolled back are gone: so are the keys it knew of them.
-        event.listen(session, "after_soft_rollback", lambda *_: found.clear())
+    with ExitStack() as stack:
+        if references_per_frame:
+            # What it found is true of its connection's view: the store keeps one connection.
+            options = {REFERENCES_PER_FRAME_OPTION: True}
+            connection = stack.enter_context(engine.execution_options(**options).connect())
+            session = stack.enter_context(Session(bind=connection, expire_on_commit=False))
+            found = session.info[_FOUND_KEYS] = references.FoundKeys()
+            # Rows the store wrote and rolled back are gone: so are the keys it knew of them.
+            event.listen(session, "after_soft_rollback", lambda *_: found.clear())
+        else:
+            session = stack.enter_context(session_factory(engine)())
         try:
             yield BulkStore(session)
         finally:

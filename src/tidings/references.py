@@ -11,6 +11,7 @@ frame with a key that refers to nothing raises before any of its rows are writte
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -18,45 +19,64 @@ import polars as pl
 JSON_ROW_START, JSON_ROW_END = '[{"keys":', "}]"  # around the keys in `json_array`'s frame
 
 
-def enforced(raw: sqlite3.Connection) -> bool:
-    """Whether SQLite checks each row's references itself on this connection."""
-    return bool(raw.execute("PRAGMA foreign_keys").fetchone()[0])
+@dataclass(frozen=True)
+class Reference:
+    """One foreign key of a table: its `columns` refer to the parent's `keys`, in order."""
+
+    parent: str
+    columns: tuple[str, ...]
+    keys: tuple[str, ...]
 
 
 def check_frame(
     raw: sqlite3.Connection, table: str, frame: pl.DataFrame, found: FoundKeys | None = None
 ) -> None:
-    """Raises `sqlite3.IntegrityError` when a value of `frame` in a foreign-key column of
-    `table` has no parent row (null references nothing and passes). Keys in `found` are not
-    looked up again; those looked up are added to it."""
-    for parent, column, key in references(raw, table):
-        if column not in frame.columns:
-            continue
-        keys = frame[column].drop_nulls().unique().sort()  # in order: the parent's pages once
-        if found is not None:
-            keys = found.unseen(raw, parent, keys)
-        if keys.is_empty():
-            continue
-        param = json_array(keys)
-        # A parent key is unique: every key is found when the join has a row per key. (It
-        # costs SQLite half what asking for a key that is not found does.)
-        count = raw.execute(
-            f"SELECT COUNT(*) FROM json_each(?) AS k JOIN {parent} p ON p.{key} = k.value",
-            (param,),
-        ).fetchone()[0]
-        if count == keys.len():
-            if found is not None:
-                found.add(raw, parent, keys)
-            continue
-        missing = raw.execute(
-            f"SELECT k.value FROM json_each(?) AS k"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{key} = k.value) LIMIT 1",
-            (param,),
-        ).fetchone()[0]
-        raise sqlite3.IntegrityError(
-            f"FOREIGN KEY constraint failed: {table}.{column} {missing!r}"
-            f" refers to no row of {parent}"
-        )
+    """Raises `sqlite3.IntegrityError` when the values of `frame` in a foreign key of `table`
+    have no parent row (a row with a null in the key refers to nothing and passes). Keys in
+    `found` are not looked up again; single-column keys looked up are added to it."""
+    for reference in references(raw, table):
+        if all(column in frame.columns for column in reference.columns):
+            _check(raw, table, reference, frame.select(reference.columns), found)
+
+
+def _check(
+    raw: sqlite3.Connection,
+    table: str,
+    reference: Reference,
+    values: pl.DataFrame,
+    found: FoundKeys | None,
+) -> None:
+    keys = values.drop_nulls().unique().sort(values.columns)  # in order: the parent's pages once
+    single = values.width == 1
+    if single and found is not None:
+        keys = found.unseen(raw, reference.parent, keys.to_series()).to_frame()
+    if keys.is_empty():
+        return
+    if single:  # an array of the values, each row's `k.value`
+        param, values_sql = json_array(keys.to_series()), ["k.value"]
+    else:  # an array of objects, one per key
+        param, values_sql = keys.write_json(), [f"k.value ->> '$.{c}'" for c in keys.columns]
+    on = " AND ".join(
+        f"p.{key} = {value}" for key, value in zip(reference.keys, values_sql, strict=True)
+    )
+    # A parent key is unique: every key is found when the join has a row per key. (It
+    # costs SQLite half what asking for a key that is not found does.)
+    count = raw.execute(
+        f"SELECT COUNT(*) FROM json_each(?) AS k JOIN {reference.parent} p ON {on}", (param,)
+    ).fetchone()[0]
+    if count == keys.height:
+        if single and found is not None:
+            found.add(raw, reference.parent, keys.to_series())
+        return
+    missing = raw.execute(
+        f"SELECT k.value FROM json_each(?) AS k"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {reference.parent} p WHERE {on}) LIMIT 1",
+        (param,),
+    ).fetchone()[0]
+    raise sqlite3.IntegrityError(
+        f"FOREIGN KEY constraint failed: {table}.{', '.join(reference.columns)} {missing!r}"
+        f" refers to no row of {reference.parent}"
+    )
 
 
 class FoundKeys:
@@ -111,15 +131,32 @@ class FoundKeys:
         return self._keys
 
 
-def references(raw: sqlite3.Connection, table: str) -> list[tuple[str, str, str]]:
-    """The foreign keys of `table`: (parent table, column, parent column), one per key.
-
-    The schema has none over several columns; one would be refused here, not half checked.
-    """
+def references(raw: sqlite3.Connection, table: str) -> list[Reference]:
+    """The foreign keys of `table`, each over one column or several."""
     rows: list[Any] = raw.execute(f"PRAGMA foreign_key_list({table})").fetchall()
-    if any(seq for _, seq, *_ in rows):
-        raise NotImplementedError(f"{table} has a foreign key over several columns")
-    return [(parent, column, key or "rowid") for _, _, parent, column, key, *_ in rows]
+    parts: dict[int, list[tuple[int, str, str, str | None]]] = {}
+    for number, seq, parent, column, key, *_ in rows:
+        parts.setdefault(number, []).append((seq, parent, column, key))
+    found = []
+    for columns in parts.values():
+        columns.sort()
+        parent = columns[0][1]
+        keys = tuple(key for _, _, _, key in columns if key is not None)
+        found.append(
+            Reference(
+                parent=parent,
+                columns=tuple(column for _, _, column, _ in columns),
+                keys=keys if len(keys) == len(columns) else _primary_key(raw, parent),
+            )
+        )
+    return found
+
+
+def _primary_key(raw: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    """The columns of `table`'s primary key in order (its rowid when it declares none)."""
+    info: list[Any] = raw.execute(f"PRAGMA table_info({table})").fetchall()
+    declared = sorted((pk, name) for _, name, _, _, _, pk in info if pk)
+    return tuple(name for _, name in declared) or ("rowid",)
 
 
 def json_array(keys: pl.Series) -> str:
