@@ -25,6 +25,7 @@ from tidings.inbound import tickets
 from tidings.loyalty import coupons
 from tidings.loyalty import service as points
 from tidings.notifications import callbacks
+from tidings.orders import reactions
 from tidings.reports import alerts, health
 from tidings.tracking.credits import attribute_orders
 from tidings.triggers.scheduler import scheduled_pass
@@ -36,6 +37,7 @@ BREACH_INTERVAL = 30.0  # seconds between flags of tickets past their first-resp
 CALLBACK_INTERVAL = 1.0  # seconds between passes over API messages' status callbacks
 POINTS_EXPIRY_INTERVAL = 86_400.0  # seconds between write-offs of expired points (daily)
 LOYALTY_UPKEEP_INTERVAL = 3_600.0  # seconds between points catch-ups and coupon voids (hourly)
+ORDER_REACTIONS_INTERVAL = 30.0  # seconds between looks for orders left without reactions
 
 
 class Placement(StrEnum):
@@ -90,6 +92,11 @@ def check_health(engine: Engine, settings: Settings, now: datetime) -> None:
         alerts.post_breaches(db_session=session, settings=settings, now=now)
 
 
+def catch_up_orders(engine: Engine, settings: Settings, now: datetime) -> None:
+    """Reacts to orders an import stored but stopped before reacting to (receipts, ...)."""
+    reactions.catch_up(engine, settings, now)
+
+
 def credit_orders(engine: Engine, settings: Settings, now: datetime) -> None:
     """Credits the recent orders to the messages that earned them."""
     with session_scope(engine) as session:
@@ -128,6 +135,7 @@ CHORES: tuple[Chore, ...] = (
     Chore("campaign steps", lambda _: STEPS_INTERVAL, plan_steps),
     Chore("ticket breaches", lambda _: BREACH_INTERVAL, flag_breaches, placement=Placement.LOOP),
     Chore("health check", lambda s: s.health_check_minutes * 60, check_health),
+    Chore("order reactions", lambda _: ORDER_REACTIONS_INTERVAL, catch_up_orders),
     Chore("attribution", lambda s: s.attribution_interval_seconds, credit_orders, at_start=False),
     Chore("points expiry", lambda _: POINTS_EXPIRY_INTERVAL, expire_points),
     Chore("loyalty upkeep", lambda _: LOYALTY_UPKEEP_INTERVAL, loyalty_upkeep),

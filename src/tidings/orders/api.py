@@ -10,7 +10,8 @@ from tidings.db import BulkStore
 from tidings.http import DbSession, require_scope
 from tidings.members.api import batch_result, check_batch_size
 from tidings.members.schemas import BatchResult
-from tidings.orders.importer import ORDER_FIELDS, OrderBatches, react_to_orders
+from tidings.orders.importer import ORDER_FIELDS, OrderBatches
+from tidings.orders.reactions import react_to_orders
 from tidings.orders.schemas import OrdersBatch
 
 router = APIRouter(tags=["orders"])

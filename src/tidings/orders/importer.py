@@ -16,10 +16,9 @@ from pathlib import Path
 
 import polars as pl
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from tidings import clock
-from tidings.config import Settings, get_settings
+from tidings.config import get_settings
 from tidings.db import BulkStore, bulk_store, wide_page_cache
 from tidings.imports import CsvSource, ImportResult, RejectsWriter, reasons
 from tidings.imports.ahead import read_ahead
@@ -34,12 +33,10 @@ from tidings.imports.lookup import KeyIndex
 from tidings.loyalty import service as loyalty
 from tidings.members.merging import NO_PROBLEMS
 from tidings.members.service import store_refs
-from tidings.notifications.large_purchase import notify_large_orders
 from tidings.orders import service
 from tidings.orders.cleaning import ORDER_ALIASES, ORDER_FIELDS, clean_orders
 from tidings.orders.products_import import import_products
-from tidings.tracking.credits import attribute_orders
-from tidings.triggers.reactions import orders_arrived
+from tidings.orders.reactions import react_to_orders
 
 __all__ = ["ORDER_FIELDS", "OrderBatches", "clean_orders", "import_orders", "import_products"]
 
@@ -357,7 +354,8 @@ def import_orders(
             batches = _import_lines(engine, csv, rejects, create_members, progress=progress)
         finally:
             rejects_file = rejects.close()
-    # What the new orders set off, in a transaction of its own (SQLite checks each row).
+    # What the new orders set off, in a transaction of its own (SQLite checks each row): if
+    # it fails, the orders it left are reacted to next time (`tidings.orders.reactions`).
     with bulk_store(engine) as store:
         react_to_orders(store.session, first_order_id=batches.first_new_order, settings=settings)
         store.commit()
@@ -385,17 +383,6 @@ def _import_lines(
         batches.accrue_points()
         store.commit()
     return batches
-
-
-def react_to_orders(db_session: Session, *, first_order_id: int, settings: Settings) -> None:
-    """What new orders set off (ids from `first_order_id` on): receipts and cart reminders
-    called off, anti-fraud reminders after large purchases, credit to the messages that
-    earned them."""
-    orders_arrived(db_session, first_order_id=first_order_id, now=clock.now())
-    notify_large_orders(
-        db_session=db_session, first_order_id=first_order_id, settings=settings, now=clock.now()
-    )
-    attribute_orders(db_session=db_session)
 
 
 def _apply_all(

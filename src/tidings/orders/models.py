@@ -76,3 +76,16 @@ class Event(Base):
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
+
+
+class OrderReactions(Base):
+    """How far the reactions to new orders have gone (receipts, cart reminders called off,
+    large-purchase reminders): one row, the highest order id they covered. An import stores
+    its orders before it reacts to them; one that stopped in between leaves this behind, and
+    the next reaction (or the worker's catch-up) covers the orders it left."""
+
+    __tablename__ = "order_reactions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    through_order_id: Mapped[int] = mapped_column(Integer)
+    reacted_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,95 @@
+"""An order import reacts to its new orders after storing them; one stopped in between
+leaves nothing behind: the next import, or the worker, sends the receipts it owed, once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from tidings import clock
+from tidings.config import get_settings
+from tidings.db import session_scope
+from tidings.orders import reactions
+from tidings.orders.importer import import_orders
+from tidings.orders.models import Order
+
+from .conftest import add_member, add_store, at, local, trigger_messages
+
+HEADER = "order_id,ordered_at,member_code,store_code,amount\n"
+
+
+def _orders_file(tmp_path: Path, name: str, *lines: str) -> Path:
+    path = tmp_path / name
+    path.write_text(HEADER + "".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def _stopped_before_reacting(engine: Engine, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imports `path` with the process stopping as the import starts to react."""
+
+    def stop(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(reactions, "orders_arrived", stop)
+        with pytest.raises(KeyboardInterrupt):
+            import_orders(engine=engine, path=path)
+
+
+def _orders(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return int(session.execute(select(func.count()).select_from(Order)).scalar_one())
+
+
+@pytest.fixture
+def shop(engine: Engine) -> Engine:
+    add_store(engine)
+    for member_id in (1, 2):
+        add_member(engine, member_id)
+    return engine
+
+
+def test_the_worker_sends_the_receipts_an_interrupted_import_owed(
+    shop: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    moment = local(2026, 6, 10, 10)
+    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{moment:%Y-%m-%d %H:%M},M1,SH01,88.50")
+    with at(moment):
+        _stopped_before_reacting(shop, path, monkeypatch)
+    assert _orders(shop) == 1
+    assert trigger_messages(shop, "receipt").height == 0
+    with at(local(2026, 6, 10, 10, 5)):
+        assert cli("worker", "--once").exit_code == 0
+        assert cli("worker", "--once").exit_code == 0  # nothing left to catch up on
+    receipts = trigger_messages(shop, "receipt")
+    assert receipts["member_id"].to_list() == [1]
+    assert "消费88.50元" in receipts["text"][0]
+
+
+def test_the_next_import_reacts_to_the_orders_an_earlier_one_left(
+    shop: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moment = local(2026, 6, 10, 10)
+    first = _orders_file(tmp_path, "morning.csv", f"SO-1,{moment:%Y-%m-%d %H:%M},M1,SH01,10")
+    with at(moment):
+        _stopped_before_reacting(shop, first, monkeypatch)
+    later = local(2026, 6, 10, 10, 10)
+    second = _orders_file(tmp_path, "later.csv", f"SO-2,{later:%Y-%m-%d %H:%M},M2,SH01,20")
+    with at(later):
+        import_orders(engine=shop, path=second)
+        import_orders(engine=shop, path=first)  # the file again: its order is known
+    assert trigger_messages(shop, "receipt")["member_id"].to_list() == [1, 2]
+
+
+def test_a_finished_import_leaves_the_worker_nothing_to_catch_up_on(
+    shop: Engine, tmp_path: Path
+) -> None:
+    moment = local(2026, 6, 10, 10)
+    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{moment:%Y-%m-%d %H:%M},M1,SH01,10")
+    with at(moment):
+        import_orders(engine=shop, path=path)
+        assert reactions.catch_up(shop, get_settings(), clock.now()) == 0
+    assert trigger_messages(shop, "receipt").height == 1
