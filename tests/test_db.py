@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from tidings import clock, db, scans
-from tidings.db import bulk_insert, make_engine, read_frame, session_scope, writing_scope
+from tidings import bulk, clock, scans
+from tidings.bulk import bulk_insert
+from tidings.db import make_engine, read_frame, session_scope, writing_scope
 from tidings.members.models import Member, Store
 from tidings.profiles.models import Profile
 from tidings.scans import TableScan, read_tables_in_children
@@ -239,8 +240,8 @@ def test_append_rows_writes_every_value_as_the_frame_holds_it(
 ) -> None:
     """Small blocks and statements, so that a column is the same in every row of one block
     (bound once there) and not in another, beside empty columns and booleans."""
-    monkeypatch.setattr(db, "SQLITE_APPEND_BLOCK", 120)
-    monkeypatch.setattr(db, "SQLITE_ROWS_PER_STATEMENT", 50)
+    monkeypatch.setattr(bulk, "SQLITE_APPEND_BLOCK", 120)
+    monkeypatch.setattr(bulk, "SQLITE_ROWS_PER_STATEMENT", 50)
     count = 250
     start = datetime(2025, 1, 1, tzinfo=UTC)
     members = pl.DataFrame(
@@ -258,7 +259,7 @@ def test_append_rows_writes_every_value_as_the_frame_holds_it(
         schema_overrides={"name": pl.String, "tier": pl.String},
     )
     with session_scope(engine) as db_session:
-        assert db.append_rows(db_session, "members", members) == count
+        assert bulk.append_rows(db_session, "members", members) == count
     stored = read_frame(
         engine,
         f"SELECT {', '.join(members.columns)} FROM members ORDER BY id",
@@ -284,8 +285,8 @@ def test_a_copy_that_meets_a_taken_key_writes_nothing_and_the_transaction_goes_o
         created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC"))
     )
     with session_scope(engine) as db_session:
-        assert db.copy_unless_taken(db_session, "stores", stores.head(1))
-        assert not db.copy_unless_taken(db_session, "stores", stores)
+        assert bulk.copy_unless_taken(db_session, "stores", stores.head(1))
+        assert not bulk.copy_unless_taken(db_session, "stores", stores)
         db_session.add(Store(code="S3", name="三店"))
     with session_scope(engine) as db_session:
         assert db_session.scalars(select(Store.code).order_by(Store.code)).all() == ["S1", "S3"]
@@ -300,8 +301,8 @@ def test_a_wide_page_cache_lasts_for_its_block_and_never_narrows_one(engine: Eng
 
     with session_scope(engine) as db_session:
         before = cache(db_session)
-        with db.wide_page_cache(db_session, 4096):
+        with bulk.wide_page_cache(db_session, 4096):
             inside = cache(db_session)
-            with db.wide_page_cache(db_session, 1024):
+            with bulk.wide_page_cache(db_session, 1024):
                 nested = cache(db_session)
         assert (inside, nested, cache(db_session)) == (-4096, -4096, before)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from tidings.db import SQLITE_ROWS_PER_STATEMENT
+from tidings.bulk import SQLITE_ROWS_PER_STATEMENT
 from tidings.imports import (
     PERSON_ALIASES,
     CsvSource,
@@ -232,7 +232,7 @@ def test_leaving_early_stops_reading_ahead_and_closes_the_file() -> None:
 def test_appending_rows_writes_every_one_and_ignores_known_keys_when_asked(
     engine: Engine,
 ) -> None:
-    from tidings.db import bulk_store
+    from tidings.bulk import bulk_store
 
     now = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
     count = 2 * SQLITE_ROWS_PER_STATEMENT + 37  # full statements and a remainder
@@ -261,7 +261,7 @@ def test_appending_rows_writes_every_one_and_ignores_known_keys_when_asked(
 
 
 def test_keys_travel_to_the_store_as_they_are(engine: Engine) -> None:
-    from tidings.db import bulk_store
+    from tidings.bulk import bulk_store
 
     texts = pl.Series(['M"1', "back\\slash", "手机 13800138000", "line\nbreak", None, "M1", "M1"])
     numbers = pl.Series([3, None, 1, 2**40, 3])

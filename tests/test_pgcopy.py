@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 from sqlalchemy import Engine, select
 
-from tidings.db import bulk_insert, session_scope
+from tidings.bulk import bulk_insert
+from tidings.db import session_scope
 from tidings.dispatch.models import Message
 from tidings.pgcopy import TIMESTAMPTZ, encodable
 

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from tidings import references
-from tidings.db import bulk_store, session_scope
+from tidings.bulk import bulk_store
+from tidings.db import session_scope
 from tidings.members import service as members
 from tidings.members.models import Member, Store
 from tidings.orders.models import Order

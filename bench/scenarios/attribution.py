@@ -21,8 +21,9 @@ from sqlalchemy import Engine, text
 
 from bench.harness import report
 from tidings import migrate
+from tidings.bulk import bulk_insert
 from tidings.config import Settings
-from tidings.db import bulk_insert, make_engine, session_scope
+from tidings.db import make_engine, session_scope
 from tidings.tracking.attribution import Windows, credit_orders
 from tidings.tracking.credits import attribute_orders
 

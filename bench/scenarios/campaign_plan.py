@@ -24,9 +24,10 @@ from sqlalchemy import Engine, text
 
 from bench.harness import report
 from tidings import migrate
+from tidings.bulk import bulk_insert
 from tidings.campaigns import service
 from tidings.campaigns.schemas import CampaignCreate, CouponOffer, VariantCreate
-from tidings.db import bulk_insert, make_engine, session_scope
+from tidings.db import make_engine, session_scope
 from tidings.segments.snapshot import invalidate
 
 MEMBERS = int(os.environ.get("BENCH_CAMPAIGN_MEMBERS", "1000000"))  # smaller for a quick look

@@ -29,7 +29,8 @@ from tidings import migrate
 from tidings.accounts import users
 from tidings.accounts.models import Role
 from tidings.app import create_app
-from tidings.db import bulk_insert, make_engine, session_scope
+from tidings.bulk import bulk_insert
+from tidings.db import make_engine, session_scope
 
 MEMBERS = int(os.environ.get("BENCH_CONSOLE_MEMBERS", "1000000"))
 MESSAGES = MEMBERS // 2

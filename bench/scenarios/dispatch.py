@@ -17,9 +17,10 @@ from sqlalchemy import Engine, text
 
 from bench.harness import report
 from tidings import clock, migrate
+from tidings.bulk import bulk_insert
 from tidings.campaigns.models import Campaign, CampaignStatus
 from tidings.config import Settings
-from tidings.db import bulk_insert, make_engine, session_scope
+from tidings.db import make_engine, session_scope
 from tidings.dispatch.worker import Worker
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

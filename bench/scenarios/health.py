@@ -20,9 +20,10 @@ from sqlalchemy import Engine, text
 
 from bench.harness import report
 from tidings import migrate
+from tidings.bulk import bulk_insert
 from tidings.campaigns.sources import phone_hashes
 from tidings.config import Settings
-from tidings.db import bulk_insert, make_engine, session_scope
+from tidings.db import make_engine, session_scope
 from tidings.reports.health import health_rows
 
 MESSAGES = int(os.environ.get("BENCH_HEALTH_MESSAGES", "1000000"))

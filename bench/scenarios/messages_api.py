@@ -32,7 +32,8 @@ from bench.harness import report
 from bench.scenarios.redirect import _cpu_seconds, _free_port
 from tidings import migrate
 from tidings.accounts import service as accounts
-from tidings.db import bulk_insert, make_engine, session_scope
+from tidings.bulk import bulk_insert
+from tidings.db import make_engine, session_scope
 
 MEMBERS = 10_000
 CONCURRENCY = int(os.environ.get("BENCH_MESSAGES_CONCURRENCY", "32"))

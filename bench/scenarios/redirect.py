@@ -31,7 +31,8 @@ from sqlalchemy import text
 
 from bench.harness import report
 from tidings import migrate
-from tidings.db import bulk_insert, make_engine, session_scope
+from tidings.bulk import bulk_insert
+from tidings.db import make_engine, session_scope
 from tidings.tracking.codes import ALPHABET, CODE_LENGTH
 
 LINKS = 100_000

@@ -29,8 +29,9 @@ from sqlalchemy import Engine, text
 from bench.harness import report
 from tidings import migrate
 from tidings.app import create_app
+from tidings.bulk import bulk_insert
 from tidings.config import Settings
-from tidings.db import bulk_insert, make_engine, session_scope
+from tidings.db import make_engine, session_scope
 
 REPLIES = int(os.environ.get("BENCH_REPLIES", "20000"))
 MEMBERS = 50_000

@@ -30,7 +30,8 @@ from bench.harness import report
 from tidings import migrate
 from tidings.accounts import service as accounts
 from tidings.app import create_app
-from tidings.db import bulk_insert, make_engine, session_scope
+from tidings.bulk import bulk_insert
+from tidings.db import make_engine, session_scope
 
 SECONDS = int(os.environ.get("BENCH_TRIGGER_SECONDS", "20"))
 MEMBERS = 50_000

@@ -34,7 +34,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def _restore_import_indexes(engine: Engine) -> None:
     """Builds the indexes a large import that crashed left unbuilt (imports/indexes.py)."""
-    from tidings.db import bulk_store
+    from tidings.bulk import bulk_store
     from tidings.imports.indexes import DEFERRING_TABLES, restore_indexes
 
     with bulk_store(engine) as store:

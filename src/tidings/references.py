@@ -3,7 +3,7 @@
 SQLite enforcing foreign keys looks the parent of every reference up as it writes each row:
 a B-tree search per key per row, in the order the rows come. For a million members' orders
 that search cost more than writing the orders. A bulk store may instead have SQLite leave
-them (`tidings.db.bulk_store(..., references_per_frame=True)`): each frame it appends is then
+them (`tidings.bulk.bulk_store(..., references_per_frame=True)`): each frame it appends is then
 checked here, with one query per foreign key over the frame's distinct keys in order, and a
 frame with a key that refers to nothing raises before any of its rows are written.
 """

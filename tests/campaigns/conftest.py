@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tidings import clock
+from tidings.bulk import bulk_insert
 from tidings.config import Settings, get_settings
-from tidings.db import bulk_insert, session_scope
+from tidings.db import session_scope
 from tidings.segments.snapshot import invalidate
 
 UTC_TIME = pl.Datetime("us", "UTC")

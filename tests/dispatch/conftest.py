@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tidings import clock
+from tidings.bulk import bulk_insert
 from tidings.campaigns.models import Campaign, CampaignStatus
 from tidings.config import Settings
-from tidings.db import bulk_insert, session_scope
+from tidings.db import session_scope
 from tidings.providers.simulator import SimulatorProvider
 
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import polars as pl
 from sqlalchemy import Engine, inspect, text
 
-from tidings.db import bulk_store, session_scope
+from tidings.bulk import bulk_store
+from tidings.db import session_scope
 from tidings.imports.indexes import restore_indexes
 from tidings.members.models import Member
 

@@ -14,7 +14,8 @@ from sqlalchemy import Engine, text
 
 from tidings import clock
 from tidings.app import create_app
-from tidings.db import bulk_insert, session_scope
+from tidings.bulk import bulk_insert
+from tidings.db import session_scope
 
 UTC_TIME = pl.Datetime("us", "UTC")
 AS_OF = "2025-06-30"

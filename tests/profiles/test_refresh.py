@@ -249,7 +249,7 @@ def test_a_child_keeps_no_profile_when_preparing_them_fails_halfway(
     import pytest
 
     from tidings import clock
-    from tidings.db import sqlite_values
+    from tidings.bulk import sqlite_values
     from tidings.profiles import writeback
     from tidings.scans import replace_rows_in_child, sqlite_children
 

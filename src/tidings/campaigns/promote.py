@@ -17,12 +17,12 @@ import polars as pl
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from tidings.bulk import BulkStore
 from tidings.campaigns.models import Campaign, Variant
 from tidings.campaigns.planner import CONTENT_KIND, audience_fields, checked_texts
 from tidings.campaigns.spec import campaign_fields, plan_spec
 from tidings.config import get_settings
 from tidings.content.lint import lint_rules
-from tidings.db import BulkStore
 from tidings.reports.stats import ab_summary
 from tidings.segments.audience import local_today
 from tidings.segments.snapshot import snapshot

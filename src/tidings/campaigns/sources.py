@@ -21,19 +21,11 @@ import polars_hash as plh
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from tidings.bulk import SQLITE_ROWS_PER_STATEMENT, bulk_insert, multi_row_params, wide_page_cache
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.phases import PhaseTimer
 from tidings.campaigns.planner import MESSAGE_KIND, PlanSpec, dispatch_priority
-from tidings.db import (
-    POLARS_SQLITE_TIME_FORMAT,
-    SQLITE_ROWS_PER_STATEMENT,
-    bulk_insert,
-    is_sqlite,
-    multi_row_params,
-    read_frame,
-    utc_text,
-    wide_page_cache,
-)
+from tidings.db import POLARS_SQLITE_TIME_FORMAT, is_sqlite, read_frame, utc_text
 from tidings.dispatch.models import MessageState
 from tidings.loyalty import offers
 from tidings.policy.rules import PolicyRules
@@ -310,7 +302,7 @@ def _insert_sqlite(
     times, the expiry) is written into the statement, and planned and skipped messages go in
     by a statement each: a skipped one binds only its reason, a planned one its variant,
     text, parts and cost. Rows go `SQLITE_ROWS_PER_STATEMENT` to a statement, their values
-    laid out by `tidings.db.multi_row_params` as `append_rows` does: a statement per row
+    laid out by `tidings.bulk.multi_row_params` as `append_rows` does: a statement per row
     cost more in binding and stepping than SQLite's own work.
     """
     raw = db_session.connection().connection.driver_connection

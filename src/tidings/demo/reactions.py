@@ -19,8 +19,9 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from tidings import clock
+from tidings.bulk import BulkStore, bulk_insert
 from tidings.config import get_settings
-from tidings.db import POLARS_SQLITE_TIME_FORMAT, BulkStore, bulk_insert
+from tidings.db import POLARS_SQLITE_TIME_FORMAT
 from tidings.tracking.robots import agent_reason
 
 UTC_TIME = pl.Datetime("us", "UTC")

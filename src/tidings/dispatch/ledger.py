@@ -10,7 +10,8 @@ from typing import Any
 import polars as pl
 from sqlalchemy.orm import Session
 
-from tidings.db import is_sqlite, sqlite_values, utc_text
+from tidings.bulk import sqlite_values
+from tidings.db import is_sqlite, utc_text
 from tidings.dispatch.models import MessageState, state_guard
 
 Row = tuple[Any, ...]

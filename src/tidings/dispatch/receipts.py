@@ -17,8 +17,9 @@ import polars as pl
 from sqlalchemy import Table, select, text, update
 from sqlalchemy.orm import Session
 
+from tidings.bulk import bulk_insert
 from tidings.casts import UTC_TIME, utc_series
-from tidings.db import bulk_insert, is_sqlite
+from tidings.db import is_sqlite
 from tidings.dispatch.ledger import move_frame
 from tidings.dispatch.models import DeliveryReceipt, Message, MessageState, ReceiptStatus, sources
 from tidings.providers.base import Receipt

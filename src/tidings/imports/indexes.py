@@ -21,7 +21,8 @@ from contextlib import contextmanager
 import polars as pl
 from sqlalchemy import Index
 
-from tidings.db import Base, BulkStore
+from tidings.bulk import BulkStore
+from tidings.db import Base
 
 DEFERRING_TABLES = ("members", "orders", "points_lots")  # whose indexes an import may defer
 DEFER_SHARE = 0.5  # an import adding at least this share of a table's rows builds after

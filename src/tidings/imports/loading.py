@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from tidings.db import BulkStore
+from tidings.bulk import BulkStore
 from tidings.references import json_array
 
 IMPORT_CACHE_KIB = 512 * 1024  # SQLite page cache while importing, KiB (default is 2 MiB)
@@ -66,7 +66,7 @@ def file_import_cache(store: BulkStore) -> Iterator[None]:
     page cache and checkpoint interval when the first one begins, and its old ones back at
     the end, when what the import wrote is checkpointed into the database file.
 
-    Setting the cache back after every batch (as `tidings.db.wide_page_cache` would) empties
+    Setting the cache back after every batch (as `tidings.bulk.wide_page_cache` would) empties
     it, so each batch read the indexes it writes to back from the file: at three million order lines
     that was about a third of the import's CPU time. A checkpoint after every batch's commit
     copied the index pages every batch touches into the file again each time.

@@ -10,8 +10,8 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy import Engine
 
+from tidings.bulk import BulkStore, bulk_store
 from tidings.config import get_settings
-from tidings.db import BulkStore, bulk_store
 from tidings.imports.errors import ImportResult
 from tidings.imports.reader import CsvSource
 from tidings.imports.rejects import RejectsWriter

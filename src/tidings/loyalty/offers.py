@@ -21,8 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tidings import keys
+from tidings.bulk import BulkStore, append_rows, copy_unless_taken, wide_page_cache
 from tidings.config import get_settings
-from tidings.db import BulkStore, append_rows, copy_unless_taken, wide_page_cache
 from tidings.loyalty.codes import member_codes, random_code
 from tidings.loyalty.coupons import CouponTerms
 from tidings.loyalty.models import CouponKind, CouponStatus

@@ -3,7 +3,7 @@ redemption for a coupon or a gift, and a member's statement.
 
 The ledger is the truth; `members.points` is kept equal to the sum of what is left in a
 member's lots (what templates and segments read as `points`). Functions take a session and
-never commit; bulk steps move Polars frames through `tidings.db.BulkStore`.
+never commit; bulk steps move Polars frames through `tidings.bulk.BulkStore`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 import polars as pl
 from sqlalchemy.orm import Session
 
+from tidings.bulk import BulkStore, wide_page_cache
 from tidings.config import Settings, get_settings
-from tidings.db import BulkStore, utc_text, wide_page_cache
+from tidings.db import utc_text
 from tidings.loyalty import points
 from tidings.loyalty.coupons import CouponTerms, issue
 from tidings.loyalty.models import LotKind, PointsLot

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tidings.audit import service as audit
+from tidings.bulk import BulkStore
 from tidings.config import get_settings
-from tidings.db import BulkStore
 from tidings.http import Authenticated, DbSession, Page, PagingQuery, RowId, require_scope
 from tidings.imports import ImportResult
 from tidings.inbound.timeline import DEFAULT_LIMIT, member_timeline

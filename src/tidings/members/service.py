@@ -12,7 +12,7 @@ import polars as pl
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from tidings.db import BulkStore
+from tidings.bulk import BulkStore
 from tidings.imports.loading import key_rows, keys_param, reserve_ids
 from tidings.members.models import ConsentEvent, ConsentKind, Member, Store
 

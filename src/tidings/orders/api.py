@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 from fastapi import APIRouter
 
+from tidings.bulk import BulkStore
 from tidings.config import get_settings
-from tidings.db import BulkStore
 from tidings.http import DbSession, require_scope
 from tidings.members.api import batch_result, check_batch_size
 from tidings.members.schemas import BatchResult

@@ -18,8 +18,8 @@ import polars as pl
 from sqlalchemy import Engine
 
 from tidings import clock
+from tidings.bulk import BulkStore, bulk_store, wide_page_cache
 from tidings.config import get_settings
-from tidings.db import BulkStore, bulk_store, wide_page_cache
 from tidings.imports import CsvSource, ImportResult, RejectsWriter, reasons
 from tidings.imports.ahead import read_ahead
 from tidings.imports.indexes import (

@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from tidings.db import BulkStore
+from tidings.bulk import BulkStore
 from tidings.imports.loading import key_rows, keys_param
 from tidings.members.service import UTC_TIME
 

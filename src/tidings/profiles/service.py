@@ -2,7 +2,7 @@
 
 Reads go through `tidings.db.read_frame`, the big tables of a refresh through
 `tidings.scans.read_tables_in_children` (child processes on SQLite); writes go through
-`tidings.db.bulk_store` on the engine's own connections, except a refresh's profiles on a
+`tidings.bulk.bulk_store` on the engine's own connections, except a refresh's profiles on a
 SQLite file, which one of the same children writes (`tidings.profiles.writeback`).
 """
 
@@ -19,8 +19,9 @@ import polars as pl
 from sqlalchemy import Engine
 
 from tidings import clock
+from tidings.bulk import BulkStore, bulk_store
 from tidings.config import get_settings
-from tidings.db import BulkStore, bulk_store, read_frame
+from tidings.db import read_frame
 from tidings.orders import frames
 from tidings.profiles import bgnbd, tagrules, writeback
 from tidings.profiles.bgnbd import BgNbdParams, GammaGammaParams

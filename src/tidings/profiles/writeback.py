@@ -3,7 +3,7 @@
 On a SQLite file, a refresh's many profiles are written by one of its child processes
 through ADBC (`tidings.scans.replace_rows_in_child`), which takes about a third of the CPU
 that binding a million rows of some forty values through Python's sqlite3 takes. Otherwise
-the rows go in through the engine's own connection (`tidings.db.bulk_store`): executemany on
+the rows go in through the engine's own connection (`tidings.bulk.bulk_store`): executemany on
 SQLite, COPY on PostgreSQL.
 """
 
@@ -15,7 +15,7 @@ import polars as pl
 from sqlalchemy import Engine
 
 from tidings import clock
-from tidings.db import bulk_store, sqlite_values
+from tidings.bulk import bulk_store, sqlite_values
 from tidings.profiles.compute import PROFILE_COLUMNS
 from tidings.scans import (
     CHILD_WRITE_MIN_ROWS,

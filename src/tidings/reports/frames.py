@@ -9,8 +9,9 @@ from typing import Any
 
 import polars as pl
 
+from tidings.bulk import BulkStore
 from tidings.campaigns.sources import phone_hashes
-from tidings.db import BulkStore, utc_text
+from tidings.db import utc_text
 from tidings.members.models import ConsentKind, SuppressionReason
 from tidings.reports.results import MESSAGES_SCHEMA, UTC_TIME
 

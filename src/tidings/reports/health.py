@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tidings import clock
+from tidings.bulk import BulkStore
 from tidings.config import Settings, get_settings
-from tidings.db import BulkStore
 from tidings.reports import alerts, wording
 from tidings.reports.health_counts import COUNTS, SENT_AT, Scope, moment, scope_counts
 from tidings.reports.models import HealthBreach

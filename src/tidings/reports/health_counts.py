@@ -15,8 +15,9 @@ from typing import Any
 
 import polars as pl
 
+from tidings.bulk import BulkStore
 from tidings.campaigns.sources import phone_hashes
-from tidings.db import BulkStore, utc_text
+from tidings.db import utc_text
 
 RESPONSE_WINDOW = timedelta(days=3)  # an opt-out this soon after a message is laid to it
 BUCKET_SECONDS = 900  # quarter hours: every timezone's offset is a whole number of them

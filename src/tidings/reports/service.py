@@ -17,9 +17,9 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from tidings import clock
+from tidings.bulk import BulkStore
 from tidings.campaigns.models import Variant
 from tidings.config import Settings, get_settings
-from tidings.db import BulkStore
 from tidings.dispatch import service as dispatch
 from tidings.reports import charts, frames, health, results, stats
 from tidings.tracking.credits import attribute_orders

@@ -17,8 +17,9 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from tidings import clock
+from tidings.bulk import BulkStore
 from tidings.config import Settings, get_settings
-from tidings.db import BulkStore, utc_text
+from tidings.db import utc_text
 from tidings.dispatch.models import MessageState
 from tidings.tracking.attribution import (
     CREDITS_SCHEMA,

@@ -16,10 +16,10 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from tidings import keys
+from tidings.bulk import BulkStore, append_rows, copy_unless_taken, wide_page_cache
 from tidings.campaigns.models import Campaign
 from tidings.config import Settings, get_settings
 from tidings.content.words import word_matcher
-from tidings.db import BulkStore, append_rows, copy_unless_taken, wide_page_cache
 from tidings.dispatch.models import MessageState
 from tidings.tracking.codes import MAX_ATTEMPTS, CodeCollision, code_for, spells_any, with_codes
 from tidings.tracking.targets import Utm, target_url

@@ -9,8 +9,8 @@ import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tidings.bulk import BulkStore
 from tidings.config import get_settings
-from tidings.db import BulkStore
 from tidings.dispatch.models import Message
 from tidings.tracking.links import short_url
 from tidings.tracking.models import Click, ShortLink

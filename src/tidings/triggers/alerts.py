@@ -10,7 +10,7 @@ import polars as pl
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tidings.db import BulkStore
+from tidings.bulk import BulkStore
 from tidings.orders.models import Event
 from tidings.triggers import events as occasions
 from tidings.triggers import service

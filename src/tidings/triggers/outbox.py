@@ -8,7 +8,8 @@ from datetime import datetime
 import polars as pl
 from sqlalchemy.orm import Session
 
-from tidings.db import BulkStore, execute_many, is_sqlite
+from tidings.bulk import BulkStore, execute_many
+from tidings.db import is_sqlite
 
 UTC_TIME = pl.Datetime("us", "UTC")
 MESSAGE_COLUMNS = (

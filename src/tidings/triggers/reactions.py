@@ -17,8 +17,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from tidings.bulk import BulkStore
 from tidings.config import get_settings
-from tidings.db import BulkStore, is_sqlite, utc_text
+from tidings.db import is_sqlite, utc_text
 from tidings.dispatch.models import MessageState, state_guard
 from tidings.members.phone import fast_e164
 from tidings.orders.models import Event
