@@ -7,6 +7,7 @@ import pkgutil
 import sys
 
 import bench.scenarios
+from bench.harness import describe_machine
 
 
 def main(names: list[str]) -> None:
@@ -15,6 +16,7 @@ def main(names: list[str]) -> None:
     unknown = sorted(set(chosen) - set(available))
     if unknown:
         sys.exit(f"unknown scenario(s) {', '.join(unknown)}; available: {', '.join(available)}")
+    print(describe_machine(), flush=True)
     for name in chosen:
         module = importlib.import_module(f"bench.scenarios.{name}")
         module.run()
