@@ -1,5 +1,5 @@
 """An order import reacts to its new orders after storing them; one stopped in between
-leaves nothing behind: the next import, or the worker, sends the receipts it owed, once."""
+leaves nothing behind: the worker sends the receipts it owed, once, and no others."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tidings.orders import reactions
 from tidings.orders.importer import import_orders
 from tidings.orders.models import Order
 
-from .conftest import add_member, add_store, at, local, trigger_messages
+from .conftest import add_member, add_order, add_store, at, local, trigger_messages
 
 HEADER = "order_id,ordered_at,member_code,store_code,amount\n"
 
@@ -69,19 +69,17 @@ def test_the_worker_sends_the_receipts_an_interrupted_import_owed(
     assert "消费88.50元" in receipts["text"][0]
 
 
-def test_the_next_import_reacts_to_the_orders_an_earlier_one_left(
-    shop: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_worker_leaves_alone_the_orders_of_an_import_still_storing(
+    shop: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
 ) -> None:
     moment = local(2026, 6, 10, 10)
-    first = _orders_file(tmp_path, "morning.csv", f"SO-1,{moment:%Y-%m-%d %H:%M},M1,SH01,10")
+    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{moment:%Y-%m-%d %H:%M},M1,SH01,10")
     with at(moment):
-        _stopped_before_reacting(shop, first, monkeypatch)
-    later = local(2026, 6, 10, 10, 10)
-    second = _orders_file(tmp_path, "later.csv", f"SO-2,{later:%Y-%m-%d %H:%M},M2,SH01,20")
-    with at(later):
-        import_orders(engine=shop, path=second)
-        import_orders(engine=shop, path=first)  # the file again: its order is known
-    assert trigger_messages(shop, "receipt")["member_id"].to_list() == [1, 2]
+        _stopped_before_reacting(shop, path, monkeypatch)
+        add_order(shop, 2, moment)  # stored by an import not done yet: no points so far
+    with at(local(2026, 6, 10, 10, 5)):
+        assert cli("worker", "--once").exit_code == 0
+    assert trigger_messages(shop, "receipt")["member_id"].to_list() == [1]
 
 
 def test_a_finished_import_leaves_the_worker_nothing_to_catch_up_on(
@@ -91,5 +89,6 @@ def test_a_finished_import_leaves_the_worker_nothing_to_catch_up_on(
     path = _orders_file(tmp_path, "pos.csv", f"SO-1,{moment:%Y-%m-%d %H:%M},M1,SH01,10")
     with at(moment):
         import_orders(engine=shop, path=path)
+    with at(local(2026, 6, 10, 10, 5)):
         assert reactions.catch_up(shop, get_settings(), clock.now()) == 0
     assert trigger_messages(shop, "receipt").height == 1

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from tidings.config import Settings
 from tidings.notifications import service
 from tidings.notifications.schemas import MessageCreate
+from tidings.orders.models import LAST_ORDER_ID
 
 KEY_PREFIX = "large-purchase:order:"  # idempotency key of an order's notice: once per order
 
@@ -23,19 +24,26 @@ def _amount(cents: int) -> str:
 
 
 def notify_large_orders(
-    *, db_session: Session, first_order_id: int, settings: Settings, now: datetime
+    *,
+    db_session: Session,
+    first_order_id: int,
+    settings: Settings,
+    now: datetime,
+    last_order_id: int = LAST_ORDER_ID,
 ) -> int:
-    """Sends the reminder for each order from `first_order_id` on above the amount and
-    recent enough; returns how many were queued. An order's second import sends nothing."""
+    """Sends the reminder for each order from `first_order_id` to `last_order_id` above the
+    amount and recent enough; returns how many were queued. An order's second import sends
+    nothing."""
     if settings.large_purchase_cents <= 0:
         return 0
     rows = db_session.execute(
         text(
-            "SELECT id, member_id, amount_cents FROM orders WHERE id >= :first"
+            "SELECT id, member_id, amount_cents FROM orders WHERE id BETWEEN :first AND :last"
             " AND amount_cents > :least AND ordered_at >= :since ORDER BY id"
         ),
         {
             "first": first_order_id,
+            "last": last_order_id,
             "least": settings.large_purchase_cents,
             "since": now - timedelta(hours=settings.large_purchase_hours),
         },

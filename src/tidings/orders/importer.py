@@ -33,10 +33,10 @@ from tidings.imports.lookup import KeyIndex
 from tidings.loyalty import service as loyalty
 from tidings.members.merging import NO_PROBLEMS
 from tidings.members.service import store_refs
-from tidings.orders import service
+from tidings.orders import reactions, service
 from tidings.orders.cleaning import ORDER_ALIASES, ORDER_FIELDS, clean_orders
+from tidings.orders.models import OwedReactions
 from tidings.orders.products_import import import_products
-from tidings.orders.reactions import react_to_orders
 
 __all__ = ["ORDER_FIELDS", "OrderBatches", "clean_orders", "import_orders", "import_products"]
 
@@ -351,13 +351,13 @@ def import_orders(
         csv.require(all_of=("order_id", "ordered_at", "amount"), any_of=("phone", "member_code"))
         rejects = RejectsWriter(RejectsWriter.beside(path, rejects_path), csv.header)
         try:
-            batches = _import_lines(engine, csv, rejects, create_members, progress=progress)
+            batches, owed = _import_lines(engine, csv, rejects, create_members, progress=progress)
         finally:
             rejects_file = rejects.close()
-    # What the new orders set off, in a transaction of its own (SQLite checks each row): if
-    # it fails, the orders it left are reacted to next time (`tidings.orders.reactions`).
+    # What the new orders set off, in a transaction of its own (SQLite checks each row); if
+    # it fails, the worker reacts to them later.
     with bulk_store(engine) as store:
-        react_to_orders(store.session, first_order_id=batches.first_new_order, settings=settings)
+        reactions.settle(store.session, owed, settings=settings)
         store.commit()
     batches.result.rejects_file = rejects_file
     return batches.result
@@ -365,8 +365,9 @@ def import_orders(
 
 def _import_lines(
     engine: Engine, csv: CsvSource, rejects: RejectsWriter, create_members: bool, *, progress: bool
-) -> OrderBatches:
-    """Stores the file's orders, their lines and points; returns the batches' account.
+) -> tuple[OrderBatches, OwedReactions | None]:
+    """Stores the file's orders, their lines and points; returns the batches' account and
+    the reactions the new orders are owed, recorded with their points.
 
     Each of these writes appends or checks its rows: SQLite checks references per batch.
     """
@@ -381,8 +382,9 @@ def _import_lines(
             _apply_all(batches, csv, rejects, store, progress=progress)
         # Points once the whole file is in: an order's lines may span batches.
         batches.accrue_points()
+        owed = reactions.owe(store.session, first_order_id=batches.first_new_order)
         store.commit()
-    return batches
+    return batches, owed
 
 
 def _apply_all(

@@ -25,6 +25,9 @@ class Product(Base):
     price_cents: Mapped[int | None] = mapped_column(Integer)
 
 
+LAST_ORDER_ID = 2**63 - 1  # above every order id: a range of orders up to it has no end
+
+
 class Order(Base):
     """A purchase, identified by the retailer's own order id. Money in integer cents."""
 
@@ -78,14 +81,15 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
 
 
-class OrderReactions(Base):
-    """How far the reactions to new orders have gone (receipts, cart reminders called off,
-    large-purchase reminders): one row, the highest order id they covered. An import stores
-    its orders before it reacts to them; one that stopped in between leaves this behind, and
-    the next reaction (or the worker's catch-up) covers the orders it left."""
+class OwedReactions(Base):
+    """Orders an import stored whose reactions (receipts, cart reminders called off,
+    large-purchase reminders) have not run yet. An import writes the row with its orders'
+    points and deletes it as it reacts, in a transaction of its own; one that stopped in
+    between leaves the row, and the worker reacts to those orders."""
 
-    __tablename__ = "order_reactions"
+    __tablename__ = "owed_reactions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    through_order_id: Mapped[int] = mapped_column(Integer)
-    reacted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    first_order_id: Mapped[int] = mapped_column(Integer)
+    last_order_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)

@@ -22,7 +22,7 @@ from tidings.config import get_settings
 from tidings.db import is_sqlite, utc_text
 from tidings.dispatch.models import MessageState, state_guard
 from tidings.members.phone import fast_e164
-from tidings.orders.models import Event
+from tidings.orders.models import LAST_ORDER_ID, Event
 from tidings.segments.audience import local_today
 from tidings.triggers import events as occasions
 from tidings.triggers import service
@@ -267,21 +267,21 @@ def replies_arrived(
 
 
 def _new_orders(
-    db_session: Session, first_order_id: int, *, placed_since: datetime
+    db_session: Session, first_order_id: int, last_order_id: int, *, placed_since: datetime
 ) -> pl.DataFrame:
-    """Orders from `first_order_id` on, with their store's name, points earned and balance:
-    those placed since `placed_since` and those of members with a queued cart reminder. An
-    import of old orders thus reads none of them back."""
+    """Orders from `first_order_id` to `last_order_id`, with their store's name, points
+    earned and balance: those placed since `placed_since` and those of members with a queued
+    cart reminder. An import of old orders thus reads none of them back."""
     store = BulkStore(db_session)
     since = utc_text(placed_since) if store.dialect == "sqlite" else placed_since
     return store.frame(
         "SELECT o.id, o.member_id, o.ordered_at, o.amount_cents, s.name, m.points,"
         " (SELECT SUM(l.points) FROM points_lots l WHERE l.order_id = o.id"
         " AND l.kind = 'accrual') FROM orders o JOIN members m ON m.id = o.member_id"
-        " LEFT JOIN stores s ON s.id = o.store_id WHERE o.id >= ? AND (o.ordered_at >= ?"
+        " LEFT JOIN stores s ON s.id = o.store_id WHERE o.id BETWEEN ? AND ? AND (o.ordered_at >= ?"
         " OR o.member_id IN (SELECT f.member_id FROM trigger_firings f JOIN triggers t"
         " ON t.id = f.trigger_id WHERE f.outcome = 'queued' AND t.kind = 'cart_abandoned'))",
-        (first_order_id, since),
+        (first_order_id, last_order_id, since),
         schema={
             "order_id": pl.Int64,
             "member_id": pl.Int64,
@@ -340,14 +340,15 @@ def cancel_cart_reminders(db_session: Session, *, orders: pl.DataFrame, now: dat
 
 
 def orders_arrived(
-    db_session: Session, *, first_order_id: int, now: datetime
+    db_session: Session, *, first_order_id: int, now: datetime, last_order_id: int = LAST_ORDER_ID
 ) -> dict[str, dict[str, Any]]:
-    """Reacts to orders an import or the API just created (ids from `first_order_id` on):
-    cancels the cart reminders they make pointless and fires receipts for recent ones."""
+    """Reacts to orders an import or the API just created (ids from `first_order_id` to
+    `last_order_id`): cancels the cart reminders they make pointless and fires receipts for
+    recent ones."""
     receipts = service.enabled_of_kind(db_session=db_session, kind="receipt")
     ages = [float(service.setting(trigger, "max_age_minutes")) for trigger in receipts]
     placed_since = now - timedelta(minutes=max(ages)) if ages else now
-    orders = _new_orders(db_session, first_order_id, placed_since=placed_since)
+    orders = _new_orders(db_session, first_order_id, last_order_id, placed_since=placed_since)
     fired: dict[str, dict[str, Any]] = {}
     if orders.height == 0:
         return fired
