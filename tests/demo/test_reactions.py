@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
+from tidings.campaigns.keys import message_key_text
 from tidings.campaigns.models import Campaign, CampaignStatus, Variant
 from tidings.db import session_scope
 from tidings.demo.reactions import BASE_ORDER_RATE, ORDER_EFFECT, simulate_reactions
@@ -40,7 +41,7 @@ def _campaign(engine: Engine) -> int:
         rows: list[object] = []
         for index, member in enumerate(members):
             treated = index < TREATED
-            key = f"campaign:{campaign.id}:member:{member.id}"
+            key = message_key_text(campaign.id, member.id)
             rows.append(
                 Message(
                     dedupe_key=key,

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from tidings.bulk import SQLITE_ROWS_PER_STATEMENT, bulk_insert, multi_row_params, wide_page_cache
+from tidings.campaigns.keys import key_prefix, message_key, message_key_sql
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.phases import PhaseTimer
 from tidings.campaigns.planner import MESSAGE_KIND, PlanSpec, dispatch_priority
@@ -244,7 +245,7 @@ def write_plan(
         {"id": campaign_id, "step": step},
     )
     # A step's messages are told apart from the first send's by their key (one per step).
-    prefix = f"campaign:{int(campaign_id)}:" + (f"step:{int(step)}:" if step else "")
+    prefix = key_prefix(campaign_id, step)
     # What every row shares goes into the statement once; only the rest travels per row.
     shared = {
         "campaign_id": campaign_id,
@@ -275,7 +276,7 @@ def write_plan(
         ),
         created_at=pl.lit(now, dtype=UTC_TIME),
         updated_at=pl.lit(now, dtype=UTC_TIME),
-        dedupe_key=pl.format(prefix + "member:{}", "member_id"),
+        dedupe_key=message_key(campaign_id, "member_id", step),
         **{name: pl.lit(value) for name, value in shared.items()},
     )
     return bulk_insert(db_session, "messages", rows)
@@ -334,7 +335,7 @@ class _SqliteInsert:
             first = row * width + 1
             bound = [f"?{first + i}" for i in range(width)]
             # member_id is bound first; the key is made from it.
-            key = f"'{self.prefix}member:' || ?{first}"
+            key = message_key_sql(self.prefix, f"?{first}")
             groups.append("(" + ", ".join([key, *bound, *self.constant.values()]) + ")")
         return f"INSERT INTO messages ({', '.join(columns)}) VALUES {', '.join(groups)}"
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from tidings import keys
 from tidings.bulk import BulkStore, append_rows, copy_unless_taken, wide_page_cache
+from tidings.campaigns.keys import key_prefix, message_key, message_key_sql
 from tidings.campaigns.models import Campaign
 from tidings.config import Settings, get_settings
 from tidings.content.words import word_matcher
@@ -146,7 +147,7 @@ def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datet
     targets = links.targets()
     whole = rows.select(
         "code",
-        dedupe_key=pl.format(f"campaign:{campaign}:member:{{}}", "member_id"),
+        dedupe_key=message_key(campaign, "member_id"),
         member_id="member_id",
         target_url=pl.col("variant_id").replace_strict(
             list(targets), list(targets.values()), default=links.url, return_dtype=pl.String
@@ -161,7 +162,7 @@ def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datet
     params: list[object] = [value for pair in targets.items() for value in pair]
     params += [links.url, now]
     select = (
-        f"SELECT code, 'campaign:{campaign}:member:' || member_id,"
+        f"SELECT code, {message_key_sql(key_prefix(campaign), 'member_id')},"
         f" {campaign}, member_id, CASE variant_id {cases} ELSE ? END, ?"
     )
     insert = "INSERT INTO short_links (code, dedupe_key, campaign_id, member_id, target_url,"
@@ -219,7 +220,7 @@ def _rewrite_texts(store: BulkStore, links: LinkPlan, moved: pl.DataFrame, *, pr
         old=pl.lit(prefix) + pl.col("code"),
         new=pl.lit(prefix) + pl.col("code_kept"),
         # The message's dedupe key, as `campaigns.sources.write_plan` makes it.
-        key=pl.format("campaign:{}:member:{}", pl.lit(links.campaign_id), "member_id"),
+        key=message_key(links.campaign_id, "member_id"),
     )
     store.execute_rows("UPDATE messages SET text = REPLACE(text, ?, ?) WHERE dedupe_key = ?", rows)
 
