@@ -90,8 +90,10 @@ def catch_up(engine: Engine, settings: Settings, now: datetime) -> int:
             .where(OwedReactions.created_at <= now - OWED_GRACE)
             .order_by(OwedReactions.id)
         ).all()
+    settled = 0
     for owed_id in owed:
         with writing_scope(engine) as session:
-            record = session.get(OwedReactions, owed_id)
+            record = session.get(OwedReactions, owed_id)  # None: settled meanwhile
             settle(session, record, settings=settings)
-    return len(owed)
+            settled += record is not None
+    return settled
