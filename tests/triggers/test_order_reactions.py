@@ -52,43 +52,48 @@ def shop(engine: Engine) -> Engine:
     return engine
 
 
-def test_the_worker_sends_the_receipts_an_interrupted_import_owed(
-    shop: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
-) -> None:
-    moment = local(2026, 6, 10, 10)
-    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{moment:%Y-%m-%d %H:%M},M1,SH01,88.50")
-    with at(moment):
+ORDERED = local(2026, 6, 10, 10)
+LATER = local(2026, 6, 10, 10, 5)  # the worker's turn, past the grace of owed reactions
+
+
+@pytest.fixture
+def interrupted(shop: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The shop after an import of one order of member 1 stopped as it began to react."""
+    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{ORDERED:%Y-%m-%d %H:%M},M1,SH01,88.50")
+    with at(ORDERED):
         _stopped_before_reacting(shop, path, monkeypatch)
-    assert _orders(shop) == 1
-    assert trigger_messages(shop, "receipt").height == 0
-    with at(local(2026, 6, 10, 10, 5)):
+    return shop
+
+
+def test_the_worker_sends_the_receipts_an_interrupted_import_owed(
+    interrupted: Engine, cli: Any
+) -> None:
+    assert _orders(interrupted) == 1
+    assert trigger_messages(interrupted, "receipt").height == 0
+    with at(LATER):
         assert cli("worker", "--once").exit_code == 0
         assert cli("worker", "--once").exit_code == 0  # nothing left to catch up on
-    receipts = trigger_messages(shop, "receipt")
+    receipts = trigger_messages(interrupted, "receipt")
     assert receipts["member_id"].to_list() == [1]
     assert "消费88.50元" in receipts["text"][0]
 
 
 def test_the_worker_leaves_alone_the_orders_of_an_import_still_storing(
-    shop: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
+    interrupted: Engine, cli: Any
 ) -> None:
-    moment = local(2026, 6, 10, 10)
-    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{moment:%Y-%m-%d %H:%M},M1,SH01,10")
-    with at(moment):
-        _stopped_before_reacting(shop, path, monkeypatch)
-        add_order(shop, 2, moment)  # stored by an import not done yet: no points so far
-    with at(local(2026, 6, 10, 10, 5)):
+    with at(ORDERED):
+        add_order(interrupted, 2, ORDERED)  # stored by an import not done yet: no points so far
+    with at(LATER):
         assert cli("worker", "--once").exit_code == 0
-    assert trigger_messages(shop, "receipt")["member_id"].to_list() == [1]
+    assert trigger_messages(interrupted, "receipt")["member_id"].to_list() == [1]
 
 
 def test_a_finished_import_leaves_the_worker_nothing_to_catch_up_on(
     shop: Engine, tmp_path: Path
 ) -> None:
-    moment = local(2026, 6, 10, 10)
-    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{moment:%Y-%m-%d %H:%M},M1,SH01,10")
-    with at(moment):
+    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{ORDERED:%Y-%m-%d %H:%M},M1,SH01,10")
+    with at(ORDERED):
         import_orders(engine=shop, path=path)
-    with at(local(2026, 6, 10, 10, 5)):
+    with at(LATER):
         assert reactions.catch_up(shop, get_settings(), clock.now()) == 0
     assert trigger_messages(shop, "receipt").height == 1
