@@ -3,6 +3,7 @@ leaves nothing behind: the worker sends the receipts it owed, once, and no other
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from tidings import clock
 from tidings.config import get_settings
 from tidings.db import session_scope
 from tidings.orders import reactions
-from tidings.orders.importer import import_orders
+from tidings.orders.importer import OrderBatches, import_orders
 from tidings.orders.models import Order
 
 from .conftest import add_member, add_order, add_store, at, local, trigger_messages
@@ -97,3 +98,26 @@ def test_a_finished_import_leaves_the_worker_nothing_to_catch_up_on(
     with at(LATER):
         assert reactions.catch_up(shop, get_settings(), clock.now()) == 0
     assert trigger_messages(shop, "receipt").height == 1
+
+
+def test_orders_of_an_import_stopped_before_their_points_get_receipts_with_them(
+    shop: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{ORDERED:%Y-%m-%d %H:%M},M1,SH01,88.50")
+
+    def stop(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    with at(ORDERED), monkeypatch.context() as patched:
+        patched.setattr(OrderBatches, "accrue_points", stop)
+        with pytest.raises(KeyboardInterrupt):
+            import_orders(engine=shop, path=path)
+    assert _orders(shop) == 1
+    with at(LATER):  # the worker's loyalty upkeep credits the order, and owes its reactions
+        assert cli("worker", "--once").exit_code == 0
+    assert trigger_messages(shop, "receipt").height == 0  # the import might still be reacting
+    with at(LATER + timedelta(minutes=2)):
+        assert cli("worker", "--once").exit_code == 0
+    receipts = trigger_messages(shop, "receipt")
+    assert receipts["member_id"].to_list() == [1]
+    assert "本次获得88积分" in receipts["text"][0]

@@ -23,6 +23,7 @@ from tidings.loyalty import points
 from tidings.loyalty.coupons import CouponTerms, issue
 from tidings.loyalty.models import LotKind, PointsLot
 from tidings.members.models import Member
+from tidings.orders import reactions
 
 UTC_TIME = points.UTC_TIME
 WRITE_CACHE_KIB = 512 * 1024  # SQLite page cache while a whole import's lots are written
@@ -199,8 +200,9 @@ def accrue_orders(
 ) -> dict[str, int]:
     """Gives every order from `first_order_id` on (placed at or after `since`) that has not
     earned yet its lot, at its member's tier rate (each order once, even when two batches
-    credit it at the same moment: re-running changes nothing). Returns the orders credited
-    and the points they earned."""
+    credit it at the same moment: re-running changes nothing), and records the reactions
+    those orders are owed (`tidings.orders.reactions`). Returns the orders credited and the
+    points they earned."""
     store = BulkStore(db_session)
     placed = "" if since is None else " AND o.ordered_at >= ?"
     orders = store.frame(
@@ -217,6 +219,9 @@ def accrue_orders(
         },
     )
     inserted = _credit(store, orders, now=now)
+    if inserted.height:  # orders an import stopped before crediting: no reaction ran either
+        first, last = orders.select(first=pl.min("order_id"), last=pl.max("order_id")).row(0)
+        reactions.owe(db_session, first_order_id=first, last_order_id=last)
     return {"orders": inserted.height, "points": int(inserted["points"].sum())}
 
 

@@ -6,7 +6,9 @@ and cart reminders called off, anti-fraud reminders after large purchases, credi
 messages that earned them. The transaction that gives the orders their points also records
 the reactions owed (`owe`); the one that reacts settles them. An import that stopped in
 between leaves the record, and the worker's catch-up reacts to those orders, and only to
-them: orders of an import still storing have no points yet and must not get receipts.
+them: orders of an import still storing have no points yet and must not get receipts. An
+import that stopped before its points leaves orders that the worker's loyalty upkeep
+credits later (`tidings.loyalty.service.accrue_orders`), owing their reactions as it does.
 
 Reacting to an order twice does nothing twice: a receipt fires once per order, a reminder
 carries the order in its idempotency key, and a cart reminder is called off by the order's
@@ -54,10 +56,15 @@ def react_to_orders(
     attribute_orders(db_session=db_session)
 
 
-def owe(db_session: Session, *, first_order_id: int) -> OwedReactions | None:
-    """Records that the orders from `first_order_id` on (those stored so far) are owed their
-    reactions, in the caller's transaction; None when there are none."""
-    last = db_session.execute(select(func.max(Order.id))).scalar()
+def owe(
+    db_session: Session, *, first_order_id: int, last_order_id: int | None = None
+) -> OwedReactions | None:
+    """Records that the orders from `first_order_id` to `last_order_id` (default: those
+    stored so far) are owed their reactions, in the caller's transaction; None when there
+    are none."""
+    last = last_order_id
+    if last is None:
+        last = db_session.execute(select(func.max(Order.id))).scalar()
     if last is None or last < first_order_id:
         return None
     owed = OwedReactions(first_order_id=first_order_id, last_order_id=int(last))
