@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
-from tidings.campaigns.keys import message_key_text
+from tidings.campaigns.keys import key_prefix
 from tidings.campaigns.models import Campaign, CampaignStatus, Variant
 from tidings.db import session_scope
 from tidings.demo.reactions import BASE_ORDER_RATE, ORDER_EFFECT, simulate_reactions
@@ -41,7 +41,7 @@ def _campaign(engine: Engine) -> int:
         rows: list[object] = []
         for index, member in enumerate(members):
             treated = index < TREATED
-            key = message_key_text(campaign.id, member.id)
+            key = f"{key_prefix(campaign.id)}{member.id}"
             rows.append(
                 Message(
                     dedupe_key=key,

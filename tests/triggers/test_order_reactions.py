@@ -20,22 +20,27 @@ from tidings.orders.models import Order
 from .conftest import add_member, add_order, add_store, at, local, trigger_messages
 
 HEADER = "order_id,ordered_at,member_code,store_code,amount\n"
+ORDERED = local(2026, 6, 10, 10)
+LATER = local(2026, 6, 10, 10, 5)  # the worker's turn, past the grace of owed reactions
 
 
-def _orders_file(tmp_path: Path, name: str, *lines: str) -> Path:
-    path = tmp_path / name
-    path.write_text(HEADER + "".join(f"{line}\n" for line in lines), encoding="utf-8")
+def _pos_file(tmp_path: Path, amount: str) -> Path:
+    """A POS export of one order of member 1, placed at `ORDERED`."""
+    path = tmp_path / "pos.csv"
+    path.write_text(f"{HEADER}SO-1,{ORDERED:%Y-%m-%d %H:%M},M1,SH01,{amount}\n", encoding="utf-8")
     return path
 
 
-def _stopped_before_reacting(engine: Engine, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Imports `path` with the process stopping as the import starts to react."""
+def _import_stopping_at(
+    engine: Engine, path: Path, monkeypatch: pytest.MonkeyPatch, owner: object, name: str
+) -> None:
+    """Imports `path` at `ORDERED` with the process stopping where `owner.name` is called."""
 
     def stop(*_: Any, **__: Any) -> None:
         raise KeyboardInterrupt
 
-    with monkeypatch.context() as patched:
-        patched.setattr(reactions, "orders_arrived", stop)
+    with at(ORDERED), monkeypatch.context() as patched:
+        patched.setattr(owner, name, stop)
         with pytest.raises(KeyboardInterrupt):
             import_orders(engine=engine, path=path)
 
@@ -53,16 +58,12 @@ def shop(engine: Engine) -> Engine:
     return engine
 
 
-ORDERED = local(2026, 6, 10, 10)
-LATER = local(2026, 6, 10, 10, 5)  # the worker's turn, past the grace of owed reactions
-
-
 @pytest.fixture
 def interrupted(shop: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
     """The shop after an import of one order of member 1 stopped as it began to react."""
-    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{ORDERED:%Y-%m-%d %H:%M},M1,SH01,88.50")
-    with at(ORDERED):
-        _stopped_before_reacting(shop, path, monkeypatch)
+    _import_stopping_at(
+        shop, _pos_file(tmp_path, "88.50"), monkeypatch, reactions, "orders_arrived"
+    )
     return shop
 
 
@@ -92,9 +93,8 @@ def test_the_worker_leaves_alone_the_orders_of_an_import_still_storing(
 def test_a_finished_import_leaves_the_worker_nothing_to_catch_up_on(
     shop: Engine, tmp_path: Path
 ) -> None:
-    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{ORDERED:%Y-%m-%d %H:%M},M1,SH01,10")
     with at(ORDERED):
-        import_orders(engine=shop, path=path)
+        import_orders(engine=shop, path=_pos_file(tmp_path, "10"))
     with at(LATER):
         assert reactions.catch_up(shop, get_settings(), clock.now()) == 0
     assert trigger_messages(shop, "receipt").height == 1
@@ -103,15 +103,9 @@ def test_a_finished_import_leaves_the_worker_nothing_to_catch_up_on(
 def test_orders_of_an_import_stopped_before_their_points_get_receipts_with_them(
     shop: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
 ) -> None:
-    path = _orders_file(tmp_path, "pos.csv", f"SO-1,{ORDERED:%Y-%m-%d %H:%M},M1,SH01,88.50")
-
-    def stop(*_: Any, **__: Any) -> None:
-        raise KeyboardInterrupt
-
-    with at(ORDERED), monkeypatch.context() as patched:
-        patched.setattr(OrderBatches, "accrue_points", stop)
-        with pytest.raises(KeyboardInterrupt):
-            import_orders(engine=shop, path=path)
+    _import_stopping_at(
+        shop, _pos_file(tmp_path, "88.50"), monkeypatch, OrderBatches, "accrue_points"
+    )
     assert _orders(shop) == 1
     with at(LATER):  # the worker's loyalty upkeep credits the order, and owes its reactions
         assert cli("worker", "--once").exit_code == 0

@@ -24,8 +24,3 @@ def message_key_sql(prefix: str, member_sql: str) -> str:
     """The key of the message to the member `member_sql` (an integer SQL expression) as
     SQL, after `prefix` (`key_prefix`)."""
     return f"'{prefix}' || {member_sql}"
-
-
-def message_key_text(campaign_id: int, member_id: int, step: int = 0) -> str:
-    """The key of one message, as text."""
-    return key_prefix(campaign_id, step) + str(int(member_id))
