@@ -69,9 +69,16 @@ class TableScan:
     # Text columns made categorical where they are read, empty text becoming null: a
     # child hands back each distinct text once instead of once per row.
     categorical: tuple[str, ...] = ()
+    # Only the rows whose rowid is from the first up to (not including) the second.
+    rowids: tuple[int, int] | None = None
 
     def sql(self, first: int | None = None, end: int | None = None) -> str:
-        """The query, limited to rowids from `first` up to (not including) `end` if given."""
+        """The query, limited to rowids from `first` up to (not including) `end` if given,
+        and to `rowids` if set."""
+        if self.rowids is not None:
+            low, high = self.rowids
+            first = low if first is None else max(first, low)
+            end = high if end is None else min(end, high)
         bounds = [f"rowid >= {int(first)}"] if first is not None else []
         bounds += [f"rowid < {int(end)}"] if end is not None else []
         where = " AND ".join([f"({self.where})", *bounds])
@@ -340,20 +347,28 @@ _Slice = tuple[int | None, int | None] | None  # rowids [first, end) for a child
 
 def _rowid_slices(engine: Engine, scan: TableScan) -> list[_Slice]:
     """Rowid ranges for children (the outer ones open-ended), or [None] to read here."""
+    bounds = _rowid_range(engine, scan.table) if scan.rowids is None else scan.rowids
+    if bounds is None or bounds[1] - bounds[0] < CHILD_READ_MIN_ROWS:
+        return [None]
+    low, high = bounds[0], bounds[1] - 1
+    step = (high - low + 1) / max(1, scan.slices)
+    cuts = [low + round(step * n) for n in range(1, max(1, scan.slices))]
+    return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+
+def _rowid_range(engine: Engine, table: str) -> tuple[int, int] | None:
+    """The rowids of `table`: from the lowest up to (not including) the highest plus one;
+    None when it is empty."""
     connection = engine.raw_connection()
     try:
         # Two subqueries: SQLite finds a lone MIN or MAX at one end of the table's b-tree,
         # but answers MIN and MAX together by scanning the whole table (or an index).
         low, high = connection.execute(
-            f"SELECT (SELECT MIN(rowid) FROM {scan.table}), (SELECT MAX(rowid) FROM {scan.table})"
+            f"SELECT (SELECT MIN(rowid) FROM {table}), (SELECT MAX(rowid) FROM {table})"
         ).fetchone()
     finally:
         connection.close()
-    if low is None or high - low + 1 < CHILD_READ_MIN_ROWS:
-        return [None]
-    step = (high - low + 1) / max(1, scan.slices)
-    cuts = [low + round(step * n) for n in range(1, max(1, scan.slices))]
-    return list(zip([None, *cuts], [*cuts, None], strict=True))
+    return None if low is None else (low, high + 1)
 
 
 def _submit_slice(
@@ -366,7 +381,7 @@ def _submit_slice(
 ) -> Future[pl.DataFrame] | Future[str]:
     """A small table is read here; a slice of a big one by a child, into the file `target`."""
     if part is None:
-        return here.submit(_read_here, engine, scan)
+        return here.submit(read_here, engine, scan)
     return children.submit(
         read_slice_in_child,
         children.database,
@@ -429,7 +444,8 @@ def _categorical(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
     )
 
 
-def _read_here(engine: Engine, scan: TableScan) -> pl.DataFrame:
+def read_here(engine: Engine, scan: TableScan) -> pl.DataFrame:
+    """Reads `scan` in this process."""
     from tidings.db import read_frame
 
     return _categorical(read_frame(engine, scan.sql(), schema=scan.schema), scan.categorical)
@@ -438,5 +454,5 @@ def _read_here(engine: Engine, scan: TableScan) -> pl.DataFrame:
 def _read_scans_here(engine: Engine, scans: Mapping[str, TableScan]) -> dict[str, pl.DataFrame]:
     """Reads every scan in this process; the reads wait on the store, so they run side by side."""
     with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {name: pool.submit(_read_here, engine, scan) for name, scan in scans.items()}
+        futures = {name: pool.submit(read_here, engine, scan) for name, scan in scans.items()}
         return {name: future.result() for name, future in futures.items()}

@@ -93,3 +93,18 @@ class OwedReactions(Base):
     first_order_id: Mapped[int] = mapped_column(Integer)
     last_order_id: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
+
+
+class ChangedRows(Base):
+    """Where the rows of `orders` or `order_items` were last changed in place (updated or
+    deleted rather than appended), which a columnar copy of the table (`tidings.scancopies`)
+    must read again. On SQLite, triggers keep it (migration 0022): each change counts in
+    `changes` and lowers `first_changed_id` to its row's id; a saved copy clears the id.
+    `store_key`, drawn as the store is made, tells a copy of another store."""
+
+    __tablename__ = "changed_rows"
+
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_changed_id: Mapped[int | None] = mapped_column(Integer)
+    changes: Mapped[int] = mapped_column(Integer, default=0)
+    store_key: Mapped[str] = mapped_column(String(32))

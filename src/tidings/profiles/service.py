@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 from sqlalchemy import Engine
 
-from tidings import clock
+from tidings import clock, scancopies
 from tidings.bulk import BulkStore, bulk_store
 from tidings.config import get_settings
 from tidings.db import read_frame
@@ -295,12 +295,18 @@ class _Inputs:
 
 
 def _read_inputs(engine: Engine, children: SqliteChildren | None) -> _Inputs:
-    """Reads everything a refresh needs: the big tables side by side, then the small ones."""
+    """Reads everything a refresh needs: the big tables side by side, then the small ones.
+
+    The orders and lines come from their copies beside a SQLite store (`tidings.scancopies`)
+    but for those the copies lack.
+    """
+    lines = scancopies.open_copy(engine, LINES_SCAN)
+    orders = scancopies.open_copy(engine, frames.ORDERS_SCAN)
     read = read_tables_in_children(
         engine,
         {
-            "lines": LINES_SCAN,
-            "orders": frames.ORDERS_SCAN,
+            "lines": lines.rest,
+            "orders": orders.rest,
             "members": MEMBERS_SCAN,
             "previous": PREVIOUS_SCAN,
         },
@@ -308,8 +314,8 @@ def _read_inputs(engine: Engine, children: SqliteChildren | None) -> _Inputs:
     )
     return _Inputs(
         members=_finish_members(read["members"]),
-        orders=frames.finish_orders(read["orders"]),
-        lines=read["lines"],
+        orders=frames.finish_orders(orders.complete(engine, read["orders"])),
+        lines=lines.complete(engine, read["lines"]),
         products=frames.products(engine),
         previous=_finish_previous(read["previous"]),
         fit=latest_fit(engine),
