@@ -60,7 +60,7 @@ class ScanCopy:
     kept: pl.DataFrame | None = None  # the copy's rows still good, with their rowids
     path: Path | None = None  # where the copy is saved; None: no copy is kept
     marks: _Marks | None = None
-    whole: bool = False  # whether `kept` is the whole saved copy
+    whole: bool = False  # whether `kept` is the saved copy, all of it and up to date
 
     def complete(self, engine: Engine, read: pl.DataFrame) -> pl.DataFrame:
         """Every row of the scan: the kept ones and `read` (the rows of `rest`), in rowid
@@ -95,7 +95,7 @@ def open_copy(engine: Engine, scan: TableScan) -> ScanCopy:
         return ScanCopy(rest=with_rowids, path=path, marks=marks)
     first = int(kept[ROWID][-1]) + 1
     rest = dataclasses.replace(with_rowids, rowids=(first, max(first, marks.highest + 1)))
-    whole = kept.height == saved[0].height
+    whole = kept.height == saved[0].height and saved[1] == marks.changes
     return ScanCopy(rest=rest, kept=kept, path=path, marks=marks, whole=whole)
 
 
@@ -179,13 +179,13 @@ def _save(path: Path, frame: pl.DataFrame, marks: _Marks, signature: str) -> Non
     table = frame.to_arrow().unify_dictionaries()
     meta = {"signature": signature, "store_key": marks.store_key, "changes": str(marks.changes)}
     table = table.replace_schema_metadata(meta)
-    partial = path.with_suffix(".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # one per writer
     try:
         path.parent.mkdir(exist_ok=True)
         with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         os.replace(partial, path)
-    except OSError as error:
+    except (OSError, pa.ArrowException) as error:
         log.warning("the copy %s was not saved (%s); the next read reads the table", path, error)
         partial.unlink(missing_ok=True)
 
