@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import pyarrow as pa
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from tidings.scans import TableScan, read_here
+from tidings.scans import SqliteChildren, TableScan, read_here, read_tables_in_children
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,24 @@ class ScanCopy:
         if self.marks.first_changed is not None:
             _clear_mark(engine, self.rest.table, self.marks.changes)
         return whole.drop(ROWID)
+
+
+def read_with_copies(
+    engine: Engine,
+    scans: Mapping[str, TableScan],
+    *,
+    copied: Collection[str],
+    children: SqliteChildren | None = None,
+) -> dict[str, pl.DataFrame]:
+    """Reads each scan as `tidings.scans.read_tables_in_children` does, the `copied` ones
+    from their copies but for the rows the copies lack (which are read with the rest)."""
+    copies = {name: open_copy(engine, scans[name]) for name in copied}
+    rests = {name: copies[name].rest if name in copies else scan for name, scan in scans.items()}
+    read = read_tables_in_children(engine, rests, children)
+    return {
+        name: copies[name].complete(engine, frame) if name in copies else frame
+        for name, frame in read.items()
+    }
 
 
 def open_copy(engine: Engine, scan: TableScan) -> ScanCopy:

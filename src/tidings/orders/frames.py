@@ -9,6 +9,7 @@ the empty text is turned back into null here.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import polars as pl
@@ -60,6 +61,13 @@ ORDER_ITEMS_SCAN = TableScan(
     " COALESCE(discounted, FALSE) AS discounted",
     schema=LINE_SCHEMA,
     slices=4,
+)
+
+# The lines as ORDER_ITEMS_SCAN reads them, but with sku and category categorical from the
+# start (a child reading them hands each text back once), in eight slices so that each child
+# holds little at a time: the scan whose copy a SQLite store keeps (`tidings.scancopies`).
+CATEGORICAL_ITEMS_SCAN = dataclasses.replace(
+    ORDER_ITEMS_SCAN, categorical=("sku", "category"), slices=8
 )
 
 

@@ -1,14 +1,13 @@
 """Profile refresh and model fits against the store: read in bulk, compute, write back.
 
 Reads go through `tidings.db.read_frame`, the big tables of a refresh through
-`tidings.scans.read_tables_in_children` (child processes on SQLite); writes go through
+`tidings.scancopies.read_with_copies` (copies and child processes on SQLite); writes go through
 `tidings.bulk.bulk_store` on the engine's own connections, except a refresh's profiles on a
 SQLite file, which one of the same children writes (`tidings.profiles.writeback`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time as timer
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -28,7 +27,7 @@ from tidings.profiles.bgnbd import BgNbdParams, GammaGammaParams
 from tidings.profiles.compute import CENTS_PER_YUAN, PurchaseModels
 from tidings.profiles.compute import compute_profiles as compute
 from tidings.profiles.thresholds import ProfileThresholds, from_settings
-from tidings.scans import SqliteChildren, TableScan, read_tables_in_children, sqlite_children
+from tidings.scans import SqliteChildren, TableScan, sqlite_children
 
 UTC_TIME = pl.Datetime("us", "UTC")
 FIT_SAMPLE_MEMBERS = 200_000  # more purchasers than this: fit on a fixed random sample
@@ -295,27 +294,23 @@ class _Inputs:
 
 
 def _read_inputs(engine: Engine, children: SqliteChildren | None) -> _Inputs:
-    """Reads everything a refresh needs: the big tables side by side, then the small ones.
-
-    The orders and lines come from their copies beside a SQLite store (`tidings.scancopies`)
-    but for those the copies lack.
-    """
-    lines = scancopies.open_copy(engine, LINES_SCAN)
-    orders = scancopies.open_copy(engine, frames.ORDERS_SCAN)
-    read = read_tables_in_children(
+    """Reads everything a refresh needs: the big tables side by side (the orders and lines
+    from their copies beside a SQLite store but for what the copies lack), then the small ones."""
+    read = scancopies.read_with_copies(
         engine,
         {
-            "lines": lines.rest,
-            "orders": orders.rest,
+            "lines": frames.CATEGORICAL_ITEMS_SCAN,
+            "orders": frames.ORDERS_SCAN,
             "members": MEMBERS_SCAN,
             "previous": PREVIOUS_SCAN,
         },
-        children,
+        copied=("lines", "orders"),
+        children=children,
     )
     return _Inputs(
         members=_finish_members(read["members"]),
-        orders=frames.finish_orders(orders.complete(engine, read["orders"])),
-        lines=lines.complete(engine, read["lines"]),
+        orders=frames.finish_orders(read["orders"]),
+        lines=read["lines"],
         products=frames.products(engine),
         previous=_finish_previous(read["previous"]),
         fit=latest_fit(engine),
@@ -360,10 +355,6 @@ def _counts(column: pl.Series) -> dict[str, int]:
     return dict(sorted(counted, key=lambda item: (-item[1], item[0])))
 
 
-# The order lines as `tidings.orders.frames.order_items` gives them, but with sku and
-# category categorical from the start (a child reading them hands each text back once), in
-# eight slices so that each child holds little at a time.
-LINES_SCAN = dataclasses.replace(frames.ORDER_ITEMS_SCAN, categorical=("sku", "category"), slices=8)
 MEMBER_COLUMNS: dict[str, Any] = {
     "member_id": pl.Int64,
     "store_id": pl.Int64,

@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from sqlalchemy import Engine
 
-from tidings import clock
+from tidings import clock, scancopies
 from tidings.config import get_settings
 from tidings.loyalty.points import expiring_soon
-from tidings.orders.frames import ORDER_LINE_COLUMNS, order_lines
+from tidings.orders import frames
+from tidings.orders.frames import order_lines
 from tidings.profiles.models import Profile
 from tidings.segments.fields import (
     FIELD_LIST,
@@ -348,27 +349,16 @@ def _profile_columns() -> dict[str, Any]:
 def load_order_lines(engine: Engine) -> pl.DataFrame:
     """Reads every order line with its order's member and time (amounts in cents).
 
-    PostgreSQL uses the shared loader `tidings.orders.frames.order_lines`; on SQLite the two
-    tables are read through pysqlite (see `_read_table`) and joined here the same way.
+    PostgreSQL uses the shared loader `tidings.orders.frames.order_lines`; a SQLite store
+    reads the orders and lines from their copies beside it but for what they lack
+    (`tidings.scancopies`), the rest in child processes when there is much of it.
     """
     if engine.dialect.name != "sqlite":
         return order_lines(engine)
-    heads = read_table(engine, "orders", ORDER_HEAD_COLUMNS).rename({"id": "order_id"})
-    lines = read_table(engine, "order_items", ORDER_ITEM_COLUMNS)
-    return lines.join(heads, on="order_id", how="inner").select(ORDER_LINE_COLUMNS)
-
-
-ORDER_HEAD_COLUMNS: dict[str, Any] = {
-    "id": pl.Int64,
-    "member_id": pl.Int64,
-    "store_id": pl.Int64,
-    "ordered_at": UTC_TIME,
-}
-ORDER_ITEM_COLUMNS: dict[str, Any] = {
-    "order_id": pl.Int64,
-    "sku": pl.String,
-    "category": pl.String,
-    "quantity": pl.Int64,
-    "amount_cents": pl.Int64,
-    "discounted": pl.Boolean,
-}
+    read = scancopies.read_with_copies(
+        engine,
+        {"lines": frames.CATEGORICAL_ITEMS_SCAN, "orders": frames.ORDERS_SCAN},
+        copied=("lines", "orders"),
+    )
+    items = read["lines"].with_columns(pl.col("sku", "category").cast(pl.String))
+    return frames.join_lines(items, frames.finish_orders(read["orders"]))

@@ -1,5 +1,5 @@
-"""The copies of the order tables a refresh keeps beside a SQLite store, and what happens
-when the store changes under them: profiles always come out as from the store itself."""
+"""The copies of the order tables kept beside a SQLite store, and what happens when the
+store changes under them: profiles and segment counts always come out as from the store."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ from sqlalchemy import Engine, text
 from tidings import migrate
 from tidings.db import make_engine, read_frame, session_scope
 from tidings.members.models import Member
+from tidings.orders.frames import CATEGORICAL_ITEMS_SCAN
 from tidings.orders.models import Order, OrderItem
-from tidings.profiles.service import LINES_SCAN, refresh
+from tidings.profiles.service import refresh
 from tidings.scancopies import open_copy
+from tidings.segments import service as segments
+from tidings.segments import snapshot
 
 AS_OF = date(2025, 6, 30)
 NOON = datetime(2025, 6, 30, 4, 0, tzinfo=UTC)
@@ -103,7 +106,7 @@ def test_a_refresh_reads_from_the_store_only_the_lines_its_copy_lacks(store: Eng
     assert copy_of(store, "order_items") is not None
     add_orders(store, "M1", "宠物", days_ago=0)
 
-    copy = open_copy(store, LINES_SCAN)
+    copy = open_copy(store, CATEGORICAL_ITEMS_SCAN)
 
     assert copy.kept is not None and copy.kept.height == 2
     assert copy.rest.rowids == (3, 4)  # the one line added since
@@ -205,3 +208,17 @@ def test_a_store_whose_changes_are_not_marked_keeps_no_copy(store: Engine) -> No
     assert copy_of(store, "order_items") is None
     assert copy_of(store, "orders") is not None
     assert member_profile(store, "M1")["orders_total"] == 1
+
+
+def test_segment_counts_over_order_history_read_through_the_copies(store: Engine) -> None:
+    add_orders(store, "M1", "水果", days_ago=3)
+    add_orders(store, "M2", "水果", days_ago=2)
+    rule = 'orders_in("水果", 30d) >= 1'
+    assert segments.count(engine=store, rule=rule, today=AS_OF)["count"] == 2
+    assert copy_of(store, "order_items") is not None
+    with store.begin() as connection:
+        connection.execute(text("UPDATE order_items SET category = '乳品' WHERE id = 1"))
+    add_orders(store, "M3", "水果", days_ago=1)
+    snapshot.invalidate(store)  # as a new process would
+
+    assert segments.count(engine=store, rule=rule, today=AS_OF)["count"] == 2  # M2 and M3
