@@ -3,7 +3,10 @@ store changes under them: profiles and segment counts always come out as from th
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -12,13 +15,13 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine, text
 
-from tidings import migrate
+from tidings import migrate, scancopies
 from tidings.db import make_engine, read_frame, session_scope
 from tidings.members.models import Member
 from tidings.orders.frames import CATEGORICAL_ITEMS_SCAN
 from tidings.orders.models import Order, OrderItem
 from tidings.profiles.service import refresh
-from tidings.scancopies import open_copy
+from tidings.scancopies import MANIFEST, open_copy
 from tidings.segments import service as segments
 from tidings.segments import snapshot
 
@@ -40,8 +43,8 @@ def copies_of(engine: Engine) -> Path:
 
 
 def copy_of(engine: Engine, table: str) -> Path | None:
-    """The saved copy of `table`'s rows, if any."""
-    found = sorted(copies_of(engine).glob(f"{table}-*.arrow"))
+    """The manifest of the saved copy of `table`'s rows, if any."""
+    found = sorted(copies_of(engine).glob(f"{table}-*/{MANIFEST}"))
     return found[0] if found else None
 
 
@@ -108,7 +111,7 @@ def test_a_refresh_reads_from_the_store_only_the_lines_its_copy_lacks(store: Eng
 
     copy = open_copy(store, CATEGORICAL_ITEMS_SCAN)
 
-    assert copy.kept is not None and copy.kept.height == 2
+    assert sum(frame.height for frame in copy.frames) == 2
     assert copy.rest.rowids == (3, 4)  # the one line added since
 
 
@@ -189,9 +192,9 @@ def test_a_store_put_back_from_a_backup_and_added_to_is_read_whole(
 def test_a_damaged_copy_is_set_aside(store: Engine) -> None:
     add_orders(store, "M1", "水果")
     refresh(engine=store, as_of=AS_OF)
-    damaged = copy_of(store, "order_items")
-    assert damaged is not None
-    damaged.write_bytes(b"not an Arrow file")
+    manifest = copy_of(store, "order_items")
+    assert manifest is not None
+    next(manifest.parent.glob("*.arrow")).write_bytes(b"not an Arrow file")
     add_orders(store, "M1", "乳品", days_ago=0)
 
     assert_as_from_the_store(store)
@@ -222,3 +225,45 @@ def test_segment_counts_over_order_history_read_through_the_copies(store: Engine
     snapshot.invalidate(store)  # as a new process would
 
     assert segments.count(engine=store, rule=rule, today=AS_OF)["count"] == 2  # M2 and M3
+
+
+def test_each_day_adds_a_segment_until_the_copy_is_written_again_as_one(
+    store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scancopies, "MAX_SEGMENTS", 3)
+    for day in range(4):
+        add_orders(store, f"M{day + 1}", "水果", days_ago=10 - day)
+        refresh(engine=store, as_of=AS_OF)
+        manifest = copy_of(store, "order_items")
+        assert manifest is not None
+        segments = json.loads(manifest.read_text())["segments"]
+        assert len(segments) == (day + 1 if day < 3 else 1)
+    with store.begin() as connection:  # a line in the middle of the joined copy
+        connection.execute(text("UPDATE order_items SET category = '宠物' WHERE id = 3"))
+
+    assert_as_from_the_store(store)
+    assert "宠物" in str(member_profile(store, "M3")["top_categories"])
+    assert member_profile(store, "M4")["orders_total"] == 1
+
+
+def test_files_no_copy_lists_are_removed_once_old(store: Engine) -> None:
+    add_orders(store, "M1", "水果")
+    refresh(engine=store, as_of=AS_OF)
+    manifest = copy_of(store, "order_items")
+    assert manifest is not None
+    folder = manifest.parent
+    old, recent, failed = folder / "old.arrow", folder / "recent.arrow", folder / "in-failed"
+    old.write_bytes(b"left by an earlier save")
+    recent.write_bytes(b"another save's, not listed yet")
+    failed.mkdir()
+    (failed / "0000.arrow").write_bytes(b"a read that stopped")
+    hours_ago = time.time() - 2 * scancopies.STALE_SECONDS
+    for path in (old, failed):
+        os.utime(path, (hours_ago, hours_ago))
+    add_orders(store, "M1", "乳品", days_ago=0)
+
+    refresh(engine=store, as_of=AS_OF)
+
+    assert recent.exists()
+    assert not old.exists() and not failed.exists()
+    assert member_profile(store, "M1")["orders_total"] == 2

@@ -1,10 +1,14 @@
-"""Columnar copies of the order tables a profile refresh reads, kept beside a SQLite store.
+"""Columnar copies of the order tables, kept beside a SQLite store for the big reads.
 
-A refresh reads every order and order line: ten million lines cost about 6 s of both cores,
-though a day's import adds a few thousand. So the rows a refresh read are kept as an Arrow
-file beside the store (`<store>.copies/<table>-<scan>.arrow`, with each row's rowid), and
-the next refresh reads from the store only the rows the copy lacks. The folder may be
-removed at any time: the next refresh reads the tables whole and saves them again.
+A profile refresh, and a segment rule over order history, read every order and order line:
+ten million lines cost about 6 s of both cores, though a day's import adds a few thousand.
+So the rows read are kept as Arrow files beside the store, each row with its rowid, in a
+folder per table and scan (`<store>.copies/<table>-<scan>/`), and the next read takes from
+the store only the rows the copy lacks. A copy is a list of segments (files of consecutive
+rowids) in `manifest.json`: the files the reading children wrote become segments as they
+are, and a later read adds a segment of its new rows, so nothing is written twice. A copy of
+more than MAX_SEGMENTS files is written again as one. The folder may be removed at any time:
+the next read reads the tables whole and keeps them again.
 
 Rows are appended with growing ids. One changed in place (updated or deleted) is marked by
 the triggers of migration 0022: each change counts in `changed_rows` and lowers the table's
@@ -19,14 +23,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
+import shutil
+import time
+import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -35,7 +42,10 @@ from tidings.scans import SqliteChildren, TableScan, read_here, read_tables_in_c
 log = logging.getLogger(__name__)
 
 ROWID = "_rowid"  # the column a copy keeps each row's rowid in
-FORMAT = "1"  # a copy's layout; a copy of another layout is read again
+FORMAT = 2  # a copy's layout; a copy of another layout is read again
+MANIFEST = "manifest.json"
+MAX_SEGMENTS = 24  # files a copy may grow to before it is written again as one
+STALE_SECONDS = 3_600  # a file no manifest lists, this old, is left over from an earlier save
 
 
 @dataclass(frozen=True)
@@ -48,33 +58,76 @@ class _Marks:
     changes: int
 
 
+@dataclass(frozen=True)
+class _Segment:
+    """One file of a copy: rows `first` to `last` (rowids), `rows` of them."""
+
+    file: str
+    first: int
+    last: int
+    rows: int
+
+
 @dataclass
 class ScanCopy:
     """A scan's rows kept in a copy, and the scan of the rows the copy lacks (`rest`).
 
-    Read `rest` (with the other scans, in children), then `complete` gives every row of the
-    scan and saves the copy for the next time. Off a SQLite file, or on a store without the
-    marks, `rest` is the scan itself and nothing is kept.
+    Read `rest` (with the other scans, in children, leaving the files in `incoming`), then
+    `complete` gives every row of the scan and saves the copy for the next time. Off a SQLite
+    file, or on a store without the marks, `rest` is the scan itself and nothing is kept.
     """
 
     rest: TableScan
-    kept: pl.DataFrame | None = None  # the copy's rows still good, with their rowids
-    path: Path | None = None  # where the copy is saved; None: no copy is kept
+    folder: Path | None = None  # where the copy is kept; None: no copy is kept
     marks: _Marks | None = None
-    whole: bool = False  # whether `kept` is the saved copy, all of it and up to date
+    segments: list[_Segment] = field(default_factory=list)  # kept whole, as saved
+    frames: list[pl.DataFrame] = field(default_factory=list)  # their rows, then a cut one's
+    current: bool = False  # whether the saved copy is kept whole and up to date
+    incoming: Path | None = None  # where the children leave the files of `rest`
 
     def complete(self, engine: Engine, read: pl.DataFrame) -> pl.DataFrame:
         """Every row of the scan: the kept ones and `read` (the rows of `rest`), in rowid
-        order. Saves them as the copy when they differ from it."""
-        if self.path is None or self.marks is None:
+        order. Saves the copy when it differs from the saved one."""
+        if self.folder is None or self.marks is None:
             return read
-        kept = self.kept
-        whole = read if kept is None else pl.concat([kept, read], how="vertical_relaxed")
-        if not self.whole or read.height:
-            _save(self.path, whole, self.marks, _signature(self.rest))
-        if self.marks.first_changed is not None:
-            _clear_mark(engine, self.rest.table, self.marks.changes)
+        whole = pl.concat([*self.frames, read], how="vertical_relaxed")
+        if not self.current or read.height or self.marks.first_changed is not None:
+            try:
+                self._save(whole, read)
+            except OSError as error:
+                log.warning("the copy %s was not saved (%s)", self.folder, error)
+            else:
+                if self.marks.first_changed is not None:
+                    _clear_mark(engine, self.rest.table, self.marks.changes)
+        if self.incoming is not None:
+            shutil.rmtree(self.incoming, ignore_errors=True)
         return whole.drop(ROWID)
+
+    def _save(self, whole: pl.DataFrame, read: pl.DataFrame) -> None:
+        """The kept segments, a cut one written anew, and the new rows' files (those the
+        children wrote, or one written here) become the copy, listed in a new manifest."""
+        assert self.folder is not None and self.marks is not None
+        segments = list(self.segments)
+        cut = self.frames[len(self.segments) :]  # the part kept of a segment cut short
+        written = [_write(self.folder, frame) for frame in cut if frame.height]
+        arrived = sorted(self.incoming.glob("*.arrow")) if self.incoming is not None else []
+        written += [_adopt(self.folder, path) for path in arrived]
+        if read.height and not arrived:  # read here rather than by children
+            written.append(_write(self.folder, read))
+        segments += written
+        if len(segments) > MAX_SEGMENTS:
+            segments = [_write(self.folder, whole)] if whole.height else []
+        manifest = {
+            "format": FORMAT,
+            "signature": _signature(self.rest),
+            "store_key": self.marks.store_key,
+            "changes": self.marks.changes,
+            "segments": [dataclasses.asdict(segment) for segment in segments],
+        }
+        partial = self.folder / f"{MANIFEST}.{os.getpid()}.partial"  # one per writer
+        partial.write_text(json.dumps(manifest))
+        os.replace(partial, self.folder / MANIFEST)
+        _remove_stale(self.folder, {segment.file for segment in segments})
 
 
 def read_with_copies(
@@ -88,7 +141,8 @@ def read_with_copies(
     from their copies but for the rows the copies lack (which are read with the rest)."""
     copies = {name: open_copy(engine, scans[name]) for name in copied}
     rests = {name: copies[name].rest if name in copies else scan for name, scan in scans.items()}
-    read = read_tables_in_children(engine, rests, children)
+    keep = {name: copy.incoming for name, copy in copies.items() if copy.incoming is not None}
+    read = read_tables_in_children(engine, rests, children, keep=keep)
     return {
         name: copies[name].complete(engine, frame) if name in copies else frame
         for name, frame in read.items()
@@ -107,15 +161,28 @@ def open_copy(engine: Engine, scan: TableScan) -> ScanCopy:
         scan, columns=f"rowid AS {ROWID}, {scan.columns}", schema={ROWID: pl.Int64, **scan.schema}
     )
     signature = _signature(with_rowids)
-    path = Path(f"{Path(database).resolve()}.copies") / f"{scan.table}-{signature[:16]}.arrow"
-    saved = _load(path, marks, signature)
-    kept = _good_rows(engine, with_rowids, saved, marks)
-    if saved is None or kept is None or kept.height == 0 or marks.highest is None:
-        return ScanCopy(rest=with_rowids, path=path, marks=marks)
-    first = int(kept[ROWID][-1]) + 1
-    rest = dataclasses.replace(with_rowids, rowids=(first, max(first, marks.highest + 1)))
-    whole = kept.height == saved[0].height and saved[1] == marks.changes
-    return ScanCopy(rest=rest, kept=kept, path=path, marks=marks, whole=whole)
+    folder = Path(f"{Path(database).resolve()}.copies") / f"{scan.table}-{signature[:16]}"
+    copy = ScanCopy(
+        rest=with_rowids, folder=folder, marks=marks, incoming=folder / f"in-{uuid.uuid4().hex}"
+    )
+    saved = _load(folder, marks, signature)
+    if saved is None or marks.highest is None:
+        return copy
+    segments, frames, changes = saved
+    if changes != marks.changes:  # rows were changed in place since the copy was read
+        if marks.first_changed is None:  # and the mark was cleared by a newer copy's save
+            return copy
+        segments, frames = _before(segments, frames, marks.first_changed)
+    if not frames or frames[-1].height == 0:
+        return copy
+    last = int(frames[-1][ROWID][-1])
+    if last > marks.highest or not _stored_as_kept(engine, with_rowids, frames[-1].tail(1)):
+        return copy
+    first = last + 1
+    copy.rest = dataclasses.replace(with_rowids, rowids=(first, max(first, marks.highest + 1)))
+    copy.segments, copy.frames = segments, frames
+    copy.current = changes == marks.changes
+    return copy
 
 
 def _marks(engine: Engine, table: str) -> _Marks | None:
@@ -141,72 +208,96 @@ def _marks(engine: Engine, table: str) -> _Marks | None:
 
 def _signature(scan: TableScan) -> str:
     """What a copy must have been read with to serve `scan`."""
-    described = repr((FORMAT, scan.table, scan.columns, scan.where, scan.schema, scan.categorical))
+    described = repr((scan.table, scan.columns, scan.where, scan.schema, scan.categorical))
     return hashlib.sha256(described.encode()).hexdigest()
 
 
-def _load(path: Path, marks: _Marks, signature: str) -> tuple[pl.DataFrame, int] | None:
-    """The copy at `path` with the change count it was read at, if it is of this store and
-    of this scan."""
+def _load(
+    folder: Path, marks: _Marks, signature: str
+) -> tuple[list[_Segment], list[pl.DataFrame], int] | None:
+    """The segments of the copy in `folder`, their rows and the change count they were
+    read at, if the copy is of this store and of this scan and every file is whole."""
     try:
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
-    except (OSError, pa.ArrowInvalid) as error:
-        if path.exists():
-            log.warning("the copy %s cannot be read (%s); reading the table again", path, error)
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
         return None
-    meta = table.schema.metadata or {}
-    if meta.get(b"signature") != signature.encode():
+    except (OSError, ValueError) as error:
+        log.warning("the copy %s cannot be read (%s); reading the table again", folder, error)
         return None
-    if meta.get(b"store_key") != marks.store_key.encode():
+    expected = {"format": FORMAT, "signature": signature, "store_key": marks.store_key}
+    if any(manifest.get(name) != value for name, value in expected.items()):
         return None
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame, int(meta[b"changes"])
+    try:
+        segments = [_Segment(**entry) for entry in manifest["segments"]]
+        frames = [pl.read_ipc(folder / segment.file) for segment in segments]
+    except (OSError, KeyError, TypeError, pl.exceptions.PolarsError) as error:
+        log.warning("the copy %s cannot be read (%s); reading the table again", folder, error)
+        return None
+    if any(frame.height != segment.rows for frame, segment in zip(frames, segments, strict=True)):
+        log.warning("the copy %s is not whole; reading the table again", folder)
+        return None
+    return segments, frames, int(manifest["changes"])
 
 
-def _good_rows(
-    engine: Engine, scan: TableScan, copy: tuple[pl.DataFrame, int] | None, marks: _Marks
-) -> pl.DataFrame | None:
-    """The rows of `copy` the store still holds as they are, or None."""
-    if copy is None:
-        return None
-    frame, changes = copy
-    if changes != marks.changes:  # rows were changed in place since the copy was read
-        if marks.first_changed is None:  # and the mark was cleared by a newer copy's save
-            return None
-        frame = frame.filter(pl.col(ROWID) < marks.first_changed)
-    if frame.height == 0:
-        return frame
-    last = int(frame[ROWID][-1])
-    if marks.highest is None or last > marks.highest:
-        return None  # the store has fewer rows than the copy
-    stored = read_here(engine, dataclasses.replace(scan, rowids=(last, last + 1)))
-    if not _same_rows(stored, frame.tail(1)):
-        return None
-    return frame
+def _before(
+    segments: list[_Segment], frames: list[pl.DataFrame], rowid: int
+) -> tuple[list[_Segment], list[pl.DataFrame]]:
+    """The segments wholly before `rowid`, and their frames followed by the rows before it
+    of the segment it falls in (if any)."""
+    whole = [n for n, segment in enumerate(segments) if segment.last < rowid]
+    kept = [frames[n] for n in whole]
+    cut = next(
+        (n for n, segment in enumerate(segments) if segment.first < rowid <= segment.last), None
+    )
+    if cut is not None:
+        kept.append(frames[cut].filter(pl.col(ROWID) < rowid))
+    return [segments[n] for n in whole], kept
 
 
-def _same_rows(one: pl.DataFrame, other: pl.DataFrame) -> bool:
+def _stored_as_kept(engine: Engine, scan: TableScan, kept: pl.DataFrame) -> bool:
+    """Whether the store holds the one row of `kept` as it is."""
+    rowid = int(kept[ROWID][0])
+    stored = read_here(engine, dataclasses.replace(scan, rowids=(rowid, rowid + 1)))
     as_text = pl.col(pl.Categorical).cast(pl.String)
-    return one.with_columns(as_text).equals(other.with_columns(as_text))
+    return stored.with_columns(as_text).equals(kept.with_columns(as_text))
 
 
-def _save(path: Path, frame: pl.DataFrame, marks: _Marks, signature: str) -> None:
-    """Writes the copy beside the store, in place of the last one (never half of one)."""
-    # One dictionary per categorical column: a file holds no other.
-    table = frame.to_arrow().unify_dictionaries()
-    meta = {"signature": signature, "store_key": marks.store_key, "changes": str(marks.changes)}
-    table = table.replace_schema_metadata(meta)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # one per writer
-    try:
-        path.parent.mkdir(exist_ok=True)
-        with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        os.replace(partial, path)
-    except (OSError, pa.ArrowException) as error:
-        log.warning("the copy %s was not saved (%s); the next read reads the table", path, error)
-        partial.unlink(missing_ok=True)
+def _write(folder: Path, frame: pl.DataFrame) -> _Segment:
+    """Writes `frame` as a new segment file in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{uuid.uuid4().hex}.arrow"
+    frame.write_ipc(folder / name)
+    return _segment(name, frame)
+
+
+def _adopt(folder: Path, path: Path) -> _Segment:
+    """Makes a file a reading child wrote a segment of the copy in `folder`."""
+    name = f"{uuid.uuid4().hex}.arrow"
+    os.replace(path, folder / name)
+    return _segment(name, pl.read_ipc(folder / name, columns=[ROWID]))
+
+
+def _segment(name: str, frame: pl.DataFrame) -> _Segment:
+    rowids = frame[ROWID]
+    first, last = (int(rowids[0]), int(rowids[-1])) if rowids.len() else (0, -1)
+    return _Segment(file=name, first=first, last=last, rows=frame.height)
+
+
+def _remove_stale(folder: Path, listed: set[str]) -> None:
+    """Removes files the manifest does not list, and folders of files read for a copy that
+    was never saved (a read that failed), once older than an ongoing save could leave them
+    (another process's new segments wait for its own manifest)."""
+    now = time.time()
+    for path in [*folder.glob("*.arrow"), *folder.glob("in-*")]:
+        try:
+            if path.name in listed or now - path.stat().st_mtime <= STALE_SECONDS:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink()
+        except OSError:
+            continue  # removed meanwhile by another save
 
 
 def _clear_mark(engine: Engine, table: str, changes: int) -> None:

@@ -107,6 +107,13 @@ class SqliteChildren:
         with _main_script_not_rerun():
             return self._pool.submit(work, *args)
 
+    def start(self) -> None:
+        """Starts every process now, while this one is small: a process spawned later begins
+        as a copy of this one's memory until it runs its own program, and reports that as
+        its peak (as `resource.getrusage` would count it)."""
+        for _ in range(CHILD_READERS):
+            self.submit(_started)
+
     def file(self, name: str) -> str:
         """A path for an IPC file in the folder beside the store."""
         if self._folder is None:
@@ -121,6 +128,10 @@ class SqliteChildren:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+def _started() -> None:
+    """Runs in a child process just started: nothing more."""
 
 
 _MAIN_SPEC_LOCK = threading.Lock()
@@ -161,7 +172,11 @@ def sqlite_children(engine: Engine) -> Iterator[SqliteChildren | None]:
 
 
 def read_tables_in_children(
-    engine: Engine, scans: Mapping[str, TableScan], children: SqliteChildren | None = None
+    engine: Engine,
+    scans: Mapping[str, TableScan],
+    children: SqliteChildren | None = None,
+    *,
+    keep: Mapping[str, Path] | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Reads each scan into a frame; big SQLite tables are read in child processes.
 
@@ -176,12 +191,15 @@ def read_tables_in_children(
     removed. Each slice reads committed data; slices are not one snapshot, just as separate
     `read_frame` calls are not. Small tables, and every table on PostgreSQL, are read here.
     `children` (from `sqlite_children`) are used when given, else started for this read.
+    The files of the scans named in `keep` are left in the folder given for each, named by
+    slice in rowid order (`0000.arrow`, ...), instead of being removed.
     """
+    keep = keep or {}
     if children is None:
         with sqlite_children(engine) as own:
             if own is None:
                 return _read_scans_here(engine, scans)
-            return read_tables_in_children(engine, scans, own)
+            return read_tables_in_children(engine, scans, own, keep=keep)
     slices = {name: _rowid_slices(engine, scan) for name, scan in scans.items()}
     if all(part is None for parts in slices.values() for part in parts):
         return _read_scans_here(engine, scans)
@@ -190,11 +208,22 @@ def read_tables_in_children(
         for name, parts in slices.items():
             pending[name] = [
                 _submit_slice(
-                    children, here, engine, scans[name], part, children.file(f"{name}-{n}")
+                    children, here, engine, scans[name], part, _target(children, keep, name, n)
                 )
                 for n, part in enumerate(parts)
             ]
-        return {name: _gather(scans[name], futures) for name, futures in pending.items()}
+        return {
+            name: _gather(futures, remove=name not in keep) for name, futures in pending.items()
+        }
+
+
+def _target(children: SqliteChildren, keep: Mapping[str, Path], name: str, part: int) -> str:
+    """Where the child reading part `part` of the scan `name` writes it."""
+    folder = keep.get(name)
+    if folder is None:
+        return children.file(f"{name}-{part}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"{part:04d}.arrow")
 
 
 def replace_rows_in_child(
@@ -392,7 +421,9 @@ def _submit_slice(
     )
 
 
-def _gather(scan: TableScan, futures: list[Future[pl.DataFrame] | Future[str]]) -> pl.DataFrame:
+def _gather(
+    futures: list[Future[pl.DataFrame] | Future[str]], *, remove: bool = True
+) -> pl.DataFrame:
     frames = []
     for future in futures:
         result = future.result()
@@ -400,7 +431,8 @@ def _gather(scan: TableScan, futures: list[Future[pl.DataFrame] | Future[str]]) 
             frames.append(result)
         else:
             frames.append(pl.read_ipc(result))
-            Path(result).unlink()
+            if remove:
+                Path(result).unlink()
     return pl.concat(frames) if len(frames) > 1 else frames[0]
 
 

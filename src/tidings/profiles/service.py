@@ -205,6 +205,8 @@ def refresh(
     thresholds = thresholds or from_settings(settings)
     # On a SQLite file, child processes read the big tables and write the profiles.
     with sqlite_children(engine) as children:
+        if children is not None:
+            children.start()  # before this process holds the copies of the order tables
         return _refresh(engine, children, phases, as_of=as_of, thresholds=thresholds)
 
 
