@@ -267,3 +267,17 @@ def test_files_no_copy_lists_are_removed_once_old(store: Engine) -> None:
     assert recent.exists()
     assert not old.exists() and not failed.exists()
     assert member_profile(store, "M1")["orders_total"] == 2
+
+
+def test_a_serving_process_sees_lines_changed_in_place(
+    store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "RECHECK_INTERVAL", 0.0)
+    add_orders(store, "M1", "水果")
+    add_orders(store, "M2", "水果")
+    rule = 'orders_in("水果", 30d) >= 1'
+    assert segments.count(engine=store, rule=rule, today=AS_OF)["count"] == 2
+    with store.begin() as connection:  # as many lines as before, the same highest id
+        connection.execute(text("UPDATE order_items SET category = '乳品' WHERE id = 1"))
+
+    assert segments.count(engine=store, rule=rule, today=AS_OF)["count"] == 1

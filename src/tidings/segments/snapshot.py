@@ -48,7 +48,9 @@ _AUDIENCE_FINGERPRINT = text(
 )
 _ORDER_LINES_FINGERPRINT = text(
     "SELECT (SELECT count(*) FROM order_items), (SELECT max(id) FROM order_items),"
-    " (SELECT count(*) FROM orders), (SELECT max(id) FROM orders)"
+    " (SELECT count(*) FROM orders), (SELECT max(id) FROM orders),"
+    # Rows changed in place, counted by a SQLite store's triggers (migration 0022).
+    " (SELECT sum(changes) FROM changed_rows)"
 )
 _audiences: dict[str, _Snapshot] = {}
 _order_lines: dict[str, _Snapshot] = {}
