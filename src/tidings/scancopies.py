@@ -124,7 +124,7 @@ class ScanCopy:
             "changes": self.marks.changes,
             "segments": [dataclasses.asdict(segment) for segment in segments],
         }
-        partial = self.folder / f"{MANIFEST}.{os.getpid()}.partial"  # one per writer
+        partial = self.folder / f"{MANIFEST}.{uuid.uuid4().hex}.partial"  # one per writer
         partial.write_text(json.dumps(manifest))
         os.replace(partial, self.folder / MANIFEST)
         _remove_stale(self.folder, {segment.file for segment in segments})
@@ -284,11 +284,11 @@ def _segment(name: str, frame: pl.DataFrame) -> _Segment:
 
 
 def _remove_stale(folder: Path, listed: set[str]) -> None:
-    """Removes files the manifest does not list, and folders of files read for a copy that
-    was never saved (a read that failed), once older than an ongoing save could leave them
-    (another process's new segments wait for its own manifest)."""
+    """Removes files the manifest does not list (a manifest half written included), and
+    folders of files read for a copy that was never saved (a read that failed), once older
+    than an ongoing save could leave them (another save's new files wait for its manifest)."""
     now = time.time()
-    for path in [*folder.glob("*.arrow"), *folder.glob("in-*")]:
+    for path in [*folder.glob("*.arrow"), *folder.glob("*.partial"), *folder.glob("in-*")]:
         try:
             if path.name in listed or now - path.stat().st_mtime <= STALE_SECONDS:
                 continue
