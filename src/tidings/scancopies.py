@@ -111,7 +111,7 @@ class ScanCopy:
         cut = self.frames[len(self.segments) :]  # the part kept of a segment cut short
         written = [_write(self.folder, frame) for frame in cut if frame.height]
         arrived = sorted(self.incoming.glob("*.arrow")) if self.incoming is not None else []
-        written += [_adopt(self.folder, path) for path in arrived]
+        written += [_adopt(self.folder, path) for path in arrived if _has_rows(path)]
         if read.height and not arrived:  # read here rather than by children
             written.append(_write(self.folder, read))
         segments += written
@@ -275,6 +275,11 @@ def _adopt(folder: Path, path: Path) -> _Segment:
     name = f"{uuid.uuid4().hex}.arrow"
     os.replace(path, folder / name)
     return _segment(name, pl.read_ipc(folder / name, columns=[ROWID]))
+
+
+def _has_rows(path: Path) -> bool:
+    """Whether the file a reading child wrote holds any row (a slice may hold none)."""
+    return bool(pl.scan_ipc(path).select(pl.len()).collect().item())
 
 
 def _segment(name: str, frame: pl.DataFrame) -> _Segment:
