@@ -14,6 +14,7 @@ from tidings import clock, scans
 from tidings.accounts import service as accounts
 from tidings.app import create_app
 from tidings.db import session_scope
+from tidings.members.models import Member
 from tidings.profiles.models import Profile
 from tidings.segments import audience, service, snapshot
 
@@ -56,6 +57,14 @@ def test_count_through_the_cli(cli, store: Engine) -> None:
     assert json.loads(result.output) == {"count": 2, "sample": [1, 4]}
     history = cli("segment", "count", 'orders_in("水果", 30d) >= 2', "--json")
     assert json.loads(history.output) == {"count": 1, "sample": [1]}
+
+
+def test_members_are_chosen_by_their_own_timezone(cli, store: Engine) -> None:
+    with store.begin() as connection:
+        connection.execute(update(Member).where(Member.id == 3).values(timezone="Asia/Urumqi"))
+    snapshot.invalidate(store)
+    result = cli("segment", "count", 'timezone == "Asia/Urumqi"', "--json")
+    assert json.loads(result.output) == {"count": 1, "sample": [3]}
 
 
 def test_a_bad_rule_shows_a_caret_under_its_column(cli, store: Engine) -> None:

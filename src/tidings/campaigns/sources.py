@@ -75,21 +75,13 @@ def audience_for(
     """
     if fields is not None:
         condition = compile_rule(rule, Context(today, ZoneInfo(timezone), saved))
-        fields = {*fields, *(n for n in condition.meta.root_names() if n in FIELDS)}
+        rule_fields = (n for n in condition.meta.root_names() if n in FIELDS)
+        fields = {*fields, *rule_fields, "timezone"}
     audience = snapshot(engine, today=today, fields=fields)
     lines = order_lines_snapshot(engine) if aggregates_used(rule, saved) else None
     ids = matching_ids(rule=rule, audience=audience, order_lines=lines, today=today, saved=saved)
     chosen = audience.join(ids.to_frame(), on="member_id", how="semi", maintain_order="left")
-    # Only the members living outside the brand's timezone need reading.
-    zones = _read(
-        engine,
-        "SELECT id AS member_id, timezone FROM members WHERE timezone IS NOT NULL"
-        f" AND timezone NOT IN ('', {_literal(timezone)})",
-        {"member_id": pl.Int64, "timezone": pl.String},
-    )
-    return chosen.join(zones, on="member_id", how="left", maintain_order="left").with_columns(
-        pl.col("timezone").fill_null(timezone)
-    )
+    return chosen.with_columns(pl.col("timezone").fill_null(timezone))
 
 
 def suppressions(engine: Engine) -> pl.DataFrame:

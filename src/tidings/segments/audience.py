@@ -48,6 +48,7 @@ MEMBER_COLUMNS: dict[str, Any] = {
     "tier": pl.String,
     "points": pl.Int64,
     "registered_at": UTC_TIME,
+    "timezone": pl.String,
     "tags": pl.String,
     "erased_at": UTC_TIME,
 }
@@ -198,6 +199,7 @@ def _members(members: pl.DataFrame, today: date) -> pl.DataFrame:
         pl.col("points").fill_null(0),
         pl.col("points").fill_null(0).alias("points_balance"),
         "registered_at",
+        "timezone",
         "member_tags",
     )
 

@@ -97,6 +97,7 @@ FIELD_LIST: tuple[Field, ...] = (
         "points_expiry_date", D, "points", "积分过期日", "First day some of those points expire"
     ),
     _field("registered_at", DT, "members", "注册时间", "When the member joined"),
+    _field("timezone", T, "members", "时区", "The member's own timezone; empty: the brand's"),
     _field("consent", B, "consent", "营销短信授权", "Latest marketing consent is an opt-in"),
     _field("tags", L, "derived", "标签（手工与计算）", "Tags: manual ones and computed ones"),
     _field("first_order_at", DT, "profiles", "首次购买时间", "Time of the first order"),
