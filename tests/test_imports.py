@@ -19,6 +19,7 @@ from tidings.imports import (
     ImportFileError,
     ImportResult,
     cents,
+    encoding,
     local_time,
     read_mapping,
     whole_number,
@@ -93,6 +94,40 @@ def test_a_file_that_mixes_encodings_stops_with_the_line(tmp_path: Path) -> None
         HEADER.encode() + "13800138000,张三,x\n".encode() + "13800138001,李四,y\n".encode("gbk")
     )
     with pytest.raises(ImportFileError, match=r"line 3 .* mixes encodings"):
+        rows_of(path)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files read a few bytes at a time, so that characters fall across blocks."""
+    monkeypatch.setattr(encoding, "READ_BLOCK_BYTES", 5)
+    monkeypatch.setattr(encoding, "SNIFF_BYTES", 40)
+
+
+def test_characters_across_read_blocks_are_read_whole(tmp_path: Path, small_blocks: None) -> None:
+    path = tmp_path / "members.csv"
+    names = ["张三", "李四", "王五", "赵六"] * 5
+    path.write_text(
+        HEADER + "".join(f"138001380{n:02d},{name},x\n" for n, name in enumerate(names)),
+        encoding="utf-8",
+    )
+    assert rows_of(path)["name"].to_list() == names
+
+
+def test_a_late_line_in_another_encoding_stops_with_its_line(
+    tmp_path: Path, small_blocks: None
+) -> None:
+    path = tmp_path / "members.csv"
+    good = "".join(f"138001380{n:02d},张三,x\n" for n in range(30)).encode()
+    path.write_bytes(HEADER.encode() + good + "13800138099,李四,y\n".encode("gbk"))
+    with pytest.raises(ImportFileError, match=r"line 32 .* mixes encodings"):
+        rows_of(path)
+
+
+def test_a_file_cut_inside_a_character_says_so(tmp_path: Path, small_blocks: None) -> None:
+    path = tmp_path / "members.csv"
+    path.write_bytes((HEADER + "13800138000,张三,x\n" * 10 + "13800138011,李").encode()[:-1])
+    with pytest.raises(ImportFileError, match="ends in the middle of a character"):
         rows_of(path)
 
 
