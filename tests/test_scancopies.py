@@ -189,12 +189,17 @@ def test_a_store_put_back_from_a_backup_and_added_to_is_read_whole(
     assert member_profile(store, "M2")["orders_total"] == 1
 
 
-def test_a_damaged_copy_is_set_aside(store: Engine) -> None:
-    add_orders(store, "M1", "水果")
-    refresh(engine=store, as_of=AS_OF)
-    manifest = copy_of(store, "order_items")
+def lines_copied(engine: Engine) -> Path:
+    """The folder of the copy of the lines, after a refresh of one order of member M1."""
+    add_orders(engine, "M1", "水果")
+    refresh(engine=engine, as_of=AS_OF)
+    manifest = copy_of(engine, "order_items")
     assert manifest is not None
-    next(manifest.parent.glob("*.arrow")).write_bytes(b"not an Arrow file")
+    return manifest.parent
+
+
+def test_a_damaged_copy_is_set_aside(store: Engine) -> None:
+    next(lines_copied(store).glob("*.arrow")).write_bytes(b"not an Arrow file")
     add_orders(store, "M1", "乳品", days_ago=0)
 
     assert_as_from_the_store(store)
@@ -247,11 +252,7 @@ def test_each_day_adds_a_segment_until_the_copy_is_written_again_as_one(
 
 
 def test_files_no_copy_lists_are_removed_once_old(store: Engine) -> None:
-    add_orders(store, "M1", "水果")
-    refresh(engine=store, as_of=AS_OF)
-    manifest = copy_of(store, "order_items")
-    assert manifest is not None
-    folder = manifest.parent
+    folder = lines_copied(store)
     old, recent, failed = folder / "old.arrow", folder / "recent.arrow", folder / "in-failed"
     old.write_bytes(b"left by an earlier save")
     recent.write_bytes(b"another save's, not listed yet")
