@@ -250,8 +250,9 @@ def test_a_child_keeps_no_profile_when_preparing_them_fails_halfway(
 
     from tidings import clock
     from tidings.bulk import sqlite_values
+    from tidings.childwrites import replace_rows_in_child
     from tidings.profiles import writeback
-    from tidings.scans import replace_rows_in_child, sqlite_children
+    from tidings.scans import sqlite_children
 
     written = _refreshed_by_a_child(sqlite_engine, monkeypatch)
     before = profiles(sqlite_engine)

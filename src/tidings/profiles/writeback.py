@@ -1,7 +1,7 @@
 """Writes profiles (and a new model fit) back to the store in one transaction.
 
 On a SQLite file, a refresh's many profiles are written by one of its child processes
-through ADBC (`tidings.scans.replace_rows_in_child`), which takes about a third of the CPU
+through ADBC (`tidings.childwrites.replace_rows_in_child`), which takes about a third of the CPU
 that binding a million rows of some forty values through Python's sqlite3 takes. Otherwise
 the rows go in through the engine's own connection (`tidings.bulk.bulk_store`): executemany on
 SQLite, COPY on PostgreSQL.
@@ -16,13 +16,9 @@ from sqlalchemy import Engine
 
 from tidings import clock
 from tidings.bulk import bulk_store, sqlite_values
+from tidings.childwrites import CHILD_WRITE_MIN_ROWS, CHILD_WRITE_ROWS, replace_rows_in_child
 from tidings.profiles.compute import PROFILE_COLUMNS
-from tidings.scans import (
-    CHILD_WRITE_MIN_ROWS,
-    CHILD_WRITE_ROWS,
-    SqliteChildren,
-    replace_rows_in_child,
-)
+from tidings.scans import SqliteChildren
 
 UTC_TIME = pl.Datetime("us", "UTC")
 JSON_COLUMNS = ("top_categories", "replenishment", "tags")
