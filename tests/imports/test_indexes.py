@@ -41,9 +41,11 @@ def test_an_index_built_after_a_load_holds_every_row_and_the_cache_comes_back(
     with bulk_store(sqlite_engine) as store:
         store.execute("DROP INDEX ix_orders_ordered_at")
         store.append("orders", orders)
+        cache = store.frame("PRAGMA cache_size", schema={"c": pl.Int64})["c"][0]
         store.execute("PRAGMA cache_size = -65536")
         assert restore_indexes(store, ["orders"]) == ["ix_orders_ordered_at"]
         assert store.frame("PRAGMA cache_size", schema={"c": pl.Int64})["c"][0] == -65536
+        store.execute(f"PRAGMA cache_size = {cache}")  # the pooled connection, as it was
         store.commit()
     names = {index["name"] for index in inspect(sqlite_engine).get_indexes("orders")}
     assert "ix_orders_ordered_at" in names
