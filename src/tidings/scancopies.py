@@ -111,7 +111,8 @@ class ScanCopy:
         cut = self.frames[len(self.segments) :]  # the part kept of a segment cut short
         written = [_write(self.folder, frame) for frame in cut if frame.height]
         arrived = sorted(self.incoming.glob("*.arrow")) if self.incoming is not None else []
-        written += [_adopt(self.folder, path) for path in arrived if _has_rows(path)]
+        adopted = (_adopt(self.folder, path) for path in arrived)
+        written += [segment for segment in adopted if segment is not None]
         if read.height and not arrived:  # read here rather than by children
             written.append(_write(self.folder, read))
         segments += written
@@ -173,7 +174,7 @@ def open_copy(engine: Engine, scan: TableScan) -> ScanCopy:
         if marks.first_changed is None:  # and the mark was cleared by a newer copy's save
             return copy
         segments, frames = _before(segments, frames, marks.first_changed)
-    if not frames or frames[-1].height == 0:
+    if not frames:  # every segment holds rows, and a cut one keeps at least one
         return copy
     last = int(frames[-1][ROWID][-1])
     if last > marks.highest or not _stored_as_kept(engine, with_rowids, frames[-1].tail(1)):
@@ -270,22 +271,21 @@ def _write(folder: Path, frame: pl.DataFrame) -> _Segment:
     return _segment(name, frame)
 
 
-def _adopt(folder: Path, path: Path) -> _Segment:
-    """Makes a file a reading child wrote a segment of the copy in `folder`."""
+def _adopt(folder: Path, path: Path) -> _Segment | None:
+    """Makes a file a reading child wrote a segment of the copy in `folder`; None for one
+    that holds no row (a slice may hold none), which is left to be removed."""
+    rowids = pl.read_ipc(path, columns=[ROWID])
+    if rowids.height == 0:
+        return None
     name = f"{uuid.uuid4().hex}.arrow"
     os.replace(path, folder / name)
-    return _segment(name, pl.read_ipc(folder / name, columns=[ROWID]))
-
-
-def _has_rows(path: Path) -> bool:
-    """Whether the file a reading child wrote holds any row (a slice may hold none)."""
-    return bool(pl.scan_ipc(path).select(pl.len()).collect().item())
+    return _segment(name, rowids)
 
 
 def _segment(name: str, frame: pl.DataFrame) -> _Segment:
+    """The segment of the rows of `frame` (at least one), saved as `name`."""
     rowids = frame[ROWID]
-    first, last = (int(rowids[0]), int(rowids[-1])) if rowids.len() else (0, -1)
-    return _Segment(file=name, first=first, last=last, rows=frame.height)
+    return _Segment(file=name, first=int(rowids[0]), last=int(rowids[-1]), rows=frame.height)
 
 
 def _remove_stale(folder: Path, listed: set[str]) -> None:
