@@ -196,6 +196,38 @@ def test_a_crash_is_reconciled_from_the_providers_query(
     assert set(received) == set(ids) and max(received.values()) == 1
 
 
+def test_a_run_settles_messages_whose_receipts_died_with_an_earlier_worker(
+    engine: Engine, settings: Settings, simulator: SimulatorProvider
+) -> None:
+    campaign = add_campaign(engine)
+    ids = add_messages(engine, 10, campaign_id=campaign)
+    results = asyncio.run(
+        simulator.send_batch([OutgoingMessage(i, "+8613800000000", "hi") for i in ids])
+    )
+    # The worker that handed them over recorded it, then died before their receipts came.
+    past = clock.now() - timedelta(minutes=5)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE messages SET state = 'submitted', attempts = 1, submitted_at = :past,"
+                " provider_message_id = :taken WHERE id = :id"
+            ),
+            [
+                {
+                    "past": past.strftime("%Y-%m-%d %H:%M:%S.%f")
+                    if engine.dialect.name == "sqlite"
+                    else past,
+                    "taken": result.provider_message_id,
+                    "id": result.message_id,
+                }
+                for result in results
+            ],
+        )
+    _run(engine, settings)
+    assert states(engine) == {"delivered": 10}
+    assert len(inbox_lines(settings.simulator_inbox)) == 10
+
+
 class _NoQuery:
     """A provider without a query API."""
 

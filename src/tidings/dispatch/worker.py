@@ -357,7 +357,8 @@ class Worker:
         with session_scope(self.engine) as session:
             inbound.store_replies(db_session=session, replies=batch, now=clock.now())
 
-    async def _reconcile(self) -> None:
+    async def _reconcile(self) -> bool:
+        """Settles what crashes and late receipts left; True when it moved any message."""
         tally = await reconcile(
             engine=self.engine,
             providers=self.providers,
@@ -366,6 +367,7 @@ class Worker:
             owner=self.owner,
         )
         self.report.tally.merge(tally)
+        return bool(tally.counts)
 
     async def _housekeeper(self, chores: ChoreRunner, *, once: bool) -> None:
         reconcile_every = max(0.5, self.lease / 2)
@@ -383,7 +385,10 @@ class Worker:
                 await self._reconcile()
                 await self._in_store(partial(self._settle_stragglers, now))
                 last_reconcile = now
-            if once and self._nothing_left(now):
+            # A message whose receipt is overdue is no longer work left, yet only asking its
+            # provider settles it (its receipt may have died with an earlier worker): ask
+            # before the run ends, and go on while asking still moves messages.
+            if once and self._nothing_left(now) and not await self._reconcile():
                 return
 
     def _settle_stragglers(self, now: datetime) -> None:
