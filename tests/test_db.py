@@ -273,6 +273,38 @@ def test_append_rows_writes_every_value_as_the_frame_holds_it(
     assert stored.equals(members.with_columns(pl.col(pl.Datetime).dt.cast_time_unit("us")))
 
 
+def test_appended_rows_keep_their_ids_whether_or_not_they_follow_the_last_one(
+    engine: Engine,
+) -> None:
+    """On SQLite, ids that follow the table's highest one are left for it to give; the rows
+    must still end up under exactly the ids their frame holds."""
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+
+    def members(ids: list[int]) -> pl.DataFrame:
+        return pl.DataFrame({"id": ids, "code": [f"M{n}" for n in ids]}).with_columns(
+            phone_status=pl.lit("ok"),
+            birthday_is_lunar=pl.lit(False),
+            points=pl.lit(0),
+            created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC")),
+            updated_at=pl.lit(now, dtype=pl.Datetime("us", "UTC")),
+        )
+
+    batches = [[1, 2, 3], [4, 5], [9, 12], [13], [20, 21, 22], [14, 15]]
+    with session_scope(engine) as db_session:
+        for ids in batches:
+            bulk.append_rows(db_session, "members", members(ids))
+        db_session.execute(text("DELETE FROM members WHERE id = 22"))
+        bulk.append_rows(db_session, "members", members([22, 23]))
+    stored = read_frame(
+        engine,
+        "SELECT id, code FROM members ORDER BY id",
+        schema={"id": pl.Int64, "code": pl.String},
+    )
+    expected = sorted(n for ids in [*batches, [23]] for n in ids)
+    assert stored["id"].to_list() == expected
+    assert stored["code"].to_list() == [f"M{n}" for n in expected]
+
+
 def test_a_copy_that_meets_a_taken_key_writes_nothing_and_the_transaction_goes_on(
     engine: Engine,
 ) -> None:

@@ -96,9 +96,13 @@ def append_rows(
         return bulk_insert(session, table, frame)
     raw = _driver_connection(session)
     _check_per_frame(session, table, frame)
+    # Ids SQLite would give the rows anyway are left for it to give: one value less a row.
+    written_rows = (
+        frame.drop("id") if verb == "INSERT" and _next_rowids(raw, table, frame) else frame
+    )
     per, written = SQLITE_ROWS_PER_STATEMENT, 0
     for start in range(0, frame.height, SQLITE_APPEND_BLOCK):
-        block = _sqlite_ready(frame.slice(start, SQLITE_APPEND_BLOCK))
+        block = _sqlite_ready(written_rows.slice(start, SQLITE_APPEND_BLOCK))
         shared = _shared_values(block)
         once = list(shared.values())
         grouped, rest = multi_row_params(block.drop(list(shared)), per)
@@ -110,6 +114,21 @@ def append_rows(
     if found is not None and verb == "INSERT" and "id" in frame.columns:
         found.add(raw, table, frame["id"].unique().sort())  # new rows, parents of later ones
     return int(written)
+
+
+def _next_rowids(raw: Any, table: str, frame: pl.DataFrame) -> bool:
+    """Whether `frame`'s `id` column holds the ids SQLite gives rows appended to `table`
+    without one: its rowid, counted on from the highest one, in order (the caller holds the
+    write transaction, so no other rows come between)."""
+    if "id" not in frame.columns or frame["id"].null_count():
+        return False
+    info = raw.execute(f"PRAGMA table_info({table})").fetchall()
+    keys = [(name, kind) for _, name, kind, _, _, pk in info if pk]
+    if keys != [("id", "INTEGER")]:  # only an INTEGER PRIMARY KEY is the rowid itself
+        return False
+    top = raw.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0] or 0
+    ids = frame["id"]
+    return bool(ids[0] == top + 1 and (frame.height == 1 or (ids.diff().drop_nulls() == 1).all()))
 
 
 def _shared_values(block: pl.DataFrame) -> dict[str, Any]:
