@@ -150,6 +150,28 @@ def test_lines_of_one_order_split_across_batches_stay_one_order(
         assert numbers == [1, 2, 3, 4]
 
 
+def test_a_held_back_line_at_odds_with_its_order_is_rejected_with_its_own_line(
+    engine: Engine, catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_IMPORT_BATCH_ROWS", "2")
+    get_settings.cache_clear()
+    lines = (
+        "SO1,2024-05-01 10:00,M1,,,P2,,1,1.00,\n"  # line 2
+        "SO2,2024-05-01 11:00,M1,,,P2,,1,2.00,\n"  # line 3: held back past the first batch
+        "SO2,2024-05-01 12:00,M1,,,P2,,1,3.00,\n"  # line 4: SO2 at another time
+        "SO2,2024-05-01 11:00,M1,,,P1,,1,4.00,\n"  # line 5
+    )
+    path = write(tmp_path, "orders.csv", ORDERS.splitlines()[0] + "\n" + lines)
+    result = import_orders(engine=engine, path=path)
+    get_settings.cache_clear()
+    assert (result.inserted, result.rejected) == (3, 1)
+    assert result.rejects_file is not None
+    assert list(rejects_of(str(result.rejects_file))) == [4]
+    with session_scope(engine) as db_session:
+        amounts = {o.external_id: o.amount_cents for o in db_session.scalars(select(Order))}
+    assert amounts == {"SO1": 100, "SO2": 600}
+
+
 def test_orders_file_without_amount_stops(cli, tmp_path: Path) -> None:
     result = cli(
         "import",

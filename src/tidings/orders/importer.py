@@ -11,7 +11,7 @@ all kept (the order is held back until its last line, or appended to when it is 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -57,6 +57,9 @@ class CleanedLines:
     good: pl.DataFrame
     problems: pl.DataFrame
     resolved: bool = False  # members, stores and categories found already
+    # Once checked (`OrderBatches.checked`): the good lines' orders, in the order they take
+    # their ids, and the lines numbered within each order, in that order too.
+    orders: pl.DataFrame | None = None
 
 
 class OrderBatches:
@@ -93,7 +96,7 @@ class OrderBatches:
         """Cleans and stores one batch; returns its problems. The last order waits for more."""
         if frame.height == 0 and self.waiting.height == 0:
             return NO_PROBLEMS
-        return self.add_cleaned(self.clean(frame, trimmed=trimmed), last=last)
+        return self.add_cleaned(self.complete(self.clean(frame, trimmed=trimmed), last=last))
 
     def accrue_points(self) -> int:
         """Gives the orders this import created their points (each order once), from the
@@ -156,25 +159,48 @@ class OrderBatches:
         problems = pl.concat([problems, unresolved])
         return CleanedLines(rows=frame.height, good=good, problems=problems, resolved=True)
 
-    def add_cleaned(self, cleaned: CleanedLines, *, last: bool) -> pl.DataFrame:
-        """Stores one cleaned batch; returns its problems. The last order waits for more."""
-        good, problems = cleaned.good, cleaned.problems
-        self.result.rows += cleaned.rows
-        if self.waiting.height:
-            good = pl.concat([self.waiting, good])
+    def complete(self, cleaned: CleanedLines, *, last: bool) -> CleanedLines:
+        """The batch's lines of whole orders: its final order waits for the next batch's
+        lines (unless it is the last batch), and the lines held back before join it. Batches
+        come here in order, each once. Lines found their members already are checked too
+        (`checked`), so that all of this may run ahead in the reading thread."""
+        good = pl.concat([self.waiting, cleaned.good]) if self.waiting.height else cleaned.good
+        self.waiting = pl.DataFrame()
         if not last and good.height:
-            final_order = good.sort("line")["external_id"][-1]
-            self.waiting = good.filter(pl.col("external_id") == final_order)
-            good = good.filter(pl.col("external_id") != final_order)
+            final_order = good["external_id"][int(good["line"].arg_max() or 0)]
+            held = pl.col("external_id") == final_order
+            good, self.waiting = good.filter(~held), good.filter(held)
+        whole = replace(cleaned, good=good)
+        return self.checked(whole) if whole.resolved else whole
+
+    def checked(self, cleaned: CleanedLines) -> CleanedLines:
+        """Rejects lines at odds with their order's first line, and groups the rest into
+        orders (`CleanedLines.orders`)."""
+        good, inconsistent = _consistent_orders(cleaned.good)
+        orders = good.group_by("external_id", maintain_order=True).agg(
+            pl.col("member_id").first(),
+            pl.col("store_id").first(),
+            pl.col("ordered_at").first(),
+            pl.col("amount_cents").sum(),
+            pl.col("discount_cents").sum(),
+        )
+        problems = pl.concat([cleaned.problems, inconsistent])
+        return replace(cleaned, good=good, problems=problems, orders=orders)
+
+    def add_cleaned(self, cleaned: CleanedLines) -> pl.DataFrame:
+        """Stores one batch of whole orders (`complete`); returns its problems."""
+        self.result.rows += cleaned.rows
         if not cleaned.resolved:
-            good, unresolved = self._resolve(good)
-            problems = pl.concat([problems, unresolved])
-        good, inconsistent = _consistent_orders(good)
+            good, unresolved = self._resolve(cleaned.good)
+            problems = pl.concat([cleaned.problems, unresolved])
+            cleaned = replace(cleaned, good=good, problems=problems, resolved=True)
+        if cleaned.orders is None:
+            cleaned = self.checked(cleaned)
+        assert cleaned.orders is not None
         with wide_page_cache(self.store.session, IMPORT_CACHE_KIB):
-            self._store(good)
-        problems = pl.concat([problems, inconsistent])
-        self.result.rejected += problems.height
-        return problems.sort("line")
+            self._store(cleaned.good, cleaned.orders)
+        self.result.rejected += cleaned.problems.height
+        return cleaned.problems.sort("line")
 
     def _resolve(self, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Finds each line's member, store and category; rejects what cannot be found."""
@@ -258,24 +284,14 @@ class OrderBatches:
                 pl.concat([self.members, service.member_keys(store=self.store, after_id=newest)])
             )
 
-    def _store(self, good: pl.DataFrame) -> None:
-        """Writes new orders and their lines; lines of orders imported before are skipped."""
+    def _store(self, good: pl.DataFrame, orders: pl.DataFrame) -> None:
+        """Writes new orders and their lines (as `checked` left them); lines of orders
+        imported before are skipped."""
         if good.height == 0:
             return
         # New orders take their ids in the file's order, in which order ids mostly grow: the
         # order-id key, the lines and the points ledger then all go in at their ends. (The
         # member keys go in all over their indexes; a large import builds those after.)
-        orders = (
-            good.sort("line")
-            .group_by("external_id", maintain_order=True)
-            .agg(
-                pl.col("member_id").first(),
-                pl.col("store_id").first(),
-                pl.col("ordered_at").first(),
-                pl.col("amount_cents").sum(),
-                pl.col("discount_cents").sum(),
-            )
-        )
         before = service.last_order_id(store=self.store)
         created = pl.lit(clock.now(), dtype=UTC).alias("created_at")
         ids = service.insert_orders(store=self.store, orders=orders.with_columns(created))
@@ -284,28 +300,27 @@ class OrderBatches:
             .filter(pl.col("order_id") > before)
             .select("order_id", "member_id", "ordered_at", "amount_cents")
         )
-        good = (
-            good.join(ids, on="external_id", how="left")
-            .filter(pl.col("order_id") >= self.first_new_order)
-            .sort("line")
-            .with_columns(
-                pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("order_id").alias("line_no")
-            )
+        # The lines of new orders stay as `checked` ordered them: by order id, then line.
+        good = good.join(ids, on="external_id", how="left", maintain_order="left").filter(
+            pl.col("order_id") >= self.first_new_order
         )
         # Lines of an order that an earlier batch of this import created: append to it.
         earlier = good.filter(pl.col("order_id") <= before)
         if earlier.height:
             counts = service.line_counts(store=self.store, order_ids=earlier["order_id"].unique())
-            good = good.join(counts, on="order_id", how="left").with_columns(
-                (pl.col("line_no") + pl.col("lines_before").fill_null(0)).alias("line_no")
+            good = (
+                good.join(counts, on="order_id", how="left")
+                .with_columns(
+                    (pl.col("line_no") + pl.col("lines_before").fill_null(0)).alias("line_no")
+                )
+                .sort("order_id", "line_no")
             )
             totals = earlier.group_by("order_id").agg(
                 pl.col("amount_cents").sum(), pl.col("discount_cents").sum()
             )
             service.add_to_orders(store=self.store, totals=totals)
             self.added.append(totals.select("order_id", "amount_cents"))
-        items = good.select(ITEM_COLUMNS).sort("order_id", "line_no")
-        service.insert_items(store=self.store, items=items)
+        service.insert_items(store=self.store, items=good.select(ITEM_COLUMNS))
         self.result.inserted += good.height
 
 
@@ -313,7 +328,9 @@ UTC = pl.Datetime("us", "UTC")
 
 
 def _consistent_orders(good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rejects lines whose member or time differ from their order's first line."""
+    """Rejects lines whose member or time differ from their order's first line. The others
+    come back in the order of their order's first line, then their own, numbered within
+    their order (`line_no`)."""
     reference = (
         good.sort("line")
         .group_by("external_id")
@@ -332,7 +349,14 @@ def _consistent_orders(good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         ).alias("reason"),
         pl.lit(True).alias("rejected"),
     )
-    return checked.filter(~odd).drop("_member", "_at", "_first"), rejected
+    kept = (
+        checked.filter(~odd)
+        .sort("_first", "line")
+        .with_columns(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("external_id").alias("line_no")
+        )
+    )
+    return kept.drop("_member", "_at", "_first"), rejected
 
 
 def import_orders(
@@ -395,35 +419,24 @@ def _apply_all(
     *,
     progress: bool,
 ) -> None:
-    """Cleans batches in a thread ahead of the one being stored. A batch is applied once the
-    next one is read, so the last one is known; rejects of held-back lines are found in the
-    batch before."""
+    """Cleans batches and makes them whole orders in a thread ahead of the one being stored.
+    A batch is completed once the next one is read, so the last one is known; rejects of
+    held-back lines are found in the batch after theirs."""
 
     def cleaned() -> Iterator[tuple[pl.DataFrame, CleanedLines]]:
+        pending = None
         for raw in csv.batches(get_settings().import_batch_rows, progress=progress):
-            yield raw, batches.clean(csv.canonical(raw), trimmed=True)
-
-    previous, pending = pl.DataFrame(), None
-    for batch in read_ahead(cleaned()):
+            batch = batches.clean(csv.canonical(raw), trimmed=True)
+            if pending is not None:
+                yield pending[0], batches.complete(pending[1], last=False)
+            pending = raw, batch
         if pending is not None:
-            _apply(batches, rejects, store, previous, pending, last=False)
-            previous = pending[0]
-        pending = batch
-    if pending is not None:
-        _apply(batches, rejects, store, previous, pending, last=True)
+            yield pending[0], batches.complete(pending[1], last=True)
 
-
-def _apply(
-    batches: OrderBatches,
-    rejects: RejectsWriter,
-    store: BulkStore,
-    previous: pl.DataFrame,
-    batch: tuple[pl.DataFrame, CleanedLines],
-    *,
-    last: bool,
-) -> None:
-    raw, cleaned = batch
-    problems = batches.add_cleaned(cleaned, last=last)
-    store.commit()
-    both = pl.concat([previous, raw]) if previous.height else raw
-    rejects.write(both, problems.select("line", "reason"))
+    previous = pl.DataFrame()
+    for raw, batch in read_ahead(cleaned()):
+        problems = batches.add_cleaned(batch)
+        store.commit()
+        both = pl.concat([previous, raw]) if previous.height else raw
+        rejects.write(both, problems.select("line", "reason"))
+        previous = raw

@@ -68,7 +68,7 @@ def insert_orders(*, store: BulkStore, orders: pl.DataFrame) -> pl.DataFrame:
         schema=schema,
     )
     first = last_order_id(store=store) + 1
-    new = orders.join(known, on="external_id", how="anti").with_columns(
+    new = orders.join(known, on="external_id", how="anti", maintain_order="left").with_columns(
         pl.int_range(first, first + pl.len(), dtype=pl.Int64).alias("id")
     )
     store.append("orders", new)
