@@ -143,6 +143,36 @@ def test_an_order_deleted_by_another_connection_is_looked_up_again(engine: Engin
             bulk.commit()
 
 
+def test_members_noted_as_read_are_looked_up_again_once_another_connection_deletes_one(
+    engine: Engine,
+) -> None:
+    member, store = _member_and_store(engine)
+    with session_scope(engine) as db_session:
+        other = Member(code="M2", phone="+8613800000002")
+        db_session.add(other)
+        db_session.flush()
+        gone = other.id
+    with bulk_store(engine, references_per_frame=True) as bulk:
+        bulk.note_found("members", pl.Series([member, gone]))
+        bulk.append("orders", _orders([member], [store]))
+        bulk.commit()
+        with session_scope(engine) as db_session:
+            db_session.execute(text("DELETE FROM members WHERE id = :id"), {"id": gone})
+        with pytest.raises(Exception, match=r"(?i)foreign key"):
+            bulk.append("orders", _orders([gone], [store]).with_columns(external_id=pl.lit("X")))
+            bulk.commit()
+    assert _order_count(engine) == 1
+
+
+def test_known_keys_are_told_apart_from_unknown_ones_in_and_between_runs_of_ids() -> None:
+    raw = sqlite3.connect(":memory:")
+    found = references.FoundKeys()
+    found.add(raw, "orders", pl.Series([1, 2, 3, 4, 5]))
+    assert found.unseen(raw, "orders", pl.Series([0, 3, 6])).to_list() == [0, 6]
+    found.add(raw, "orders", pl.Series([8, 9]))
+    assert found.unseen(raw, "orders", pl.Series([5, 6, 7, 8, 10])).to_list() == [6, 7, 10]
+
+
 def test_orders_a_store_rolled_back_are_looked_up_again(engine: Engine) -> None:
     member, store = _member_and_store(engine)
     orders = _orders([member], [store]).with_columns(id=pl.Series([101]))

@@ -333,6 +333,15 @@ class BulkStore:
         if self.dialect == "sqlite":
             _check_per_frame(self.session, table, frame)
 
+    def note_found(self, table: str, ids: pl.Series) -> None:
+        """Notes that rows of `table` with these ids exist, as read in the current
+        transaction: frames that refer to them are not looked up again (`bulk_store`'s
+        `references_per_frame`)."""
+        found = self.session.info.get(_FOUND_KEYS)
+        if found is not None and self.dialect == "sqlite":
+            raw = _driver_connection(self.session)
+            found.add(raw, table, found.unseen(raw, table, ids.drop_nulls().unique().sort()))
+
     def commit(self) -> None:
         """Ends the current transaction, keeping its changes."""
         self.session.commit()

@@ -103,6 +103,9 @@ class FoundKeys:
         if known is None or not keys.dtype.is_integer():
             return keys
         keys = keys.cast(pl.Int64)
+        first, last = known[0], known[-1]
+        if last - first + 1 == known.len():  # every id from first to last, as new rows' are
+            return keys.filter((keys < first) | (keys > last))
         at = known.search_sorted(keys).clip(upper_bound=known.len() - 1)
         return keys.filter(known.gather(at) != keys)
 

@@ -78,11 +78,12 @@ class OrderBatches:
             expected_lines is not None
             and expected_lines * LINES_PER_MEMBER_READ < rows_now(store, "members")
         )
-        self._know_members(
-            pl.DataFrame(schema=service.MEMBER_KEYS)
-            if self.members_by_batch
-            else service.member_keys(store=store)
-        )
+        if self.members_by_batch:
+            self._know_members(pl.DataFrame(schema=service.MEMBER_KEYS))
+        else:
+            self._know_members(service.member_keys(store=store))
+            # Read in this transaction: the lines' members need no looking up again.
+            store.note_found("members", self.members["member_id"])
         self.stores = store_refs(store=store)
         self.products = service.product_categories(store=store)
         self.first_new_order = service.last_order_id(store=store) + 1
