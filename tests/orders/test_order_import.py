@@ -172,6 +172,23 @@ def test_a_held_back_line_at_odds_with_its_order_is_rejected_with_its_own_line(
     assert amounts == {"SO1": 100, "SO2": 600}
 
 
+def test_members_looked_up_batch_by_batch_are_looked_up_by_the_writer(
+    engine: Engine, catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few lines beside many members: each batch looks its members up in the store, on the
+    store's connection, which the batch before it is writing through meanwhile."""
+    monkeypatch.setattr(importer, "LINES_PER_MEMBER_READ", 0)
+    monkeypatch.setenv("TIDINGS_IMPORT_BATCH_ROWS", "50")
+    get_settings.cache_clear()
+    lines = "".join(f"SO{n},2024-05-01 10:00,M{1 + n % 2},,,P2,,1,1.00,\n" for n in range(4_000))
+    path = write(tmp_path, "orders.csv", ORDERS.splitlines()[0] + "\n" + lines)
+    result = import_orders(engine=engine, path=path)
+    get_settings.cache_clear()
+    assert (result.inserted, result.rejected) == (4_000, 0)
+    with session_scope(engine) as db_session:
+        assert db_session.scalar(select(func.count()).select_from(Order)) == 4_000
+
+
 def test_orders_file_without_amount_stops(cli, tmp_path: Path) -> None:
     result = cli(
         "import",

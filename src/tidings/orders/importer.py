@@ -153,9 +153,11 @@ class OrderBatches:
         good, problems = clean_orders(
             frame, region=self.region, timezone=self.timezone, trimmed=trimmed
         )
-        if self.create_members:
+        if self.create_members or self.members_by_batch:
+            # Creating members, or looking them up in the store, is the writer's to do: the
+            # store's session is not this thread's to use while the writer uses it.
             return CleanedLines(rows=frame.height, good=good, problems=problems)
-        # Without members to create, the lookups are in memory: done here, off the writer.
+        # Members known in memory are found here, off the writer.
         good, unresolved = self._resolve(good)
         problems = pl.concat([problems, unresolved])
         return CleanedLines(rows=frame.height, good=good, problems=problems, resolved=True)
