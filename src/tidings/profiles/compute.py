@@ -13,6 +13,7 @@ tier fills in for members without one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -91,7 +92,7 @@ def compute_profiles(
     lines: pl.DataFrame,
     products: pl.DataFrame,
     previous: pl.DataFrame,
-    models: PurchaseModels,
+    models: PurchaseModels | Callable[[], PurchaseModels],
     as_of: date,
     thresholds: ProfileThresholds,
     timezone: str,
@@ -103,7 +104,9 @@ def compute_profiles(
     orders: as `tidings.orders.frames.orders` loads them; lines: order lines with at least
     order_id, sku, category, quantity, amount_cents, discounted (their member and time are
     their order's); products: sku, pack_size_days, and name when known;
-    previous: member_id, tier, previous_tier, tier_changed_at (the last refresh's profiles).
+    previous: member_id, tier, previous_tier, tier_changed_at (the last refresh's profiles);
+    models: the models to predict with, or a call that waits for them (a fit running beside:
+    only the predictions need it, and they are made last).
     """
     t = thresholds
     # Sorted by member once: every grouping of the orders by member below then walks runs of
@@ -151,7 +154,7 @@ def _parts(
     products: pl.DataFrame,
     previous: pl.DataFrame,
     *,
-    models: PurchaseModels,
+    models: PurchaseModels | Callable[[], PurchaseModels],
     as_of: date,
     thresholds: ProfileThresholds,
     timezone: str,
@@ -171,12 +174,13 @@ def _parts(
         )
         summary = rfm.rfm_scores(rfm.order_summary(dated, thresholds=t))
         stores = preferences.main_stores(dated)
-        predicted = predictions(dated, models=models, as_of=as_of, thresholds=t)
         hours = sendtime.local_hours(
             dated.select("member_id", "store_id", "ordered_at"),
             timezones=members.select("member_id", "timezone"),
             default=timezone,
         )
+        fitted = models if isinstance(models, PurchaseModels) else models()
+        predicted = predictions(dated, models=fitted, as_of=as_of, thresholds=t)
         favourites, discounts, recommended = by_lines.result()
         parts = [
             summary,

@@ -9,6 +9,7 @@ SQLite file, which one of the same children writes (`tidings.profiles.writeback`
 from __future__ import annotations
 
 import time as timer
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -224,21 +225,24 @@ def _refresh(
     inputs = _read_inputs(engine, children)
     members, orders, lines = inputs.members, inputs.orders, inputs.lines
     phases.mark("read")
-    new_fit, models, model_note = _choose_models(inputs.fit, orders, as_of, thresholds, timezone)
-    phases.mark("fit")
-    profiles = compute(
-        members=members,
-        orders=orders,
-        lines=lines,
-        products=inputs.products,
-        previous=inputs.previous,
-        models=models,
-        as_of=as_of,
-        thresholds=thresholds,
-        timezone=timezone,
-        send_window=settings.send_window,
-    )
-    phases.mark("compute")
+    # A fit (a new store's, or a stale one's) runs beside the parts of a profile that do
+    # not need it: numpy and Polars let go of the GIL, and compute leaves a core idle at times.
+    with ThreadPoolExecutor(1, thread_name_prefix="tidings-fit") as fitting:
+        chosen = fitting.submit(_choose_models, inputs.fit, orders, as_of, thresholds, timezone)
+        profiles = compute(
+            members=members,
+            orders=orders,
+            lines=lines,
+            products=inputs.products,
+            previous=inputs.previous,
+            models=lambda: chosen.result()[1],
+            as_of=as_of,
+            thresholds=thresholds,
+            timezone=timezone,
+            send_window=settings.send_window,
+        )
+    new_fit, _, model_note = chosen.result()
+    phases.mark("fit and compute")
     profiles, errors = tagrules.apply_tag_rules(
         engine=engine,
         profiles=profiles,
