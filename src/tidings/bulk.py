@@ -342,6 +342,13 @@ class BulkStore:
             raw = _driver_connection(self.session)
             found.add(raw, table, found.unseen(raw, table, ids.drop_nulls().unique().sort()))
 
+    def file_version(self) -> tuple[int, int] | None:
+        """SQLite: the same in two transactions when no other connection wrote to the file
+        in between (`references.file_version`); None elsewhere."""
+        if self.dialect != "sqlite":
+            return None
+        return references.file_version(_driver_connection(self.session))
+
     def commit(self) -> None:
         """Ends the current transaction, keeping its changes."""
         self.session.commit()

@@ -127,11 +127,18 @@ class FoundKeys:
     def _current(self, raw: sqlite3.Connection) -> dict[str, pl.Series]:
         """The keys, emptied first when `raw` is another connection or another connection
         has committed since."""
-        stamp = (id(raw), int(raw.execute("PRAGMA data_version").fetchone()[0]))
+        stamp = file_version(raw)
         if stamp != self._stamp:
             self._keys.clear()
             self._stamp = stamp
         return self._keys
+
+
+def file_version(raw: sqlite3.Connection) -> tuple[int, int]:
+    """The connection, and how many commits of other connections to the file it has seen
+    (SQLite's `data_version`, fixed for the length of a transaction): the same in two
+    transactions when nobody else wrote to the file in between."""
+    return id(raw), int(raw.execute("PRAGMA data_version").fetchone()[0])
 
 
 def references(raw: sqlite3.Connection, table: str) -> list[Reference]:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, inspect, select
 
 from tidings.config import get_settings
 from tidings.db import session_scope
-from tidings.imports import indexes
+from tidings.imports import RejectsWriter, indexes
 from tidings.members.importer import import_members
 from tidings.members.models import ConsentEvent, Member
 
@@ -228,6 +228,48 @@ def test_a_large_import_in_many_batches_records_each_consent_change_once(
         ).all()
     assert [(code, kind.value) for code, kind in events] == [
         ("C1", "opt_in"), ("C2", "opt_out"), ("C2", "opt_in"),
+    ]  # fmt: skip
+
+
+def test_a_phone_changed_by_one_batch_finds_its_member_in_the_next(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_IMPORT_BATCH_ROWS", "1")
+    get_settings.cache_clear()
+    rows = "C1,13800138000,\nC1,13900139000,\n,13900139000,新名\n"
+    result = import_members(engine=engine, path=write(tmp_path, "member_code,phone,name\n" + rows))
+    get_settings.cache_clear()
+    assert (result.inserted, result.rejected) == (1, 0)
+    with session_scope(engine) as db_session:
+        members = db_session.execute(select(Member.code, Member.phone, Member.name)).all()
+    assert [tuple(member) for member in members] == [("C1", "+8613900139000", "新名")]
+
+
+def test_a_member_another_connection_adds_during_an_import_is_matched_not_doubled(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import into an empty store keeps its own members' keys instead of asking the
+    store, until another connection writes: a member added meanwhile must still be found."""
+    monkeypatch.setenv("TIDINGS_IMPORT_BATCH_ROWS", "1")
+    get_settings.cache_clear()
+    written, batches = RejectsWriter.write, []
+
+    def write_then_add_one(self: RejectsWriter, *args: object, **kwargs: object) -> None:
+        written(self, *args, **kwargs)  # type: ignore[arg-type]
+        batches.append(1)
+        if len(batches) == 1:  # between the first batch and the second
+            with session_scope(engine) as db_session:
+                db_session.add(Member(code="C9", phone="+8613900139000"))
+
+    monkeypatch.setattr(RejectsWriter, "write", write_then_add_one)
+    rows = "C1,13800138000\nC2,13900139000\nC1,13800138000\n"
+    result = import_members(engine=engine, path=write(tmp_path, "member_code,phone\n" + rows))
+    get_settings.cache_clear()
+    assert (result.inserted, result.updated, result.rejected) == (1, 1, 0)
+    with session_scope(engine) as db_session:
+        members = db_session.execute(select(Member.code, Member.phone).order_by(Member.id)).all()
+    assert [tuple(member) for member in members] == [
+        ("C1", "+8613800138000"), ("C2", "+8613900139000"),
     ]  # fmt: skip
 
 
