@@ -128,7 +128,7 @@ def _next_rowids(raw: Any, table: str, frame: pl.DataFrame) -> bool:
         return False
     top = raw.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0] or 0
     ids = frame["id"]
-    return bool(ids[0] == top + 1 and (frame.height == 1 or (ids.diff().drop_nulls() == 1).all()))
+    return bool(ids[0] == top + 1 and (ids.diff().drop_nulls() == 1).all())
 
 
 def _shared_values(block: pl.DataFrame) -> dict[str, Any]:
