@@ -1,4 +1,5 @@
-"""Replacing a big table of a SQLite store in one transaction of a child process, via ADBC.
+"""Writing many rows to SQLite in a child process, via ADBC: replacing a big table of the
+store in one transaction, or staging a batch in a throwaway file (`write_staged`).
 
 A profile refresh writes a million profiles: binding some forty values a row through
 Python's sqlite3 took about three times the CPU of ADBC's insert from Arrow. ADBC is only
@@ -27,6 +28,8 @@ PIPE_POLL_INTERVAL = 0.01  # seconds between looks for a writing child's end of 
 # for foreign keys: with them on, SQLite deletes a child table's rows one by one (about
 # 1.5 s for a million profiles) instead of dropping its pages at once, so they are checked
 # once after the rows are in (`_check_foreign_keys`).
+# A staged file is thrown away after its batch (`tidings.imports.staging`): no journal, no sync.
+STAGING_PRAGMAS = ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF")
 CHILD_WRITE_PRAGMAS = (
     "PRAGMA foreign_keys=OFF",
     "PRAGMA busy_timeout=30000",
@@ -173,3 +176,43 @@ def _check_foreign_keys(cursor: Any, tables: list[str]) -> None:
                 f"{len(broken)} row(s) of {table} refer to no row of {parent}"
                 f" (the first: rowid {rowid}); none was written"
             )
+
+
+def prepare_staging() -> None:
+    """Runs in a child process just started: loads what `write_staged` needs."""
+    import adbc_driver_sqlite.dbapi  # noqa: F401
+    import pyarrow  # noqa: F401
+
+
+def write_staged(path: str, sources: Mapping[str, str]) -> dict[str, int]:
+    """Runs in a child process: writes each Arrow IPC stream of `sources` (by table name)
+    to a table of a new SQLite file at `path`, removes the streams, and returns the rows
+    written to each table.
+
+    Never call it in the main process (see `read_tables_in_children`)."""
+    try:
+        return _write_staged(path, sources)
+    except Exception as error:  # ADBC's own errors cannot be rebuilt in the parent
+        raise ChildStoreError(f"staging rows: {error}") from None
+
+
+def _write_staged(path: str, sources: Mapping[str, str]) -> dict[str, int]:
+    import adbc_driver_sqlite.dbapi as adbc_sqlite
+    import pyarrow as pa
+
+    written = {}
+    with (
+        adbc_sqlite.connect(path, autocommit=True) as connection,
+        connection.cursor() as cursor,
+    ):
+        for pragma in STAGING_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.execute("BEGIN")
+        for table, source in sources.items():
+            with pa.OSFile(source) as stream:
+                rows = cursor.adbc_ingest(table, pa.ipc.open_stream(stream), mode="create")
+            written[table] = int(rows)
+        cursor.execute("COMMIT")
+    for source in sources.values():
+        os.unlink(source)
+    return written

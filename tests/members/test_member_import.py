@@ -6,13 +6,18 @@ import csv
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
 from sqlalchemy import Engine, func, inspect, select
 
+from tidings import migrate
 from tidings.config import get_settings
-from tidings.db import session_scope
+from tidings.db import make_engine, session_scope
 from tidings.imports import RejectsWriter, indexes
+from tidings.imports.staging import StagedRows
+from tidings.members import importer, service
 from tidings.members.importer import import_members
 from tidings.members.models import ConsentEvent, Member
 
@@ -289,3 +294,77 @@ def test_an_imported_file_is_in_the_database_file_itself(
         (members,) = connection.execute("SELECT COUNT(*) FROM members").fetchone()
 
     assert members == result["inserted"] > 0
+
+
+STAGED_ROWS = (
+    "member_code,phone,name,points,store,consent,registered_at\n"
+    "C1,13800138000,甲,10,S01,是,2023-01-01 10:00\n"
+    "C2,13900139000,乙,,S99,否,\n"  # a store nobody imported: kept without it
+    "C3,13700137000,丙,5,,是,2023-02-01\n"
+    "C1,13800138000,甲二,20,,,2024-01-01\n"  # C1 again, in the next batch: matched
+    "C4,,丁,7,S01,,\n"  # no phone: kept by its code
+    "C3,13600136000,,,,否,2024-03-01\n"  # C3's phone changes
+    "C5,13500135000,戊,3,,是,\n"
+)
+
+
+def _stored(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    queries = {
+        "members": "SELECT code, phone, phone_status, name, gender, birthday, birthday_is_lunar,"
+        " store_id, tier, points, registered_at FROM members ORDER BY code",
+        "consent": "SELECT m.code, e.kind, e.topic, e.source, e.occurred_at IS m.registered_at"
+        " FROM consent_events e"
+        " JOIN members m ON m.id = e.member_id ORDER BY m.code, e.id",
+        "lots": "SELECT m.code, l.kind, l.points, l.remaining, l.note FROM points_lots l"
+        " JOIN members m ON m.id = l.member_id ORDER BY m.code, l.id",
+        "attached": "SELECT name FROM pragma_database_list ORDER BY name",
+    }
+    with engine.connect() as connection:
+        return {
+            name: [tuple(row) for row in connection.exec_driver_sql(sql)]
+            for name, sql in queries.items()
+        }
+
+
+def _imported(engine: Engine, tmp_path: Path) -> tuple[dict[str, int | None], dict[str, list]]:
+    stores = write(tmp_path, "code,name,city,type\nS01,朝阳店,北京,社区店\n", name="stores.csv")
+    importer.import_stores(engine=engine, path=stores)
+    result = import_members(engine=engine, path=write(tmp_path, STAGED_ROWS))
+    return result.as_dict(), _stored(engine)
+
+
+def test_a_large_import_stages_its_new_members_and_stores_what_a_small_one_does(
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big file's new members are written by a child to a file of their own and copied in
+    from there: the store must end exactly as after binding every row, staged files gone."""
+    monkeypatch.setenv("TIDINGS_IMPORT_BATCH_ROWS", "2")
+    get_settings.cache_clear()
+    bound_engine = make_engine(f"sqlite:///{tmp_path / 'bound.db'}")
+    migrate.upgrade(bound_engine)
+    bound = _imported(bound_engine, tmp_path)
+    copies: list[bool] = []
+    copied: list[str] = []
+    copy, copy_table = service.copy_staged_members, importer.copy_staged
+
+    def copy_and_note(**kwargs: Any) -> pl.Series:
+        copies.append(kwargs["every"])
+        return copy(**kwargs)
+
+    def copy_table_and_note(store: Any, staged: StagedRows, table: str, **kwargs: Any) -> int:
+        copied.append(table)
+        return copy_table(store, staged, table, **kwargs)
+
+    monkeypatch.setattr(service, "copy_staged_members", copy_and_note)
+    monkeypatch.setattr(importer, "copy_staged", copy_table_and_note)
+    monkeypatch.setattr(indexes, "DEFER_MIN_ROWS", 0)  # a large import, as far as it can tell
+    staged = _imported(sqlite_engine, tmp_path)
+    get_settings.cache_clear()
+
+    assert copies == [True, False, False, True]  # batches 2 and 3 also match stored members
+    assert copied == ["points_lots", "consent_events"] * 2  # batches 1 and 4: all new
+    assert staged == bound
+    assert (staged[0]["inserted"], staged[0]["merged_duplicates"]) == (5, 2)
+    assert {name for (name,) in staged[1]["attached"]} <= {"main", "temp"}
+    assert len(staged[1]["members"]) == 5 and len(staged[1]["lots"]) == 5
+    assert not list(Path(sqlite_engine.url.database or "").parent.glob(".tidings-read-*"))

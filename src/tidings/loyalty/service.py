@@ -72,13 +72,20 @@ def _insert_lots(
     """Appends ledger entries of one kind, by order id (then member): the order key's index
     and the orders' foreign-key lookups then go in sequence, which costs SQLite less than
     filling the member index in sequence. Returns how many went in."""
-    lots = lots.select(points.LOT_COLUMNS).sort(
-        "order_id", "member_id", "expires_at", nulls_last=True
-    )
-    lots = lots.with_columns(
+    return _insert_rows(store, _lot_rows(lots, now=now, note=note), verb=verb)
+
+
+def _lot_rows(lots: pl.DataFrame, *, now: datetime, note: str | None) -> pl.DataFrame:
+    """Ledger entries as points_lots rows, by order id (then member): see `_insert_lots`."""
+    rows = lots.select(points.LOT_COLUMNS)
+    return rows.sort("order_id", "member_id", "expires_at", nulls_last=True).with_columns(
         pl.lit(note, dtype=pl.String).alias("note"),
         pl.lit(now, dtype=UTC_TIME).alias("created_at"),
     )
+
+
+def _insert_rows(store: BulkStore, lots: pl.DataFrame, *, verb: str = "INSERT") -> int:
+    """Appends points_lots rows (`_lot_rows`); returns how many went in."""
     if store.dialect != "sqlite" or lots.height == 0:
         return store.ingest("points_lots", lots)
     # SQLite: a wide page cache holds the indexes while a whole import's lots go in.
@@ -120,9 +127,14 @@ def open_new_ledgers(*, db_session: Session, balances: pl.DataFrame, now: dateti
     """Opens the ledgers of members an import just created (`member_id`, `points`): each
     positive balance becomes one OPENING lot, as `open_ledgers` does, without reading the
     members back. Returns lots made."""
+    return _insert_rows(BulkStore(db_session), new_ledger_lots(balances, now=now))
+
+
+def new_ledger_lots(balances: pl.DataFrame, *, now: datetime) -> pl.DataFrame:
+    """The rows of points_lots that `open_new_ledgers` writes for these balances."""
     months = get_settings().points_expiry_months
     lots = points.opening_lots(balances, now=now, expiry_months=months)
-    return _insert_lots(BulkStore(db_session), lots, now=now, note="imported balance")
+    return _lot_rows(lots, now=now, note="imported balance")
 
 
 def settle_imported_balances(*, db_session: Session, member_ids: pl.Series, now: datetime) -> None:

@@ -6,6 +6,8 @@ the import or the request that called them does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -13,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from tidings.bulk import BulkStore
+from tidings.db import utc_text
 from tidings.imports.loading import key_rows, keys_param, reserve_ids
 from tidings.members.models import ConsentEvent, ConsentKind, Member, Store
 
@@ -108,6 +111,38 @@ def insert_members(*, store: BulkStore, members: pl.DataFrame) -> pl.Series:
     return ids
 
 
+def copy_staged_members(
+    *,
+    store: BulkStore,
+    staged: str,
+    columns: Sequence[str],
+    groups: pl.Series,
+    every: bool,
+    now: datetime,
+) -> pl.Series:
+    """Inserts new members from a staged table (SQLite; `tidings.imports.staging`) holding
+    `grp` and the stored `columns`: the rows of `groups` (`every`: all the table holds), in
+    the table's order. Returns their ids, in that order: the ids SQLite gives rows appended
+    after the highest one."""
+    ids = reserve_ids(store, "members", groups.len())
+    params = [utc_text(now), utc_text(now)]
+    keep = ""
+    if not every:
+        keep = f" WHERE grp IN (SELECT value FROM {key_rows(store, 'BIGINT')})"
+        params.append(keys_param(store, groups))
+    values = ", ".join("COALESCE(points, 0)" if name == "points" else name for name in columns)
+    written = store.execute(
+        f"INSERT INTO members ({', '.join(columns)}, created_at, updated_at)"
+        f" SELECT {values}, ?, ? FROM {staged}{keep} ORDER BY rowid",
+        params,
+    )
+    top = store.frame("SELECT MAX(id) FROM members", schema={"id": pl.Int64})["id"][0]
+    if written != ids.len() or (ids.len() and top != ids[-1]):
+        raise RuntimeError(f"{written} staged members went in with ids up to {top}, not {ids}")
+    store.note_found("members", ids)
+    return ids
+
+
 def update_members(*, store: BulkStore, members: pl.DataFrame) -> int:
     """Writes changed members (an `id` column and the columns to set) in one statement."""
     if members.height == 0:
@@ -157,17 +192,16 @@ def record_consent(
             & (pl.col("occurred_at") >= pl.col("latest_at"))
         )
     )
-    return store.append(
-        "consent_events",
-        changes.select(
-            "member_id",
-            "kind",
-            pl.lit("marketing").alias("topic"),
-            "source",
-            "occurred_at",
-            "created_at",
-        ),
-    )
+    return store.append("consent_events", consent_rows(changes))
+
+
+def consent_rows(events: pl.DataFrame) -> pl.DataFrame:
+    """Marketing consent events (`member_id`, `kind`, `source`, `occurred_at`, `created_at`)
+    as the consent_events rows `record_consent` appends."""
+    return events.select(
+        "member_id", "kind", pl.lit("marketing").alias("topic"), "source", "occurred_at",
+        "created_at",
+    )  # fmt: skip
 
 
 def upsert_stores(*, store: BulkStore, stores: pl.DataFrame) -> tuple[int, int]:
