@@ -368,3 +368,31 @@ def test_a_large_import_stages_its_new_members_and_stores_what_a_small_one_does(
     assert {name for (name,) in staged[1]["attached"]} <= {"main", "temp"}
     assert len(staged[1]["members"]) == 5 and len(staged[1]["lots"]) == 5
     assert not list(Path(sqlite_engine.url.database or "").parent.glob(".tidings-read-*"))
+
+
+def test_a_large_import_that_fails_leaves_no_staged_file_behind(
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that fails after its staged file is attached: the batches before stay, the
+    failed one is rolled back, and neither its file nor its attachment outlives the import."""
+    monkeypatch.setenv("TIDINGS_IMPORT_BATCH_ROWS", "2")
+    monkeypatch.setattr(indexes, "DEFER_MIN_ROWS", 0)
+    get_settings.cache_clear()
+    copy, copies = service.copy_staged_members, []
+
+    def copy_then_fail_on_the_second(**kwargs: Any) -> pl.Series:
+        copies.append(1)
+        ids = copy(**kwargs)
+        if len(copies) == 2:
+            raise RuntimeError("the disk is full")
+        return ids
+
+    monkeypatch.setattr(service, "copy_staged_members", copy_then_fail_on_the_second)
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        _imported(sqlite_engine, tmp_path)
+    get_settings.cache_clear()
+
+    stored = _stored(sqlite_engine)
+    assert [member[0] for member in stored["members"]] == ["C1", "C2"]  # the first batch
+    assert {name for (name,) in stored["attached"]} <= {"main", "temp"}
+    assert not list(Path(sqlite_engine.url.database or "").parent.glob(".tidings-read-*"))

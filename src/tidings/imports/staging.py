@@ -13,6 +13,7 @@ child failed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -30,6 +31,7 @@ from tidings.scans import SqliteChildren
 
 log = logging.getLogger(__name__)
 MAX_ATTACHED = 8  # staged files attached at once; SQLite allows ten databases by default
+ATTACHES = itertools.count(1)  # numbers the names staged files are attached under
 
 
 @dataclass
@@ -52,8 +54,9 @@ class RowStager:
     """Stages batches of rows in files beside a SQLite store and attaches them to a
     per-frame store's connection (`tidings.bulk.bulk_store`) for its INSERT ... SELECT.
 
-    Use it as a context manager around the store's work: on leaving, whatever the store
-    left uncommitted is rolled back, every staged file is detached, and the files go.
+    Use it as a context manager around the store's work, committed before the block ends:
+    on leaving, every staged file is detached and the files go (after an error, what the
+    store left uncommitted is rolled back first).
     """
 
     def __init__(self, store: BulkStore, database: str) -> None:
@@ -61,7 +64,7 @@ class RowStager:
         self.children = SqliteChildren(database)
         self.children.submit(prepare_staging)  # started while the first batch is read
         self.attached: list[StagedRows] = []
-        self.staged = self.attaches = 0
+        self.staged = 0
 
     def stage(self, tables: Mapping[str, pl.DataFrame]) -> StagedRows:
         """Hands each frame to a child that writes it, as a table of that name, to a file
@@ -94,8 +97,7 @@ class RowStager:
         if error is not None or staged.written.result() != staged.rows:
             log.warning("staged rows left unused (%s): bound instead", error or "rows missing")
             return False
-        self.attaches += 1
-        staged.schema = f"staged_{self.attaches}"
+        staged.schema = f"staged_{next(ATTACHES)}"
         self.store.execute(f"ATTACH DATABASE ? AS {staged.schema}", (staged.path,))
         self.attached.append(staged)
         return True
@@ -120,8 +122,11 @@ class RowStager:
         trace: TracebackType | None,
     ) -> None:
         try:
-            self.store.session.rollback()  # what the caller did not commit is not kept
+            if error is not None:
+                self.store.session.rollback()  # as the store would: nothing of it is kept
             self.release()
+            if self.attached:
+                raise RuntimeError("staged files are detached between transactions: commit first")
         finally:
             self.children.close()
 
