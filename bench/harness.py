@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import platform
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,3 +59,45 @@ def report(name: str, figure: float, unit: str, target: str, *, met: bool) -> No
         }
     )
     RESULTS.write_text(json.dumps(history, indent=1, ensure_ascii=False) + "\n")
+
+
+def tree_rss_kib(pid: int) -> int:
+    """The resident memory of a process and all its descendants now, KiB (Linux /proc)."""
+    kib = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                kib = int(line.split()[1])
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                kib += tree_rss_kib(int(child))
+    except OSError:  # the process ended meanwhile
+        pass
+    return kib
+
+
+class TreePeak:
+    """Samples, every `interval` seconds while the block runs, the resident memory of this
+    process and its children together; `mib` is the highest sum seen (a short spike between
+    two samples may be missed)."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval, self.kib = interval, 0
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+
+    @property
+    def mib(self) -> float:
+        return self.kib / 1024
+
+    def _sample(self) -> None:
+        while not self._done.wait(self.interval):
+            self.kib = max(self.kib, tree_rss_kib(os.getpid()))
+
+    def __enter__(self) -> TreePeak:
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._sampler.join()

@@ -2,8 +2,8 @@
 
 The files are generated with numpy under bench/data/ (git-ignored) and reused when present.
 Figures: member rows per second, order lines per second, and the peak resident memory of the
-process (with its children's, while the member import runs them), which must stay bounded
-because files are streamed in batches.
+process (with its children's, sampled while the member import runs them), which must stay
+bounded because files are streamed in batches.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bench.harness import report
+from bench.harness import TreePeak, report
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 MEMBERS = int(os.environ.get("BENCH_IMPORT_MEMBERS", "1000000"))
@@ -126,10 +126,6 @@ def data_files() -> dict[str, Path]:
     return files
 
 
-def _peak_mb(who: int) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
-
-
 def run() -> None:
     """Measures both imports on a fresh SQLite store and reports rows/s and peak memory."""
     files = data_files()
@@ -144,13 +140,12 @@ def run() -> None:
         import_stores(engine=engine, path=files["stores"])
         import_products(engine=engine, path=files["products"])
         started = time.perf_counter()
-        members = import_members(
-            engine=engine, path=files["members"], rejects_path=Path(folder) / "m.csv"
-        )
+        # The member import stages its rows through children: their memory counts too.
+        with TreePeak() as tree:
+            members = import_members(
+                engine=engine, path=files["members"], rejects_path=Path(folder) / "m.csv"
+            )
         member_seconds = time.perf_counter() - started
-        # The member import stages its rows through children: its peak counts the largest
-        # one's as if both had peaked at once.
-        member_peak_mb = _peak_mb(resource.RUSAGE_SELF) + _peak_mb(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         orders = import_orders(
             engine=engine, path=files["orders"], rejects_path=Path(folder) / "o.csv"
@@ -160,7 +155,7 @@ def run() -> None:
     if members.rows != MEMBERS or orders.inserted != ORDER_LINES:
         sys.exit(f"bench import_csv: imports lost rows: {members.as_dict()} {orders.as_dict()}")
     member_rate, order_rate = members.rows / member_seconds, orders.rows / order_seconds
-    peak_mb = max(member_peak_mb, _peak_mb(resource.RUSAGE_SELF))
+    peak_mb = max(tree.mib, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     report(
         "import_csv members",
         member_rate,
