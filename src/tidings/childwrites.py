@@ -180,8 +180,7 @@ def _check_foreign_keys(cursor: Any, tables: list[str]) -> None:
 
 def prepare_staging() -> None:
     """Runs in a child process just started: loads what `write_staged` needs."""
-    import adbc_driver_sqlite.dbapi  # noqa: F401
-    import pyarrow  # noqa: F401
+    import adbc_driver_sqlite  # noqa: F401
 
 
 def write_staged(path: str, sources: Mapping[str, str]) -> dict[str, int]:
@@ -197,22 +196,38 @@ def write_staged(path: str, sources: Mapping[str, str]) -> dict[str, int]:
 
 
 def _write_staged(path: str, sources: Mapping[str, str]) -> dict[str, int]:
-    import adbc_driver_sqlite.dbapi as adbc_sqlite
-    import pyarrow as pa
+    # ADBC's own API takes Polars frames as they are (Arrow's C stream): the child never
+    # loads pyarrow, which took most of its start.
+    import adbc_driver_manager
+    import adbc_driver_sqlite
 
-    written = {}
     with (
-        adbc_sqlite.connect(path, autocommit=True) as connection,
-        connection.cursor() as cursor,
+        adbc_driver_sqlite.connect(path) as database,
+        adbc_driver_manager.AdbcConnection(database) as connection,
     ):
-        for pragma in STAGING_PRAGMAS:
-            cursor.execute(pragma)
-        cursor.execute("BEGIN")
+        for sql in (*STAGING_PRAGMAS, "BEGIN"):
+            _execute(connection, sql)
+        written = {}
         for table, source in sources.items():
-            with pa.OSFile(source) as stream:
-                rows = cursor.adbc_ingest(table, pa.ipc.open_stream(stream), mode="create")
-            written[table] = int(rows)
-        cursor.execute("COMMIT")
+            with adbc_driver_manager.AdbcStatement(connection) as statement:
+                statement.set_options(
+                    **{
+                        "adbc.ingest.target_table": table,
+                        "adbc.ingest.mode": "adbc.ingest.mode.create",
+                    }
+                )
+                statement.bind_stream(pl.read_ipc_stream(source))
+                written[table] = int(statement.execute_update())
+        _execute(connection, "COMMIT")
     for source in sources.values():
         os.unlink(source)
     return written
+
+
+def _execute(connection: Any, sql: str) -> None:
+    """Runs one statement on an ADBC connection (of its own API)."""
+    import adbc_driver_manager
+
+    with adbc_driver_manager.AdbcStatement(connection) as statement:
+        statement.set_sql_query(sql)
+        statement.execute_update()

@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 
 from tidings.bulk import BulkStore, sqlite_values
 from tidings.childwrites import prepare_staging, write_staged
-from tidings.scans import SqliteChildren
+from tidings.scans import CHILD_READERS, SqliteChildren
 
 log = logging.getLogger(__name__)
 MAX_ATTACHED = 8  # staged files attached at once; SQLite allows ten databases by default
@@ -62,7 +62,8 @@ class RowStager:
     def __init__(self, store: BulkStore, database: str) -> None:
         self.store = store
         self.children = SqliteChildren(database)
-        self.children.submit(prepare_staging)  # started while the first batch is read
+        for _ in range(CHILD_READERS):  # both started while the first batch is read
+            self.children.submit(prepare_staging)
         self.attached: list[StagedRows] = []
         self.staged = 0
 
@@ -74,9 +75,7 @@ class RowStager:
         sources = {}
         for name, frame in tables.items():
             sources[name] = self.children.file(f"staged-{self.staged}-{name}")
-            sqlite_values(frame).write_ipc_stream(
-                sources[name], compat_level=pl.CompatLevel.oldest()
-            )
+            sqlite_values(frame).write_ipc_stream(sources[name])
         path = str(Path(self.children.file(f"staged-{self.staged}")).with_suffix(".db"))
         return StagedRows(
             path,
