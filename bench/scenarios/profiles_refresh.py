@@ -182,38 +182,16 @@ def generate(path: Path) -> None:
 
 
 REFRESH = """
-import json, os, resource, sys, threading, time
+import json, os, resource, sys
 from datetime import date
-from pathlib import Path
+from bench.harness import TreePeak
 from tidings.db import make_engine
 from tidings.scans import CHILD_READERS
 from tidings.profiles.service import refresh
 
-def tree_rss(pid):
-    kib = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                kib = int(line.split()[1])
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                kib += tree_rss(int(child))
-    except OSError:
-        pass
-    return kib
-
-peak, done = [0], threading.Event()
-def sample():
-    import os
-    while not done.wait(0.02):
-        peak[0] = max(peak[0], tree_rss(os.getpid()))
-
 if __name__ == "__main__":
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    result = refresh(engine=make_engine(sys.argv[1]), as_of=date.fromisoformat(sys.argv[2]))
-    done.set()
-    sampler.join()
+    with TreePeak() as tree:
+        result = refresh(engine=make_engine(sys.argv[1]), as_of=date.fromisoformat(sys.argv[2]))
     values = result.as_dict()
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -223,7 +201,7 @@ if __name__ == "__main__":
     values["children_cpu_s"] = children.ru_utime + children.ru_stime
     values["load"] = os.getloadavg()[0]
     values["children"] = CHILD_READERS
-    values["sampled_tree_peak_kib"] = peak[0]
+    values["sampled_tree_peak_kib"] = tree.kib
     print(json.dumps(values, ensure_ascii=False))
 """
 
@@ -284,6 +262,7 @@ def refresh_in_child(label: str) -> float:
     """Runs a refresh in a child process, prints its figures; returns its seconds."""
     done = subprocess.run(
         [sys.executable, "-c", REFRESH, f"sqlite:///{STORE_FILE}", AS_OF.isoformat()],
+        cwd=Path(__file__).resolve().parents[2],  # where the bench package is found
         check=True,
         capture_output=True,
         text=True,
