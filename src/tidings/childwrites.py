@@ -28,13 +28,13 @@ PIPE_POLL_INTERVAL = 0.01  # seconds between looks for a writing child's end of 
 # for foreign keys: with them on, SQLite deletes a child table's rows one by one (about
 # 1.5 s for a million profiles) instead of dropping its pages at once, so they are checked
 # once after the rows are in (`_check_foreign_keys`).
-# A staged file is thrown away after its batch (`tidings.imports.staging`): no journal, no sync.
-STAGING_PRAGMAS = ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF")
 CHILD_WRITE_PRAGMAS = (
     "PRAGMA foreign_keys=OFF",
     "PRAGMA busy_timeout=30000",
     "PRAGMA synchronous=NORMAL",
 )
+# A staged file is thrown away after its batch (`tidings.imports.staging`): no journal, no sync.
+STAGING_PRAGMAS = ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF")
 
 
 def replace_rows_in_child(

@@ -139,7 +139,8 @@ class MemberBatches:
         return self.add_cleaned(self.clean(frame, trimmed=trimmed))
 
     def clean(self, frame: pl.DataFrame, *, trimmed: bool = False) -> CleanedMembers:
-        """Cleans and merges one batch without touching the store (it may run in a thread)."""
+        """Cleans and merges one batch without touching the store (it may run in a thread);
+        with a stager, its rows go to a child as well (`CleanedMembers.staged`)."""
         good, problems = clean_members(
             frame, region=self.region, timezone=self.timezone, trimmed=trimmed
         )

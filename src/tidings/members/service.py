@@ -138,7 +138,10 @@ def copy_staged_members(
     )
     top = store.frame("SELECT MAX(id) FROM members", schema={"id": pl.Int64})["id"][0]
     if written != ids.len() or (ids.len() and top != ids[-1]):
-        raise RuntimeError(f"{written} staged members went in with ids up to {top}, not {ids}")
+        raise RuntimeError(
+            f"{written} staged members went in with ids up to {top}, not {ids.len()} up to"
+            f" {ids[-1]}"
+        )
     store.note_found("members", ids)
     return ids
 
@@ -198,10 +201,8 @@ def record_consent(
 def consent_rows(events: pl.DataFrame) -> pl.DataFrame:
     """Marketing consent events (`member_id`, `kind`, `source`, `occurred_at`, `created_at`)
     as the consent_events rows `record_consent` appends."""
-    return events.select(
-        "member_id", "kind", pl.lit("marketing").alias("topic"), "source", "occurred_at",
-        "created_at",
-    )  # fmt: skip
+    topic = pl.lit("marketing").alias("topic")
+    return events.select("member_id", "kind", topic, "source", "occurred_at", "created_at")
 
 
 def upsert_stores(*, store: BulkStore, stores: pl.DataFrame) -> tuple[int, int]:
