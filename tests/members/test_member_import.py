@@ -343,6 +343,7 @@ def test_a_large_import_stages_its_new_members_and_stores_what_a_small_one_does(
     bound_engine = make_engine(f"sqlite:///{tmp_path / 'bound.db'}")
     migrate.upgrade(bound_engine)
     bound = _imported(bound_engine, tmp_path)
+    bound_engine.dispose()
     copies: list[bool] = []
     copied: list[str] = []
     copy, copy_table = service.copy_staged_members, importer.copy_staged
