@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,23 +50,42 @@ def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def postgres_store() -> Iterator[Engine]:
+@contextmanager
+def _postgres_schema(schema: str) -> Iterator[Engine]:
+    """A PostgreSQL store in a schema of its own, with no tables yet, dropped afterwards."""
     if _skip_postgres():
         pytest.skip("TIDINGS_SKIP_POSTGRES=1")
-    # A schema of its own per test run, so that runs side by side do not meet.
-    schema = f"tidings_test_{os.getpid()}"
     admin = make_engine(POSTGRES_URL)
     with admin.begin() as connection:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         connection.execute(text(f"CREATE SCHEMA {schema}"))
     engine = make_engine(POSTGRES_URL, schema=schema)
-    migrate.upgrade(engine)
     yield engine
     engine.dispose()
     with admin.begin() as connection:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_store() -> Iterator[Engine]:
+    # A schema of its own per test run, so that runs side by side do not meet.
+    with _postgres_schema(f"tidings_test_{os.getpid()}") as engine:
+        migrate.upgrade(engine)
+        yield engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def bare_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A store with no tables yet (a migration test brings it to where it needs): once on
+    SQLite, once on PostgreSQL."""
+    if request.param == "postgres":
+        with _postgres_schema(f"tidings_bare_{os.getpid()}") as engine:
+            yield engine
+        return
+    engine = make_engine(f"sqlite:///{tmp_path / 'tidings.db'}")
+    yield engine
+    engine.dispose()
 
 
 def empty_tables(engine: Engine) -> None:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
-from tidings.campaigns.keys import key_prefix
 from tidings.campaigns.models import Campaign, CampaignStatus, Variant
 from tidings.db import session_scope
 from tidings.demo.reactions import BASE_ORDER_RATE, ORDER_EFFECT, simulate_reactions
@@ -41,10 +40,8 @@ def _campaign(engine: Engine) -> int:
         rows: list[object] = []
         for index, member in enumerate(members):
             treated = index < TREATED
-            key = f"{key_prefix(campaign.id)}{member.id}"
             rows.append(
                 Message(
-                    dedupe_key=key,
                     campaign_id=campaign.id,
                     variant_id=variants[index % 2].id if treated else None,
                     member_id=member.id,
@@ -62,7 +59,6 @@ def _campaign(engine: Engine) -> int:
                 rows.append(
                     ShortLink(
                         code=f"k{index}",
-                        dedupe_key=key,
                         campaign_id=campaign.id,
                         member_id=member.id,
                         target_url="https://shop.example.cn/",

@@ -106,11 +106,14 @@ class World:
 
     def click(self, message: Message, at: datetime, *, robot: bool = False) -> None:
         """A click on the message's short link (its link is made on first use)."""
-        link = self.session.query(ShortLink).filter_by(dedupe_key=message.dedupe_key).one_or_none()
+        link = (
+            self.session.query(ShortLink)
+            .filter_by(campaign_id=message.campaign_id, member_id=message.member_id)
+            .one_or_none()
+        )
         if link is None:
             link = ShortLink(
                 code=f"c{next(self._serial)}",
-                dedupe_key=message.dedupe_key,
                 campaign_id=message.campaign_id,
                 member_id=message.member_id,
                 target_url="https://shop.example.cn/fruit",

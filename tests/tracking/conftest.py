@@ -61,10 +61,11 @@ def link_rows(engine: Engine, campaign_id: int | None = None) -> pl.DataFrame:
     with engine.connect() as connection:
         rows = connection.execute(
             text(
-                "SELECT l.id, l.code, l.member_id, l.dedupe_key, l.target_url, m.state, m.text"
-                " FROM short_links l LEFT JOIN messages m ON m.dedupe_key = l.dedupe_key"
+                "SELECT l.id, l.code, l.member_id, l.campaign_id, l.target_url, m.state, m.text"
+                " FROM short_links l LEFT JOIN messages m ON m.member_id = l.member_id"
+                " AND m.campaign_id = l.campaign_id AND m.step = 0"
                 f"{where} ORDER BY l.member_id"
             )
         ).all()
-    schema = ["id", "code", "member_id", "dedupe_key", "target_url", "state", "text"]
+    schema = ["id", "code", "member_id", "campaign_id", "target_url", "state", "text"]
     return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")

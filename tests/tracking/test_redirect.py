@@ -60,7 +60,7 @@ def test_a_click_goes_to_the_target_with_utm_and_is_recorded(
     target = urlsplit(answer.headers["location"])
     assert (target.scheme, target.netloc, target.path) == ("https", "shop.example.com", "/sale")
     assert target.fragment == "top"
-    campaign = str(link_rows(engine)["dedupe_key"][0]).split(":")[1]
+    campaign = str(link_rows(engine)["campaign_id"][0])
     variant = "A" if "周末鲜果8折" in link["text"] else "B"
     assert parse_qsl(target.query) == [
         ("store", "SH01"),
@@ -146,7 +146,7 @@ def test_robots_and_prefetches_are_recorded_apart_and_not_counted(
 
 
 def _campaign_of(link: dict[str, object]) -> int:
-    return int(str(link["dedupe_key"]).split(":")[1])
+    return int(str(link["campaign_id"]))
 
 
 @pytest.mark.parametrize("code", ["Zz9Zz9Z", "abc", "abc$%^1", "a" * 40])

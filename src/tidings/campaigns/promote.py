@@ -27,6 +27,7 @@ from tidings.reports.stats import ab_summary
 from tidings.segments.audience import local_today
 from tidings.segments.snapshot import snapshot
 from tidings.tracking.links import LINK_PATH
+from tidings.tracking.models import link_message_sql
 
 PROMOTION = "promotion"  # the kind of a rollout report entry that records a promotion
 SENT = "m.attempts > 0 AND m.state NOT IN ('queued', 'cancelled', 'skipped')"  # taken
@@ -52,7 +53,7 @@ def arms_so_far(db_session: Session, campaign: Campaign) -> pl.DataFrame:
     ).rename({"count": "recipients"})
     clicked = store.frame(
         "SELECT m.variant_id, COUNT(DISTINCT m.id) FROM messages m"
-        " JOIN short_links l ON l.dedupe_key = m.dedupe_key"
+        f" JOIN short_links l ON {link_message_sql('l', 'm')}"
         " JOIN clicks c ON c.link_id = l.id AND NOT c.is_robot"
         f" WHERE {scope} GROUP BY m.variant_id",
         params,

@@ -22,7 +22,6 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from tidings.bulk import SQLITE_ROWS_PER_STATEMENT, bulk_insert, multi_row_params, wide_page_cache
-from tidings.campaigns.keys import key_prefix, message_key, message_key_sql
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.phases import PhaseTimer
 from tidings.campaigns.planner import MESSAGE_KIND, PlanSpec, dispatch_priority
@@ -236,8 +235,7 @@ def write_plan(
         ),
         {"id": campaign_id, "step": step},
     )
-    # A step's messages are told apart from the first send's by their key (one per step).
-    prefix = key_prefix(campaign_id, step)
+    # Member, campaign and step tell a message apart (a unique index): no key of its own.
     # What every row shares goes into the statement once; only the rest travels per row.
     shared = {
         "campaign_id": campaign_id,
@@ -249,7 +247,7 @@ def write_plan(
         "step": step,
     }
     if is_sqlite(db_session):
-        return _insert_sqlite(db_session, prefix, plan, shared, now=now)
+        return _insert_sqlite(db_session, plan, shared, now=now)
     rows = plan.select(
         "member_id",
         "variant_id",
@@ -268,7 +266,6 @@ def write_plan(
         ),
         created_at=pl.lit(now, dtype=UTC_TIME),
         updated_at=pl.lit(now, dtype=UTC_TIME),
-        dedupe_key=message_key(campaign_id, "member_id", step),
         **{name: pl.lit(value) for name, value in shared.items()},
     )
     return bulk_insert(db_session, "messages", rows)
@@ -282,7 +279,6 @@ SKIPPED_BOUND = ("skip_reason",)
 
 def _insert_sqlite(
     db_session: Session,
-    prefix: str,
     plan: pl.DataFrame,
     shared: dict[str, object],
     *,
@@ -302,7 +298,7 @@ def _insert_sqlite(
     assert raw is not None
     as_text = pl.col(pl.Datetime).dt.strftime(POLARS_SQLITE_TIME_FORMAT)
     with wide_page_cache(db_session, WRITE_CACHE_KIB):
-        for insert in _sqlite_inserts(prefix, plan, shared, now=now):
+        for insert in _sqlite_inserts(plan, shared, now=now):
             rows = plan.filter(pl.col("state") == insert.state).select(insert.names)
             _insert_rows(raw, insert, rows.with_columns(as_text))
     return plan.height
@@ -316,19 +312,16 @@ class _SqliteInsert:
     state: str
     names: list[str]
     constant: dict[str, str]
-    prefix: str
 
     def statement(self, rows: int) -> str:
         """The INSERT of `rows` rows, binding `len(names)` values each, in order."""
-        columns = ["dedupe_key", *self.names, *self.constant]
+        columns = [*self.names, *self.constant]
         width = len(self.names)
         groups = []
         for row in range(rows):
             first = row * width + 1
             bound = [f"?{first + i}" for i in range(width)]
-            # member_id is bound first; the key is made from it.
-            key = message_key_sql(self.prefix, f"?{first}")
-            groups.append("(" + ", ".join([key, *bound, *self.constant.values()]) + ")")
+            groups.append("(" + ", ".join([*bound, *self.constant.values()]) + ")")
         return f"INSERT INTO messages ({', '.join(columns)}) VALUES {', '.join(groups)}"
 
 
@@ -342,7 +335,7 @@ def _insert_rows(raw: Any, insert: _SqliteInsert, rows: pl.DataFrame) -> None:
 
 
 def _sqlite_inserts(
-    prefix: str, plan: pl.DataFrame, shared: dict[str, object], *, now: datetime
+    plan: pl.DataFrame, shared: dict[str, object], *, now: datetime
 ) -> list[_SqliteInsert]:
     """The INSERTs of the planned and of the skipped rows."""
     moment = _literal(utc_text(now))
@@ -363,7 +356,6 @@ def _sqlite_inserts(
             state=state,
             names=[*bound, *own],
             constant={**constant, **fixed, "state": _literal(state)},
-            prefix=prefix,
         )
         for state, own, fixed in (
             (MessageState.PLANNED.value, PLANNED_BOUND, {}),

@@ -22,6 +22,7 @@ from tidings import clock
 from tidings.bulk import BulkStore, bulk_insert
 from tidings.config import get_settings
 from tidings.db import POLARS_SQLITE_TIME_FORMAT
+from tidings.tracking.models import link_message_sql
 from tidings.tracking.robots import agent_reason
 
 UTC_TIME = pl.Datetime("us", "UTC")
@@ -56,7 +57,7 @@ def _audience(store: BulkStore, campaign_id: int) -> pl.DataFrame:
         " COALESCE(m.delivered_at, m.submitted_at, m.send_at), l.id, c.id"
         " FROM messages m JOIN members mb ON mb.id = m.member_id"
         " LEFT JOIN variants v ON v.id = m.variant_id"
-        " LEFT JOIN short_links l ON l.dedupe_key = m.dedupe_key"
+        f" LEFT JOIN short_links l ON {link_message_sql('l', 'm')}"
         " LEFT JOIN coupons c ON c.campaign_id = m.campaign_id AND c.member_id = m.member_id"
         " WHERE m.campaign_id = ? AND (m.state <> 'skipped' OR m.skip_reason = 'holdout')",
         (campaign_id,),

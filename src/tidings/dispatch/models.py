@@ -127,7 +127,15 @@ class Message(Base):
             sqlite_where=text("provider_message_id IS NOT NULL"),
             postgresql_where=text("provider_message_id IS NOT NULL"),
         ),
-        Index("ix_messages_member_id_created_at", "member_id", "created_at"),
+        # A member gets each step of a campaign once; the same index finds a member's
+        # messages. Messages of no campaign are told apart by their dedupe key instead.
+        Index(
+            "uq_messages_member_id_campaign_id_step",
+            "member_id",
+            "campaign_id",
+            "step",
+            unique=True,
+        ),
         # Attribution after each order import reads the deliveries of the last weeks; only
         # delivered messages have an entry (a plan's planned ones cost none).
         Index(
@@ -150,7 +158,9 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    dedupe_key: Mapped[str] = mapped_column(String(100), unique=True)
+    # Empty for a campaign's messages (member, campaign and step tell them apart): a
+    # trigger's, a reply's or an API message's own key, which makes it once only.
+    dedupe_key: Mapped[str | None] = mapped_column(String(100), unique=True)
     # Written a million at a time by the planner with the campaign, members and variants it
     # has just read: no foreign keys, which would check (and lock) a row per message (0015).
     campaign_id: Mapped[int | None] = mapped_column(Integer)

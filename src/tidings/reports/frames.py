@@ -14,6 +14,7 @@ from tidings.campaigns.sources import phone_hashes
 from tidings.db import utc_text
 from tidings.members.models import ConsentKind, SuppressionReason
 from tidings.reports.results import MESSAGES_SCHEMA, UTC_TIME
+from tidings.tracking.models import link_message_sql
 
 AUDIENCE = "(m.state <> 'skipped' OR m.skip_reason = 'holdout')"
 
@@ -42,7 +43,7 @@ def clicks(store: BulkStore, campaign_id: int) -> pl.DataFrame:
     """The campaign's messages that a person (no link-preview robot) clicked."""
     return store.frame(
         "SELECT DISTINCT m.id FROM clicks k JOIN short_links s ON s.id = k.link_id"
-        " JOIN messages m ON m.dedupe_key = s.dedupe_key"
+        f" JOIN messages m ON {link_message_sql('s', 'm')}"
         " WHERE m.campaign_id = ? AND k.is_robot = ?",
         (campaign_id, False),
         schema={"message_id": pl.Int64},

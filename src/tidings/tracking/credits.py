@@ -29,6 +29,7 @@ from tidings.tracking.attribution import (
     changes,
     credit_orders,
 )
+from tidings.tracking.models import link_message_sql
 
 # Orders older than this (before now) are left as they are by a run without `since`: their
 # credit is settled unless a coupon turns up long after; `--since` reaches further back.
@@ -139,7 +140,7 @@ def _clicks(store: BulkStore, since: datetime) -> pl.DataFrame:
     return store.frame(
         "SELECT m.id, m.campaign_id, m.variant_id, m.trigger_id, m.member_id, k.clicked_at"
         " FROM clicks k JOIN short_links s ON s.id = k.link_id"
-        " JOIN messages m ON m.dedupe_key = s.dedupe_key"
+        f" JOIN messages m ON {link_message_sql('s', 'm')}"
         f" WHERE k.is_robot = ? AND k.clicked_at >= ? AND m.state NOT IN {NEVER_SENT}",
         (False, _moment(store, since)),
         schema=TOUCHES_SCHEMA,

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from tidings import keys
 from tidings.bulk import BulkStore, append_rows, copy_unless_taken, wide_page_cache
-from tidings.campaigns.keys import key_prefix, message_key, message_key_sql
 from tidings.campaigns.models import Campaign
 from tidings.config import Settings, get_settings
 from tidings.content.words import word_matcher
@@ -147,8 +146,7 @@ def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datet
     targets = links.targets()
     whole = rows.select(
         "code",
-        dedupe_key=message_key(campaign, "member_id"),
-        member_id="member_id",
+        "member_id",
         target_url=pl.col("variant_id").replace_strict(
             list(targets), list(targets.values()), default=links.url, return_dtype=pl.String
         ),
@@ -161,12 +159,8 @@ def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datet
     cases = " ".join("WHEN ? THEN ?" for _ in targets)
     params: list[object] = [value for pair in targets.items() for value in pair]
     params += [links.url, now]
-    select = (
-        f"SELECT code, {message_key_sql(key_prefix(campaign), 'member_id')},"
-        f" {campaign}, member_id, CASE variant_id {cases} ELSE ? END, ?"
-    )
-    insert = "INSERT INTO short_links (code, dedupe_key, campaign_id, member_id, target_url,"
-    insert += " created_at) "
+    select = f"SELECT code, {campaign}, member_id, CASE variant_id {cases} ELSE ? END, ?"
+    insert = "INSERT INTO short_links (code, campaign_id, member_id, target_url, created_at) "
     # "WHERE true" lets SQLite tell the upsert clause from a join condition.
     conflict = " WHERE true ON CONFLICT (code) DO NOTHING"
     frame = rows.select("code", "member_id", "variant_id")
@@ -219,10 +213,14 @@ def _rewrite_texts(store: BulkStore, links: LinkPlan, moved: pl.DataFrame, *, pr
     rows = moved.select(
         old=pl.lit(prefix) + pl.col("code"),
         new=pl.lit(prefix) + pl.col("code_kept"),
-        # The message's dedupe key, as `campaigns.sources.write_plan` makes it.
-        key=message_key(links.campaign_id, "member_id"),
+        member="member_id",
+        campaign=pl.lit(links.campaign_id),
     )
-    store.execute_rows("UPDATE messages SET text = REPLACE(text, ?, ?) WHERE dedupe_key = ?", rows)
+    store.execute_rows(
+        "UPDATE messages SET text = REPLACE(text, ?, ?)"
+        " WHERE member_id = ? AND campaign_id = ? AND step = 0",
+        rows,
+    )
 
 
 def write_for_plan(

@@ -18,21 +18,30 @@ def _enum(kind: type[enum.Enum]) -> Enum:
 
 
 class ShortLink(Base):
-    """A per-message short link `/s/{code}` that redirects to the campaign's target (with
-    its UTM parameters). The message is found by its dedupe key, known before its id."""
+    """A per-member short link `/s/{code}` of a campaign that redirects to the campaign's
+    target (with its UTM parameters). Its message is the campaign's first to the member
+    (step 0), found by member and campaign: the link is written before the message has an id."""
 
     __tablename__ = "short_links"
     __table_args__ = (Index("ix_short_links_campaign_id_member_id", "campaign_id", "member_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
-    dedupe_key: Mapped[str | None] = mapped_column(String(100), index=True)
     # No foreign keys: a plan writes these in bulk for its members, just read (0015).
     campaign_id: Mapped[int | None] = mapped_column(Integer)
     trigger_id: Mapped[int | None] = mapped_column(Integer)
     member_id: Mapped[int | None] = mapped_column(Integer)
     target_url: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
+
+
+def link_message_sql(link: str, message: str) -> str:
+    """The SQL condition that joins the short links aliased `link` to their messages
+    aliased `message` (the unique index of member, campaign and step finds each)."""
+    return (
+        f"{message}.member_id = {link}.member_id AND {message}.campaign_id = {link}.campaign_id"
+        f" AND {message}.step = 0"
+    )
 
 
 class Click(Base):

@@ -13,7 +13,7 @@ from tidings.bulk import BulkStore
 from tidings.config import get_settings
 from tidings.dispatch.models import Message
 from tidings.tracking.links import short_url
-from tidings.tracking.models import Click, ShortLink
+from tidings.tracking.models import Click, ShortLink, link_message_sql
 
 CLICK_COUNTS_SCHEMA = {
     "message_id": pl.Int64,
@@ -42,7 +42,13 @@ def get_by_code(*, db_session: Session, code: str) -> ShortLink:
 def show(*, db_session: Session, code: str) -> dict[str, Any]:
     """A short link with its message, target and clicks (people and robots apart)."""
     link = get_by_code(db_session=db_session, code=code)
-    message_id = db_session.scalar(select(Message.id).where(Message.dedupe_key == link.dedupe_key))
+    message_id = db_session.scalar(
+        select(Message.id).where(
+            Message.member_id == link.member_id,
+            Message.campaign_id == link.campaign_id,
+            Message.step == 0,
+        )
+    )
     rows = db_session.execute(
         select(Click.clicked_at, Click.user_agent, Click.is_robot, Click.robot_reason)
         .where(Click.link_id == link.id)
@@ -79,7 +85,7 @@ def click_counts(*, db_session: Session, campaign_id: int) -> pl.DataFrame:
         " SUM(CASE WHEN c.id IS NOT NULL AND NOT c.is_robot THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN c.is_robot THEN 1 ELSE 0 END),"
         " MIN(CASE WHEN NOT c.is_robot THEN c.clicked_at END)"
-        " FROM short_links l JOIN messages m ON m.dedupe_key = l.dedupe_key"
+        f" FROM short_links l JOIN messages m ON {link_message_sql('l', 'm')}"
         " LEFT JOIN clicks c ON c.link_id = l.id"
         " WHERE l.campaign_id = ? GROUP BY m.id, l.member_id, m.variant_id ORDER BY m.id",
         (campaign_id,),
