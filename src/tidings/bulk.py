@@ -8,8 +8,11 @@ break the file locks of the first), in multi-row INSERTs laid out a column at a 
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -87,8 +90,8 @@ def append_rows(
     column that holds one value all through a block of rows (the time of writing, a kind, an
     empty column) is bound once per statement, not once per row: binding a value costs about
     as much as SQLite's storing it, and an empty one several times that. Returns the rows
-    written (on SQLite, those an `OR IGNORE` did not skip). PostgreSQL uses COPY, as
-    `bulk_insert` does.
+    written (on SQLite, those an `OR IGNORE` did not skip); a block is laid out while SQLite
+    stores the one before (`run_laid_out`). PostgreSQL uses COPY, as `bulk_insert` does.
     """
     if frame.height == 0:
         return 0
@@ -100,20 +103,52 @@ def append_rows(
     written_rows = (
         frame.drop("id") if verb == "INSERT" and _next_rowids(raw, table, frame) else frame
     )
-    per, written = SQLITE_ROWS_PER_STATEMENT, 0
-    for start in range(0, frame.height, SQLITE_APPEND_BLOCK):
+    per = SQLITE_ROWS_PER_STATEMENT
+
+    def lay_out(start: int) -> LaidOut:
         block = _sqlite_ready(written_rows.slice(start, SQLITE_APPEND_BLOCK))
         shared = _shared_values(block)
         once = list(shared.values())
         grouped, rest = multi_row_params(block.drop(list(shared)), per)
-        for params, rows in ((grouped, per), (rest, 1)):
-            if params:
-                sql = _values_sql(verb, table, block.columns, list(shared), rows)
-                written += raw.executemany(sql, [once + values for values in params]).rowcount
+        return [
+            (
+                _values_sql(verb, table, block.columns, list(shared), rows),
+                [once + v for v in params],
+            )
+            for params, rows in ((grouped, per), (rest, 1))
+        ]
+
+    starts = range(0, frame.height, SQLITE_APPEND_BLOCK)
+    written = run_laid_out(raw, (functools.partial(lay_out, start) for start in starts))
     found = session.info.get(_FOUND_KEYS)
     if found is not None and verb == "INSERT" and "id" in frame.columns:
         found.add(raw, table, frame["id"].unique().sort())  # new rows, parents of later ones
     return int(written)
+
+
+# Statements, each with the parameters of every time it runs (`executemany`).
+LaidOut = list[tuple[str, list[Any]]]
+
+
+def run_laid_out(raw: Any, blocks: Iterable[Callable[[], LaidOut]]) -> int:
+    """Runs the statements each of `blocks` lays out, block after block, on the SQLite
+    connection `raw`; returns the rows they changed.
+
+    The next block is laid out (its values turned into Python parameters) on a thread while
+    SQLite stores the one before: SQLite lets go of the GIL while it steps, so the two
+    overlap. One block is laid out ahead at most, which bounds the memory.
+    """
+    written = 0
+    pending = iter(blocks)
+    with ThreadPoolExecutor(1, thread_name_prefix="tidings-lay-out") as laying:
+        ahead = [laying.submit(block) for block in itertools.islice(pending, 1)]
+        while ahead:
+            statements = ahead.pop().result()
+            ahead = [laying.submit(block) for block in itertools.islice(pending, 1)]
+            for sql, params in statements:
+                if params:
+                    written += raw.executemany(sql, params).rowcount
+    return written
 
 
 def _next_rowids(raw: Any, table: str, frame: pl.DataFrame) -> bool:

@@ -9,6 +9,7 @@ transaction, so planning twice leaves one row per member and campaign.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -21,7 +22,15 @@ import polars_hash as plh
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from tidings.bulk import SQLITE_ROWS_PER_STATEMENT, bulk_insert, multi_row_params, wide_page_cache
+from tidings.bulk import (
+    SQLITE_APPEND_BLOCK,
+    SQLITE_ROWS_PER_STATEMENT,
+    LaidOut,
+    bulk_insert,
+    multi_row_params,
+    run_laid_out,
+    wide_page_cache,
+)
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.phases import PhaseTimer
 from tidings.campaigns.planner import MESSAGE_KIND, PlanSpec, dispatch_priority
@@ -326,12 +335,16 @@ class _SqliteInsert:
 
 
 def _insert_rows(raw: Any, insert: _SqliteInsert, rows: pl.DataFrame) -> None:
-    """Inserts `rows` (the bound columns) `SQLITE_ROWS_PER_STATEMENT` to a statement."""
-    grouped, rest = multi_row_params(rows, SQLITE_ROWS_PER_STATEMENT)
-    if grouped:
-        raw.executemany(insert.statement(SQLITE_ROWS_PER_STATEMENT), grouped)
-    if rest:
-        raw.executemany(insert.statement(1), rest)
+    """Inserts `rows` (the bound columns) `SQLITE_ROWS_PER_STATEMENT` to a statement, a
+    block laid out while the one before is stored (`tidings.bulk.run_laid_out`)."""
+    per = SQLITE_ROWS_PER_STATEMENT
+
+    def lay_out(start: int) -> LaidOut:
+        grouped, rest = multi_row_params(rows.slice(start, SQLITE_APPEND_BLOCK), per)
+        return [(insert.statement(per), grouped), (insert.statement(1), rest)]
+
+    starts = range(0, rows.height, SQLITE_APPEND_BLOCK)
+    run_laid_out(raw, (functools.partial(lay_out, start) for start in starts))
 
 
 def _sqlite_inserts(
