@@ -10,6 +10,7 @@ so they start quickly.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import shutil
 import sys
@@ -181,10 +182,22 @@ def read_tables_in_children(
     """
     keep = keep or {}
     if children is None:
-        with sqlite_children(engine) as own:
-            if own is None:
-                return _read_scans_here(engine, scans)
-            return read_tables_in_children(engine, scans, own, keep=keep)
+        kept = kept_children(engine)
+        if kept is None:
+            return _read_scans_here(engine, scans)
+        with _read_folder(kept.database) as folder:
+            return _read_slices(engine, scans, kept, keep, folder)
+    return _read_slices(engine, scans, children, keep, None)
+
+
+def _read_slices(
+    engine: Engine,
+    scans: Mapping[str, TableScan],
+    children: SqliteChildren,
+    keep: Mapping[str, Path],
+    folder: str | None,
+) -> dict[str, pl.DataFrame]:
+    """Reads each big table's rowid slices in children and the small tables here."""
     slices = {name: _rowid_slices(engine, scan) for name, scan in scans.items()}
     if all(part is None for parts in slices.values() for part in parts):
         return _read_scans_here(engine, scans)
@@ -193,7 +206,12 @@ def read_tables_in_children(
         for name, parts in slices.items():
             pending[name] = [
                 _submit_slice(
-                    children, here, engine, scans[name], part, _target(children, keep, name, n)
+                    children,
+                    here,
+                    engine,
+                    scans[name],
+                    part,
+                    _target(children, keep, name, n, folder),
                 )
                 for n, part in enumerate(parts)
             ]
@@ -202,13 +220,73 @@ def read_tables_in_children(
         }
 
 
-def _target(children: SqliteChildren, keep: Mapping[str, Path], name: str, part: int) -> str:
-    """Where the child reading part `part` of the scan `name` writes it."""
-    folder = keep.get(name)
-    if folder is None:
-        return children.file(f"{name}-{part}")
-    folder.mkdir(parents=True, exist_ok=True)
-    return str(folder / f"{part:04d}.arrow")
+_KEPT: dict[str, SqliteChildren] = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def kept_children(engine: Engine) -> SqliteChildren | None:
+    """Children kept between reads of a SQLite file store (None for any other store).
+
+    Starting two children costs about half a second of both cores (Python, Polars, ADBC and
+    pyarrow each time); a campaign plan reads its audience and then history, and
+    `tidings serve` reads for every plan and count. One store's children are kept at a time
+    (another store's read replaces them) and stop when this process ends.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    path = str(Path(database).resolve())
+    with _KEPT_LOCK:
+        children = _KEPT.get(path)
+        if children is None:
+            _close_kept()
+            children = _KEPT[path] = SqliteChildren(path)
+        return children
+
+
+def _close_kept() -> None:
+    """Stops the kept children (the caller holds `_KEPT_LOCK`, or this process is ending)."""
+    for children in _KEPT.values():
+        children.close()
+    _KEPT.clear()
+
+
+def stop_kept_children() -> None:
+    """Stops the children kept between reads; the next read starts new ones."""
+    with _KEPT_LOCK:
+        _close_kept()
+
+
+atexit.register(_close_kept)
+
+
+@contextmanager
+def _read_folder(database: str) -> Iterator[str]:
+    """A folder beside the store for one read's IPC files, removed after it (reads side by
+    side through the kept children each have their own)."""
+    folder = tempfile.mkdtemp(prefix=".tidings-read-", dir=Path(database).parent)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _target(
+    children: SqliteChildren,
+    keep: Mapping[str, Path],
+    name: str,
+    part: int,
+    folder: str | None,
+) -> str:
+    """Where the child reading part `part` of the scan `name` writes it: in `keep`'s folder
+    for the scan, else in `folder` (one read's), else in the children's own."""
+    kept = keep.get(name)
+    if kept is not None:
+        kept.mkdir(parents=True, exist_ok=True)
+        return str(kept / f"{part:04d}.arrow")
+    if folder is not None:
+        return f"{folder}/{name}-{part}.arrow"
+    return children.file(f"{name}-{part}")
 
 
 class ChildStoreError(RuntimeError):
