@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import resource
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -129,6 +131,29 @@ def test_big_tables_read_in_child_processes_match_a_read_here(
     assert read["none_left"].height == 0
     assert read["empty"].schema == {"member_id": pl.Int64}
     assert not list(Path(f"{sqlite_engine.url.database}").parent.glob(".tidings-read-*"))
+
+
+def test_a_read_after_a_kept_child_was_killed_starts_new_children(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The children kept between reads serve the next read; when one of them has been
+    killed meanwhile (out of memory, by hand), the read starts new ones and succeeds."""
+    with session_scope(sqlite_engine) as db_session:
+        db_session.add_all(Member(code=f"M{n}", phone=f"+86138000000{n:02d}") for n in range(10))
+    codes = {"members": TableScan(table="members", columns="code", schema={"code": pl.String})}
+    monkeypatch.setattr(scans, "CHILD_READ_MIN_ROWS", 0)
+    first = read_tables_in_children(sqlite_engine, codes)["members"]
+    kept = scans.kept_children(sqlite_engine)
+    assert kept is not None
+    child = kept.submit(os.getpid).result()
+    assert child != os.getpid()
+    os.kill(child, signal.SIGKILL)
+
+    again = read_tables_in_children(sqlite_engine, codes)["members"]
+
+    assert sorted(again["code"]) == sorted(first["code"]) == sorted(f"M{n}" for n in range(10))
+    assert scans.kept_children(sqlite_engine) is not kept
+    scans.stop_kept_children()
 
 
 UNGUARDED_SCRIPT = """

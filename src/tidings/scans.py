@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
@@ -176,18 +177,30 @@ def read_tables_in_children(
     own and hands it back as an Arrow IPC file beside the store, which is read here and
     removed. Each slice reads committed data; slices are not one snapshot, just as separate
     `read_frame` calls are not. Small tables, and every table on PostgreSQL, are read here.
-    `children` (from `sqlite_children`) are used when given, else started for this read.
+    `children` (from `sqlite_children`) are used when given, else the store's kept ones
+    (`kept_children`; fresh ones and a second try if one of those has died meanwhile).
     The files of the scans named in `keep` are left in the folder given for each, named by
     slice in rowid order (`0000.arrow`, ...), instead of being removed.
     """
     keep = keep or {}
-    if children is None:
-        kept = kept_children(engine)
-        if kept is None:
-            return _read_scans_here(engine, scans)
-        with _read_folder(kept.database) as folder:
-            return _read_slices(engine, scans, kept, keep, folder)
-    return _read_slices(engine, scans, children, keep, None)
+    if children is not None:
+        return _read_slices(engine, scans, children, keep, None)
+    try:
+        return _read_with_kept(engine, scans, keep)
+    except BrokenProcessPool:  # a kept child was killed meanwhile (out of memory, by hand)
+        stop_kept_children()
+        return _read_with_kept(engine, scans, keep)
+
+
+def _read_with_kept(
+    engine: Engine, scans: Mapping[str, TableScan], keep: Mapping[str, Path]
+) -> dict[str, pl.DataFrame]:
+    """Reads the scans with the store's kept children, each read's files in a folder."""
+    kept = kept_children(engine)
+    if kept is None:
+        return _read_scans_here(engine, scans)
+    with _read_folder(kept.database) as folder:
+        return _read_slices(engine, scans, kept, keep, folder)
 
 
 def _read_slices(
@@ -227,8 +240,8 @@ _KEPT_LOCK = threading.Lock()
 def kept_children(engine: Engine) -> SqliteChildren | None:
     """Children kept between reads of a SQLite file store (None for any other store).
 
-    Starting two children costs about half a second of both cores (Python, Polars, ADBC and
-    pyarrow each time); a campaign plan reads its audience and then history, and
+    Starting two children costs about half a second of both cores (Python, Polars and ADBC
+    each time); a campaign plan reads its audience and then history, and
     `tidings serve` reads for every plan and count. One store's children are kept at a time
     (another store's read replaces them) and stop when this process ends.
     """
