@@ -136,8 +136,8 @@ def test_big_tables_read_in_child_processes_match_a_read_here(
 def test_a_read_after_a_kept_child_was_killed_starts_new_children(
     sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The children kept between reads serve the next read; when one of them has been
-    killed meanwhile (out of memory, by hand), the read starts new ones and succeeds."""
+    """The children kept after a read serve the next one; when one of them has been killed
+    meanwhile (out of memory, by hand), the read starts new ones and succeeds."""
     with session_scope(sqlite_engine) as db_session:
         db_session.add_all(Member(code=f"M{n}", phone=f"+86138000000{n:02d}") for n in range(10))
     codes = {"members": TableScan(table="members", columns="code", schema={"code": pl.String})}
@@ -147,6 +147,9 @@ def test_a_read_after_a_kept_child_was_killed_starts_new_children(
     assert kept is not None
     child = kept.submit(os.getpid).result()
     assert child != os.getpid()
+    assert read_tables_in_children(sqlite_engine, codes)["members"].equals(first)
+    assert scans.kept_children(sqlite_engine) is kept
+    os.kill(child, 0)  # still running: the second read started no new children
     os.kill(child, signal.SIGKILL)
 
     again = read_tables_in_children(sqlite_engine, codes)["members"]

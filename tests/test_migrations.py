@@ -33,7 +33,7 @@ OLD_KEYS = {
 }
 
 
-def _message(key: str, campaign_id: int | None, step: int) -> dict[str, object]:
+def _message(key: str | None, campaign_id: int | None, step: int) -> dict[str, object]:
     moment = datetime(2026, 11, 1, 2, tzinfo=UTC)
     return {
         "dedupe_key": key,
@@ -86,7 +86,7 @@ def test_campaign_messages_move_to_member_campaign_and_step_and_back(bare_store:
         )
     assert link["message_id"] == first
     with pytest.raises(IntegrityError), bare_store.begin() as connection:
-        connection.execute(messages.insert().values(_message(None, 5, 0)))  # type: ignore[arg-type]
+        connection.execute(messages.insert().values(_message(None, 5, 0)))
 
     _downgrade(bare_store, "0022")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import io
-import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -141,10 +140,12 @@ def run_laid_out(raw: Any, blocks: Iterable[Callable[[], LaidOut]]) -> int:
     written = 0
     pending = iter(blocks)
     with ThreadPoolExecutor(1, thread_name_prefix="tidings-lay-out") as laying:
-        ahead = [laying.submit(block) for block in itertools.islice(pending, 1)]
-        while ahead:
-            statements = ahead.pop().result()
-            ahead = [laying.submit(block) for block in itertools.islice(pending, 1)]
+        block = next(pending, None)
+        ahead = None if block is None else laying.submit(block)
+        while ahead is not None:
+            statements = ahead.result()
+            block = next(pending, None)
+            ahead = None if block is None else laying.submit(block)
             for sql, params in statements:
                 if params:
                     written += raw.executemany(sql, params).rowcount
