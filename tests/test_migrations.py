@@ -87,6 +87,9 @@ def test_campaign_messages_move_to_member_campaign_and_step_and_back(bare_store:
     assert link["message_id"] == first
     with pytest.raises(IntegrityError), bare_store.begin() as connection:
         connection.execute(messages.insert().values(_message(None, 5, 0)))
+    # Only keyed messages are in the key's index now (0024), and it still holds them apart.
+    with pytest.raises(IntegrityError), bare_store.begin() as connection:
+        connection.execute(messages.insert().values(_message("trigger:3:7:2026-11-01", None, 1)))
 
     _downgrade(bare_store, "0022")
 

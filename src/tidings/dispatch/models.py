@@ -64,6 +64,9 @@ HANDED_OVER = " AND ".join(f"state <> '{state}'" for state in NOT_HANDED_OVER)
 # once, and they are only ever looked up by campaign). A query by state alone says it,
 # word for word, so that SQLite uses that index.
 NOT_PLANNED = f"state <> '{S.PLANNED}'"
+# What uq_messages_dedupe_key holds: the messages with a key of their own (a trigger's, a
+# reply's, an API message's), not a campaign's million. An upsert on the key says it.
+KEYED = "dedupe_key IS NOT NULL"
 
 
 def sources(target: MessageState) -> list[str]:
@@ -136,6 +139,13 @@ class Message(Base):
             "step",
             unique=True,
         ),
+        Index(
+            "uq_messages_dedupe_key",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text(KEYED),
+            postgresql_where=text(KEYED),
+        ),
         # Attribution after each order import reads the deliveries of the last weeks; only
         # delivered messages have an entry (a plan's planned ones cost none).
         Index(
@@ -160,7 +170,7 @@ class Message(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Empty for a campaign's messages (member, campaign and step tell them apart): a
     # trigger's, a reply's or an API message's own key, which makes it once only.
-    dedupe_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(100))
     # Written a million at a time by the planner with the campaign, members and variants it
     # has just read: no foreign keys, which would check (and lock) a row per message (0015).
     campaign_id: Mapped[int | None] = mapped_column(Integer)

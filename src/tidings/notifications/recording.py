@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tidings import keys
 from tidings.config import Settings
 from tidings.db import is_sqlite
-from tidings.dispatch.models import Message, MessageState
+from tidings.dispatch.models import KEYED, Message, MessageState
 from tidings.notifications import codes
 from tidings.notifications.models import Notification, Verification
 from tidings.notifications.schemas import MessageAccepted
@@ -34,16 +34,24 @@ notifications_table: Table = Notification.__table__  # type: ignore[assignment]
 
 
 def _insert_ignoring(
-    db_session: Session, table: Table, rows: list[dict[str, Any]], key: str
+    db_session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    key: str,
+    *,
+    where: str | None = None,
 ) -> dict[str, int]:
     """Inserts rows, skipping any whose unique `key` is taken (a concurrent twin won), in
-    one statement; returns the id of each row written, by its key."""
+    one statement; returns the id of each row written, by its key. `where` is the condition
+    of a partial unique index on `key`."""
     if not rows:
         return {}
     dialect = sqlite if is_sqlite(db_session) else postgresql
     statement = (
         dialect.insert(table)
-        .on_conflict_do_nothing(index_elements=[key])
+        .on_conflict_do_nothing(
+            index_elements=[key], index_where=None if where is None else text(where)
+        )
         .returning(table.c[key], table.c.id)
     )
     return {written: int(i) for written, i in db_session.execute(statement, rows).all()}
@@ -82,7 +90,7 @@ def _write(
 ) -> tuple[list[MessageAccepted], dict[str, int]]:
     """Writes messages, then their requests, then verification codes (hashed); returns the
     answers and the requests written, by idempotency key (a twin's are left out)."""
-    ids = _insert_ignoring(db_session, messages_table, rows, "dedupe_key")
+    ids = _insert_ignoring(db_session, messages_table, rows, "dedupe_key", where=KEYED)
     taken = [row["dedupe_key"] for row in rows if row["dedupe_key"] not in ids]
     if taken:
         ids.update(_ids_by_key(db_session, taken))

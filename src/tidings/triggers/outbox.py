@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from tidings.bulk import BulkStore, execute_many
 from tidings.db import is_sqlite
+from tidings.dispatch.models import KEYED
 
 UTC_TIME = pl.Datetime("us", "UTC")
 MESSAGE_COLUMNS = (
@@ -77,20 +78,20 @@ def write_firings(db_session: Session, rows: pl.DataFrame, *, now: datetime) -> 
         outcome="state",
         skip_reason="skip_reason",
     )
-    _insert_new(db_session, "messages", rows.select(MESSAGE_COLUMNS), conflict="dedupe_key")
-    _insert_new(db_session, "trigger_firings", firings, conflict="trigger_id, member_id, key")
+    keyed = f"(dedupe_key) WHERE {KEYED}"
+    _insert_new(db_session, "messages", rows.select(MESSAGE_COLUMNS), conflict=keyed)
+    _insert_new(db_session, "trigger_firings", firings, conflict="(trigger_id, member_id, key)")
 
 
 def _insert_new(db_session: Session, table: str, frame: pl.DataFrame, *, conflict: str) -> None:
-    """Inserts rows, skipping those whose `conflict` key exists. PostgreSQL copies them into
-    a temporary table first (COPY is far quicker than a statement per row); SQLite, whose
-    executemany is quick, takes them directly."""
+    """Inserts rows, skipping those whose key exists: `conflict` is the unique key in brackets,
+    then the condition of its index if partial. PostgreSQL copies the rows into a temporary
+    table first (COPY is far quicker than a statement per row); SQLite, whose executemany is
+    quick, takes them directly."""
     names = ", ".join(frame.columns)
     if is_sqlite(db_session):
         markers = ", ".join("?" for _ in frame.columns)
-        sql = (
-            f"INSERT INTO {table} ({names}) VALUES ({markers}) ON CONFLICT ({conflict}) DO NOTHING"
-        )
+        sql = f"INSERT INTO {table} ({names}) VALUES ({markers}) ON CONFLICT {conflict} DO NOTHING"
         execute_many(db_session, sql, frame)
         return
     store = BulkStore(db_session)
@@ -99,5 +100,5 @@ def _insert_new(db_session: Session, table: str, frame: pl.DataFrame, *, conflic
     store.ingest(staged, frame)
     store.execute(
         f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged}"
-        f" ON CONFLICT ({conflict}) DO NOTHING"
+        f" ON CONFLICT {conflict} DO NOTHING"
     )
