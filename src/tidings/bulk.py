@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -150,6 +150,52 @@ def run_laid_out(raw: Any, blocks: Iterable[Callable[[], LaidOut]]) -> int:
                 if params:
                     written += raw.executemany(sql, params).rowcount
     return written
+
+
+class WriteBehind:
+    """Runs writes on one thread, in the order they are handed over, while the caller goes
+    on to make the next: a plan's messages are stored while its next piece is rendered.
+
+    The writes own the session's connection until `wait` returns, so the caller leaves the
+    store alone meanwhile. After a write fails, the ones handed over later are dropped, and
+    the next `submit` or `wait` raises its error. Leaving the block, also on an error, waits
+    for the write under way and drops those not begun, so the transaction may be rolled back.
+    """
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="tidings-write-behind")
+        self._writes: list[Future[None]] = []
+        self._failed: Exception | None = None
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._thread.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, write: Callable[[], object]) -> None:
+        """Hands `write` over, to run after those handed over before it."""
+        self._raise_failure()
+        self._writes.append(self._thread.submit(self._run, write))
+
+    def wait(self) -> None:
+        """Returns once every write handed over has run; raises the error of one that failed."""
+        for write in self._writes:
+            write.result()
+        self._writes.clear()
+        self._raise_failure()
+
+    def _run(self, write: Callable[[], object]) -> None:
+        if self._failed is not None:
+            return
+        try:
+            write()
+        except Exception as error:
+            self._failed = error
+
+    def _raise_failure(self) -> None:
+        if self._failed is not None:
+            raise self._failed
 
 
 def _next_rowids(raw: Any, table: str, frame: pl.DataFrame) -> bool:

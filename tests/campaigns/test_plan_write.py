@@ -50,18 +50,20 @@ def test_a_plan_that_breaks_off_mid_write_leaves_the_earlier_plan(
 
     # The messages of the new plan are written, then the coupons' write fails.
     monkeypatch.setattr(offers, "issue_for_plan", broken)
-    written = sources.write_plan
+    written = sources.insert_plan
     calls: list[int] = []
 
     def counted(*args: object, **kwargs: object) -> int:
-        calls.append(1)
-        return written(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(written(*args, **kwargs))  # type: ignore[arg-type]
+        return calls[-1]
 
-    monkeypatch.setattr(sources, "write_plan", counted)
+    monkeypatch.setattr(sources, "insert_plan", counted)
     with pytest.raises(WriteBrokeOff), session_scope(engine) as session:
         # An hour on, every message of the new plan goes at another time.
         service.plan(db_session=session, campaign_id=campaign_id, now=NOW + timedelta(hours=1))
-    assert calls == [1]
+    # The members skipped, then each variant's: all 300 written before the coupons failed.
+    assert len(calls) == 3
+    assert sum(calls) == 300
     assert message_rows(engine, campaign_id).equals(before)
     assert _coupons(engine, campaign_id).equals(codes)
     with session_scope(engine) as session:

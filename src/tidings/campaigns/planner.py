@@ -11,7 +11,7 @@ campaign and the member, so planning twice gives the same plan.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -202,46 +202,37 @@ def _ids(declined: pl.Series | None) -> pl.Series:
     return pl.Series("member_id", [] if declined is None else declined, dtype=pl.Int64)
 
 
-def _render_and_check(
-    frame: pl.DataFrame, spec: PlanSpec, lint: LintRules, given: GivenFields | None
+def _rendered(
+    rows: pl.DataFrame,
+    index: int,
+    spec: PlanSpec,
+    lint: LintRules,
+    given: GivenFields | None,
 ) -> pl.DataFrame:
-    """Renders each going member's message with their variant's template, measures it and
-    stops those a word check or length rule blocks (one pass per variant; the template's
-    literal text is measured and checked once, the values per member). `given` derives the
-    campaign's own values (a coupon code, a short link) for the going members whose variant
-    shows them, never for the skipped or held out."""
-    going = frame.filter(pl.col("_reason").is_null())
+    """Renders the going members of variant `index` with its template, measures each message
+    and stops those a word check or length rule blocks (the template's literal text is
+    measured and checked once, the values per member). `given` derives the campaign's own
+    values (a coupon code, a short link) where the variant shows them, never for the skipped
+    or held out."""
     if given is not None:
-        going = given(going, {field: _shows(spec, field) for field in GIVEN_FIELDS})
-    parts = [
-        _variant_texts(going.filter(pl.col("_variant") == i), v.template, spec, lint)
-        for i, v in enumerate(spec.variants)
-    ]
-    texts = pl.concat(parts) if parts else pl.DataFrame(schema=CHECKED_SCHEMA)
-    kept = [name for name in GIVEN_FIELDS if name in going.columns and name not in frame.columns]
-    if kept:
-        texts = texts.join(going.select("member_id", *kept), on="member_id", how="left")
-    frame = frame.join(texts, on="member_id", how="left", maintain_order="left")
+        rows = given(rows, {field: pl.lit(_shows(spec, field, index)) for field in GIVEN_FIELDS})
+    variant = spec.variants[index]
+    checked = _variant_texts(rows, variant.template, spec, lint)
+    rows = rows.join(checked, on="member_id", how="left", maintain_order="left")
     reason = (
-        pl.when(pl.col("_reason").is_not_null())
-        .then(pl.col("_reason"))
-        .when(pl.col("_missing").is_not_null())
+        pl.when(pl.col("_missing").is_not_null())
         .then(pl.col("_missing"))
         .when(pl.col("_blocked").is_not_null())
         .then(pl.concat_str(pl.lit(BLOCKED_PREFIX), pl.col("_blocked")))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
-    return frame.with_columns(_reason=reason.str.slice(0, REASON_LENGTH)).drop("_blocked")
+    return rows.with_columns(_reason=reason.str.slice(0, REASON_LENGTH))
 
 
-def _shows(spec: PlanSpec, field: str) -> pl.Expr:
-    """Whether a row's variant shows `field` in its template."""
-    showing = [
-        index
-        for index, variant in enumerate(spec.variants)
-        if any(piece.field == field for piece in variant.template.placeholders)
-    ]
-    return pl.col("_variant").is_in(showing)
+def _shows(spec: PlanSpec, field: str, index: int) -> bool:
+    """Whether variant `index` shows `field` in its template."""
+    template = spec.variants[index].template
+    return any(piece.field == field for piece in template.placeholders)
 
 
 def _variant_texts(
@@ -297,10 +288,42 @@ def plan_frame(
     declined: pl.Series | None = None,
     given: GivenFields | None = None,
 ) -> pl.DataFrame:
+    """The whole plan of `plan_pieces` in one frame."""
+    pieces = plan_pieces(
+        audience,
+        spec,
+        history=history,
+        suppressions=suppressions,
+        rules=rules,
+        lint=lint,
+        now=now,
+        declined=declined,
+        given=given,
+    )
+    return pl.concat(list(pieces))
+
+
+def plan_pieces(
+    audience: pl.DataFrame,
+    spec: PlanSpec,
+    *,
+    history: pl.DataFrame,
+    suppressions: pl.DataFrame,
+    rules: PolicyRules,
+    lint: LintRules,
+    now: datetime,
+    declined: pl.Series | None = None,
+    given: GivenFields | None = None,
+) -> Iterator[pl.DataFrame]:
     """Plans the campaign for `audience` (one row per member; AUDIENCE_NEEDS, `timezone`,
-    `phone_hash`, `best_hour` and the template's fields). Returns PLAN_COLUMNS, plus
-    `holdout` (bool), `variant` (the variant's name, null when skipped) and the fields
-    `given` added (null where the member's message does not show them)."""
+    `phone_hash`, `best_hour` and the template's fields) a piece at a time, so that a piece
+    can be written while the next is planned: first the members the policy skips or holds
+    out, then each variant's members, rendered and checked.
+
+    Every piece has PLAN_COLUMNS, plus `holdout` (bool), `variant` (the variant's name, null
+    when skipped) and the fields `given` adds (null where the member's message does not show
+    them); every member of the audience is in one piece.
+    """
     frame = _assign(audience.unique("member_id", keep="first", maintain_order=True), spec)
     frame = frame.with_columns(
         _desired=desired_times(
@@ -320,13 +343,30 @@ def plan_frame(
         now=now,
         declined=declined,
     )
-    frame = _render_and_check(frame, spec, lint, given)
+    going = frame.filter(pl.col("_reason").is_null())
+    # Each piece carries every field `given` adds, whichever variants show it.
+    shown = frame.clear() if given is None else given(frame.clear(), {})
+    fields = [name for name in GIVEN_FIELDS if name in shown.columns]
+    yield _plan_rows(frame.filter(pl.col("_reason").is_not_null()), spec, fields)
+    for index in range(len(spec.variants)):
+        rows = going.filter(pl.col("_variant") == index)
+        yield _plan_rows(_rendered(rows, index, spec, lint, given), spec, fields)
+
+
+def _plan_rows(frame: pl.DataFrame, spec: PlanSpec, fields: list[str]) -> pl.DataFrame:
+    """The plan's columns of decided (and, for the going, rendered) rows."""
+    absent = {**CHECKED_SCHEMA, **dict.fromkeys(fields, pl.String)}
+    frame = frame.with_columns(
+        pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in absent.items()
+        if name not in frame.columns
+    )
     planned = pl.col("_reason").is_null()
     ids = pl.Series([variant.id for variant in spec.variants], dtype=pl.Int64)
     names = pl.Series([variant.name for variant in spec.variants], dtype=pl.String)
     return frame.select(
         "member_id",
-        *(name for name in GIVEN_FIELDS if name in frame.columns),
+        *fields,
         variant_id=pl.when(planned).then(
             pl.col("_variant").replace_strict(
                 pl.int_range(ids.len(), eager=True), ids, return_dtype=pl.Int64

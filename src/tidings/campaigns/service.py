@@ -28,7 +28,7 @@ from tidings.campaigns.phases import PhaseTimer
 from tidings.campaigns.planner import (
     CONTENT_KIND,
     audience_fields,
-    plan_frame,
+    plan_pieces,
     summarise,
 )
 from tidings.campaigns.recurrence import checked as checked_recurrence
@@ -258,20 +258,19 @@ def plan(
             if campaign.category
             else None
         )
-    with timer("plan"):
-        frame = plan_frame(
-            audience,
-            spec,
-            history=history,
-            suppressions=suppressed,
-            rules=rules,
-            lint=lint_rules(kind=CONTENT_KIND[campaign.kind], scheme=spec.scheme),
-            now=now,
-            declined=declined,
-            given=lambda rows, shows: campaign_fields(rows, campaign, zone, shows),
-        )
-    sources.write_campaign_plan(
-        db_session, campaign=campaign, spec=spec, plan=frame, timer=timer, now=now
+    pieces = plan_pieces(
+        audience,
+        spec,
+        history=history,
+        suppressions=suppressed,
+        rules=rules,
+        lint=lint_rules(kind=CONTENT_KIND[campaign.kind], scheme=spec.scheme),
+        now=now,
+        declined=declined,
+        given=lambda rows, shows: campaign_fields(rows, campaign, zone, shows),
+    )
+    frame = sources.write_campaign_plan(
+        db_session, campaign=campaign, spec=spec, pieces=pieces, timer=timer, now=now
     )
     summary = summarise(frame, audience=audience.height)
     campaign.plan_summary = summary

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from tidings.bulk import (
     SQLITE_APPEND_BLOCK,
     SQLITE_ROWS_PER_STATEMENT,
     LaidOut,
+    WriteBehind,
     bulk_insert,
     multi_row_params,
     run_laid_out,
@@ -188,24 +189,32 @@ def write_campaign_plan(
     *,
     campaign: Campaign,
     spec: PlanSpec,
-    plan: pl.DataFrame,
+    pieces: Iterable[pl.DataFrame],
     timer: PhaseTimer,
     now: datetime,
-) -> None:
-    """Writes a campaign's plan: its messages and their short links (phase `write`), then
-    the coupons its messages show (phase `coupons`), under one wide SQLite page cache."""
-    with wide_page_cache(db_session, WRITE_CACHE_KIB):
+) -> pl.DataFrame:
+    """Writes a campaign's plan as it is made, under one wide SQLite page cache, and returns
+    it whole: each piece's messages are stored on a thread of their own while the next
+    piece is planned (phase `plan`), then the messages still under way and the short links
+    (phase `write`), then the coupons the messages show (phase `coupons`)."""
+    shared = plan_values(
+        campaign_id=campaign.id,
+        kind=MESSAGE_KIND[campaign.kind].value,
+        priority=dispatch_priority(campaign.kind),
+        offer_type=campaign.offer_type,
+        provider=campaign.provider,
+    )
+    made = []
+    with wide_page_cache(db_session, WRITE_CACHE_KIB), WriteBehind() as writer:
+        writer.submit(functools.partial(clear_plan, db_session, campaign_id=campaign.id))
+        with timer("plan"):
+            for piece in pieces:
+                write = functools.partial(insert_plan, db_session, piece, shared, now=now)
+                writer.submit(write)
+                made.append(piece)
+        plan = pl.concat(made)
         with timer("write"):
-            write_plan(
-                db_session,
-                campaign_id=campaign.id,
-                plan=plan,
-                kind=MESSAGE_KIND[campaign.kind].value,
-                priority=dispatch_priority(campaign.kind),
-                offer_type=campaign.offer_type,
-                provider=campaign.provider,
-                now=now,
-            )
+            writer.wait()
             tracking.write_for_plan(
                 db_session,
                 campaign=campaign,
@@ -225,6 +234,28 @@ def write_campaign_plan(
                     codes=plan.select("member_id", "coupon"),
                     now=now,
                 )
+    return plan
+
+
+def plan_values(
+    *,
+    campaign_id: int,
+    kind: str,
+    priority: int,
+    offer_type: str | None,
+    provider: str,
+    step: int = 0,
+) -> dict[str, object]:
+    """What every message of a campaign's plan (of `step`) holds alike."""
+    return {
+        "campaign_id": campaign_id,
+        "kind": kind,
+        "offer_type": offer_type,
+        "priority": priority,
+        "provider": provider,
+        "attempts": 0,
+        "step": step,
+    }
 
 
 def write_plan(
@@ -240,6 +271,20 @@ def write_plan(
     step: int = 0,
 ) -> int:
     """Replaces the campaign's planned and skipped messages (of `step`) with `plan`, in bulk."""
+    clear_plan(db_session, campaign_id=campaign_id, step=step)
+    shared = plan_values(
+        campaign_id=campaign_id,
+        kind=kind,
+        priority=priority,
+        offer_type=offer_type,
+        provider=provider,
+        step=step,
+    )
+    return insert_plan(db_session, plan, shared, now=now)
+
+
+def clear_plan(db_session: Session, *, campaign_id: int, step: int = 0) -> None:
+    """Deletes the campaign's planned and skipped messages (of `step`): an earlier plan's."""
     db_session.execute(
         text(
             "DELETE FROM messages WHERE campaign_id = :id AND step = :step"
@@ -247,17 +292,17 @@ def write_plan(
         ),
         {"id": campaign_id, "step": step},
     )
-    # Member, campaign and step tell a message apart (a unique index): no key of its own.
-    # What every row shares goes into the statement once; only the rest travels per row.
-    shared = {
-        "campaign_id": campaign_id,
-        "kind": kind,
-        "offer_type": offer_type,
-        "priority": priority,
-        "provider": provider,
-        "attempts": 0,
-        "step": step,
-    }
+
+
+def insert_plan(
+    db_session: Session, plan: pl.DataFrame, shared: dict[str, object], *, now: datetime
+) -> int:
+    """Inserts the messages of `plan` (rows of `planner.plan_pieces`) with the values every
+    message shares (`plan_values`), in bulk.
+
+    Member, campaign and step tell a message apart (a unique index): no key of its own.
+    What every row shares goes into the statement once; only the rest travels per row.
+    """
     if is_sqlite(db_session):
         return _insert_sqlite(db_session, plan, shared, now=now)
     rows = plan.select(
