@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, delete, update
 
 from tidings import clock, scans
 from tidings.accounts import service as accounts
@@ -132,6 +132,22 @@ def test_the_snapshot_follows_profile_changes(store: Engine, monkeypatch) -> Non
         "count": 2,
         "sample": [1, 2],
     }
+
+
+def test_the_snapshot_follows_moved_members_and_removed_profiles(
+    store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "RECHECK_INTERVAL", 0.0)
+    assert service.count(engine=store, rule='city == "北京"', today=TODAY)["sample"] == [2, 5]
+    assert service.count(engine=store, rule='tier == "gold"', today=TODAY)["count"] == 1
+    with store.begin() as connection:
+        moved = clock.now().replace(microsecond=1)
+        connection.execute(
+            update(Member).where(Member.id == 2).values(store_id=1, updated_at=moved)
+        )
+        connection.execute(delete(Profile).where(Profile.tier == "gold"))
+    assert service.count(engine=store, rule='city == "北京"', today=TODAY)["sample"] == [5]
+    assert service.count(engine=store, rule='tier == "gold"', today=TODAY)["count"] == 0
 
 
 def test_segments_through_the_api(client: TestClient) -> None:
