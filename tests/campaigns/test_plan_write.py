@@ -1,5 +1,6 @@
-"""A plan is written in one transaction: a plan that breaks off while being written leaves the
-campaign's earlier plan as it was, every message, code and summary of it."""
+"""A plan is written in one transaction, a piece while the next is planned: a plan that breaks
+off while being planned or written leaves the campaign's earlier plan as it was, every
+message, code and summary of it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine, text
 
-from tidings.campaigns import service, sources
+from tidings.campaigns import planner, service, sources
 from tidings.campaigns.schemas import CampaignCreate, CouponOffer, VariantCreate
 from tidings.db import session_scope
 from tidings.loyalty import offers
@@ -69,6 +70,43 @@ def test_a_plan_that_breaks_off_mid_write_leaves_the_earlier_plan(
     with session_scope(engine) as session:
         campaign = service.get(db_session=session, campaign_id=campaign_id)
         assert campaign.plan_summary == first
+
+
+class RenderBrokeOff(RuntimeError):
+    """Stands for the planner failing while the pieces before were being written."""
+
+
+def test_a_plan_that_breaks_off_mid_planning_leaves_the_earlier_plan(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_members(engine, 300, timezone=midday_zone())
+    spec = CampaignCreate(
+        name="周末",
+        rule="consent == true or consent == false",
+        variants=[VariantCreate(template="A {surname}"), VariantCreate(template="B {surname}")],
+        holdout=0.1,
+    )
+    with session_scope(engine) as session:
+        campaign_id = service.create(db_session=session, spec=spec).id
+    with session_scope(engine) as session:
+        first = service.plan(db_session=session, campaign_id=campaign_id, now=NOW)
+    before = message_rows(engine, campaign_id)
+    rendered = planner.checked_texts
+    renders: list[int] = []
+
+    def second_breaks(*args: object, **kwargs: object) -> pl.DataFrame:
+        renders.append(1)
+        if len(renders) == 2:
+            raise RenderBrokeOff("the second variant's rendering failed")
+        return rendered(*args, **kwargs)  # type: ignore[arg-type]
+
+    # The skipped members and the first variant's are handed to the writer, then it breaks.
+    monkeypatch.setattr(planner, "checked_texts", second_breaks)
+    with pytest.raises(RenderBrokeOff), session_scope(engine) as session:
+        service.plan(db_session=session, campaign_id=campaign_id, now=NOW + timedelta(hours=1))
+    assert message_rows(engine, campaign_id).equals(before)
+    with session_scope(engine) as session:
+        assert service.get(db_session=session, campaign_id=campaign_id).plan_summary == first
 
 
 def _coupons(engine: Engine, campaign_id: int) -> pl.DataFrame:
