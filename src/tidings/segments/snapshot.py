@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, text
 
+from tidings.scans import kept_children
 from tidings.segments.audience import field_order, load_audience, load_order_lines, local_today
 
 RECHECK_INTERVAL = 1.0  # seconds a snapshot is trusted before the store is asked again
@@ -97,6 +98,13 @@ def invalidate(engine: Engine | None = None) -> None:
                 cache.pop(_key(engine), None)
 
 
+def _start_readers(engine: Engine) -> None:
+    """Starts the store's kept reading children, if it has any, without waiting for them."""
+    children = kept_children(engine)
+    if children is not None:
+        children.start()
+
+
 def _key(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
@@ -117,6 +125,9 @@ def _cached(
     usable = current is not None and current.holds(day, fields)
     if usable and current is not None and now - current.checked_at < RECHECK_INTERVAL:
         return current.frame
+    if not usable:
+        # A SQLite file's reading children (half a second to start) start meanwhile.
+        _start_readers(engine)
     # Read the fingerprint before the data: a change made while loading shows next time.
     with engine.connect() as connection:
         fingerprint = tuple(connection.execute(fingerprint_sql).one())
