@@ -43,16 +43,24 @@ def _per_variant(db_session: Session, campaign_id: int) -> dict[int, tuple[int, 
     return {int(v): (int(n), int(p or 0), int(c or 0)) for v, n, p, c in rows if v is not None}
 
 
-def _first_messages(db_session: Session, campaign_id: int, first: int) -> list[dict[str, Any]]:
-    rows = db_session.execute(
-        text(
-            "SELECT m.member_id, m.phone, v.name, m.send_at, m.rollout_stage, m.parts, m.text"
-            " FROM messages m LEFT JOIN variants v ON v.id = m.variant_id"
-            " WHERE m.campaign_id = :id AND m.state <> 'skipped'"
-            " ORDER BY m.id LIMIT :first"
-        ).columns(send_at=UtcDateTime),
-        {"id": campaign_id, "first": first},
-    ).all()
+FIRST_MESSAGES = (
+    "SELECT m.member_id, m.phone, v.name, m.send_at, m.rollout_stage, m.parts, m.text"
+    " FROM messages m LEFT JOIN variants v ON v.id = m.variant_id"
+    " WHERE m.campaign_id = :id AND m.state <> 'skipped' AND {which}"
+    " ORDER BY m.member_id LIMIT :first"
+)
+
+
+def _first_messages(
+    db_session: Session, campaign_id: int, first: int, variants: list[Any]
+) -> list[dict[str, Any]]:
+    """The first `first` messages by member, and the first of each variant not among them:
+    a variant's rendered text is checked for findings."""
+    rows = _message_rows(db_session, "1 = 1", {"id": campaign_id, "first": first})
+    for variant in variants:
+        if not any(row[2] == variant.name for row in rows):
+            params = {"id": campaign_id, "first": 1, "variant": variant.id}
+            rows += _message_rows(db_session, "m.variant_id = :variant", params)
     return [
         {
             "member_id": member,
@@ -65,6 +73,11 @@ def _first_messages(db_session: Session, campaign_id: int, first: int) -> list[d
         }
         for member, phone, variant, send_at, stage, parts, body in rows
     ]
+
+
+def _message_rows(db_session: Session, which: str, params: dict[str, Any]) -> list[Any]:
+    query = text(FIRST_MESSAGES.format(which=which)).columns(send_at=UtcDateTime)
+    return list(db_session.execute(query, params).all())
 
 
 def _findings(campaign: Any, variants: list[Any], shown: list[dict[str, Any]]) -> list[dict]:
@@ -130,7 +143,7 @@ def review(*, db_session: Session, campaign_id: int, first: int = FIRST_SHOWN) -
         ),
         {"id": campaign_id},
     ).all()
-    shown = _first_messages(db_session, campaign_id, first)
+    shown = _first_messages(db_session, campaign_id, first, variants)
     status = service.status(db_session=db_session, campaign_id=campaign_id)
     return {
         "id": campaign.id,
