@@ -44,6 +44,7 @@ CHECKED_SCHEMA = {
 BLOCKED_PREFIX = "content:"  # a rendered message a word check or length rule stops
 PREFERENCE_PREFIX = "preference:"  # a member who declined the campaign's kind of message
 REASON_LENGTH = 64  # characters the messages table keeps of a skip reason
+PIECE_ROWS = 250_000  # going members rendered (and then written) at a time
 GIVEN_FIELDS = ("coupon", "link")  # values a campaign derives per member, e.g. a code
 # Adds the given fields to the rows that render, each where `shows[field]` is true.
 GivenFields = Callable[[pl.DataFrame, Mapping[str, pl.Expr]], pl.DataFrame]
@@ -318,7 +319,8 @@ def plan_pieces(
     """Plans the campaign for `audience` (one row per member; AUDIENCE_NEEDS, `timezone`,
     `phone_hash`, `best_hour` and the template's fields) a piece at a time, so that a piece
     can be written while the next is planned: first the members the policy skips or holds
-    out, then each variant's members, rendered and checked.
+    out, then the going members, `PIECE_ROWS` at a time, rendered with their variant's
+    template and checked.
 
     Every piece has PLAN_COLUMNS, plus `holdout` (bool), `variant` (the variant's name, null
     when skipped) and the fields `given` adds (null where the member's message does not show
@@ -343,14 +345,20 @@ def plan_pieces(
         now=now,
         declined=declined,
     )
-    going = frame.filter(pl.col("_reason").is_null())
     # Each piece carries every field `given` adds, whichever variants show it.
     shown = frame.clear() if given is None else given(frame.clear(), {})
     fields = [name for name in GIVEN_FIELDS if name in shown.columns]
     yield _plan_rows(frame.filter(pl.col("_reason").is_not_null()), spec, fields)
-    for index in range(len(spec.variants)):
-        rows = going.filter(pl.col("_variant") == index)
-        yield _plan_rows(_rendered(rows, index, spec, lint, given), spec, fields)
+    going = frame.filter(pl.col("_reason").is_null()).with_row_index("_at")
+    for start in range(0, going.height, PIECE_ROWS):
+        block = going.slice(start, PIECE_ROWS)
+        variants = [
+            _rendered(block.filter(pl.col("_variant") == index), index, spec, lint, given)
+            for index in range(len(spec.variants))
+        ]
+        # In the audience's order, the variants mixed: the dispatcher sends messages due at
+        # the same moment in the order they were written, and neither variant goes first.
+        yield _plan_rows(pl.concat(variants).sort("_at"), spec, fields)
 
 
 def _plan_rows(frame: pl.DataFrame, spec: PlanSpec, fields: list[str]) -> pl.DataFrame:
