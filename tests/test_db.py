@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -151,6 +152,11 @@ def test_a_read_after_a_kept_child_was_killed_starts_new_children(
     assert scans.kept_children(sqlite_engine) is kept
     os.kill(child, 0)  # still running: the second read started no new children
     os.kill(child, signal.SIGKILL)
+    # The pool learns of the death when it reaps the child; a read begun before that may
+    # still be served by the other child alone.
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
     again = read_tables_in_children(sqlite_engine, codes)["members"]
 
