@@ -29,6 +29,11 @@ def test_a_large_stage_fails_each_gate_it_misses_and_says_by_how_much() -> None:
 def test_a_small_stage_is_not_stopped_by_one_unlucky_message() -> None:
     assert failures(health(12, 1), Gates()) == []  # 92%, but thirteen messages show little
     assert failures(health(3, 7), Gates()) != []  # 30% of ten is clearly bad
+    # A first stage of one member: its one failure is judged again with the next stage.
+    assert failures(health(0, 1), Gates()) == []
+    assert failures(health(0, 2), Gates()) == [
+        "delivery 0.0% is below the 98.0% gate (0 of 2 receipts)"
+    ]
 
 
 def test_a_stage_is_judged_once_settled_or_enough_receipts_are_in() -> None:

@@ -182,11 +182,13 @@ def failures(health: StageHealth, gates: Gates) -> list[str]:
 
     A gate fails only when the stage shows it with 95% confidence, so that one undelivered
     message among the dozen of a small first stage does not stop a campaign, while a real
-    problem in a stage of thousands does.
+    problem in a stage of thousands does. One undelivered message alone never fails the
+    delivery gate: in a first stage of one or two members (1% of a small audience) it is all
+    the stage shows, and the next stage is judged with it.
     """
     found = []
     _, delivery_high = wilson(health.delivered, health.receipts)
-    if health.delivery is not None and delivery_high < gates.delivery_min:
+    if health.undelivered > 1 and delivery_high < gates.delivery_min:
         found.append(
             f"delivery {health.delivery:.1%} is below the {gates.delivery_min:.1%} gate"
             f" ({health.delivered} of {health.receipts} receipts)"
