@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import resource
 import signal
@@ -132,6 +133,23 @@ def test_big_tables_read_in_child_processes_match_a_read_here(
     assert read["none_left"].height == 0
     assert read["empty"].schema == {"member_id": pl.Int64}
     assert not list(Path(f"{sqlite_engine.url.database}").parent.glob(".tidings-read-*"))
+
+
+def test_kept_children_start_ahead_only_for_a_table_they_would_read(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot about to be read starts the children ahead of time, but a small store's
+    tables are read in this process: it starts none."""
+    scans.stop_kept_children()
+    with session_scope(sqlite_engine) as db_session:
+        db_session.add_all(Member(code=f"M{n}", phone=f"+86138000000{n:02d}") for n in range(10))
+    monkeypatch.setattr(scans, "CHILD_READ_MIN_ROWS", 100)
+    scans.start_kept_children(sqlite_engine, "members")
+    assert multiprocessing.active_children() == []
+    monkeypatch.setattr(scans, "CHILD_READ_MIN_ROWS", 5)
+    scans.start_kept_children(sqlite_engine, "members")
+    assert len(multiprocessing.active_children()) == scans.CHILD_READERS
+    scans.stop_kept_children()
 
 
 def test_a_read_after_a_kept_child_was_killed_starts_new_children(

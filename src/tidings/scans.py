@@ -257,6 +257,20 @@ def kept_children(engine: Engine) -> SqliteChildren | None:
         return children
 
 
+def start_kept_children(engine: Engine, table: str) -> None:
+    """Starts the store's kept children without waiting for them, when a read of `table`
+    would be cut into slices for them (a SQLite file, the table big enough): they start
+    while the caller does something else first."""
+    if engine.dialect.name != "sqlite":
+        return
+    bounds = _rowid_range(engine, table)
+    if bounds is None or bounds[1] - bounds[0] < CHILD_READ_MIN_ROWS:
+        return
+    children = kept_children(engine)
+    if children is not None:
+        children.start()
+
+
 def _close_kept() -> None:
     """Stops the kept children (the caller holds `_KEPT_LOCK`, or this process is ending)."""
     for children in _KEPT.values():

@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, text
 
-from tidings.scans import kept_children
+from tidings.scans import start_kept_children
 from tidings.segments.audience import field_order, load_audience, load_order_lines, local_today
 
 RECHECK_INTERVAL = 1.0  # seconds a snapshot is trusted before the store is asked again
@@ -77,6 +77,7 @@ def snapshot(
         day,
         _AUDIENCE_FINGERPRINT,
         lambda: load_audience(engine, today=day, fields=wanted),
+        big_table="members",
         fields=wanted,
     )
 
@@ -84,7 +85,12 @@ def snapshot(
 def order_lines_snapshot(engine: Engine) -> pl.DataFrame:
     """Returns the store's order lines from memory, reading them again if orders changed."""
     return _cached(
-        _order_lines, engine, None, _ORDER_LINES_FINGERPRINT, lambda: load_order_lines(engine)
+        _order_lines,
+        engine,
+        None,
+        _ORDER_LINES_FINGERPRINT,
+        lambda: load_order_lines(engine),
+        big_table="order_items",
     )
 
 
@@ -98,13 +104,6 @@ def invalidate(engine: Engine | None = None) -> None:
                 cache.pop(_key(engine), None)
 
 
-def _start_readers(engine: Engine) -> None:
-    """Starts the store's kept reading children, if it has any, without waiting for them."""
-    children = kept_children(engine)
-    if children is not None:
-        children.start()
-
-
 def _key(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
@@ -116,8 +115,11 @@ def _cached(
     fingerprint_sql: Any,
     load: Any,
     *,
+    big_table: str,
     fields: frozenset[str] | None = None,
 ) -> pl.DataFrame:
+    """The cached frame of the store, loaded again when its fingerprint changed; `big_table`
+    is the table whose size tells whether children will read it."""
     key = _key(engine)
     with _lock:
         current = cache.get(key)
@@ -126,8 +128,8 @@ def _cached(
     if usable and current is not None and now - current.checked_at < RECHECK_INTERVAL:
         return current.frame
     if not usable:
-        # A SQLite file's reading children (half a second to start) start meanwhile.
-        _start_readers(engine)
+        # A big SQLite file's reading children (half a second to start) start meanwhile.
+        start_kept_children(engine, big_table)
     # Read the fingerprint before the data: a change made while loading shows next time.
     with engine.connect() as connection:
         fingerprint = tuple(connection.execute(fingerprint_sql).one())
