@@ -6,7 +6,8 @@ campaign, send windows, caps and cool-downs), holdout and variant draws, send ti
 per variant, word checks, length and cost. Each member ends `planned` (with a variant, a send
 time and a rollout stage) or `skipped` with the reason; held-out members are recorded as
 skipped with reason `holdout`, so lift can be measured later. The draws depend only on the
-campaign and the member, so planning twice gives the same plan.
+campaign and the member, so planning twice gives the same plan. The plan comes in pieces
+(`plan_pieces`), so that the store takes one while the next is rendered.
 """
 
 from __future__ import annotations

@@ -196,7 +196,8 @@ def write_campaign_plan(
     """Writes a campaign's plan as it is made, under one wide SQLite page cache, and returns
     it whole: each piece's messages are stored on a thread of their own while the next
     piece is planned (phase `plan`), then the messages still under way and the short links
-    (phase `write`), then the coupons the messages show (phase `coupons`)."""
+    (phase `write`), then the coupons the messages show (phase `coupons`). Making a piece
+    must not touch the store: the writer holds the session's connection meanwhile."""
     shared = plan_values(
         campaign_id=campaign.id,
         kind=MESSAGE_KIND[campaign.kind].value,
