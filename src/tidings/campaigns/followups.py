@@ -29,7 +29,7 @@ from tidings.campaigns.planner import (
     PlanVariant,
     audience_fields,
     dispatch_priority,
-    plan_frame,
+    plan_pieces,
     summarise,
 )
 from tidings.campaigns.schedule import Schedule
@@ -339,7 +339,7 @@ def plan_step(
     audience = chosen_members(engine, campaign_id=campaign.id, step=step, audience=audience)
     audience = campaign_fields(audience, campaign, zone)
     rules = PolicyRules.from_settings(settings)
-    frame = plan_frame(
+    pieces = plan_pieces(
         audience.with_columns(phone_hash=sources.phone_hashes(audience["phone"])),
         spec,
         history=_history(engine, campaign, rules, now),
@@ -353,6 +353,7 @@ def plan_step(
             else None
         ),
     )
+    frame = pl.concat(list(pieces))
     _write_step(db_session, campaign, step, frame, audience, now)
     step.plan_summary = summarise(frame, audience=audience.height)
     step.planned_at = now

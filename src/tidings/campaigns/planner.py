@@ -278,33 +278,6 @@ def checked_texts(
     )
 
 
-def plan_frame(
-    audience: pl.DataFrame,
-    spec: PlanSpec,
-    *,
-    history: pl.DataFrame,
-    suppressions: pl.DataFrame,
-    rules: PolicyRules,
-    lint: LintRules,
-    now: datetime,
-    declined: pl.Series | None = None,
-    given: GivenFields | None = None,
-) -> pl.DataFrame:
-    """The whole plan of `plan_pieces` in one frame."""
-    pieces = plan_pieces(
-        audience,
-        spec,
-        history=history,
-        suppressions=suppressions,
-        rules=rules,
-        lint=lint,
-        now=now,
-        declined=declined,
-        given=given,
-    )
-    return pl.concat(list(pieces))
-
-
 def plan_pieces(
     audience: pl.DataFrame,
     spec: PlanSpec,
