@@ -225,6 +225,25 @@ def test_a_run_settles_messages_whose_receipts_died_with_an_earlier_worker(
     assert len(inbox_lines(settings.simulator_inbox)) == 10
 
 
+def test_a_line_cut_short_by_a_killed_worker_hides_no_later_message(
+    engine: Engine, settings: Settings, simulator: SimulatorProvider
+) -> None:
+    campaign = add_campaign(engine)
+    ids = add_messages(engine, 3, campaign_id=campaign)
+    asyncio.run(simulator.send_batch([OutgoingMessage(ids[0], "+8613800000000", "hi")]))
+    # The worker was killed in the middle of writing: half a line, with no end.
+    inbox = settings.simulator_inbox
+    assert inbox is not None
+    whole = inbox.read_bytes()
+    inbox.write_bytes(whole[: len(whole) // 2])
+    later = [OutgoingMessage(i, "+8613800000000", "hi") for i in ids[1:]]
+    asyncio.run(SimulatorProvider.from_settings(settings).send_batch(later))
+    # A worker started afterwards asks about all three: the cut one never arrived readable.
+    found = asyncio.run(SimulatorProvider.from_settings(settings).query(ids))
+    assert sorted(result.message_id for result in found) == ids[1:]
+    assert [line["message_id"] for line in inbox_lines(inbox)] == ids[1:]
+
+
 class _NoQuery:
     """A provider without a query API."""
 

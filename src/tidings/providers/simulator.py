@@ -224,12 +224,20 @@ class SimulatorProvider:
 
     def _append_to_inbox(self, lines: list[str]) -> None:
         """Appends in one write to an O_APPEND file: the kernel has it before we acknowledge,
-        so a worker killed after this call cannot lose it, and workers never interleave."""
+        so a worker killed after this call cannot lose it, and workers never interleave.
+
+        A worker killed during its write leaves part of a line without its end (the kernel
+        stops a write between pages for a fatal signal). That line is ended first, or the
+        first line written after it would be joined to it and never read again.
+        """
         if not lines:
             return
         data = "".join(lines).encode()
-        descriptor = os.open(self.inbox, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        descriptor = os.open(self.inbox, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(descriptor).st_size
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                data = b"\n" + data
             view = memoryview(data)
             while view:
                 written = os.write(descriptor, view)
