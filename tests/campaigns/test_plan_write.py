@@ -4,6 +4,7 @@ message, code and summary of it."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -91,20 +92,28 @@ def test_a_plan_that_breaks_off_mid_planning_leaves_the_earlier_plan(
     with session_scope(engine) as session:
         first = service.plan(db_session=session, campaign_id=campaign_id, now=NOW)
     before = message_rows(engine, campaign_id)
-    rendered = planner.checked_texts
+    rendered, inserted = planner.checked_texts, sources.insert_plan
     renders: list[int] = []
+    written = threading.Event()
+
+    def insert_and_tell(*args: object, **kwargs: object) -> int:
+        count = inserted(*args, **kwargs)  # type: ignore[arg-type]
+        written.set()
+        return count
 
     def second_breaks(*args: object, **kwargs: object) -> pl.DataFrame:
         renders.append(1)
         if len(renders) == 2:
+            # Only once the writer has deleted the earlier plan and stored the skipped.
+            assert written.wait(10)
             raise RenderBrokeOff("the second variant's rendering failed")
         return rendered(*args, **kwargs)  # type: ignore[arg-type]
 
-    # The skipped members are handed to the writer (the earlier plan deleted), then the
-    # rendering breaks.
+    monkeypatch.setattr(sources, "insert_plan", insert_and_tell)
     monkeypatch.setattr(planner, "checked_texts", second_breaks)
     with pytest.raises(RenderBrokeOff), session_scope(engine) as session:
         service.plan(db_session=session, campaign_id=campaign_id, now=NOW + timedelta(hours=1))
+    assert written.is_set()
     assert message_rows(engine, campaign_id).equals(before)
     with session_scope(engine) as session:
         assert service.get(db_session=session, campaign_id=campaign_id).plan_summary == first
