@@ -194,7 +194,7 @@ def test_promoted_messages_show_the_short_link_written_for_them(
         assert "买一送一" in line and f"/s/{links[member_id]}" in line
 
 
-def test_a_member_given_no_link_keeps_a_variant_without_one(
+def test_a_member_whose_variant_showed_no_link_gets_the_winners_with_a_link_of_their_own(
     engine: Engine, link_secret: None
 ) -> None:
     campaign_id = _campaign(
@@ -207,7 +207,16 @@ def test_a_member_given_no_link_keeps_a_variant_without_one(
 
     assert done == "released"
     promotion = report[-1]
-    kept = before.filter(pl.col("variant") == "A").height
-    assert (promotion["winner"], promotion["messages"], promotion["kept"]) == ("B", 0, kept)
+    moved = before.filter(pl.col("variant") == "A").height
+    assert (promotion["winner"], promotion["messages"], promotion["kept"]) == ("B", moved, 0)
+    # The stage went with the winner: each member's message shows the link written for them.
+    with engine.connect() as connection:
+        links = dict(
+            connection.execute(
+                text("SELECT member_id, code FROM short_links WHERE campaign_id = :id"),
+                {"id": campaign_id},
+            ).all()
+        )
     after = message_rows(engine, campaign_id).filter(pl.col("rollout_stage") == 1)
-    assert after["text"].to_list() == before["text"].to_list()
+    assert set(after["variant"]) == {"B"}
+    assert all(f"/s/{links[m]}" in t for m, t in after.select("member_id", "text").rows())

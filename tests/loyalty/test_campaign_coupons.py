@@ -1,6 +1,7 @@
-"""A campaign's coupon offer: each planned member gets a code of their own in `{coupon}`,
-issued when the plan is written; planning again issues nothing twice and takes the coupon
-of a member the new plan skips; a code another coupon holds is replaced everywhere."""
+"""A campaign's coupon offer: each planned member is shown a code of their own in
+`{coupon}`, the same when planned again, and the coupon is issued when their message's
+rollout stage is sent: a skipped member, a stage held back or a campaign cancelled first
+issues none; a code another coupon holds is replaced everywhere."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, text
 
 from campaigns.conftest import add_members, message_rows, midday_zone
 from tidings.campaigns import service
+from tidings.campaigns.rollout import release_next_stage
 from tidings.campaigns.schemas import CampaignCreate, CouponOffer, VariantCreate
 from tidings.db import session_scope
 from tidings.loyalty import offers
@@ -47,6 +49,11 @@ def _plan(engine: Engine, campaign_id: int) -> dict[str, Any]:
         return service.plan(db_session=session, campaign_id=campaign_id)
 
 
+def _send(engine: Engine, campaign_id: int) -> int:
+    with session_scope(engine) as session:
+        return service.send(db_session=session, campaign_id=campaign_id)
+
+
 def _coupons(engine: Engine, campaign_id: int) -> pl.DataFrame:
     with engine.connect() as connection:
         rows = connection.execute(
@@ -66,6 +73,8 @@ def test_only_planned_members_get_a_coupon_shown_in_their_message(engine: Engine
     summary = _plan(engine, campaign)
     rows = message_rows(engine, campaign)
     planned = rows.filter(pl.col("state") == "planned")
+    assert _coupons(engine, campaign).height == 0  # a plan only shows the codes
+    _send(engine, campaign)
     issued = _coupons(engine, campaign)
     assert summary["planned"] == planned.height == issued.height > 0
     assert issued["member_id"].to_list() == planned["member_id"].to_list()
@@ -86,16 +95,60 @@ def test_planning_again_keeps_the_codes_and_drops_the_skipped(engine: Engine) ->
     add_members(engine, 30, timezone=midday_zone())
     campaign = _campaign(engine)
     _plan(engine, campaign)
-    before = _coupons(engine, campaign)
+    before = message_rows(engine, campaign).select("member_id", "text")
     with session_scope(engine) as session:  # five members' consent is withdrawn
         session.execute(text("DELETE FROM consent_events WHERE member_id <= 5"))
     invalidate(engine)
     _plan(engine, campaign)
-    after = _coupons(engine, campaign)
-    skipped = message_rows(engine, campaign).filter(pl.col("skip_reason") == "no_consent")
-    assert skipped["member_id"].to_list() == [1, 2, 3, 4, 5]
-    assert after["member_id"].to_list() == list(range(6, 31))
-    assert after.equals(before.filter(pl.col("member_id") > 5))
+    rows = message_rows(engine, campaign)
+    assert rows.filter(pl.col("skip_reason") == "no_consent")["member_id"].to_list() == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    kept = rows.filter(pl.col("state") == "planned").select("member_id", "text")
+    assert kept.equals(before.filter(pl.col("member_id") > 5))
+    _send(engine, campaign)
+    issued = _coupons(engine, campaign)
+    assert issued["member_id"].to_list() == list(range(6, 31))
+    assert (
+        issued["code"].to_list()
+        == campaign_codes(issued["member_id"], campaign_id=campaign).to_list()
+    )
+
+
+def test_a_stage_held_back_or_cancelled_issues_no_coupon(engine: Engine) -> None:
+    add_members(engine, 40, timezone=midday_zone())
+    campaign = _campaign(engine, rollout=[25, 100])
+    _plan(engine, campaign)
+    _send(engine, campaign)
+    rows = message_rows(engine, campaign)
+    first = rows.filter(pl.col("rollout_stage") == 0)["member_id"].to_list()
+    assert 0 < len(first) < 40
+    assert _coupons(engine, campaign)["member_id"].to_list() == first
+    with session_scope(engine) as session:  # the operator stops it after the first stage
+        service.cancel(db_session=session, campaign_id=campaign)
+    voided = _coupons(engine, campaign)
+    assert voided["member_id"].to_list() == first and set(voided["status"]) == {"void"}
+
+
+def test_the_next_stage_issues_its_members_coupons(engine: Engine) -> None:
+    add_members(engine, 40, timezone=midday_zone())
+    campaign = _campaign(engine, rollout=[25, 100])
+    _plan(engine, campaign)
+    _send(engine, campaign)
+    first = _coupons(engine, campaign)
+    with session_scope(engine) as session:
+        release_next_stage(
+            session, service.get(db_session=session, campaign_id=campaign), now=datetime.now(UTC)
+        )
+    issued = _coupons(engine, campaign)
+    assert issued["member_id"].to_list() == list(range(1, 41))
+    assert first.join(issued, on=["member_id", "code"]).height == first.height
+    texts = message_rows(engine, campaign).join(issued, on="member_id")
+    assert texts.select(pl.col("text").str.contains(pl.col("code"), literal=True).all()).item()
 
 
 def test_a_code_another_coupon_holds_is_replaced_in_coupon_and_message(engine: Engine) -> None:
@@ -112,6 +165,7 @@ def test_a_code_another_coupon_holds_is_replaced_in_coupon_and_message(engine: E
             {"code": taken, "at": datetime.now(UTC)},
         )
     _plan(engine, campaign)
+    _send(engine, campaign)
     issued = _coupons(engine, campaign)
     fresh = issued.filter(pl.col("member_id") == 4)["code"].item()
     assert issued.height == 10 and fresh != taken and len(fresh) == CODE_LENGTH
@@ -152,6 +206,7 @@ def test_a_variant_that_does_not_show_the_coupon_issues_none(engine: Engine) -> 
         campaign = service.create(db_session=session, spec=spec).id
     _plan(engine, campaign)
     planned = message_rows(engine, campaign).filter(pl.col("state") == "planned")
+    _send(engine, campaign)
     with_coupon = planned.filter(pl.col("variant") == "A")["member_id"].to_list()
     assert 0 < len(with_coupon) < planned.height
     assert _coupons(engine, campaign)["member_id"].to_list() == with_coupon

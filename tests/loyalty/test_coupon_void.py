@@ -22,6 +22,7 @@ from .test_campaign_coupons import (
     _campaign,
     _coupons,
     _plan,
+    _send,
     fresh_snapshots,  # noqa: F401 (autouse)
 )
 
@@ -47,6 +48,7 @@ def test_cancelling_a_campaign_voids_its_coupons_not_redeemed(engine: Engine) ->
     add_members(engine, 12, timezone=midday_zone())
     campaign = _campaign(engine)
     _plan(engine, campaign)
+    _send(engine, campaign)
     issued = _coupons(engine, campaign)
     used, unused = issued["code"][0], issued["code"][1]
     _redeem(engine, used, "SO-1")
@@ -62,6 +64,7 @@ def test_the_worker_voids_coupons_whose_message_never_arrived(engine: Engine) ->
     add_members(engine, 12, timezone=midday_zone())
     campaign = _campaign(engine)
     _plan(engine, campaign)
+    _send(engine, campaign)
     members = _coupons(engine, campaign)["member_id"].to_list()
     ended = {members[0]: "failed", members[1]: "expired", members[2]: "skipped"}
     with engine.begin() as connection:

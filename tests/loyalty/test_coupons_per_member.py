@@ -23,6 +23,7 @@ from .test_campaign_coupons import (
     TEMPLATE,
     _coupons,
     _plan,
+    _send,
     fresh_snapshots,  # noqa: F401 (autouse)
 )
 
@@ -41,6 +42,7 @@ def test_each_member_gets_as_many_codes_as_the_offer_says(engine: Engine, cli: A
     campaign = json.loads(made.output)["id"]
     _plan(engine, campaign)
     planned = message_rows(engine, campaign).filter(pl.col("state") == "planned")
+    _send(engine, campaign)
     issued = _coupons(engine, campaign)
     assert planned.height > 0
     assert issued.height == 3 * planned.height
@@ -58,8 +60,6 @@ def test_each_member_gets_as_many_codes_as_the_offer_says(engine: Engine, cli: A
         pl.col("text").str.contains(pl.col("code"), literal=True)
     )
     assert others.height == planned.height
-    _plan(engine, campaign)
-    assert _coupons(engine, campaign).sort("code").equals(issued.sort("code"))
 
 
 @pytest.mark.parametrize("count", ["0", "11"])
@@ -95,4 +95,5 @@ def test_the_api_takes_per_member_and_refuses_a_bad_one(engine: Engine) -> None:
     campaign = made.json()["id"]
     _plan(engine, campaign)
     planned = message_rows(engine, campaign).filter(pl.col("state") == "planned")
+    _send(engine, campaign)
     assert _coupons(engine, campaign).height == 2 * planned.height > 0

@@ -1,5 +1,5 @@
 """Fixtures of the tracking tests: the brand's short domain and link key, and a campaign with
-a link planned for a few members."""
+a link planned and sent to a few members."""
 
 from __future__ import annotations
 
@@ -53,6 +53,12 @@ def plan_campaign(engine: Engine, campaign_id: int) -> dict[str, object]:
     """Plans (again) and commits."""
     with session_scope(engine) as session:
         return service.plan(db_session=session, campaign_id=campaign_id)
+
+
+def send_campaign(engine: Engine, campaign_id: int) -> int:
+    """Sends a planned campaign (its links are written as it goes) and commits."""
+    with session_scope(engine) as session:
+        return service.send(db_session=session, campaign_id=campaign_id)
 
 
 def link_rows(engine: Engine, campaign_id: int | None = None) -> pl.DataFrame:

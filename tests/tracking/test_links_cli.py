@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from campaigns.conftest import add_members, midday_zone
 from tidings.app import create_app
 
-from .conftest import SHORT_DOMAIN, create_campaign, link_rows, plan_campaign
+from .conftest import SHORT_DOMAIN, create_campaign, link_rows, plan_campaign, send_campaign
 
 pytestmark = pytest.mark.usefixtures("short_links")
 
@@ -20,6 +20,7 @@ def test_show_and_count_a_campaigns_clicks(engine: Engine, cli) -> None:  # type
     add_members(engine, 3, timezone=midday_zone())
     campaign = create_campaign(engine)
     plan_campaign(engine, campaign)
+    send_campaign(engine, campaign)
     link = link_rows(engine, campaign).row(0, named=True)
     with TestClient(create_app(engine), follow_redirects=False) as client:
         client.get(f"/s/{link['code']}", headers={"User-Agent": "Mozilla/5.0 (Android 14)"})

@@ -1,5 +1,5 @@
-"""Planning a campaign with {link}: each planned message shows its own short link, stored
-once per message, the same when planned again."""
+"""Planning a campaign with {link}: each planned message shows its own short link, the same
+when planned again, stored once per message when the message is sent."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tidings.segments.snapshot import invalidate
 from tidings.tracking import codes
 from tidings.tracking.codes import CODE_LENGTH, code_for, with_codes
 
-from .conftest import SHORT_DOMAIN, create_campaign, link_rows, plan_campaign
+from .conftest import SHORT_DOMAIN, create_campaign, link_rows, plan_campaign, send_campaign
 
 pytestmark = pytest.mark.usefixtures("short_links")
 SHORT_LINK = rf"{SHORT_DOMAIN}/s/[0-9A-Za-z]{{{CODE_LENGTH}}}"
@@ -30,11 +30,13 @@ def test_each_planned_message_shows_its_own_short_link(engine: Engine) -> None:
     assert planned.height == summary["planned"] == 20
     assert planned["text"].str.contains(SHORT_LINK).all(), planned["text"].to_list()
     assert not messages["text"].drop_nulls().str.contains("shop.example.com").any()
+    assert link_rows(engine, campaign).height == 0  # a plan only shows them
+    send_campaign(engine, campaign)
     links = link_rows(engine, campaign)
-    # One link per planned message, none for the members skipped (no consent).
+    # One link per message sent, none for the members skipped (no consent).
     assert sorted(links["member_id"]) == sorted(planned["member_id"])
     assert links["code"].n_unique() == links.height
-    assert (links["state"] == "planned").all()
+    assert (links["state"] == "queued").all()
     shown = links.select(pl.col("text").str.contains(SHORT_DOMAIN + "/s/" + pl.col("code")))
     assert shown.to_series().all()
 
@@ -43,21 +45,26 @@ def test_planning_again_keeps_the_codes_and_adds_no_link(engine: Engine) -> None
     add_members(engine, 30, timezone=midday_zone())
     campaign = create_campaign(engine)
     plan_campaign(engine, campaign)
-    first = link_rows(engine, campaign)
+    first = message_rows(engine, campaign).select("member_id", "text")
     add_members(engine, 5, timezone=midday_zone(), first_id=31)
     invalidate()  # the new members join the audience
     plan_campaign(engine, campaign)
-    second = link_rows(engine, campaign)
-    assert second.height == 35
-    kept = second.filter(pl.col("member_id") <= 30).select("member_id", "code", "id")
-    assert kept.equals(first.select("member_id", "code", "id"))
-    assert second["code"].n_unique() == 35
+    second = message_rows(engine, campaign).select("member_id", "text")
+    assert (
+        second.filter(pl.col("member_id") <= 30).sort("member_id").equals(first.sort("member_id"))
+    )
+    send_campaign(engine, campaign)
+    links = link_rows(engine, campaign)
+    assert links.height == 35 and links["code"].n_unique() == 35
+    shown = links.select(pl.col("text").str.contains(SHORT_DOMAIN + "/s/" + pl.col("code")))
+    assert shown.to_series().all()
 
 
 def test_codes_are_the_keyed_hash_of_campaign_and_member(engine: Engine) -> None:
     add_members(engine, 3, timezone=midday_zone())
     campaign = create_campaign(engine)
     plan_campaign(engine, campaign)
+    send_campaign(engine, campaign)
     links = link_rows(engine, campaign)
     expected = [
         code_for(secret="tracking-tests", campaign_id=campaign, member_id=m)
@@ -105,6 +112,7 @@ def test_a_code_another_campaign_holds_is_replaced_in_link_and_text(engine: Engi
             {"code": taken},
         )
     plan_campaign(engine, campaign)
+    send_campaign(engine, campaign)
     links = link_rows(engine, campaign)
     second = links.filter(pl.col("member_id") == 2).row(0, named=True)
     assert second["code"] == code_for(
@@ -154,6 +162,7 @@ def test_codes_spell_no_listed_word(
     campaign = create_campaign(engine, variants=[{"template": "鲜果8折 {link}"}])
     summary = plan_campaign(engine, campaign)
     assert summary["planned"] == 60 and summary["skipped"] == {}
+    send_campaign(engine, campaign)
     links = link_rows(engine, campaign)
     assert not links["code"].str.contains("(?i)q").any()
     first_try = [

@@ -17,7 +17,7 @@ from tidings.db import session_scope
 from tidings.inbound.timeline import member_timeline
 from tidings.tracking import service
 
-from .conftest import create_campaign, link_rows, plan_campaign
+from .conftest import create_campaign, link_rows, plan_campaign, send_campaign
 
 pytestmark = pytest.mark.usefixtures("short_links")
 PHONE = (
@@ -32,6 +32,7 @@ def links(engine: Engine) -> pl.DataFrame:
     add_members(engine, 6, timezone=midday_zone())
     campaign = create_campaign(engine)
     plan_campaign(engine, campaign)
+    send_campaign(engine, campaign)
     return link_rows(engine, campaign)
 
 
@@ -83,6 +84,7 @@ def test_utm_options_of_the_campaign_and_parameters_the_url_has(engine: Engine) 
         variants=[{"template": "鲜果到店 {link}"}],
     )
     plan_campaign(engine, campaign)
+    send_campaign(engine, campaign)
     target = link_rows(engine, campaign)["target_url"][0]
     assert parse_qsl(urlsplit(target).query) == [
         ("utm_source", "wechat"),
@@ -95,6 +97,7 @@ def test_utm_options_of_the_campaign_and_parameters_the_url_has(engine: Engine) 
         engine, name="无参数", link="https://shop.example.com/x", link_utm=False
     )
     plan_campaign(engine, plain)
+    send_campaign(engine, plain)
     assert link_rows(engine, plain)["target_url"][0] == "https://shop.example.com/x"
 
 

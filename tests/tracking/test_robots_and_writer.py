@@ -16,7 +16,7 @@ from tidings.tracking.clicks import ClickRecord, ClickWriter
 from tidings.tracking.robots import robot_reason
 from tidings.tracking.targets import Utm, check_target, target_url
 
-from .conftest import TARGET, create_campaign, link_rows, plan_campaign
+from .conftest import TARGET, create_campaign, link_rows, plan_campaign, send_campaign
 
 PEOPLE = [
     # WeChat's and QQ's own in-app browsers: a member tapping the link inside the app.
@@ -44,6 +44,7 @@ def test_a_click_on_a_link_removed_meanwhile_does_not_lose_the_others(engine: En
     add_members(engine, 2, timezone=midday_zone())
     campaign = create_campaign(engine)
     plan_campaign(engine, campaign)
+    send_campaign(engine, campaign)
     kept, removed = link_rows(engine, campaign)["id"].to_list()
     with session_scope(engine) as session:
         session.execute(text("DELETE FROM short_links WHERE id = :id"), {"id": removed})

@@ -3,14 +3,16 @@ link's UTM parameters, and the rollout's health gates with winner promotion."""
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import Engine, func, select
 
 from campaigns.conftest import add_members, midday_zone  # type: ignore[import-not-found]
 from tidings.accounts.models import Role
 from tidings.campaigns.models import Campaign
 from tidings.db import session_scope
-from tidings.dispatch.models import Message
-from tidings.loyalty.models import Coupon
+from tidings.dispatch.models import Message, MessageState
+from tidings.loyalty import offers
 
 from .conftest import Console, csrf_of
 
@@ -52,16 +54,19 @@ def test_a_coupon_per_member_and_gates_reach_the_planned_campaign(
     with session_scope(engine) as db_session:
         campaign = db_session.scalars(select(Campaign)).one()
         gates = campaign.gates or {}
-        planned = db_session.scalar(select(func.count()).where(Message.campaign_id == campaign.id))
-        coupons = db_session.execute(
-            select(Coupon.value_cents, Coupon.min_spend_cents).where(
-                Coupon.campaign_id == campaign.id
+        texts = db_session.scalars(
+            select(Message.text).where(
+                Message.campaign_id == campaign.id, Message.state == MessageState.PLANNED
             )
         ).all()
+        terms = offers.terms_of(campaign.coupon)
     assert (gates["delivery_min"], gates["opt_out_max"]) == (0.95, 0.005)
     assert gates["promote_winner"] is True
-    assert planned and len(coupons) == planned
-    assert set(coupons) == {(1000, 5000)}
+    # Each member is shown a code of their own, issued on these terms when it is sent.
+    assert terms is not None
+    assert (terms.value_cents, terms.min_spend_cents, terms.valid_days) == (1000, 5000, 14)
+    codes = [re.search(r"专属券 (\S+)，", text) for text in texts]
+    assert texts and all(codes) and len({code.group(1) for code in codes if code}) == len(texts)
 
 
 def test_a_coupon_answer_that_cannot_be_used_says_why_and_creates_nothing(

@@ -307,7 +307,7 @@ def _write_offers(
         )
     terms = offers.terms_of(campaign.coupon)
     if "coupon" in shows and terms is not None:
-        offers.issue_for_step(
+        offers.issue_shown(
             db_session=db_session,
             campaign_id=campaign.id,
             terms=terms,

@@ -1,11 +1,12 @@
 """Promoting an A/B winner during a staged rollout: when a stage is released and a variant
 beats the control on orders (p < 0.05), the later stages' still-planned messages are rendered
-again with the winner's template and assigned to it, in bulk.
+again with the winner's template and assigned to it, in bulk (their coupons and short links
+are issued when their stage is released, as the winner's texts show them).
 
 Only campaigns created with `promote_winner` do this, and only once: the promotion is kept
 in the campaign's rollout report, and later stages then hold the winner alone. A member whose
-values the winner's template cannot show (a missing field, a blocked word, or a short link or
-coupon that their planned variant did not give them) keeps the message planned for them.
+values the winner's template cannot show (a missing field or a blocked word) keeps the
+message planned for them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from tidings.content.lint import lint_rules
 from tidings.reports.stats import ab_summary
 from tidings.segments.audience import local_today
 from tidings.segments.snapshot import snapshot
-from tidings.tracking.links import LINK_PATH
 from tidings.tracking.models import link_message_sql
 
 PROMOTION = "promotion"  # the kind of a rollout report entry that records a promotion
@@ -86,28 +86,6 @@ def winner_of(arms: pl.DataFrame, control: str) -> dict[str, Any] | None:
     return max(winners, key=lambda row: row["converted"]["difference"]["value"])
 
 
-def _issued(store: BulkStore, campaign: Campaign, rows: pl.DataFrame) -> pl.DataFrame:
-    """Shows each member the short link and coupon written for them at planning, and none
-    (so the winner cannot render) where their planned variant showed none."""
-    given: dict[str, tuple[str, str]] = {}
-    if "link" in rows.columns:
-        prefix = get_settings().short_link_base + LINK_PATH
-        given["link"] = ("SELECT member_id, code FROM short_links WHERE campaign_id = ?", prefix)
-    if "coupon" in rows.columns and "offer" in (campaign.coupon or {}):
-        # A member given several coupons was shown the first issued (the lowest id).
-        given["coupon"] = (
-            "SELECT member_id, code FROM coupons WHERE campaign_id = ? ORDER BY id",
-            "",
-        )
-    for column, (sql, prefix) in given.items():
-        codes = store.frame(sql, (campaign.id,), schema={"member_id": pl.Int64, "code": pl.String})
-        shown = codes.unique("member_id", keep="first", maintain_order=True).select(
-            "member_id", (pl.lit(prefix) + pl.col("code")).alias(column)
-        )
-        rows = rows.drop(column).join(shown, on="member_id", how="left", maintain_order="left")
-    return rows
-
-
 def _texts(
     store: BulkStore, campaign: Campaign, variant: Variant, members: pl.DataFrame
 ) -> pl.DataFrame:
@@ -119,7 +97,7 @@ def _texts(
     assert isinstance(engine, Engine), "a campaign is promoted on a session bound to an engine"
     audience = snapshot(engine, today=local_today(zone), fields=audience_fields(spec))
     rows = audience.join(members, on="member_id", how="semi", maintain_order="left")
-    rows = _issued(store, campaign, campaign_fields(rows, campaign, zone))
+    rows = campaign_fields(rows, campaign, zone)
     checked = checked_texts(
         rows,
         spec.variants[0].template,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from tidings.campaigns import promote
 from tidings.campaigns.models import Campaign, CampaignStatus
+from tidings.campaigns.release import issue_shown
 from tidings.campaigns.sources import phone_hashes
 from tidings.dispatch import service as dispatch
 
@@ -219,10 +220,12 @@ def ready(health: StageHealth, gates: Gates, *, waited: float) -> bool:
 
 
 def release_next_stage(db_session: Session, campaign: Campaign, *, now: datetime) -> int:
-    """Releases the campaign's next stage: queues its planned messages; returns how many."""
+    """Releases the campaign's next stage: issues the coupons and links its planned messages
+    show and queues them; returns how many."""
     campaign.rollout_stage += 1
     campaign.stage_started_at = now
     db_session.flush()
+    issue_shown(db_session, campaign, now=now)
     return dispatch.queue_messages(
         db_session=db_session, campaign_id=campaign.id, up_to_stage=campaign.rollout_stage
     )

@@ -96,7 +96,7 @@ class CampaignCreate(BaseModel):
     )
     coupon: str | None = Field(None, description="A coupon code for {coupon} (same for all).")
     coupon_offer: CouponOffer | None = Field(
-        None, description="A coupon per member for {coupon}, issued when the campaign is planned."
+        None, description="A coupon per member for {coupon}, issued when their message is sent."
     )
     link: str | None = Field(
         None,

@@ -32,6 +32,7 @@ from tidings.campaigns.planner import (
     summarise,
 )
 from tidings.campaigns.recurrence import checked as checked_recurrence
+from tidings.campaigns.release import issue_shown
 from tidings.campaigns.rollout import Gates, release_next_stage
 from tidings.campaigns.schedule import ScheduleError, parse_schedule
 from tidings.campaigns.schemas import CampaignCreate
@@ -270,7 +271,7 @@ def plan(
         given=lambda rows, shows: campaign_fields(rows, campaign, zone, shows),
     )
     frame = sources.write_campaign_plan(
-        db_session, campaign=campaign, spec=spec, pieces=pieces, timer=timer, now=now
+        db_session, campaign=campaign, pieces=pieces, timer=timer, now=now
     )
     summary = summarise(frame, audience=audience.height)
     campaign.plan_summary = summary
@@ -282,7 +283,8 @@ def plan(
 
 
 def send(*, db_session: Session, campaign_id: int, now: datetime | None = None) -> int:
-    """Starts a planned campaign: it runs, and its first rollout stage is queued."""
+    """Starts a planned campaign: it runs, and its first rollout stage is queued with the
+    coupons and links its messages show."""
     campaign = get(db_session=db_session, campaign_id=campaign_id)
     if campaign.planned_at is None:
         raise CampaignStateError(
@@ -296,8 +298,10 @@ def send(*, db_session: Session, campaign_id: int, now: datetime | None = None) 
     refusals = unapproved_texts(db_session=db_session, campaign=campaign)
     if refusals:
         raise CampaignStateError(f"campaign {campaign_id} cannot be sent: {refusals[0][1]}")
+    now = now or clock.now()
+    issue_shown(db_session, campaign, now=now)
     queued = dispatch.start(db_session=db_session, campaign_id=campaign_id)
-    campaign.stage_started_at = now or clock.now()
+    campaign.stage_started_at = now
     db_session.flush()
     return queued
 

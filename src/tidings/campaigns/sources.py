@@ -34,10 +34,9 @@ from tidings.bulk import (
 )
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.phases import PhaseTimer
-from tidings.campaigns.planner import MESSAGE_KIND, PlanSpec, dispatch_priority
+from tidings.campaigns.planner import MESSAGE_KIND, dispatch_priority
 from tidings.db import POLARS_SQLITE_TIME_FORMAT, is_sqlite, read_frame, utc_text
 from tidings.dispatch.models import MessageState
-from tidings.loyalty import offers
 from tidings.policy.rules import PolicyRules
 from tidings.scans import TableScan, read_tables_in_children
 from tidings.segments.compiler import Context, compile_rule
@@ -46,7 +45,6 @@ from tidings.segments.history import aggregates_used
 from tidings.segments.service import matching_ids
 from tidings.segments.snapshot import order_lines_snapshot, snapshot
 from tidings.segments.tree import Rule
-from tidings.tracking import links as tracking
 
 UTC_TIME = pl.Datetime("us", "UTC")
 # Message states that never reach a handset, so never count towards a cap or cool-down.
@@ -188,16 +186,16 @@ def write_campaign_plan(
     db_session: Session,
     *,
     campaign: Campaign,
-    spec: PlanSpec,
     pieces: Iterable[pl.DataFrame],
     timer: PhaseTimer,
     now: datetime,
 ) -> pl.DataFrame:
     """Writes a campaign's plan as it is made, under one wide SQLite page cache, and returns
     it whole: each piece's messages are stored on a thread of their own while the next
-    piece is planned (phase `plan`), then the messages still under way and the short links
-    (phase `write`), then the coupons the messages show (phase `coupons`). Making a piece
-    must not touch the store: the writer holds the session's connection meanwhile."""
+    piece is planned (phase `plan`), then the messages still under way (phase `write`).
+    Making a piece must not touch the store: the writer holds the session's connection
+    meanwhile. The coupons and short links the messages show are issued when their stage is
+    released (`campaigns.release`)."""
     shared = plan_values(
         campaign_id=campaign.id,
         kind=MESSAGE_KIND[campaign.kind].value,
@@ -213,29 +211,9 @@ def write_campaign_plan(
                 write = functools.partial(insert_plan, db_session, piece, shared, now=now)
                 writer.submit(write)
                 made.append(piece)
-        plan = pl.concat(made)
         with timer("write"):
             writer.wait()
-            tracking.write_for_plan(
-                db_session,
-                campaign=campaign,
-                variants={v.id: v.name for v in spec.variants},
-                plan=plan,
-                audience=plan,
-                now=now,
-            )
-        terms = offers.terms_of(campaign.coupon)
-        if terms is not None:
-            with timer("coupons"):
-                offers.issue_for_plan(
-                    db_session=db_session,
-                    campaign_id=campaign.id,
-                    terms=terms,
-                    plan=offers.shown_coupons(plan, spec.variants),
-                    codes=plan.select("member_id", "coupon"),
-                    now=now,
-                )
-    return plan
+    return pl.concat(made)
 
 
 def plan_values(

@@ -96,7 +96,7 @@ def campaign_fields(
     """
     extra: dict[str, pl.Expr] = {}
     if campaign.coupon:
-        if "offer" in campaign.coupon:  # issued when the plan is written
+        if "offer" in campaign.coupon:  # issued when the message's stage is released
             rows = _showing(audience, shows, "coupon")
             codes = campaign_codes(rows["member_id"], campaign_id=campaign.id)
             audience = _joined(audience, rows.select("member_id", codes))

@@ -1,13 +1,14 @@
 """Coupons a campaign gives: one code per member (or as many as the offer's `per_member`),
-the first shown by `{coupon}` while the campaign is planned, issued in bulk for the members
-the plan keeps.
+the first shown by `{coupon}` while the campaign is planned, issued in bulk when the
+message's rollout stage is released.
 
 A member's code is a keyed hash of the campaign, the member and the coupon's place among
-theirs (`tidings.loyalty.codes`), so planning again gives the same codes: re-planning
-issues nothing twice, and a member the new plan skips loses their coupons. A code that
-another coupon already holds (with ten million coupons issued, about one code in eighty
-million) is replaced by a fresh one, in the coupon and in the message text alike (codes
-have one length: the message's parts and cost stay).
+theirs (`tidings.loyalty.codes`), so planning again gives the same codes, and a plan issues
+none: a coupon exists only for a member who is sent it (not for a stage that a failing gate
+holds back, nor for a cancelled campaign's members). A code that another coupon already
+holds (with ten million coupons issued, about one code in eighty million) is replaced by a
+fresh one, in the coupon and in the message text alike (codes have one length: the
+message's parts and cost stay).
 """
 
 from __future__ import annotations
@@ -140,27 +141,6 @@ def _insert(store: BulkStore, rows: pl.DataFrame, shared: dict[str, Any]) -> int
     )
 
 
-def issue_for_plan(
-    *,
-    db_session: Session,
-    campaign_id: int,
-    terms: CouponTerms,
-    plan: pl.DataFrame,
-    codes: pl.DataFrame,
-    now: datetime,
-) -> int:
-    """Issues the campaign's coupons to the planned members of `plan` (member_id, state),
-    `terms.per_member` each, the first with their `codes` (member_id, coupon), replacing
-    what an earlier plan issued."""
-    store = BulkStore(db_session)
-    store.execute(
-        "DELETE FROM coupons WHERE campaign_id = ? AND source = 'campaign' AND status = ?",
-        (campaign_id, CouponStatus.ISSUED.value),
-    )
-    rows = _planned_codes(plan, codes, campaign_id=campaign_id, terms=terms)
-    return _issue(db_session, store, campaign_id, rows, _shared(campaign_id, terms, now))
-
-
 def _planned_codes(
     plan: pl.DataFrame, codes: pl.DataFrame, *, campaign_id: int, terms: CouponTerms
 ) -> pl.DataFrame:
@@ -214,7 +194,7 @@ def _replace_taken(
     return replaced
 
 
-def issue_for_step(
+def issue_shown(
     *,
     db_session: Session,
     campaign_id: int,
@@ -223,9 +203,10 @@ def issue_for_step(
     codes: pl.DataFrame,
     now: datetime,
 ) -> int:
-    """Issues the coupons a campaign step's message shows to its planned members of `plan`
-    (member_id, state) who do not hold them yet; the campaign's earlier coupons stay (a
-    member given one by the first send sees the same code again). Returns how many."""
+    """Issues the coupons a campaign's messages show to the planned members of `plan`
+    (member_id, state) who do not hold them yet, the first with their `codes` (member_id,
+    coupon); the campaign's earlier coupons stay (a member given one by the first send sees
+    the same code in a follow-up). Returns how many."""
     store = BulkStore(db_session)
     held = store.frame(
         "SELECT member_id, code FROM coupons WHERE campaign_id = ?",

@@ -18,6 +18,7 @@ import polars_hash as plh
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 CODE_LENGTH = 7  # characters: 62**7 is about 3.5 million million codes
+CODE_PATTERN = f"[0-9A-Za-z]{{{CODE_LENGTH}}}"  # a code as a message shows it, in a regex
 HASH_HEX_DIGITS = 11  # 44 bits of the hash, a little more than 62**7 needs
 MAX_ATTEMPTS = 8  # rounds of re-deriving codes that met; each round leaves ~1e-6 of them
 WELL_FORMED = re.compile(r"[0-9A-Za-z]{4,16}")  # what a code in a URL may look like

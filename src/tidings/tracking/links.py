@@ -1,14 +1,16 @@
-"""Each planned message's own short link: the URL that `{link}` shows, and its row in
-`short_links`, written in bulk right after the campaign's messages.
+"""Each campaign message's own short link: the URL that `{link}` shows, and its row in
+`short_links`, written in bulk when the message's rollout stage is released.
 
 The codes come from `codes` (a keyed hash of campaign and member), so planning twice shows
-the same links; a member who already has a link for the campaign keeps it, and a code some
-other campaign already holds is replaced by the member's next one, in the link and in the
-message text alike (same length, so parts and cost stay right).
+the same links, and a plan writes none: a link exists only once its message is about to go.
+A member who already has a link for the campaign keeps it, and a code some other campaign
+already holds is replaced by the member's next one, in the link and in the message text
+alike (same length, so parts and cost stay right).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -21,11 +23,18 @@ from tidings.campaigns.models import Campaign
 from tidings.config import Settings, get_settings
 from tidings.content.words import word_matcher
 from tidings.dispatch.models import MessageState
-from tidings.tracking.codes import MAX_ATTEMPTS, CodeCollision, code_for, spells_any, with_codes
+from tidings.tracking.codes import (
+    CODE_PATTERN,
+    MAX_ATTEMPTS,
+    CodeCollision,
+    code_for,
+    spells_any,
+    with_codes,
+)
 from tidings.tracking.targets import Utm, target_url
 
 LINK_PATH = "/s/"
-WRITE_CACHE_KIB = 256 * 1024  # SQLite page cache while a plan's links are written
+WRITE_CACHE_KIB = 256 * 1024  # SQLite page cache while a stage's links are written
 _LINK_SCHEMA = {"member_id": pl.Int64, "code": pl.String}
 UTC_TIME = pl.Datetime("us", "UTC")
 
@@ -78,43 +87,36 @@ class LinkPlan:
         return {vid: target_url(self.url, self.utm, variant=n) for vid, n in self.variants.items()}
 
 
-def write_links(
+def write_shown(
     db_session: Session,
     *,
-    links: LinkPlan,
-    plan: pl.DataFrame,
-    urls: pl.DataFrame,
-    base: str,
-    secret: str,
+    campaign: Campaign,
+    variants: dict[int, str],
+    messages: pl.DataFrame,
     now: datetime,
 ) -> int:
-    """Writes a short link for every planned message that shows one and has none yet.
-
-    `plan` is the written plan (member_id, variant_id, state, text), `urls` each member's
-    short link as shown (member_id, link). Returns how many links were written.
-    """
-    prefix = base + LINK_PATH
-    shown = (
-        plan.filter(pl.col("state") == MessageState.PLANNED.value)
-        .select("member_id", "variant_id", "text")
-        .join(urls.select("member_id", "link"), on="member_id", how="inner")
-        .filter(pl.col("text").str.contains(pl.col("link"), literal=True))
-        .select("member_id", "variant_id", code=pl.col("link").str.strip_prefix(prefix))
-    )
+    """Writes the short links that a campaign's messages about to be queued show and that
+    have none yet; `messages` holds their member_id, variant_id and text. Returns how many
+    links were written (nothing if the campaign has no link)."""
+    if not campaign.links:
+        return 0
+    settings = get_settings()
+    prefix = settings.short_link_base + LINK_PATH
+    shown = messages.select(
+        "member_id",
+        "variant_id",
+        code=pl.col("text").str.extract(re.escape(prefix) + f"({CODE_PATTERN})"),
+    ).drop_nulls("code")
+    links = LinkPlan.of(campaign, variants)
     store = BulkStore(db_session)
-    stored = _stored(store, links.campaign_id)
-    _drop_stale(store, stored.join(shown, on="member_id", how="anti"))
-    moved = shown.join(stored, on="member_id", how="inner", suffix="_kept").filter(
-        pl.col("code") != pl.col("code_kept")
-    )
-    fresh = shown.join(stored, on="member_id", how="anti")
+    fresh = shown.join(_stored(store, campaign.id), on="member_id", how="anti")
     written = _insert(store, links, fresh, now=now)
     if written < fresh.height:
-        kept = _stored(store, links.campaign_id)
-        taken = fresh.join(kept, on="member_id", how="anti")
-        moved = pl.concat([moved, _recode(store, links, taken, secret=secret, now=now)])
+        taken = fresh.join(_stored(store, campaign.id), on="member_id", how="anti")
+        secret = keys.secret(settings, "short_link")
+        moved = _recode(store, links, taken, secret=secret, now=now)
+        _rewrite_texts(store, links, moved, prefix=prefix)
         written = fresh.height
-    _rewrite_texts(store, links, moved, prefix=prefix)
     return written
 
 
@@ -125,11 +127,6 @@ def _stored(store: BulkStore, campaign_id: int) -> pl.DataFrame:
         (campaign_id,),
         schema=_LINK_SCHEMA,
     )
-
-
-def _drop_stale(store: BulkStore, stale: pl.DataFrame) -> None:
-    """Removes the links of members the campaign no longer messages (planned again)."""
-    store.execute_rows("DELETE FROM short_links WHERE code = ?", stale.select("code"))
 
 
 def _insert(store: BulkStore, links: LinkPlan, rows: pl.DataFrame, *, now: datetime) -> int:
@@ -220,30 +217,6 @@ def _rewrite_texts(store: BulkStore, links: LinkPlan, moved: pl.DataFrame, *, pr
         "UPDATE messages SET text = REPLACE(text, ?, ?)"
         " WHERE member_id = ? AND campaign_id = ? AND step = 0",
         rows,
-    )
-
-
-def write_for_plan(
-    db_session: Session,
-    *,
-    campaign: Campaign,
-    variants: dict[int, str],
-    plan: pl.DataFrame,
-    audience: pl.DataFrame,
-    now: datetime,
-) -> int:
-    """Writes the short links of a campaign just planned (nothing if it has no link)."""
-    if not campaign.links or "link" not in audience.columns:
-        return 0
-    settings = get_settings()
-    return write_links(
-        db_session,
-        links=LinkPlan.of(campaign, variants),
-        plan=plan,
-        urls=audience.select("member_id", "link"),
-        base=settings.short_link_base,
-        secret=keys.secret(settings, "short_link"),
-        now=now,
     )
 
 
