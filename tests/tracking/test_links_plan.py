@@ -171,3 +171,18 @@ def test_codes_spell_no_listed_word(
     ]
     spelled = [code for code in first_try if "q" in code.lower()]
     assert spelled and set(spelled).isdisjoint(links["code"])
+
+
+def test_a_link_shown_before_the_short_domain_changed_is_still_stored_when_sent(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_members(engine, 6, timezone=midday_zone())
+    campaign = create_campaign(engine)
+    plan_campaign(engine, campaign)
+    monkeypatch.setenv("TIDINGS_SHORT_DOMAIN", "https://go.brand-example.com")
+    get_settings.cache_clear()
+    send_campaign(engine, campaign)
+    links = link_rows(engine, campaign)
+    assert links.height == 6
+    shown = links.select(pl.col("text").str.contains(SHORT_DOMAIN + "/s/" + pl.col("code")))
+    assert shown.to_series().all()

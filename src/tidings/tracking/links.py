@@ -97,15 +97,19 @@ def write_shown(
 ) -> int:
     """Writes the short links that a campaign's messages about to be queued show and that
     have none yet; `messages` holds their member_id, variant_id and text. Returns how many
-    links were written (nothing if the campaign has no link)."""
+    links were written (nothing if the campaign has no link).
+
+    A code is found by its path, whatever the domain before it: the short domain may have
+    been set otherwise since the message was planned, and the code still answers there."""
     if not campaign.links:
         return 0
     settings = get_settings()
-    prefix = settings.short_link_base + LINK_PATH
     shown = messages.select(
         "member_id",
         "variant_id",
-        code=pl.col("text").str.extract(re.escape(prefix) + f"({CODE_PATTERN})"),
+        code=pl.col("text").str.extract(
+            re.escape(LINK_PATH) + f"({CODE_PATTERN})(?:[^0-9A-Za-z]|$)"
+        ),
     ).drop_nulls("code")
     links = LinkPlan.of(campaign, variants)
     store = BulkStore(db_session)
@@ -115,7 +119,7 @@ def write_shown(
         taken = fresh.join(_stored(store, campaign.id), on="member_id", how="anti")
         secret = keys.secret(settings, "short_link")
         moved = _recode(store, links, taken, secret=secret, now=now)
-        _rewrite_texts(store, links, moved, prefix=prefix)
+        _rewrite_texts(store, links, moved)
         written = fresh.height
     return written
 
@@ -203,13 +207,13 @@ def _recode(
     return pl.DataFrame(moves, schema={**schema, "code_kept": pl.String}, orient="row")
 
 
-def _rewrite_texts(store: BulkStore, links: LinkPlan, moved: pl.DataFrame, *, prefix: str) -> None:
+def _rewrite_texts(store: BulkStore, links: LinkPlan, moved: pl.DataFrame) -> None:
     """Puts each moved member's kept link into their message text in place of the one shown."""
     if moved.height == 0:
         return
     rows = moved.select(
-        old=pl.lit(prefix) + pl.col("code"),
-        new=pl.lit(prefix) + pl.col("code_kept"),
+        old=pl.lit(LINK_PATH) + pl.col("code"),
+        new=pl.lit(LINK_PATH) + pl.col("code_kept"),
         member="member_id",
         campaign=pl.lit(links.campaign_id),
     )
